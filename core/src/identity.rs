@@ -1,0 +1,269 @@
+//! Node identity: the ed25519 key that is both a node's libp2p peer id and its
+//! chain account, the four roles, and signatures under domain-separation tags.
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// What a member of the network is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// An authority: registers members, may validate blocks.
+    Hospital,
+    /// A clinician: receives records under consent, writes reports.
+    Doctor,
+    /// Owns their records and their consent.
+    Patient,
+    /// Syncs and verifies the chain; sends no records.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Hospital, Role::Doctor, Role::Patient, Role::Auditor];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Hospital => "hospital",
+            Role::Doctor => "doctor",
+            Role::Patient => "patient",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hospital" => Ok(Role::Hospital),
+            "doctor" => Ok(Role::Doctor),
+            "patient" => Ok(Role::Patient),
+            "auditor" => Ok(Role::Auditor),
+            other => Err(format!(
+                "unknown role '{other}': expected hospital, doctor, patient or auditor"
+            )),
+        }
+    }
+}
+
+/// A chain account: an ed25519 public key (32 bytes). Same key as the peer id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AccountId(pub [u8; 32]);
+
+impl AccountId {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self, IdentityError> {
+        let bytes = hex::decode(s.trim()).map_err(|_| IdentityError::BadAccountHex)?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| IdentityError::BadAccountHex)?;
+        Ok(AccountId(arr))
+    }
+
+    /// The verifying key, if these bytes are a valid curve point.
+    pub fn verifying_key(&self) -> Result<VerifyingKey, IdentityError> {
+        VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::BadPublicKey)
+    }
+
+    /// A short form for people: the first 8 hex digits.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+}
+
+impl fmt::Debug for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountId({})", self.short())
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// An ed25519 signature (64 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Sig(#[serde(with = "sig_bytes")] pub [u8; 64]);
+
+impl fmt::Debug for Sig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sig({}..)", hex::encode(&self.0[..4]))
+    }
+}
+
+mod sig_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        let (a, b) = v.split_at(32);
+        let a: [u8; 32] = a.try_into().map_err(serde::ser::Error::custom)?;
+        let b: [u8; 32] = b.try_into().map_err(serde::ser::Error::custom)?;
+        serde::Serialize::serialize(&(a, b), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let (a, b): ([u8; 32], [u8; 32]) = Deserialize::deserialize(d)?;
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&a);
+        out[32..].copy_from_slice(&b);
+        Ok(out)
+    }
+}
+
+/// Identity and signature failures.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error("account id must be 64 hex digits (an ed25519 public key)")]
+    BadAccountHex,
+    #[error("bytes are not a valid ed25519 public key")]
+    BadPublicKey,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("identity key file must hold exactly 32 bytes, found {0}")]
+    BadKeyLength(usize),
+}
+
+/// A node's secret identity. The secret is zeroized on drop and never
+/// printed: `Debug` shows only the public account.
+pub struct Identity {
+    signing: SigningKey,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("account", &self.account())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Identity {
+            signing: SigningKey::generate(rng),
+        }
+    }
+
+    /// Restores an identity from its 32-byte secret seed.
+    pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| IdentityError::BadKeyLength(bytes.len()))?;
+        let seed = Zeroizing::new(seed);
+        Ok(Identity {
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The 32-byte secret seed, for writing to the key file (mode 0600).
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
+    pub fn account(&self) -> AccountId {
+        AccountId(self.signing.verifying_key().to_bytes())
+    }
+
+    /// Signs `message` under `domain`: the signed bytes are
+    /// `len(domain) || domain || message`, so a signature made for one purpose
+    /// never verifies for another.
+    pub fn sign(&self, domain: &str, message: &[u8]) -> Sig {
+        Sig(self
+            .signing
+            .sign(&domain_separated(domain, message))
+            .to_bytes())
+    }
+}
+
+/// The bytes that are actually signed for `message` under `domain`.
+pub fn domain_separated(domain: &str, message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + domain.len() + message.len());
+    out.extend_from_slice(&(domain.len() as u64).to_le_bytes());
+    out.extend_from_slice(domain.as_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// Verifies a signature made by [`Identity::sign`] (strict: no malleability).
+pub fn verify(
+    account: &AccountId,
+    domain: &str,
+    message: &[u8],
+    sig: &Sig,
+) -> Result<(), IdentityError> {
+    let key = account.verifying_key()?;
+    let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+    key.verify_strict(&domain_separated(domain, message), &sig)
+        .map_err(|_| IdentityError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn sign_verify_and_domain_separation() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let id = Identity::generate(&mut rng);
+        let sig = id.sign("qward/test", b"hello");
+        verify(&id.account(), "qward/test", b"hello", &sig).unwrap();
+        assert_eq!(
+            verify(&id.account(), "qward/other", b"hello", &sig),
+            Err(IdentityError::BadSignature)
+        );
+        assert_eq!(
+            verify(&id.account(), "qward/test", b"hellO", &sig),
+            Err(IdentityError::BadSignature)
+        );
+        let other = Identity::generate(&mut rng);
+        assert_eq!(
+            verify(&other.account(), "qward/test", b"hello", &sig),
+            Err(IdentityError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn secret_round_trip_and_debug_hides_secret() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let id = Identity::generate(&mut rng);
+        let back = Identity::from_secret_bytes(id.secret_bytes().as_slice()).unwrap();
+        assert_eq!(back.account(), id.account());
+        let dbg = format!("{id:?}");
+        assert!(!dbg.contains(&hex::encode(id.secret_bytes().as_slice())));
+        assert_eq!(
+            Identity::from_secret_bytes(&[0; 31]).unwrap_err(),
+            IdentityError::BadKeyLength(31)
+        );
+    }
+
+    #[test]
+    fn account_hex_round_trip() {
+        let a = AccountId([0xab; 32]);
+        assert_eq!(AccountId::from_hex(&a.to_hex()).unwrap(), a);
+        assert!(AccountId::from_hex("zz").is_err());
+        assert!(AccountId::from_hex("abab").is_err());
+    }
+
+    #[test]
+    fn roles_parse() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        assert!("nurse".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! qward-core: the pure logic of a qward node (no I/O, no clock, no global RNG).
+//!
+//! Randomness enters as a `&mut (impl RngCore + CryptoRng)` argument and time
+//! as a value, so every test here is deterministic from a seed.
+
+pub mod codec;
+pub mod identity;
+pub mod storage;

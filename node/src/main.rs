@@ -1,0 +1,2 @@
+//! qward binary.
+fn main() {}
