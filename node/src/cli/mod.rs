@@ -1,0 +1,80 @@
+//! The `qward` command line: global options, subcommands and exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod chain;
+pub mod genesis;
+pub mod qkd;
+
+/// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
+///
+/// Every hospital, doctor, patient and auditor runs one. Peers agree on keys
+/// with simulated BB84 plus X25519, exchange encrypted health records, and
+/// hospitals keep a permissioned proof-of-authority chain of membership,
+/// consent, record anchors and key-session audits.
+#[derive(Debug, Parser)]
+#[command(
+    name = "qward",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The node's data directory (keys, database, config).
+    #[arg(long, global = true, env = "QWARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate, sweep and benchmark the BB84 key distribution engine.
+    #[command(subcommand)]
+    Qkd(qkd::QkdCommand),
+    /// Verify and inspect the chain in a data directory.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
+    /// Build a genesis from a spec, or a whole local devnet.
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
+}
+
+/// Runs the command line and turns errors into a one-line message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Qkd(cmd) => qkd::run(cmd),
+        Command::Chain(cmd) => chain::run(cmd, cli.data_dir),
+        Command::Genesis(cmd) => genesis::run(cmd),
+    }
+}
