@@ -5,4 +5,5 @@
 
 pub mod codec;
 pub mod identity;
+pub mod qkd;
 pub mod storage;
