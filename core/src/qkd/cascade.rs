@@ -281,8 +281,8 @@ impl CascadeBob {
                     )));
                 }
                 let p = &mut self.passes[pass];
-                for b in 0..asked {
-                    p.alice[b] = parities.get_unchecked_len(b);
+                for (b, a) in p.alice.iter_mut().take(asked).enumerate() {
+                    *a = parities.get_unchecked_len(b);
                 }
                 if asked < p.alice.len() {
                     let total = self.total_parity.unwrap_or(false);
@@ -372,13 +372,13 @@ impl CascadeBob {
             if let Some(pi) = self.passes.iter().position(|p| p.odd > 0) {
                 let p = &self.passes[pi];
                 let n = self.key.len();
-                for b in 0..p.alice.len() {
-                    if p.alice[b] != p.bob[b] {
+                for (b, (a, o)) in p.alice.iter().zip(&p.bob).enumerate() {
+                    if a != o {
                         self.searches.push(Search {
                             pass: pi,
                             lo: b * p.block,
                             hi: ((b + 1) * p.block).min(n),
-                            parity: p.alice[b],
+                            parity: *a,
                         });
                     }
                 }

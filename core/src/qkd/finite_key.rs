@@ -96,6 +96,7 @@ pub fn shor_preskill_rate(qber: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 

@@ -62,7 +62,7 @@ fn schoolbook(a: &[u64], b: &[u64], out: &mut [u64]) {
     }
 }
 
-/// out (2L words) = a * b for a, b of L words; scratch must hold 4L + 64 words.
+/// out (2L words) = a * b for a, b of L words; scratch must hold 4L + 4 log2(L) words.
 fn karatsuba(a: &[u64], b: &[u64], out: &mut [u64], scratch: &mut [u64]) {
     let l = a.len();
     if l <= KARATSUBA_THRESHOLD {
@@ -80,20 +80,22 @@ fn karatsuba(a: &[u64], b: &[u64], out: &mut [u64], scratch: &mut [u64]) {
     let (t1, t2) = t.split_at_mut(hh);
     t1.copy_from_slice(&a[h..]);
     t2.copy_from_slice(&b[h..]);
-    for i in 0..h {
-        t1[i] ^= a[i];
-        t2[i] ^= b[i];
+    for (t, x) in t1.iter_mut().zip(&a[..h]) {
+        *t ^= x;
+    }
+    for (t, y) in t2.iter_mut().zip(&b[..h]) {
+        *t ^= y;
     }
     let (z1, rest2) = rest.split_at_mut(2 * hh);
     karatsuba(t1, t2, z1, rest2);
-    for i in 0..2 * h {
-        z1[i] ^= out[i];
+    for (z, o) in z1.iter_mut().zip(&out[..2 * h]) {
+        *z ^= o;
     }
-    for i in 0..2 * hh {
-        z1[i] ^= out[2 * h + i];
+    for (z, o) in z1.iter_mut().zip(&out[2 * h..2 * h + 2 * hh]) {
+        *z ^= o;
     }
-    for i in 0..2 * hh {
-        out[h + i] ^= z1[i];
+    for (o, z) in out[h..h + 2 * hh].iter_mut().zip(z1.iter()) {
+        *o ^= z;
     }
 }
 
@@ -107,7 +109,7 @@ pub fn mul(a: &[u64], b: &[u64]) -> Vec<u64> {
     // Multiply the longer operand in pieces of the shorter one's length.
     let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
     let l = short.len();
-    let mut scratch = vec![0u64; 4 * l + 64];
+    let mut scratch = vec![0u64; 4 * l + 256];
     let mut piece = vec![0u64; l];
     let mut prod = vec![0u64; 2 * l];
     let mut off = 0;

@@ -148,10 +148,10 @@ impl QubitBatch {
             self.bases.words(),
             self.clicks.words(),
         );
-        for i in 0..out.len() {
-            let differ = b[i] ^ bases.words()[i];
-            let coin = if differ & c[i] != 0 { rng.next_u64() } else { 0 };
-            out[i] = ((v[i] & !differ) | (coin & differ)) & c[i];
+        for ((((o, &v), &b), &c), &mine) in out.iter_mut().zip(v).zip(b).zip(c).zip(bases.words()) {
+            let differ = b ^ mine;
+            let coin = if differ & c != 0 { rng.next_u64() } else { 0 };
+            *o = ((v & !differ) | (coin & differ)) & c;
         }
         results.fix_tail();
         Measurement {

@@ -41,7 +41,6 @@ impl std::fmt::Display for Phase {
 
 /// Why a session ended without a key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AbortReason {
     /// The QBER upper bound exceeds the threshold: an eavesdropper (or a channel
     /// too noisy to tell from one) is present.

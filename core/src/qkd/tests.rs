@@ -2,6 +2,8 @@
 //! physics (sifted fraction, QBER under noise and Eve), key agreement, aborts,
 //! the finite-key bound, parameter errors, and the wire format of the messages.
 
+#![allow(clippy::field_reassign_with_default)]
+
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
