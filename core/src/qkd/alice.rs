@@ -11,7 +11,8 @@ use super::error::QkdError;
 use super::estimate::{sample_positions, split_sample};
 use super::key::SecretKey;
 use super::protocol::{
-    Estimated, ProtocolParams, QkdMessage, final_length, finish_estimate, key_impossible, unexpected,
+    Estimated, ProtocolParams, QkdMessage, final_length, finish_estimate, key_impossible,
+    unexpected,
 };
 use super::qubit::{MAX_BATCH_QUBITS, PreparedRecord, QubitBatch};
 use super::report::{AbortReason, Phase, QkdOutcome, QkdReport};
@@ -21,10 +22,20 @@ use super::verify;
 #[derive(Debug)]
 enum AliceState {
     Ready,
-    AwaitAnnounce { record: PreparedRecord },
-    AwaitEstimate { key: Zeroizing<PackedBits> },
-    Correcting { cascade: CascadeAlice, est: Estimated },
-    AwaitVerified { key: Zeroizing<PackedBits>, key_bits: u64 },
+    AwaitAnnounce {
+        record: PreparedRecord,
+    },
+    AwaitEstimate {
+        key: Zeroizing<PackedBits>,
+    },
+    Correcting {
+        cascade: CascadeAlice,
+        est: Estimated,
+    },
+    AwaitVerified {
+        key: Zeroizing<PackedBits>,
+        key_bits: u64,
+    },
     Finished,
 }
 
@@ -61,7 +72,10 @@ impl Alice {
     }
 
     /// Prepares all qubits: returns `Start` followed by the `Qubits` batches.
-    pub fn start<R: Rng + CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Vec<QkdMessage>, QkdError> {
+    pub fn start<R: Rng + CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Vec<QkdMessage>, QkdError> {
         if !matches!(self.state, AliceState::Ready) {
             return Err(QkdError::UnexpectedMessage {
                 message: "start",
@@ -133,7 +147,10 @@ impl Alice {
         }
         let state = std::mem::replace(&mut self.state, AliceState::Finished);
         match (state, msg) {
-            (AliceState::AwaitAnnounce { record }, QkdMessage::SiftAnnounce { detected, bases }) => {
+            (
+                AliceState::AwaitAnnounce { record },
+                QkdMessage::SiftAnnounce { detected, bases },
+            ) => {
                 if detected.len() != record.bases.len() {
                     return Err(QkdError::Malformed(format!(
                         "detection mask of {} slots for {} qubits",
@@ -174,14 +191,25 @@ impl Alice {
                     alice_sample: sample,
                 }])
             }
-            (AliceState::AwaitEstimate { mut key }, QkdMessage::Estimate { sample_errors, query }) => {
+            (
+                AliceState::AwaitEstimate { mut key },
+                QkdMessage::Estimate {
+                    sample_errors,
+                    query,
+                },
+            ) => {
                 if sample_errors > self.report.sample_size {
                     return Err(QkdError::Malformed(format!(
                         "{sample_errors} errors in a sample of {}",
                         self.report.sample_size
                     )));
                 }
-                let est = finish_estimate(&mut self.report, &self.params, sample_errors, key.len() as u64);
+                let est = finish_estimate(
+                    &mut self.report,
+                    &self.params,
+                    sample_errors,
+                    key.len() as u64,
+                );
                 let mut cascade = CascadeAlice::new(
                     std::mem::take(&mut *key),
                     self.cascade_seed,
@@ -198,7 +226,12 @@ impl Alice {
                 Ok(vec![QkdMessage::CascadeReply { parities }])
             }
             (AliceState::Correcting { cascade, est }, QkdMessage::CascadeDone) => {
-                let l = final_length(&mut self.report, &self.params, est, cascade.disclosed_bits());
+                let l = final_length(
+                    &mut self.report,
+                    &self.params,
+                    est,
+                    cascade.disclosed_bits(),
+                );
                 let key = Zeroizing::new(cascade.into_key());
                 if l == 0 {
                     return Ok(self.abort_and_tell(AbortReason::NoSecretKey {

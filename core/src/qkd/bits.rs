@@ -342,7 +342,11 @@ fn geometric<R: Rng + ?Sized>(rng: &mut R, ln_q: f64) -> u64 {
     // u in (0, 1]: 53 random bits, shifted away from zero.
     let u = ((rng.next_u64() >> 11) as f64 + 1.0) * (1.0 / 9_007_199_254_740_992.0);
     let g = (u.ln() / ln_q).floor();
-    if g >= 1.0e18 { 1_000_000_000_000_000_000 } else { g as u64 }
+    if g >= 1.0e18 {
+        1_000_000_000_000_000_000
+    } else {
+        g as u64
+    }
 }
 
 #[cfg(test)]
@@ -397,10 +401,15 @@ mod tests {
         for p in [0.001, 0.02, 0.03125, 0.1, 0.5, 0.77] {
             let mut s = BernoulliWords::new(p).unwrap();
             let words = 20_000;
-            let ones: u64 = (0..words).map(|_| u64::from(s.next_word(&mut rng).count_ones())).sum();
+            let ones: u64 = (0..words)
+                .map(|_| u64::from(s.next_word(&mut rng).count_ones()))
+                .sum();
             let n = (words * 64) as f64;
             let sd = (n * p * (1.0 - p)).sqrt();
-            assert!((ones as f64 - n * p).abs() < 4.0 * sd, "p={p}: {ones} of {n}");
+            assert!(
+                (ones as f64 - n * p).abs() < 4.0 * sd,
+                "p={p}: {ones} of {n}"
+            );
         }
         assert!(BernoulliWords::new(1.5).is_err());
         assert!(BernoulliWords::new(-0.1).is_err());

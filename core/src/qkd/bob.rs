@@ -12,7 +12,8 @@ use super::error::QkdError;
 use super::estimate::{sample_positions, split_sample};
 use super::key::SecretKey;
 use super::protocol::{
-    Estimated, ProtocolParams, QkdMessage, final_length, finish_estimate, key_impossible, unexpected,
+    Estimated, ProtocolParams, QkdMessage, final_length, finish_estimate, key_impossible,
+    unexpected,
 };
 use super::report::{AbortReason, Phase, QkdOutcome, QkdReport};
 use super::sift::sifted_key;
@@ -245,7 +246,8 @@ impl Bob {
                         Ok(vec![QkdMessage::CascadeQuery { ranges }])
                     }
                     None => {
-                        let key_bits = final_length(&mut self.report, &params, est, cascade.leaked_bits());
+                        let key_bits =
+                            final_length(&mut self.report, &params, est, cascade.leaked_bits());
                         self.report.corrected_bits = cascade.corrections();
                         self.state = BobState::AwaitVerify {
                             key: Zeroizing::new(cascade.into_key()),
@@ -264,7 +266,10 @@ impl Bob {
                 self.phase = Phase::Amplifying;
                 Ok(vec![QkdMessage::Verified])
             }
-            (BobState::AwaitAmplify { key, key_bits }, QkdMessage::Amplify { seed, key_bits: l }) => {
+            (
+                BobState::AwaitAmplify { key, key_bits },
+                QkdMessage::Amplify { seed, key_bits: l },
+            ) => {
                 if l != key_bits {
                     return Err(QkdError::Malformed(format!(
                         "Alice asks for a {l}-bit key; the finite-key bound allows {key_bits}"

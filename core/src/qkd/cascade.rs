@@ -130,7 +130,12 @@ impl CascadeAlice {
             }
             let perm = self.perms[r.pass as usize]
                 .get_or_insert_with(|| permutation(&self.seed, n, r.pass));
-            out.push(range_parity(&self.key, perm, r.start as usize, r.end as usize));
+            out.push(range_parity(
+                &self.key,
+                perm,
+                r.start as usize,
+                r.end as usize,
+            ));
         }
         self.disclosed += ranges.len() as u64;
         Ok(out)
@@ -265,7 +270,10 @@ impl CascadeBob {
     }
 
     /// Takes Alice's reply; returns the next query, or `None` when Cascade is finished.
-    pub fn on_reply(&mut self, parities: &PackedBits) -> Result<Option<Vec<ParityRange>>, QkdError> {
+    pub fn on_reply(
+        &mut self,
+        parities: &PackedBits,
+    ) -> Result<Option<Vec<ParityRange>>, QkdError> {
         match std::mem::replace(&mut self.pending, Pending::Done) {
             Pending::Done => {
                 return Err(QkdError::UnexpectedMessage {

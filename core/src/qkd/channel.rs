@@ -82,7 +82,11 @@ impl ChannelParams {
             return bad("distance_km", self.distance_km, "a finite number >= 0");
         }
         if !(self.loss_db_per_km >= 0.0 && self.loss_db_per_km.is_finite()) {
-            return bad("loss_db_per_km", self.loss_db_per_km, "a finite number >= 0");
+            return bad(
+                "loss_db_per_km",
+                self.loss_db_per_km,
+                "a finite number >= 0",
+            );
         }
         if !(self.detector_efficiency > 0.0 && self.detector_efficiency <= 1.0) {
             return bad("detector_efficiency", self.detector_efficiency, "in (0, 1]");
@@ -206,7 +210,12 @@ mod tests {
         assert!(e.contains("distance_km"), "{e}");
         let mut p = ChannelParams::default();
         p.misalignment = 0.7;
-        assert!(p.validate().unwrap_err().to_string().contains("misalignment"));
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("misalignment")
+        );
         let mut p = ChannelParams::default();
         p.source = Source::WeakCoherent {
             mean_photon_number: 0.0,

@@ -86,7 +86,8 @@ pub fn expected_key_length(
     let n = sifted.saturating_sub(k);
     let errors = (qber * k as f64).round() as u64;
     let qu = qber_upper_bound(errors, k, n, sec.eps_pe);
-    let leak = (ec_efficiency * n as f64 * binary_entropy(qber)).ceil() as u64 + u64::from(sec.tag_bits);
+    let leak =
+        (ec_efficiency * n as f64 * binary_entropy(qber)).ceil() as u64 + u64::from(sec.tag_bits);
     secure_key_length(n, qu, leak, sec)
 }
 

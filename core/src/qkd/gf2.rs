@@ -134,7 +134,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn clmul_naive(a: u64, b: u64) -> u128 {
-        (0..64).filter(|i| (b >> i) & 1 == 1).fold(0u128, |r, i| r ^ (u128::from(a) << i))
+        (0..64)
+            .filter(|i| (b >> i) & 1 == 1)
+            .fold(0u128, |r, i| r ^ (u128::from(a) << i))
     }
 
     fn mul_naive(a: &[u64], b: &[u64]) -> Vec<u64> {

@@ -105,12 +105,24 @@ pub fn observe<R: Rng + ?Sized>(
 }
 
 /// The 15 observations on an ideal channel.
-pub fn paper_observations<R: Rng + ?Sized>(rule: &StatisticalRule, rng: &mut R) -> Result<Vec<Observation>, QkdError> {
+pub fn paper_observations<R: Rng + ?Sized>(
+    rule: &StatisticalRule,
+    rng: &mut R,
+) -> Result<Vec<Observation>, QkdError> {
     (1..=PAPER_OBSERVATIONS)
         .map(|i| {
             let eve = PAPER_EVE_OBSERVATIONS.contains(&i);
-            let (matching, errors) = observe(PAPER_QUBITS, &ChannelParams::ideal(), if eve { 1.0 } else { 0.0 }, rng)?;
-            let rate = if matching > 0 { errors as f64 / matching as f64 } else { 0.0 };
+            let (matching, errors) = observe(
+                PAPER_QUBITS,
+                &ChannelParams::ideal(),
+                if eve { 1.0 } else { 0.0 },
+                rng,
+            )?;
+            let rate = if matching > 0 {
+                errors as f64 / matching as f64
+            } else {
+                0.0
+            };
             Ok(Observation {
                 observation: i,
                 eve_present: eve,
@@ -159,7 +171,11 @@ pub fn detection_curve<R: Rng + ?Sized>(
                 let (m, e) = observe(4 * k as usize, &ChannelParams::ideal(), 1.0, rng)?;
                 // Keep the first (k - matching) sifted bits, errors pro rata by sampling.
                 let take = (k - matching).min(m);
-                let e_take = if m == 0 { 0 } else { hypergeometric_take(m, e, take, rng) };
+                let e_take = if m == 0 {
+                    0
+                } else {
+                    hypergeometric_take(m, e, take, rng)
+                };
                 matching += take;
                 errors += e_take;
             }

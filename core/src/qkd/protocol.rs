@@ -76,7 +76,8 @@ impl ProtocolParams {
         }
         self.security.validate()?;
         self.cascade.validate()?;
-        let best = |q: u64| expected_key_length(q / 2, self.sample_fraction, 0.0, 1.0, &self.security);
+        let best =
+            |q: u64| expected_key_length(q / 2, self.sample_fraction, 0.0, 1.0, &self.security);
         if best(self.qubits) == 0 {
             let mut min = self.qubits.max(1);
             while best(min) == 0 && min < MAX_QUBITS {
@@ -174,7 +175,12 @@ pub(super) struct Estimated {
     pub(super) qber_upper: f64,
 }
 
-pub(super) fn finish_estimate(report: &mut QkdReport, params: &ProtocolParams, errors: u64, key_len: u64) -> Estimated {
+pub(super) fn finish_estimate(
+    report: &mut QkdReport,
+    params: &ProtocolParams,
+    errors: u64,
+    key_len: u64,
+) -> Estimated {
     let k = report.sample_size;
     report.sample_errors = errors;
     report.qber = if k > 0 { errors as f64 / k as f64 } else { 0.0 };
@@ -187,10 +193,20 @@ pub(super) fn finish_estimate(report: &mut QkdReport, params: &ProtocolParams, e
     }
 }
 
-pub(super) fn final_length(report: &mut QkdReport, params: &ProtocolParams, est: Estimated, parity_bits: u64) -> u64 {
+pub(super) fn final_length(
+    report: &mut QkdReport,
+    params: &ProtocolParams,
+    est: Estimated,
+    parity_bits: u64,
+) -> u64 {
     report.cascade_parity_bits = parity_bits;
     report.leaked_bits = parity_bits + verify::TAG_BITS as u64;
-    secure_key_length(est.key_len, est.qber_upper, report.leaked_bits, &params.security)
+    secure_key_length(
+        est.key_len,
+        est.qber_upper,
+        report.leaked_bits,
+        &params.security,
+    )
 }
 
 /// Early abort when even an error-free key would be consumed by the bound.

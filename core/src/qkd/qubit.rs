@@ -143,11 +143,7 @@ impl QubitBatch {
         let bases = PackedBits::random(n, rng);
         let mut results = PackedBits::zeros(n);
         let out = results.words_mut();
-        let (v, b, c) = (
-            self.values.words(),
-            self.bases.words(),
-            self.clicks.words(),
-        );
+        let (v, b, c) = (self.values.words(), self.bases.words(), self.clicks.words());
         for ((((o, &v), &b), &c), &mine) in out.iter_mut().zip(v).zip(b).zip(c).zip(bases.words()) {
             let differ = b ^ mine;
             let coin = if differ & c != 0 { rng.next_u64() } else { 0 };

@@ -74,7 +74,10 @@ impl std::fmt::Display for AbortReason {
                 threshold * 100.0
             ),
             AbortReason::TooFewSiftedBits { sifted } => {
-                write!(f, "only {sifted} sifted bits: too few to estimate and keep a key")
+                write!(
+                    f,
+                    "only {sifted} sifted bits: too few to estimate and keep a key"
+                )
             }
             AbortReason::NoSecretKey {
                 key_bits_before_amplification,

@@ -36,7 +36,12 @@ pub struct DistancePoint {
 }
 
 /// Theory bits per pulse at `channel` for a block of `block` pulses.
-pub fn finite_key_rate(channel: &ChannelParams, block: u64, sample_fraction: f64, sec: &SecurityParams) -> f64 {
+pub fn finite_key_rate(
+    channel: &ChannelParams,
+    block: u64,
+    sample_fraction: f64,
+    sec: &SecurityParams,
+) -> f64 {
     let q = channel.expected_qber(0.0);
     let sifted = (block as f64 * channel.click_prob() / 2.0).floor() as u64;
     expected_key_length(sifted, sample_fraction, q, THEORY_EC_EFFICIENCY, sec) as f64 / block as f64
@@ -69,7 +74,14 @@ pub fn distance_sweep<R: Rng + CryptoRng + ?Sized>(
             theory_asymptotic: asymptotic_rate(&p.channel),
             theory_finite: FINITE_KEY_BLOCKS
                 .iter()
-                .map(|&b| finite_key_rate(&p.channel, b, p.protocol.sample_fraction, &p.protocol.security))
+                .map(|&b| {
+                    finite_key_rate(
+                        &p.channel,
+                        b,
+                        p.protocol.sample_fraction,
+                        &p.protocol.security,
+                    )
+                })
                 .collect(),
         });
     }
@@ -125,7 +137,11 @@ pub struct CascadePoint {
 }
 
 /// Keys of `n` bits and a copy through a binary symmetric channel.
-pub fn noisy_key_pair<R: Rng + ?Sized>(n: usize, qber: f64, rng: &mut R) -> Result<(PackedBits, PackedBits), QkdError> {
+pub fn noisy_key_pair<R: Rng + ?Sized>(
+    n: usize,
+    qber: f64,
+    rng: &mut R,
+) -> Result<(PackedBits, PackedBits), QkdError> {
     let a = PackedBits::random(n, rng);
     let mut b = a.clone();
     let mut flips = BernoulliWords::new(qber)?;

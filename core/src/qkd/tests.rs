@@ -22,7 +22,9 @@ fn sift_and_count(n: usize, channel: ChannelParams, eve: f64, seed: u64) -> (u64
     let mut ch = Channel::new(channel).unwrap();
     let mut eve = InterceptResend::new(eve).unwrap();
     let (batch, rec) = QubitBatch::prepare(n, &mut rng).unwrap();
-    let m = ch.transmit(batch, Some(&mut eve), &mut rng).measure(&mut rng);
+    let m = ch
+        .transmit(batch, Some(&mut eve), &mut rng)
+        .measure(&mut rng);
     let bob_bases = m.bases.select(&m.detected).unwrap();
     let matches = matching_bases(&rec.bases, &m.detected, &bob_bases).unwrap();
     let a = sifted_key(&rec.values, &m.detected, &matches).unwrap();
@@ -67,7 +69,12 @@ fn misalignment_e_gives_qber_about_e() {
         let mut ch = ChannelParams::ideal();
         ch.misalignment = e;
         let (sifted, errors) = sift_and_count(N, ch, 0.0, 4);
-        assert_within_4_sigma(errors as f64 / sifted as f64, e, sifted, "misalignment QBER");
+        assert_within_4_sigma(
+            errors as f64 / sifted as f64,
+            e,
+            sifted,
+            "misalignment QBER",
+        );
     }
 }
 
@@ -75,7 +82,12 @@ fn misalignment_e_gives_qber_about_e() {
 fn intercept_resend_gives_a_quarter_and_p_over_4() {
     for p in [1.0, 0.6, 0.2] {
         let (sifted, errors) = sift_and_count(N, ChannelParams::ideal(), p, 5);
-        assert_within_4_sigma(errors as f64 / sifted as f64, p / 4.0, sifted, "intercept-resend QBER");
+        assert_within_4_sigma(
+            errors as f64 / sifted as f64,
+            p / 4.0,
+            sifted,
+            "intercept-resend QBER",
+        );
     }
 }
 
@@ -89,8 +101,18 @@ fn lossy_noisy_channel_matches_its_model() {
     };
     let n = 400_000;
     let (sifted, errors) = sift_and_count(n, ch, 0.1, 6);
-    assert_within_4_sigma(sifted as f64 / n as f64, ch.click_prob() / 2.0, n as u64, "sifted fraction");
-    assert_within_4_sigma(errors as f64 / sifted as f64, ch.expected_qber(0.1), sifted, "QBER");
+    assert_within_4_sigma(
+        sifted as f64 / n as f64,
+        ch.click_prob() / 2.0,
+        n as u64,
+        "sifted fraction",
+    );
+    assert_within_4_sigma(
+        errors as f64 / sifted as f64,
+        ch.expected_qber(0.1),
+        sifted,
+        "QBER",
+    );
 }
 
 #[test]
@@ -120,7 +142,10 @@ fn eve_on_every_qubit_never_yields_a_key() {
             assert!(run.report.eve_detected);
             assert_eq!(run.report.final_key_bits, 0);
             assert!(!run.keys_equal);
-            assert!(matches!(run.report.abort_reason, Some(AbortReason::QberTooHigh { .. })));
+            assert!(matches!(
+                run.report.abort_reason,
+                Some(AbortReason::QberTooHigh { .. })
+            ));
         }
     }
 }
@@ -131,9 +156,16 @@ fn eve_on_every_qubit_never_yields_a_key() {
 fn key_length_within_finite_key_bound_and_aborts_hold_no_key() {
     let mut rng = ChaCha12Rng::seed_from_u64(77);
     let mut aborted_runs = 0;
-    for (i, (distance, eve)) in [(0.0, 0.0), (10.0, 0.0), (10.0, 0.2), (30.0, 0.3), (80.0, 0.0), (5.0, 0.5)]
-        .into_iter()
-        .enumerate()
+    for (i, (distance, eve)) in [
+        (0.0, 0.0),
+        (10.0, 0.0),
+        (10.0, 0.2),
+        (30.0, 0.3),
+        (80.0, 0.0),
+        (5.0, 0.5),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut p = SimulationParams::default();
         p.protocol.qubits = 60_000 + 20_000 * i as u64;
@@ -173,7 +205,10 @@ fn key_length_within_finite_key_bound_and_aborts_hold_no_key() {
                     &p.protocol.security,
                 );
                 assert!(r.final_key_bits <= bound && r.final_key_bits > 0);
-                assert_eq!(out.key.as_ref().map(|k| k.len_bits() as u64), Some(r.final_key_bits));
+                assert_eq!(
+                    out.key.as_ref().map(|k| k.len_bits() as u64),
+                    Some(r.final_key_bits)
+                );
             }
         }
     }
@@ -225,7 +260,12 @@ fn messages_survive_the_codec_and_bob_rejects_garbage() {
     let mut ch = Channel::new(ChannelParams::default()).unwrap();
     let wire = |m: &QkdMessage| -> QkdMessage {
         let bytes = crate::codec::encode(m).unwrap();
-        assert!(bytes.len() < 16 << 20, "{} is {} bytes", m.name(), bytes.len());
+        assert!(
+            bytes.len() < 16 << 20,
+            "{} is {} bytes",
+            m.name(),
+            bytes.len()
+        );
         crate::codec::decode(&bytes, 16 << 20).unwrap()
     };
     let mut to_bob = alice.start(&mut rng).unwrap();

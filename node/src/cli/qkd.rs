@@ -193,7 +193,10 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<ExitCode> {
         channel: a.channel.params()?,
         eve_fraction: a.eve,
     };
-    params.protocol.validate().context("bad protocol parameters")?;
+    params
+        .protocol
+        .validate()
+        .context("bad protocol parameters")?;
     let seed = a.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut all_ok = true;
@@ -238,9 +241,17 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<ExitCode> {
             );
             match &r.abort_reason {
                 Some(reason) => write!(s, ", ABORTED: {reason}")?,
-                None => write!(s, ", keys equal: {}", if run.keys_equal { "yes" } else { "NO" })?,
+                None => write!(
+                    s,
+                    ", keys equal: {}",
+                    if run.keys_equal { "yes" } else { "NO" }
+                )?,
             }
-            write!(s, ", eve detected: {}", if r.eve_detected { "yes" } else { "no" })?;
+            write!(
+                s,
+                ", eve detected: {}",
+                if r.eve_detected { "yes" } else { "no" }
+            )?;
             println!("{s}");
         }
     }
@@ -253,11 +264,14 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<ExitCode> {
 
 fn linspace(lo: f64, hi: f64, points: u32) -> Vec<f64> {
     let n = points.max(2);
-    (0..n).map(|i| lo + (hi - lo) * f64::from(i) / f64::from(n - 1)).collect()
+    (0..n)
+        .map(|i| lo + (hi - lo) * f64::from(i) / f64::from(n - 1))
+        .collect()
 }
 
 fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut rng = StdRng::seed_from_u64(a.seed);
     let base = SimulationParams {
         protocol: ProtocolParams {
@@ -267,20 +281,37 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
         channel: a.channel.params()?,
         eve_fraction: 0.0,
     };
-    base.protocol.validate().context("bad protocol parameters")?;
+    base.protocol
+        .validate()
+        .context("bad protocol parameters")?;
     match a.over {
         SweepOver::Distance => {
             if !(a.max_distance_km > 0.0 && a.max_distance_km.is_finite()) {
-                bail!("--max-distance-km must be positive, not {}", a.max_distance_km);
+                bail!(
+                    "--max-distance-km must be positive, not {}",
+                    a.max_distance_km
+                );
             }
             let pts = distance_sweep(&base, &linspace(0.0, a.max_distance_km, a.points), &mut rng)?;
-            let mut csv = String::from("distance_km,qubits_sent,final_key_bits,key_rate,qber,aborted,theory_asymptotic");
+            let mut csv = String::from(
+                "distance_km,qubits_sent,final_key_bits,key_rate,qber,aborted,theory_asymptotic",
+            );
             for b in FINITE_KEY_BLOCKS {
                 write!(csv, ",theory_finite_{b}")?;
             }
             csv.push('\n');
             for p in &pts {
-                write!(csv, "{},{},{},{},{},{},{}", p.distance_km, p.qubits_sent, p.final_key_bits, p.key_rate, p.qber, p.aborted, p.theory_asymptotic)?;
+                write!(
+                    csv,
+                    "{},{},{},{},{},{},{}",
+                    p.distance_km,
+                    p.qubits_sent,
+                    p.final_key_bits,
+                    p.key_rate,
+                    p.qber,
+                    p.aborted,
+                    p.theory_asymptotic
+                )?;
                 for t in &p.theory_finite {
                     write!(csv, ",{t}")?;
                 }
@@ -291,44 +322,107 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 format!("simulated, {} pulses", a.qubits),
                 pts.iter().map(|p| (p.distance_km, p.key_rate)).collect(),
             )];
-            series.push(Series::line("asymptotic 1-2h(Q)", pts.iter().map(|p| (p.distance_km, p.theory_asymptotic)).collect()));
+            series.push(Series::line(
+                "asymptotic 1-2h(Q)",
+                pts.iter()
+                    .map(|p| (p.distance_km, p.theory_asymptotic))
+                    .collect(),
+            ));
             for (i, b) in FINITE_KEY_BLOCKS.iter().enumerate() {
                 series.push(Series::line(
                     format!("finite key, N = {b}"),
-                    pts.iter().map(|p| (p.distance_km, p.theory_finite[i])).collect(),
+                    pts.iter()
+                        .map(|p| (p.distance_km, p.theory_finite[i]))
+                        .collect(),
                 ));
             }
-            plot(&a.out.join("key_rate_vs_distance.png"), "Secret key rate against distance", "distance (km)", "secret bits per pulse", &series, true)?;
+            plot(
+                &a.out.join("key_rate_vs_distance.png"),
+                "Secret key rate against distance",
+                "distance (km)",
+                "secret bits per pulse",
+                &series,
+                true,
+            )?;
         }
         SweepOver::Eve => {
             let pts = eve_sweep(&base, &linspace(0.0, 1.0, a.points), &mut rng)?;
-            let mut csv = String::from("eve_fraction,qber,qber_upper_bound,theory_qber,theory_p_over_4,eve_detected,final_key_bits\n");
+            let mut csv = String::from(
+                "eve_fraction,qber,qber_upper_bound,theory_qber,theory_p_over_4,eve_detected,final_key_bits\n",
+            );
             for p in &pts {
-                writeln!(csv, "{},{},{},{},{},{},{}", p.eve_fraction, p.qber, p.qber_upper_bound, p.theory_qber, p.eve_fraction / 4.0, p.eve_detected, p.final_key_bits)?;
+                writeln!(
+                    csv,
+                    "{},{},{},{},{},{},{}",
+                    p.eve_fraction,
+                    p.qber,
+                    p.qber_upper_bound,
+                    p.theory_qber,
+                    p.eve_fraction / 4.0,
+                    p.eve_detected,
+                    p.final_key_bits
+                )?;
             }
             write_file(&a.out.join("qber_vs_eve.csv"), &csv)?;
             let series = vec![
-                Series::points("simulated (sample QBER)", pts.iter().map(|p| (p.eve_fraction, p.qber)).collect()),
-                Series::line("channel model", pts.iter().map(|p| (p.eve_fraction, p.theory_qber)).collect()),
-                Series::line("p/4 (ideal channel)", pts.iter().map(|p| (p.eve_fraction, p.eve_fraction / 4.0)).collect()),
+                Series::points(
+                    "simulated (sample QBER)",
+                    pts.iter().map(|p| (p.eve_fraction, p.qber)).collect(),
+                ),
+                Series::line(
+                    "channel model",
+                    pts.iter()
+                        .map(|p| (p.eve_fraction, p.theory_qber))
+                        .collect(),
+                ),
+                Series::line(
+                    "p/4 (ideal channel)",
+                    pts.iter()
+                        .map(|p| (p.eve_fraction, p.eve_fraction / 4.0))
+                        .collect(),
+                ),
             ];
-            plot(&a.out.join("qber_vs_eve.png"), "QBER against Eve's intercept fraction", "fraction intercepted", "QBER", &series, false)?;
+            plot(
+                &a.out.join("qber_vs_eve.png"),
+                "QBER against Eve's intercept fraction",
+                "fraction intercepted",
+                "QBER",
+                &series,
+                false,
+            )?;
         }
         SweepOver::Qber => {
             let cfg = CascadeConfig::default();
-            let mut csv = String::from("qber,block_bits,trials,efficiency,frame_error_rate,mean_rounds\n");
+            let mut csv =
+                String::from("qber,block_bits,trials,efficiency,frame_error_rate,mean_rounds\n");
             let mut series = Vec::new();
             for n in [10_000usize, 100_000] {
                 let mut line = Vec::new();
                 for q in linspace(0.01, 0.10, a.points) {
                     let p = cascade_point(q, n, a.trials, &cfg, &mut rng)?;
-                    writeln!(csv, "{},{},{},{},{},{}", p.qber, p.block_bits, p.trials, p.efficiency, p.frame_error_rate, p.mean_rounds)?;
+                    writeln!(
+                        csv,
+                        "{},{},{},{},{},{}",
+                        p.qber,
+                        p.block_bits,
+                        p.trials,
+                        p.efficiency,
+                        p.frame_error_rate,
+                        p.mean_rounds
+                    )?;
                     line.push((q, p.efficiency));
                 }
                 series.push(Series::line(format!("Cascade, n = {n}"), line));
             }
             write_file(&a.out.join("cascade_efficiency_vs_qber.csv"), &csv)?;
-            plot(&a.out.join("cascade_efficiency_vs_qber.png"), "Cascade efficiency f = leaked / (n h(Q))", "QBER", "efficiency", &series, false)?;
+            plot(
+                &a.out.join("cascade_efficiency_vs_qber.png"),
+                "Cascade efficiency f = leaked / (n h(Q))",
+                "QBER",
+                "efficiency",
+                &series,
+                false,
+            )?;
         }
     }
     println!("wrote {}", a.out.display());
@@ -394,8 +488,11 @@ fn run_bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         for c in &cascade {
             println!(
                 "cascade n={} qber={}: efficiency {:.4}, frame error rate {:.3}, {:.1} Mbit/s",
-                c["block_bits"], c["qber"], c["efficiency"].as_f64().unwrap_or(0.0),
-                c["frame_error_rate"].as_f64().unwrap_or(0.0), c["throughput_mbit_per_s"].as_f64().unwrap_or(0.0)
+                c["block_bits"],
+                c["qber"],
+                c["efficiency"].as_f64().unwrap_or(0.0),
+                c["frame_error_rate"].as_f64().unwrap_or(0.0),
+                c["throughput_mbit_per_s"].as_f64().unwrap_or(0.0)
             );
         }
         println!("toeplitz 1 Mbit -> 512 kbit: {toeplitz:.1} Mbit/s");
@@ -407,49 +504,125 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
     if a.max_compared == 0 || a.trials == 0 {
         bail!("--max-compared and --trials must be at least 1");
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut rng = StdRng::seed_from_u64(a.seed);
     let rule = StatisticalRule::default();
     let obs = paper_observations(&rule, &mut rng)?;
-    let mut csv = String::from("observation,eve_present,qubits,matching_bases,errors,error_rate,paper_detected,qward_detected\n");
+    let mut csv = String::from(
+        "observation,eve_present,qubits,matching_bases,errors,error_rate,paper_detected,qward_detected\n",
+    );
     for o in &obs {
-        writeln!(csv, "{},{},{},{},{},{},{},{}", o.observation, o.eve_present, o.qubits, o.matching_bases, o.errors, o.error_rate, o.paper_detected, o.qward_detected)?;
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{}",
+            o.observation,
+            o.eve_present,
+            o.qubits,
+            o.matching_bases,
+            o.errors,
+            o.error_rate,
+            o.paper_detected,
+            o.qward_detected
+        )?;
     }
     write_file(&a.out.join("paper_observations.csv"), &csv)?;
     let x = |f: &dyn Fn(&qward_core::qkd::paper::Observation) -> f64| -> Vec<(f64, f64)> {
-        obs.iter().map(|o| (f64::from(o.observation), f(o))).collect()
+        obs.iter()
+            .map(|o| (f64::from(o.observation), f(o)))
+            .collect()
     };
-    plot(&a.out.join("fig1_matching_bases.png"), "Matching bases per observation (20 qubits)", "observation", "matching bases", &[Series::points("matching bases", x(&|o| o.matching_bases as f64))], false)?;
-    plot(&a.out.join("fig2_error_rate.png"), "Error rate per observation (Eve in 1, 5, 8, 10, 12)", "observation", "error rate", &[
-        Series::points("error rate", x(&|o| o.error_rate)),
-        Series::line("paper threshold 50%", vec![(1.0, 0.5), (15.0, 0.5)]),
-        Series::line("intercept-resend theory 25%", vec![(1.0, 0.25), (15.0, 0.25)]),
-    ], false)?;
-    plot(&a.out.join("fig3_eve_detected.png"), "Eavesdropper detected (1 = yes): paper rule vs qward rule", "observation", "detected", &[
-        Series::points("Eve present", x(&|o| if o.eve_present { 1.0 } else { 0.0 })),
-        Series::points("paper rule (>= 50%)", x(&|o| if o.paper_detected { 0.95 } else { 0.05 })),
-        Series::points("qward rule (binomial test)", x(&|o| if o.qward_detected { 0.9 } else { 0.1 })),
-    ], false)?;
+    plot(
+        &a.out.join("fig1_matching_bases.png"),
+        "Matching bases per observation (20 qubits)",
+        "observation",
+        "matching bases",
+        &[Series::points(
+            "matching bases",
+            x(&|o| o.matching_bases as f64),
+        )],
+        false,
+    )?;
+    plot(
+        &a.out.join("fig2_error_rate.png"),
+        "Error rate per observation (Eve in 1, 5, 8, 10, 12)",
+        "observation",
+        "error rate",
+        &[
+            Series::points("error rate", x(&|o| o.error_rate)),
+            Series::line("paper threshold 50%", vec![(1.0, 0.5), (15.0, 0.5)]),
+            Series::line(
+                "intercept-resend theory 25%",
+                vec![(1.0, 0.25), (15.0, 0.25)],
+            ),
+        ],
+        false,
+    )?;
+    plot(
+        &a.out.join("fig3_eve_detected.png"),
+        "Eavesdropper detected (1 = yes): paper rule vs qward rule",
+        "observation",
+        "detected",
+        &[
+            Series::points("Eve present", x(&|o| if o.eve_present { 1.0 } else { 0.0 })),
+            Series::points(
+                "paper rule (>= 50%)",
+                x(&|o| if o.paper_detected { 0.95 } else { 0.05 }),
+            ),
+            Series::points(
+                "qward rule (binomial test)",
+                x(&|o| if o.qward_detected { 0.9 } else { 0.1 }),
+            ),
+        ],
+        false,
+    )?;
     let curve = detection_curve(a.max_compared, a.trials, &rule, &mut rng)?;
-    let mut csv = String::from("compared_bits,theory_any_error,theory_paper_rule,theory_statistical,simulated_statistical,simulated_paper_rule\n");
+    let mut csv = String::from(
+        "compared_bits,theory_any_error,theory_paper_rule,theory_statistical,simulated_statistical,simulated_paper_rule\n",
+    );
     for p in &curve {
-        writeln!(csv, "{},{},{},{},{},{}", p.compared_bits, p.theory_any_error, p.theory_paper_rule, p.theory_statistical, p.simulated_statistical, p.simulated_paper_rule)?;
+        writeln!(
+            csv,
+            "{},{},{},{},{},{}",
+            p.compared_bits,
+            p.theory_any_error,
+            p.theory_paper_rule,
+            p.theory_statistical,
+            p.simulated_statistical,
+            p.simulated_paper_rule
+        )?;
     }
     write_file(&a.out.join("detection_probability.csv"), &csv)?;
     let c = |f: &dyn Fn(&qward_core::qkd::paper::DetectionPoint) -> f64| -> Vec<(f64, f64)> {
-        curve.iter().map(|p| (p.compared_bits as f64, f(p))).collect()
+        curve
+            .iter()
+            .map(|p| (p.compared_bits as f64, f(p)))
+            .collect()
     };
-    plot(&a.out.join("fig4_detection_probability.png"), "P(detect full intercept-resend) vs compared bits", "compared bits", "probability", &[
-        Series::line("1 - (3/4)^k (any error)", c(&|p| p.theory_any_error)),
-        Series::line("qward rule, theory", c(&|p| p.theory_statistical)),
-        Series::points("qward rule, simulated", c(&|p| p.simulated_statistical)),
-        Series::line("paper rule (>= 50%), theory", c(&|p| p.theory_paper_rule)),
-        Series::points("paper rule, simulated", c(&|p| p.simulated_paper_rule)),
-    ], false)?;
+    plot(
+        &a.out.join("fig4_detection_probability.png"),
+        "P(detect full intercept-resend) vs compared bits",
+        "compared bits",
+        "probability",
+        &[
+            Series::line("1 - (3/4)^k (any error)", c(&|p| p.theory_any_error)),
+            Series::line("qward rule, theory", c(&|p| p.theory_statistical)),
+            Series::points("qward rule, simulated", c(&|p| p.simulated_statistical)),
+            Series::line("paper rule (>= 50%), theory", c(&|p| p.theory_paper_rule)),
+            Series::points("paper rule, simulated", c(&|p| p.simulated_paper_rule)),
+        ],
+        false,
+    )?;
     for o in &obs {
         println!(
             "observation {:2}: eve {:3}  matching {:2}  errors {:2}  rate {:5.1}%  paper rule {:3}  qward rule {:3}",
-            o.observation, yes(o.eve_present), o.matching_bases, o.errors, o.error_rate * 100.0, yes(o.paper_detected), yes(o.qward_detected)
+            o.observation,
+            yes(o.eve_present),
+            o.matching_bases,
+            o.errors,
+            o.error_rate * 100.0,
+            yes(o.paper_detected),
+            yes(o.qward_detected)
         );
     }
     println!("wrote {}", a.out.display());
@@ -472,10 +645,18 @@ struct Series {
 
 impl Series {
     fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self { label: label.into(), points, line: true }
+        Self {
+            label: label.into(),
+            points,
+            line: true,
+        }
     }
     fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self { label: label.into(), points, line: false }
+        Self {
+            label: label.into(),
+            points,
+            line: false,
+        }
     }
 }
 
@@ -504,7 +685,14 @@ fn register_font() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
 }
 
-fn plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &[Series], log_y: bool) -> anyhow::Result<()> {
+fn plot(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[Series],
+    log_y: bool,
+) -> anyhow::Result<()> {
     register_font()?;
     let pts = series.iter().flat_map(|s| s.points.iter().copied());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -530,16 +718,24 @@ fn plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &[Series],
     macro_rules! body {
         ($chart:expr, $map:expr) => {{
             let mut chart = $chart;
-            chart.configure_mesh().x_desc(xlabel).y_desc(ylabel).draw().map_err(|e| draw(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc(xlabel)
+                .y_desc(ylabel)
+                .draw()
+                .map_err(|e| draw(&e))?;
             for (i, s) in series.iter().enumerate() {
                 let c = colour(i);
-                let data: Vec<(f64, f64)> = s.points.iter().copied().filter(|&(_, y)| $map(y)).collect();
+                let data: Vec<(f64, f64)> =
+                    s.points.iter().copied().filter(|&(_, y)| $map(y)).collect();
                 if s.line {
                     chart
                         .draw_series(LineSeries::new(data, c.stroke_width(2)))
                         .map_err(|e| draw(&e))?
                         .label(s.label.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                        });
                 } else {
                     chart
                         .draw_series(data.into_iter().map(|p| Circle::new(p, 4, c.filled())))
@@ -557,7 +753,11 @@ fn plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &[Series],
         }};
     }
     let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, ("sans-serif", 24)).margin(12).x_label_area_size(45).y_label_area_size(70);
+    builder
+        .caption(title, ("sans-serif", 24))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70);
     if log_y {
         let chart = builder
             .build_cartesian_2d(x0..x1, (y0.max(1e-9) / 2.0..y1 * 2.0).log_scale())

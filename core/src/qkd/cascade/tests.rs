@@ -75,9 +75,21 @@ proptest! {
 fn queries_outside_the_key_are_refused() {
     let mut alice = CascadeAlice::new(PackedBits::zeros(10), [0; 32], &CascadeConfig::default());
     for r in [
-        ParityRange { pass: 0, start: 3, end: 3 },
-        ParityRange { pass: 0, start: 0, end: 11 },
-        ParityRange { pass: 99, start: 0, end: 1 },
+        ParityRange {
+            pass: 0,
+            start: 3,
+            end: 3,
+        },
+        ParityRange {
+            pass: 0,
+            start: 0,
+            end: 11,
+        },
+        ParityRange {
+            pass: 99,
+            start: 0,
+            end: 1,
+        },
     ] {
         assert!(alice.answer(&[r]).is_err());
     }
@@ -87,6 +99,13 @@ fn queries_outside_the_key_are_refused() {
 fn error_free_keys_need_no_flips() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let a = PackedBits::random(5000, &mut rng);
-    let r = reconcile(a.clone(), a.clone(), 0.0, [2; 32], &CascadeConfig::default()).unwrap();
+    let r = reconcile(
+        a.clone(),
+        a.clone(),
+        0.0,
+        [2; 32],
+        &CascadeConfig::default(),
+    )
+    .unwrap();
     assert_eq!(r.corrected, a);
 }
