@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 /// What a member of the network is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An authority: registers members, may validate blocks.
     Hospital,

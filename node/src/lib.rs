@@ -2,4 +2,7 @@
 //! API) and the `qward` command line, built on the pure logic of `qward-core`.
 
 pub mod cli;
+pub mod config;
+pub mod datadir;
 pub mod db;
+pub mod logging;

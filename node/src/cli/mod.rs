@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod chain;
 pub mod genesis;
+pub mod init;
 pub mod qkd;
 
 /// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
@@ -48,6 +49,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create this node's data directory: identity key, config and database.
+    Init(init::InitArgs),
     /// Simulate, sweep and benchmark the BB84 key distribution engine.
     #[command(subcommand)]
     Qkd(qkd::QkdCommand),
@@ -72,7 +75,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::logging::init(&cli.log_level, cli.log_format)?;
     match cli.command {
+        Command::Init(args) => init::run(args, cli.data_dir),
         Command::Qkd(cmd) => qkd::run(cmd),
         Command::Chain(cmd) => chain::run(cmd, cli.data_dir),
         Command::Genesis(cmd) => genesis::run(cmd),

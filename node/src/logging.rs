@@ -1,0 +1,22 @@
+//! Log set-up: `tracing` to stderr, as text or JSON lines, at the level the user picks.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+/// Installs the global subscriber. `level` is a level name or a full
+/// `tracing` filter (`info,libp2p=warn`). Safe to call more than once.
+pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("invalid --log-level '{level}': {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
+    // A second call (tests) finds a subscriber already installed: keep it.
+    let _ = result;
+    Ok(())
+}
