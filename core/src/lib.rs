@@ -3,6 +3,7 @@
 //! Randomness enters as a `&mut (impl RngCore + CryptoRng)` argument and time
 //! as a value, so every test here is deterministic from a seed.
 
+pub mod api;
 pub mod codec;
 pub mod identity;
 pub mod storage;

@@ -1,8 +1,10 @@
 //! qward-node: everything that does I/O (storage, networking, timers, the control
 //! API) and the `qward` command line, built on the pure logic of `qward-core`.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod db;
+pub mod devnet;
 pub mod logging;

@@ -1,5 +1,6 @@
 //! Integration tests of the `qward` binary: one test binary, a module per command.
 
+mod api;
 mod init;
 
 use std::path::Path;
