@@ -52,7 +52,12 @@ pub struct Request {
 
 impl Request {
     pub fn new(id: u64, method: &str, params: Value) -> Self {
-        Request { jsonrpc: JSONRPC.into(), id: Value::from(id), method: method.into(), params }
+        Request {
+            jsonrpc: JSONRPC.into(),
+            id: Value::from(id),
+            method: method.into(),
+            params,
+        }
     }
 }
 
@@ -76,7 +81,10 @@ impl RpcError {
     pub const UNAVAILABLE: i64 = -32001;
 
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into() }
+        RpcError {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(Self::INVALID_PARAMS, message)
@@ -102,10 +110,20 @@ pub struct Response {
 
 impl Response {
     pub fn ok(id: Value, result: Value) -> Self {
-        Response { jsonrpc: JSONRPC.into(), id, result: Some(result), error: None }
+        Response {
+            jsonrpc: JSONRPC.into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
     }
     pub fn err(id: Value, error: RpcError) -> Self {
-        Response { jsonrpc: JSONRPC.into(), id, result: None, error: Some(error) }
+        Response {
+            jsonrpc: JSONRPC.into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
     }
 }
 
@@ -143,17 +161,39 @@ pub struct SubscribeParams {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A block was finalized (committed) at `height`.
-    Block { height: u64, hash: String, txs: usize, proposer: String, time_ms: u64 },
-    PeerConnected { peer_id: String },
-    PeerDisconnected { peer_id: String },
+    Block {
+        height: u64,
+        hash: String,
+        txs: usize,
+        proposer: String,
+        time_ms: u64,
+    },
+    PeerConnected {
+        peer_id: String,
+    },
+    PeerDisconnected {
+        peer_id: String,
+    },
     /// A transaction entered the mempool (`accepted`) or was refused.
-    Transaction { id: String, kind: String, accepted: bool, reason: Option<String> },
+    Transaction {
+        id: String,
+        kind: String,
+        accepted: bool,
+        reason: Option<String>,
+    },
     /// Progress or outcome of a key-agreement session (free-form JSON from the node).
-    KeySession { detail: Value },
+    KeySession {
+        detail: Value,
+    },
     /// A message changed delivery state (free-form JSON from the node).
-    Message { detail: Value },
+    Message {
+        detail: Value,
+    },
     /// A log line.
-    Log { level: String, line: String },
+    Log {
+        level: String,
+        line: String,
+    },
 }
 
 impl Event {
@@ -400,14 +440,21 @@ mod tests {
         assert!(text.contains("\"jsonrpc\":\"2.0\"") && text.contains("\"id\":7"));
         let ok = serde_json::to_value(Response::ok(Value::from(1), Value::from(3))).unwrap();
         assert_eq!(ok, serde_json::json!({"jsonrpc":"2.0","id":1,"result":3}));
-        let err = serde_json::to_value(Response::err(Value::from(1), RpcError::new(-32601, "no"))).unwrap();
+        let err = serde_json::to_value(Response::err(Value::from(1), RpcError::new(-32601, "no")))
+            .unwrap();
         assert_eq!(err["error"]["code"], -32601);
         assert!(err.get("result").is_none());
     }
 
     #[test]
     fn events_are_tagged_and_know_their_topic() {
-        let e = Event::Block { height: 3, hash: "ab".into(), txs: 1, proposer: "p".into(), time_ms: 9 };
+        let e = Event::Block {
+            height: 3,
+            hash: "ab".into(),
+            txs: 1,
+            proposer: "p".into(),
+            time_ms: 9,
+        };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "block");
         assert_eq!(e.topic(), Topic::Blocks);

@@ -32,7 +32,8 @@ pub struct Member {
 /// `config.toml`, hospitals first, then by name.
 pub fn members(dir: &Path) -> anyhow::Result<Vec<Member>> {
     let mut out = Vec::new();
-    let entries = fs::read_dir(dir).with_context(|| format!("cannot read devnet directory {}", dir.display()))?;
+    let entries = fs::read_dir(dir)
+        .with_context(|| format!("cannot read devnet directory {}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let dd = DataDir::new(&path);
@@ -40,7 +41,12 @@ pub fn members(dir: &Path) -> anyhow::Result<Vec<Member>> {
             continue;
         }
         let config = dd.load_config()?;
-        out.push(Member { name: config.name.clone(), role: config.role, dir: path, config });
+        out.push(Member {
+            name: config.name.clone(),
+            role: config.role,
+            dir: path,
+            config,
+        });
     }
     out.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
     Ok(out)
@@ -64,7 +70,10 @@ pub fn start(dir: &Path, members: &[Member], log_level: &str) -> anyhow::Result<
         );
     }
     let exe = std::env::current_exe().context("cannot find the qward executable")?;
-    let mut running = Running { dir: dir.to_path_buf(), children: Vec::new() };
+    let mut running = Running {
+        dir: dir.to_path_buf(),
+        children: Vec::new(),
+    };
     for m in members {
         let logs = DataDir::new(&m.dir).logs_dir();
         fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
@@ -92,7 +101,8 @@ pub fn start(dir: &Path, members: &[Member], log_level: &str) -> anyhow::Result<
 
 impl Running {
     fn write_pid_file(&self) -> anyhow::Result<()> {
-        let mut f = fs::File::create(self.dir.join(PID_FILE)).context("cannot write the devnet pid file")?;
+        let mut f = fs::File::create(self.dir.join(PID_FILE))
+            .context("cannot write the devnet pid file")?;
         for (name, child) in &self.children {
             writeln!(f, "{} {}", child.id(), name)?;
         }
@@ -151,7 +161,10 @@ pub fn terminate(pids: &[u32], grace: Duration) {
 fn alive(pid: u32) -> bool {
     // A zombie child still "exists"; treat it as gone.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -163,7 +176,11 @@ pub fn live_pids(dir: &Path) -> anyhow::Result<Vec<(u32, String)>> {
         Ok(t) => t,
         Err(_) => return Ok(Vec::new()),
     };
-    let dir_text = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string();
+    let dir_text = dir
+        .canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string();
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -171,7 +188,8 @@ pub fn live_pids(dir: &Path) -> anyhow::Result<Vec<(u32, String)>> {
             let pid: u32 = pid.parse().ok()?;
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (alive(pid) && cmdline.contains("qward") && cmdline.contains(&dir_text)).then(|| (pid, name.to_string()))
+            (alive(pid) && cmdline.contains("qward") && cmdline.contains(&dir_text))
+                .then(|| (pid, name.to_string()))
         })
         .collect())
 }
@@ -186,18 +204,28 @@ pub fn down(dir: &Path) -> anyhow::Result<usize> {
 }
 
 /// Waits until every member's API port accepts connections, or `timeout`.
-pub fn wait_until_ready(members: &[Member], running: &mut Running, timeout: Duration) -> anyhow::Result<()> {
+pub fn wait_until_ready(
+    members: &[Member],
+    running: &mut Running,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut waiting: Vec<&Member> = members.iter().collect();
     while !waiting.is_empty() {
         let exited = running.exited();
         if !exited.is_empty() {
-            bail!("{} exited during start-up; see its logs/node.log", exited.join(", "));
+            bail!(
+                "{} exited during start-up; see its logs/node.log",
+                exited.join(", ")
+            );
         }
         waiting.retain(|m| std::net::TcpStream::connect(("127.0.0.1", m.config.api_port)).is_err());
         if Instant::now() > deadline {
             let names: Vec<&str> = waiting.iter().map(|m| m.name.as_str()).collect();
-            bail!("{} did not open their API within {timeout:?}; see their logs/node.log", names.join(", "));
+            bail!(
+                "{} did not open their API within {timeout:?}; see their logs/node.log",
+                names.join(", ")
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -7,4 +7,6 @@ pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod devnet;
+pub mod logbuf;
 pub mod logging;
+pub mod metrics;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use futures::{SinkExt, StreamExt};
-use qward_core::api::{self, EVENT_METHOD, Event, Notification, Request, Response, SubscribeParams, Topic};
+use qward_core::api::{
+    self, EVENT_METHOD, Event, Notification, Request, Response, SubscribeParams, Topic,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -43,9 +45,16 @@ impl ApiClient {
     }
 
     /// Connects to `url` presenting `cookie`.
-    pub async fn connect(url: &str, cookie: &Cookie) -> anyhow::Result<(Self, mpsc::Receiver<Event>)> {
-        let mut request = url.into_client_request().with_context(|| format!("bad API url {url}"))?;
-        request.headers_mut().insert(api::COOKIE_HEADER, HeaderValue::from_str(cookie.as_str())?);
+    pub async fn connect(
+        url: &str,
+        cookie: &Cookie,
+    ) -> anyhow::Result<(Self, mpsc::Receiver<Event>)> {
+        let mut request = url
+            .into_client_request()
+            .with_context(|| format!("bad API url {url}"))?;
+        request
+            .headers_mut()
+            .insert(api::COOKIE_HEADER, HeaderValue::from_str(cookie.as_str())?);
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(api::MAX_FRAME_BYTES))
             .max_frame_size(Some(api::MAX_FRAME_BYTES));
@@ -55,7 +64,9 @@ impl ApiClient {
         )
         .await
         .map_err(|_| anyhow!("timed out connecting to the node's API at {url}"))?
-        .map_err(|e| anyhow!("cannot connect to the node's API at {url}: {e} (is the node running?)"))?;
+        .map_err(|e| {
+            anyhow!("cannot connect to the node's API at {url}: {e} (is the node running?)")
+        })?;
         let (mut sink, mut source) = ws.split();
         let (out, mut out_rx) = mpsc::channel::<String>(64);
         let (event_tx, event_rx) = mpsc::channel::<Event>(1024);
@@ -71,7 +82,9 @@ impl ApiClient {
         tokio::spawn(async move {
             while let Some(Ok(frame)) = source.next().await {
                 let Message::Text(text) = frame else { continue };
-                let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+                let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
                 if value.get("method").and_then(Value::as_str) == Some(EVENT_METHOD) {
                     if let Ok(note) = serde_json::from_value::<Notification>(value) {
                         let _ = event_tx.try_send(note.params);
@@ -86,7 +99,12 @@ impl ApiClient {
             // Connection gone: fail every waiting call.
             reader_pending.lock().await.clear();
         });
-        let client = ApiClient { out, pending, next_id: Arc::new(AtomicU64::new(1)), timeout: Duration::from_secs(30) };
+        let client = ApiClient {
+            out,
+            pending,
+            next_id: Arc::new(AtomicU64::new(1)),
+            timeout: Duration::from_secs(30),
+        };
         Ok((client, event_rx))
     }
 
@@ -97,8 +115,14 @@ impl ApiClient {
     }
 
     /// Calls `method` and decodes its result.
-    pub async fn call<P: Serialize, R: DeserializeOwned>(&self, method: &str, params: P) -> anyhow::Result<R> {
-        let value = self.call_value(method, serde_json::to_value(params)?).await?;
+    pub async fn call<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: P,
+    ) -> anyhow::Result<R> {
+        let value = self
+            .call_value(method, serde_json::to_value(params)?)
+            .await?;
         serde_json::from_value(value).with_context(|| format!("unexpected answer to {method}"))
     }
 
@@ -129,7 +153,14 @@ impl ApiClient {
 
     /// Subscribes to event topics.
     pub async fn subscribe(&self, topics: &[Topic]) -> anyhow::Result<()> {
-        let _: Value = self.call(api::method::SUBSCRIBE, SubscribeParams { topics: topics.to_vec() }).await?;
+        let _: Value = self
+            .call(
+                api::method::SUBSCRIBE,
+                SubscribeParams {
+                    topics: topics.to_vec(),
+                },
+            )
+            .await?;
         Ok(())
     }
 }

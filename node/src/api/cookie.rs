@@ -35,7 +35,10 @@ impl Cookie {
     /// Reads a cookie file.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| {
-            format!("cannot read the API cookie {} (is the node running?)", path.display())
+            format!(
+                "cannot read the API cookie {} (is the node running?)",
+                path.display()
+            )
         })?;
         let text = text.trim();
         if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -77,7 +80,10 @@ mod tests {
         assert!(!back.matches(c.as_str()));
         assert!(!back.matches(""));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!format!("{back:?}").contains(back.as_str()));
     }
 }

@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use qward_core::api::{
-    self, EVENT_METHOD, Event, JSONRPC, Notification, Request, Response, RpcError, SubscribeParams, Topic,
+    self, EVENT_METHOD, Event, JSONRPC, Notification, Request, Response, RpcError, SubscribeParams,
+    Topic,
 };
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as HsRequest, Response as HsResponse};
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request as HsRequest, Response as HsResponse,
+};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, http};
 
@@ -77,7 +80,11 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let check = |req: &HsRequest, resp: HsResponse| -> Result<HsResponse, ErrorResponse> {
-        let presented = req.headers().get(api::COOKIE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let presented = req
+            .headers()
+            .get(api::COOKIE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if cookie.matches(presented) {
             Ok(resp)
         } else {
@@ -86,7 +93,8 @@ async fn connection(
             Err(refusal)
         }
     };
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config())).await?;
+    let ws =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config())).await?;
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
     let writer = tokio::spawn(async move {

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod genesis;
 pub mod init;
 pub mod qkd;
+pub mod status;
 
 /// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
 ///
@@ -51,6 +52,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Create this node's data directory: identity key, config and database.
     Init(init::InitArgs),
+    /// Show a running node's identity, chain height and peers.
+    Status(status::QueryArgs),
+    /// List the peers a running node is connected to.
+    Peers(status::QueryArgs),
     /// Simulate, sweep and benchmark the BB84 key distribution engine.
     #[command(subcommand)]
     Qkd(qkd::QkdCommand),
@@ -78,6 +83,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     crate::logging::init(&cli.log_level, cli.log_format)?;
     match cli.command {
         Command::Init(args) => init::run(args, cli.data_dir),
+        Command::Status(args) => status::status(args, cli.data_dir),
+        Command::Peers(args) => status::peers(args, cli.data_dir),
         Command::Qkd(cmd) => qkd::run(cmd),
         Command::Chain(cmd) => chain::run(cmd, cli.data_dir),
         Command::Genesis(cmd) => genesis::run(cmd),
