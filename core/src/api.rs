@@ -24,6 +24,7 @@ pub mod method {
     pub const CHAIN_MEMBERS: &str = "chain_members";
     pub const CHAIN_CONSENT: &str = "chain_consent";
     pub const CHAIN_VERIFY: &str = "chain_verify";
+    pub const CHAIN_TX: &str = "chain_tx";
     pub const LOGS: &str = "logs";
     pub const KEYS: &str = "keys";
     pub const KEY_SESSIONS: &str = "key_sessions";
@@ -419,6 +420,34 @@ pub struct ConsentParams {
     pub grantee: String,
     pub scope: String,
     pub expires_at_ms: Option<u64>,
+}
+
+/// Parameters of `tx_submit`: a chain transaction the node signs with its
+/// own key and next nonce. Members are named by name, account or peer id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TxRequest {
+    RegisterMember { member: String, role: crate::identity::Role },
+    RevokeMember { member: String },
+    AddValidator { member: String, power: u64 },
+    RemoveValidator { member: String },
+    GrantConsent { grantee: String, scope: String, expires_at_ms: Option<u64> },
+    RevokeConsent { grantee: String, scope: String },
+}
+
+/// Result of `tx_submit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxSubmitted {
+    pub id: String,
+    pub nonce: u64,
+}
+
+/// Result of `chain_tx`: where a transaction is, if final.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatus {
+    pub id: String,
+    pub pending: bool,
+    pub height: Option<u64>,
 }
 
 /// One log line kept by the node for `logs`.

@@ -62,6 +62,9 @@ impl DataDir {
     pub fn genesis_file(&self) -> PathBuf {
         self.root.join("genesis.toml")
     }
+    pub fn contacts_file(&self) -> PathBuf {
+        self.root.join("contacts.toml")
+    }
 
     /// Reads the identity key (32 secret bytes). Refuses a key file that
     /// others can read.

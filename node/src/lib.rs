@@ -4,9 +4,11 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod contacts;
 pub mod datadir;
 pub mod db;
 pub mod devnet;
 pub mod logbuf;
 pub mod logging;
 pub mod metrics;
+pub mod node;

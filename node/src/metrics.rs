@@ -44,6 +44,14 @@ impl Metrics {
         gauge.store(value, Ordering::Relaxed);
     }
 
+    pub fn inc_gauge(gauge: &AtomicU64) {
+        gauge.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec_gauge(gauge: &AtomicU64) {
+        let _ = gauge.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &str, &AtomicU64); 17] = [
