@@ -4,5 +4,6 @@
 //! as a value, so every test here is deterministic from a seed.
 
 pub mod codec;
+pub mod hybrid;
 pub mod identity;
 pub mod storage;
