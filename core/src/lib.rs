@@ -4,6 +4,7 @@
 //! as a value, so every test here is deterministic from a seed.
 
 pub mod codec;
+pub mod envelope;
 pub mod hybrid;
 pub mod identity;
 pub mod storage;

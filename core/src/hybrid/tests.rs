@@ -1,5 +1,7 @@
 //! Tests of the hybrid key agreement: agreement, input sensitivity, forged offers.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
