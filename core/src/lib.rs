@@ -7,4 +7,5 @@ pub mod codec;
 pub mod envelope;
 pub mod hybrid;
 pub mod identity;
+pub mod keystore;
 pub mod storage;
