@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod envelope;
+pub mod fhir;
 pub mod hybrid;
 pub mod identity;
 pub mod keystore;

@@ -92,7 +92,8 @@ fn every_authenticated_field_is_covered() {
     let mut f = fixture(4);
     let env = sealed(&mut f, b"payload");
     let bob = f.bob.account();
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Envelope)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Envelope)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         ("ciphertext", Box::new(|e| e.ciphertext[0] ^= 1)),
         ("tag", Box::new(|e| *e.ciphertext.last_mut().unwrap() ^= 1)),
         ("nonce", Box::new(|e| e.nonce[23] ^= 1)),
