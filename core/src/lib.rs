@@ -5,5 +5,9 @@
 
 pub mod api;
 pub mod codec;
+pub mod envelope;
+pub mod fhir;
+pub mod hybrid;
 pub mod identity;
+pub mod keystore;
 pub mod storage;
