@@ -3,6 +3,8 @@
 //! Randomness enters as a `&mut (impl RngCore + CryptoRng)` argument and time
 //! as a value, so every test here is deterministic from a seed.
 
+pub mod chain;
 pub mod codec;
+pub mod consensus;
 pub mod identity;
 pub mod storage;
