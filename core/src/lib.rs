@@ -4,7 +4,9 @@
 //! as a value, so every test here is deterministic from a seed.
 
 pub mod api;
+pub mod chain;
 pub mod codec;
+pub mod consensus;
 pub mod envelope;
 pub mod fhir;
 pub mod hybrid;

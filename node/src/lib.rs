@@ -2,6 +2,7 @@
 //! API) and the `qward` command line, built on the pure logic of `qward-core`.
 
 pub mod api;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod contacts;
