@@ -110,6 +110,8 @@ fn gossip(keypair: &Keypair, config: &NetworkConfig) -> Result<gossipsub::Behavi
         .message_id_fn(|m: &gossipsub::Message| gossip_message_id(&m.data))
         .max_transmit_size(config.limits.gossip_bytes + GOSSIP_ENVELOPE_BYTES)
         .heartbeat_interval(config.gossip_heartbeat)
+        // Form the mesh one heartbeat after start, not after the default 5 s.
+        .heartbeat_initial_delay(config.gossip_heartbeat)
         .build()
         .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
     let mut behaviour =

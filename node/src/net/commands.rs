@@ -39,10 +39,12 @@ impl Network {
                     topic: topic.clone(),
                     reason: e.to_string(),
                 });
-                if result.is_ok() {
-                    if let Err(e) = gossipsub.set_topic_params(ident, topic_score_params()) {
-                        tracing::warn!(%topic, error = e, "cannot set topic score parameters");
-                    }
+                let scored = match result {
+                    Ok(_) => gossipsub.set_topic_params(ident, topic_score_params()),
+                    Err(_) => Ok(()),
+                };
+                if let Err(e) = scored {
+                    tracing::warn!(%topic, error = e, "cannot set topic score parameters");
                 }
                 let _ = reply.send(result);
             }

@@ -183,11 +183,9 @@ impl Network {
         let swarm = &self.swarm;
         let due = self.bootstrap.due(Instant::now(), |p| swarm.is_connected(p));
         for addr in due {
-            if let Some(peer) = peer_of(&addr) {
-                if !self.members.contains(&peer) {
-                    tracing::debug!(%addr, "bootstrap peer is not a member; not dialling");
-                    continue;
-                }
+            if peer_of(&addr).is_some_and(|peer| !self.members.contains(&peer)) {
+                tracing::debug!(%addr, "bootstrap peer is not a member; not dialling");
+                continue;
             }
             tracing::debug!(%addr, "dialling bootstrap peer");
             if let Err(e) = self.dial_addr(addr.clone()) {

@@ -35,6 +35,10 @@ impl MemberSet {
         self.members.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
     /// Replaces the set and reports the difference (sorted, for determinism).
     pub fn replace(&mut self, next: HashSet<PeerId>) -> MembershipChange {
         let mut added: Vec<PeerId> = next.difference(&self.members).copied().collect();
