@@ -12,4 +12,5 @@ pub mod devnet;
 pub mod logbuf;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod node;
