@@ -3,6 +3,7 @@
 //! Order matters for gating: the allow-list and the connection limits come
 //! first, so a refused connection never reaches the protocol behaviours.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
@@ -12,6 +13,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, allow_block_list, connection_limits, identify, ping};
 
 use super::codec::FrameCodec;
+use super::metrics::Counters;
 use super::{NetError, NetworkConfig, RequestProtocol};
 
 /// The identify protocol version: peers of other networks are told apart by it.
@@ -41,7 +43,11 @@ impl std::fmt::Debug for QwardBehaviour {
 }
 
 impl QwardBehaviour {
-    pub fn new(keypair: &Keypair, config: &NetworkConfig) -> Result<Self, NetError> {
+    pub fn new(
+        keypair: &Keypair,
+        config: &NetworkConfig,
+        counters: &Arc<Counters>,
+    ) -> Result<Self, NetError> {
         let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
         for peer in &config.members {
             allow.allow_peer(*peer);
@@ -65,7 +71,7 @@ impl QwardBehaviour {
 
         let rr = |protocol: RequestProtocol| {
             request_response::Behaviour::with_codec(
-                FrameCodec::new(config.limits.for_protocol(protocol)),
+                FrameCodec::new(config.limits.for_protocol(protocol), counters.clone()),
                 [(StreamProtocol::new(protocol.name()), ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(config.request_timeout)
@@ -118,7 +124,10 @@ fn gossip(keypair: &Keypair, config: &NetworkConfig) -> Result<gossipsub::Behavi
         gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), gossip_config)
             .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
     behaviour
-        .with_peer_score(peer_score_params(), gossipsub::PeerScoreThresholds::default())
+        .with_peer_score(
+            peer_score_params(),
+            gossipsub::PeerScoreThresholds::default(),
+        )
         .map_err(|e| NetError::Config(format!("gossipsub peer score: {e}")))?;
     Ok(behaviour)
 }
@@ -150,9 +159,7 @@ pub fn topic_score_params() -> gossipsub::TopicScoreParams {
         mesh_message_deliveries_weight: 0.0,
         mesh_failure_penalty_weight: 0.0,
         invalid_message_deliveries_weight: -10.0,
-        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(
-            60,
-        )),
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(60)),
         ..Default::default()
     }
 }
@@ -166,7 +173,8 @@ mod tests {
         peer_score_params().validate().expect("peer score params");
         topic_score_params().validate().expect("topic score params");
         let keypair = super::super::keypair_from_seed(&[9; 32]).expect("seed");
-        QwardBehaviour::new(&keypair, &NetworkConfig::default()).expect("behaviour builds");
+        QwardBehaviour::new(&keypair, &NetworkConfig::default(), &Arc::default())
+            .expect("behaviour builds");
     }
 
     #[test]

@@ -115,7 +115,11 @@ mod tests {
 
     fn addr(with_peer: bool) -> Multiaddr {
         let a: Multiaddr = "/ip4/127.0.0.1/tcp/7400".parse().expect("valid multiaddr");
-        if with_peer { a.with(AddrPart::P2p(peer())) } else { a }
+        if with_peer {
+            a.with(AddrPart::P2p(peer()))
+        } else {
+            a
+        }
     }
 
     #[test]
@@ -156,7 +160,10 @@ mod tests {
         let mut b = Bootstrap::new(&[addr(false)], s, 60 * s, t0);
         assert_eq!(b.due(t0, |_| true).len(), 1, "unknown peer: dial");
         b.learn(&addr(true), peer());
-        assert!(b.due(t0 + 5 * s, |p| *p == peer()).is_empty(), "now known and connected");
+        assert!(
+            b.due(t0 + 5 * s, |p| *p == peer()).is_empty(),
+            "now known and connected"
+        );
         b.reset(&peer(), t0 + 6 * s);
         assert_eq!(b.due(t0 + 6 * s, |_| false).len(), 1);
     }

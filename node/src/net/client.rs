@@ -100,7 +100,12 @@ pub(crate) enum Command {
     Unsubscribe(String, Reply<bool>),
     Publish(String, Vec<u8>, Reply<Result<MessageId, NetError>>),
     ReportValidation(MessageId, PeerId, GossipValidation, Reply<bool>),
-    Request(RequestProtocol, PeerId, Vec<u8>, Reply<Result<Vec<u8>, NetError>>),
+    Request(
+        RequestProtocol,
+        PeerId,
+        Vec<u8>,
+        Reply<Result<Vec<u8>, NetError>>,
+    ),
     Respond(InboundRequestId, Vec<u8>, Reply<Result<(), NetError>>),
     Peers(Reply<Vec<PeerInfo>>),
     TopicPeers(String, Reply<TopicPeers>),

@@ -8,20 +8,30 @@
 //! by the event loop), never a panic.
 
 use std::io;
+use std::sync::Arc;
 
 use futures::prelude::*;
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 
+use super::metrics::Counters;
+
 /// Length-prefixed frames with one limit for requests and responses.
-#[derive(Debug, Clone, Copy)]
+///
+/// Request-response does not report a request that fails to decode (it only
+/// logs at debug level), so the codec counts and logs those itself.
+#[derive(Debug, Clone)]
 pub struct FrameCodec {
     max_body_bytes: usize,
+    counters: Arc<Counters>,
 }
 
 impl FrameCodec {
-    pub const fn new(max_body_bytes: usize) -> Self {
-        FrameCodec { max_body_bytes }
+    pub fn new(max_body_bytes: usize, counters: Arc<Counters>) -> Self {
+        FrameCodec {
+            max_body_bytes,
+            counters,
+        }
     }
 }
 
@@ -45,7 +55,10 @@ where
     if body.len() != len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!("frame announced {len} bytes but the stream ended after {}", body.len()),
+            format!(
+                "frame announced {len} bytes but the stream ended after {}",
+                body.len()
+            ),
         ));
     }
     Ok(body)
@@ -77,13 +90,22 @@ impl Codec for FrameCodec {
 
     fn read_request<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
     ) -> impl Future<Output = io::Result<Vec<u8>>> + Send
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_body_bytes)
+        let (max, counters, protocol) =
+            (self.max_body_bytes, self.counters.clone(), protocol.clone());
+        async move {
+            let result = read_frame(io, max).await;
+            if let Err(e) = &result {
+                Counters::inc(&counters.requests_in_rejected);
+                tracing::warn!(%protocol, error = %e, "inbound request rejected");
+            }
+            result
+        }
     }
 
     fn read_response<T>(
@@ -167,7 +189,9 @@ mod tests {
             io::ErrorKind::UnexpectedEof
         );
         assert_eq!(
-            read(&[0, 0, 0, 10, 1, 2, 3], 16).expect_err("short body").kind(),
+            read(&[0, 0, 0, 10, 1, 2, 3], 16)
+                .expect_err("short body")
+                .kind(),
             io::ErrorKind::UnexpectedEof
         );
         assert_eq!(

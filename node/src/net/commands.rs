@@ -4,22 +4,24 @@ use std::time::Instant;
 
 use libp2p::gossipsub::{IdentTopic, MessageAcceptance, PublishError};
 
+use super::NetError;
 use super::behaviour::topic_score_params;
 use super::client::{Command, GossipValidation, PeerInfo, TopicPeers};
 use super::event_loop::Network;
 use super::metrics::Counters;
-use super::NetError;
 
 impl Network {
     pub(crate) fn on_command(&mut self, command: Command) {
         match command {
             Command::ListenOn(addr, reply) => {
-                let result = self.swarm.listen_on(addr.clone()).map(|_| ()).map_err(|e| {
-                    NetError::Listen {
-                        addr,
-                        reason: e.to_string(),
-                    }
-                });
+                let result =
+                    self.swarm
+                        .listen_on(addr.clone())
+                        .map(|_| ())
+                        .map_err(|e| NetError::Listen {
+                            addr,
+                            reason: e.to_string(),
+                        });
                 let _ = reply.send(result);
             }
             Command::ListenAddrs(reply) => {
@@ -35,10 +37,12 @@ impl Network {
             Command::Subscribe(topic, reply) => {
                 let ident = IdentTopic::new(topic.clone());
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-                let result = gossipsub.subscribe(&ident).map_err(|e| NetError::Subscribe {
-                    topic: topic.clone(),
-                    reason: e.to_string(),
-                });
+                let result = gossipsub
+                    .subscribe(&ident)
+                    .map_err(|e| NetError::Subscribe {
+                        topic: topic.clone(),
+                        reason: e.to_string(),
+                    });
                 let scored = match result {
                     Ok(_) => gossipsub.set_topic_params(ident, topic_score_params()),
                     Err(_) => Ok(()),
@@ -167,7 +171,11 @@ impl Network {
         }
     }
 
-    fn publish(&mut self, topic: String, data: Vec<u8>) -> Result<libp2p::gossipsub::MessageId, NetError> {
+    fn publish(
+        &mut self,
+        topic: String,
+        data: Vec<u8>,
+    ) -> Result<libp2p::gossipsub::MessageId, NetError> {
         let limit = self.config.limits.gossip_bytes;
         let len = data.len();
         if len > limit {

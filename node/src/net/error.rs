@@ -39,13 +39,17 @@ pub enum NetError {
         peer: PeerId,
         reason: String,
     },
-    #[error("the inbound request was already answered, or it expired (request timeout or closed connection)")]
+    #[error(
+        "the inbound request was already answered, or it expired (request timeout or closed connection)"
+    )]
     UnknownRequest,
     #[error("gossip message of {len} bytes exceeds the {limit}-byte limit")]
     GossipTooLarge { len: usize, limit: usize },
     #[error("no connected peer is subscribed to topic '{0}'; the message was not sent")]
     NoGossipPeers(String),
-    #[error("an identical message was already published (gossip message ids are the blake3 of the data)")]
+    #[error(
+        "an identical message was already published (gossip message ids are the blake3 of the data)"
+    )]
     DuplicateGossip,
     #[error("cannot publish on topic '{topic}': {reason}")]
     Publish { topic: String, reason: String },

@@ -74,7 +74,8 @@ impl Network {
         config: NetworkConfig,
     ) -> Result<(Network, NetworkClient, mpsc::Receiver<NetworkEvent>), NetError> {
         config.validate()?;
-        let behaviour = QwardBehaviour::new(&keypair, &config)?;
+        let counters = Arc::new(Counters::default());
+        let behaviour = QwardBehaviour::new(&keypair, &config, &counters)?;
         let local_peer_id = keypair.public().to_peer_id();
         let idle = config.idle_connection_timeout;
         let mut swarm = SwarmBuilder::with_existing_identity(keypair)
@@ -100,7 +101,6 @@ impl Network {
 
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (event_tx, event_rx) = mpsc::channel(config.event_queue_len);
-        let counters = Arc::new(Counters::default());
         let client = NetworkClient {
             commands: command_tx,
             counters: counters.clone(),
@@ -143,7 +143,8 @@ impl Network {
     /// Runs until [`NetworkClient::shutdown`] or until every client is dropped.
     /// Connections are closed when it returns.
     pub async fn run(mut self) {
-        let mut redial = tokio::time::interval(self.config.redial_initial.min(Duration::from_secs(1)));
+        let mut redial =
+            tokio::time::interval(self.config.redial_initial.min(Duration::from_secs(1)));
         redial.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::info!(peer_id = %self.local_peer_id(), members = self.members.len(), "network started");
         let shutdown_reply = loop {
@@ -172,7 +173,10 @@ impl Network {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(event)) => {
                 Counters::inc(&self.counters.events_dropped);
-                tracing::warn!(event = event_kind(&event), "event queue to the node is full; event dropped");
+                tracing::warn!(
+                    event = event_kind(&event),
+                    "event queue to the node is full; event dropped"
+                );
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -181,7 +185,9 @@ impl Network {
 
     fn redial_bootstrap(&mut self) {
         let swarm = &self.swarm;
-        let due = self.bootstrap.due(Instant::now(), |p| swarm.is_connected(p));
+        let due = self
+            .bootstrap
+            .due(Instant::now(), |p| swarm.is_connected(p));
         for addr in due {
             if peer_of(&addr).is_some_and(|peer| !self.members.contains(&peer)) {
                 tracing::debug!(%addr, "bootstrap peer is not a member; not dialling");
@@ -213,7 +219,12 @@ impl Network {
                 tracing::info!(%address, "listening");
                 self.emit(NetworkEvent::ListenAddr(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if !self.members.contains(&peer_id) {
                     // The allow-list refuses these first; this is defence in depth.
                     Counters::inc(&self.counters.connections_denied);
@@ -235,7 +246,13 @@ impl Network {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                cause,
+                ..
+            } => {
                 if num_established == 0 {
                     if self.peers.remove(&peer_id).is_some() {
                         Counters::set(&self.counters.peers_connected, self.peers.len());
@@ -247,7 +264,12 @@ impl Network {
                     state.connected_addrs.retain(|a| a != addr);
                 }
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                peer_id,
+                ..
+            } => {
                 if let ListenError::Denied { cause } = &error {
                     Counters::inc(&self.counters.connections_denied);
                     tracing::info!(peer = ?peer_id, from = %send_back_addr, %cause, "refused inbound connection");
@@ -269,7 +291,9 @@ impl Network {
 
     fn on_behaviour_event(&mut self, event: QwardBehaviourEvent) {
         match event {
-            QwardBehaviourEvent::Allow(never) | QwardBehaviourEvent::Limits(never) => match never {},
+            QwardBehaviourEvent::Allow(never) | QwardBehaviourEvent::Limits(never) => {
+                match never {}
+            }
             QwardBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if !self.members.contains(&peer_id) {
                     return;
@@ -277,7 +301,11 @@ impl Network {
                 if info.protocol_version != IDENTIFY_PROTOCOL {
                     tracing::warn!(peer = %peer_id, version = %info.protocol_version, "peer speaks another qward identify version");
                 }
-                let addrs: Vec<Multiaddr> = info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER).collect();
+                let addrs: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .into_iter()
+                    .take(MAX_ADDRS_PER_PEER)
+                    .collect();
                 for addr in &addrs {
                     self.swarm.add_peer_address(peer_id, addr.clone());
                 }
@@ -294,7 +322,11 @@ impl Network {
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "ping failed"),
             },
-            QwardBehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+            QwardBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
                 self.on_gossip(propagation_source, message_id, message);
             }
             QwardBehaviourEvent::Gossipsub(other) => tracing::trace!(event = ?other, "gossipsub"),
@@ -304,22 +336,32 @@ impl Network {
         }
     }
 
-    fn on_gossip(&mut self, propagation_source: PeerId, message_id: gossipsub::MessageId, message: gossipsub::Message) {
+    fn on_gossip(
+        &mut self,
+        propagation_source: PeerId,
+        message_id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
         Counters::add(&self.counters.bytes_in, message.data.len());
         let limit = self.config.limits.gossip_bytes;
         let refusal = match message.source {
             None => Some("unsigned message"),
             Some(author) if !self.members.contains(&author) => Some("author is not a member"),
-            Some(_) if !self.members.contains(&propagation_source) => Some("relayer is not a member"),
+            Some(_) if !self.members.contains(&propagation_source) => {
+                Some("relayer is not a member")
+            }
             Some(_) if message.data.len() > limit => Some("message exceeds the gossip size limit"),
             Some(_) => None,
         };
         let (Some(source), None) = (message.source, refusal) else {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &propagation_source,
-                MessageAcceptance::Reject,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Reject,
+                );
             Counters::inc(&self.counters.gossip_rejected);
             if refusal.is_some_and(|r| r.contains("not a member")) {
                 Counters::inc(&self.counters.gossip_rejected_non_member);
@@ -337,20 +379,39 @@ impl Network {
             data: message.data,
         });
         if !delivered {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &propagation_source,
-                MessageAcceptance::Ignore,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
             Counters::inc(&self.counters.gossip_ignored);
         }
     }
 
-    fn on_request_response(&mut self, protocol: RequestProtocol, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn on_request_response(
+        &mut self,
+        protocol: RequestProtocol,
+        event: request_response::Event<Vec<u8>, Vec<u8>>,
+    ) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request_id, request, channel }, .. } => {
-                let id = InboundRequestId { protocol, inner: request_id };
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => {
+                let id = InboundRequestId {
+                    protocol,
+                    inner: request_id,
+                };
                 if !self.members.contains(&peer) {
                     Counters::inc(&self.counters.requests_in_rejected);
                     tracing::warn!(%peer, %protocol, "request from a non-member dropped");
@@ -364,25 +425,54 @@ impl Network {
                 Counters::inc(&self.counters.requests_in);
                 Counters::add(&self.counters.bytes_in, request.len());
                 self.pending_in.insert(id, channel);
-                if !self.emit(NetworkEvent::InboundRequest { id, protocol, peer, data: request }) {
+                if !self.emit(NetworkEvent::InboundRequest {
+                    id,
+                    protocol,
+                    peer,
+                    data: request,
+                }) {
                     self.pending_in.remove(&id);
                 }
             }
-            Event::Message { message: Message::Response { request_id, response }, .. } => {
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
                 Counters::add(&self.counters.bytes_in, response.len());
                 if let Some(reply) = self.pending_out.remove(&(protocol, request_id)) {
                     let _ = reply.send(Ok(response));
                 }
             }
-            Event::OutboundFailure { peer, request_id, error, .. } => {
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 Counters::inc(&self.counters.requests_out_failed);
                 tracing::debug!(%peer, %protocol, %error, "outbound request failed");
                 if let Some(reply) = self.pending_out.remove(&(protocol, request_id)) {
-                    let _ = reply.send(Err(NetError::RequestFailed { protocol, peer, reason: error.to_string() }));
+                    let _ = reply.send(Err(NetError::RequestFailed {
+                        protocol,
+                        peer,
+                        reason: error.to_string(),
+                    }));
                 }
             }
-            Event::InboundFailure { peer, request_id, error, .. } => {
-                self.pending_in.remove(&InboundRequestId { protocol, inner: request_id });
+            Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.pending_in.remove(&InboundRequestId {
+                    protocol,
+                    inner: request_id,
+                });
                 match error {
                     // Our own doing (we dropped the channel); already counted.
                     InboundFailure::ResponseOmission => {}

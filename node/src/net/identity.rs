@@ -64,15 +64,24 @@ mod tests {
         );
         assert_eq!(account_from_peer_id(&peer), Some(identity.account()));
         assert_eq!(
-            keypair_from_seed(&seed).expect("valid seed").public().to_peer_id(),
+            keypair_from_seed(&seed)
+                .expect("valid seed")
+                .public()
+                .to_peer_id(),
             peer
         );
     }
 
     #[test]
     fn different_seeds_give_different_peers() {
-        let a = keypair_from_seed(&[1; 32]).expect("seed").public().to_peer_id();
-        let b = keypair_from_seed(&[2; 32]).expect("seed").public().to_peer_id();
+        let a = keypair_from_seed(&[1; 32])
+            .expect("seed")
+            .public()
+            .to_peer_id();
+        let b = keypair_from_seed(&[2; 32])
+            .expect("seed")
+            .public()
+            .to_peer_id();
         assert_ne!(a, b);
     }
 

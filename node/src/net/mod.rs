@@ -36,7 +36,9 @@ pub use client::{
 pub use config::{MessageLimits, NetworkConfig};
 pub use error::NetError;
 pub use event_loop::Network;
-pub use identity::{account_from_peer_id, keypair_from_identity, keypair_from_seed, peer_id_from_account};
+pub use identity::{
+    account_from_peer_id, keypair_from_identity, keypair_from_seed, peer_id_from_account,
+};
 pub use metrics::NetworkMetrics;
 
 pub use libp2p::gossipsub::MessageId;

@@ -35,10 +35,6 @@ impl MemberSet {
         self.members.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// Replaces the set and reports the difference (sorted, for determinism).
     pub fn replace(&mut self, next: HashSet<PeerId>) -> MembershipChange {
         let mut added: Vec<PeerId> = next.difference(&self.members).copied().collect();
@@ -52,7 +48,11 @@ impl MemberSet {
     /// Replaces the set and applies it to the swarm: new members are allowed
     /// (and may connect at once), removed ones are disconnected, refused from
     /// now on and blacklisted in gossipsub.
-    pub fn apply(&mut self, next: HashSet<PeerId>, behaviour: &mut QwardBehaviour) -> MembershipChange {
+    pub fn apply(
+        &mut self,
+        next: HashSet<PeerId>,
+        behaviour: &mut QwardBehaviour,
+    ) -> MembershipChange {
         let change = self.replace(next);
         for peer in &change.added {
             behaviour.allow.allow_peer(*peer);

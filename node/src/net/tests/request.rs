@@ -12,12 +12,19 @@ use super::*;
 use crate::net::{NetError, RequestProtocol};
 
 /// Answers the next inbound request on `node`, checking what it carried.
-async fn answer_next(node: &mut TestNode, expect: (RequestProtocol, PeerId, &[u8]), answer: Vec<u8>) {
+async fn answer_next(
+    node: &mut TestNode,
+    expect: (RequestProtocol, PeerId, &[u8]),
+    answer: Vec<u8>,
+) {
     let (id, protocol, from, data) = node
         .wait_for(|e| match e {
-            NetworkEvent::InboundRequest { id, protocol, peer, data } => {
-                Some((*id, *protocol, *peer, data.clone()))
-            }
+            NetworkEvent::InboundRequest {
+                id,
+                protocol,
+                peer,
+                data,
+            } => Some((*id, *protocol, *peer, data.clone())),
             _ => None,
         })
         .await
@@ -39,16 +46,26 @@ async fn request_response_round_trip_on_every_protocol() {
             async move { c.request(protocol, peer(2), body).await }
         });
         let answer = format!("answer on {protocol}").into_bytes();
-        answer_next(&mut n2, (protocol, peer(1), body.as_slice()), answer.clone()).await;
+        answer_next(
+            &mut n2,
+            (protocol, peer(1), body.as_slice()),
+            answer.clone(),
+        )
+        .await;
         assert_eq!(call.await.expect("task").expect("response"), answer);
     }
     // Requests to a non-member never leave the node.
     assert_eq!(
-        n1.client.request(RequestProtocol::Msg, peer(5), b"hi".to_vec()).await,
+        n1.client
+            .request(RequestProtocol::Msg, peer(5), b"hi".to_vec())
+            .await,
         Err(NetError::NotMember(peer(5)))
     );
     let (m1, m2) = (n1.client.metrics(), n2.client.metrics());
-    assert_eq!((m1.requests_out, m2.requests_in, m2.responses_sent), (3, 3, 3));
+    assert_eq!(
+        (m1.requests_out, m2.requests_in, m2.responses_sent),
+        (3, 3, 3)
+    );
     assert!(m1.bytes_out > 0 && m2.bytes_in > 0);
     let peers = n1.client.peers().await.expect("peers");
     assert_eq!(peers.len(), 1);
@@ -70,7 +87,9 @@ async fn oversized_requests_and_responses_are_refused_on_both_ends() {
 
     // The sender refuses above its own limit, before sending.
     assert_eq!(
-        n2.client.request(RequestProtocol::Sync, peer(1), vec![0; 100 * 1024]).await,
+        n2.client
+            .request(RequestProtocol::Sync, peer(1), vec![0; 100 * 1024])
+            .await,
         Err(NetError::RequestTooLarge {
             protocol: RequestProtocol::Sync,
             len: 100 * 1024,
@@ -78,9 +97,18 @@ async fn oversized_requests_and_responses_are_refused_on_both_ends() {
         })
     );
     // The receiver refuses above its limit: the request fails, nothing is delivered.
-    let result = n1.client.request(RequestProtocol::Sync, peer(2), vec![0; 100 * 1024]).await;
+    let result = n1
+        .client
+        .request(RequestProtocol::Sync, peer(2), vec![0; 100 * 1024])
+        .await;
     assert!(
-        matches!(result, Err(NetError::RequestFailed { protocol: RequestProtocol::Sync, .. })),
+        matches!(
+            result,
+            Err(NetError::RequestFailed {
+                protocol: RequestProtocol::Sync,
+                ..
+            })
+        ),
         "oversized request must fail, got {result:?}"
     );
     assert!(
@@ -92,7 +120,10 @@ async fn oversized_requests_and_responses_are_refused_on_both_ends() {
     // request stays open for a proper answer.
     let call = tokio::spawn({
         let c = n1.client.clone();
-        async move { c.request(RequestProtocol::Sync, peer(2), b"blocks 1..10".to_vec()).await }
+        async move {
+            c.request(RequestProtocol::Sync, peer(2), b"blocks 1..10".to_vec())
+                .await
+        }
     });
     let id = n2
         .wait_for(|e| match e {
@@ -101,7 +132,10 @@ async fn oversized_requests_and_responses_are_refused_on_both_ends() {
         })
         .await
         .map(|(id, data)| {
-            assert_eq!(data, b"blocks 1..10", "the first request delivered is the small one");
+            assert_eq!(
+                data, b"blocks 1..10",
+                "the first request delivered is the small one"
+            );
             id
         })
         .expect("the small request arrives");
@@ -113,7 +147,10 @@ async fn oversized_requests_and_responses_are_refused_on_both_ends() {
             limit: 64 * 1024
         })
     );
-    n2.client.respond(id, b"blocks".to_vec()).await.expect("respond within limit");
+    n2.client
+        .respond(id, b"blocks".to_vec())
+        .await
+        .expect("respond within limit");
     assert_eq!(call.await.expect("task").expect("response"), b"blocks");
     assert_eq!(
         n2.client.respond(id, b"again".to_vec()).await,
@@ -153,7 +190,12 @@ impl request_response::Codec for RawCodec {
         Ok(out)
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -161,7 +203,12 @@ impl request_response::Codec for RawCodec {
         io.flush().await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, _: &mut T, _: Vec<u8>) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -172,12 +219,19 @@ impl request_response::Codec for RawCodec {
 fn raw_swarm(id: u8) -> Swarm<request_response::Behaviour<RawCodec>> {
     SwarmBuilder::with_existing_identity(keypair(id))
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .expect("transport")
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
                 RawCodec,
-                [(StreamProtocol::new(RequestProtocol::Sync.name()), ProtocolSupport::Outbound)],
+                [(
+                    StreamProtocol::new(RequestProtocol::Sync.name()),
+                    ProtocolSupport::Outbound,
+                )],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
             )
         })
@@ -200,7 +254,11 @@ async fn raw_request(
             .map_err(|_| "raw request never resolved".to_owned())?;
         match event {
             SwarmEvent::Behaviour(request_response::Event::Message {
-                message: request_response::Message::Response { request_id, response },
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             }) if request_id == id => return Ok(response),
             SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
@@ -221,13 +279,16 @@ async fn malformed_request_frames_do_not_crash_the_node() {
 
     let malformed: [&[u8]; 4] = [
         &[0xff, 0xff, 0xff, 0xff, 1, 2, 3], // announces 4 GiB
-        &[0, 0],                             // truncated length prefix
-        &[0, 0, 0, 100, 1, 2, 3, 4, 5],      // body shorter than announced
-        &[],                                 // nothing at all
+        &[0, 0],                            // truncated length prefix
+        &[0, 0, 0, 100, 1, 2, 3, 4, 5],     // body shorter than announced
+        &[],                                // nothing at all
     ];
     for bytes in malformed {
         let result = raw_request(&mut raw, peer(1), bytes).await;
-        assert!(result.is_err(), "malformed frame {bytes:?} got a response: {result:?}");
+        assert!(
+            result.is_err(),
+            "malformed frame {bytes:?} got a response: {result:?}"
+        );
     }
     assert!(
         metrics_eventually(&node.client, |m| m.requests_in_rejected >= 4).await,
@@ -248,9 +309,15 @@ async fn malformed_request_frames_do_not_crash_the_node() {
         .await
         .expect("a well-formed request is delivered");
     assert_eq!(data, b"ok", "no malformed frame was delivered before it");
-    node.client.respond(id, b"fine".to_vec()).await.expect("respond");
+    node.client
+        .respond(id, b"fine".to_vec())
+        .await
+        .expect("respond");
     let (_raw, result) = handle.await.expect("task");
-    assert_eq!(result.expect("framed response"), [0, 0, 0, 4, b'f', b'i', b'n', b'e']);
+    assert_eq!(
+        result.expect("framed response"),
+        [0, 0, 0, 4, b'f', b'i', b'n', b'e']
+    );
     assert_eq!(node.client.metrics().requests_in, 1);
     node.stop().await;
 }
