@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 /// What a member of the network is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An authority: registers members, may validate blocks.
     Hospital,
@@ -210,6 +211,57 @@ pub fn verify(
         .map_err(|_| IdentityError::BadSignature)
 }
 
+/// One signature to check in a batch: who signed, under which domain, what, and the signature.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedItem<'a> {
+    pub account: &'a AccountId,
+    pub domain: &'a str,
+    pub message: &'a [u8],
+    pub sig: &'a Sig,
+}
+
+/// Verifies many signatures at once (ed25519 batch verification, about twice
+/// as fast as one by one). Accepts exactly what [`verify`] accepts: weak
+/// (small-order) keys and small-order `R` are refused up front, as the strict
+/// check does. On failure it falls back to one-by-one checks and returns the
+/// index of the first bad signature, so a caller can name it.
+pub fn verify_batch(items: &[SignedItem<'_>]) -> Result<(), (usize, IdentityError)> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut keys = Vec::with_capacity(items.len());
+    let mut sigs = Vec::with_capacity(items.len());
+    let mut messages = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let key = item.account.verifying_key().map_err(|e| (i, e))?;
+        if key.is_weak() || r_is_small_order(item.sig) {
+            return Err((i, IdentityError::BadSignature));
+        }
+        keys.push(key);
+        sigs.push(ed25519_dalek::Signature::from_bytes(&item.sig.0));
+        messages.push(domain_separated(item.domain, item.message));
+    }
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+        return Ok(());
+    }
+    for (i, item) in items.iter().enumerate() {
+        verify(item.account, item.domain, item.message, item.sig).map_err(|e| (i, e))?;
+    }
+    // The batch failed but every single check passed: treat as invalid anyway
+    // (cannot happen for honest signatures; refuse rather than guess).
+    Err((0, IdentityError::BadSignature))
+}
+
+fn r_is_small_order(sig: &Sig) -> bool {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&sig.0[..32]);
+    match curve25519_dalek::edwards::CompressedEdwardsY(r).decompress() {
+        Some(point) => point.is_small_order(),
+        None => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +309,33 @@ mod tests {
         assert_eq!(AccountId::from_hex(&a.to_hex()).unwrap(), a);
         assert!(AccountId::from_hex("zz").is_err());
         assert!(AccountId::from_hex("abab").is_err());
+    }
+
+    #[test]
+    fn batch_verify_accepts_good_and_names_the_bad_one() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let ids: Vec<Identity> = (0..8).map(|_| Identity::generate(&mut rng)).collect();
+        let accounts: Vec<AccountId> = ids.iter().map(Identity::account).collect();
+        let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 10]).collect();
+        let mut sigs: Vec<Sig> = ids
+            .iter()
+            .zip(&msgs)
+            .map(|(id, m)| id.sign("qward/test", m))
+            .collect();
+        let items = |sigs: &[Sig]| -> Result<(), (usize, IdentityError)> {
+            let items: Vec<SignedItem<'_>> = (0..8)
+                .map(|i| SignedItem {
+                    account: &accounts[i],
+                    domain: "qward/test",
+                    message: &msgs[i],
+                    sig: &sigs[i],
+                })
+                .collect();
+            verify_batch(&items)
+        };
+        items(&sigs).unwrap();
+        sigs[5].0[40] ^= 1;
+        assert_eq!(items(&sigs), Err((5, IdentityError::BadSignature)));
     }
 
     #[test]

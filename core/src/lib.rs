@@ -3,7 +3,14 @@
 //! Randomness enters as a `&mut (impl RngCore + CryptoRng)` argument and time
 //! as a value, so every test here is deterministic from a seed.
 
+pub mod api;
+pub mod chain;
 pub mod codec;
+pub mod consensus;
+pub mod envelope;
+pub mod fhir;
+pub mod hybrid;
 pub mod identity;
+pub mod keystore;
 pub mod qkd;
 pub mod storage;

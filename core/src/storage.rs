@@ -57,6 +57,9 @@ impl Column {
     }
 }
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One change inside a [`WriteBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOp {
@@ -151,10 +154,10 @@ pub trait Store: Send + Sync {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<Entry>, StoreError>;
 
     /// The entry with the greatest key in `column`, if any.
-    fn last(&self, column: Column) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn last(&self, column: Column) -> Result<Option<Entry>, StoreError>;
 
     /// Writes one value (a batch of one).
     fn put(&self, column: Column, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -176,7 +179,7 @@ pub trait Store: Send + Sync {
         column: Column,
         prefix: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         let end = prefix_end(prefix);
         self.range(column, prefix, end.as_deref(), limit)
     }
@@ -247,7 +250,7 @@ impl Store for MemStore {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         use std::ops::Bound;
         let columns = self.read()?;
         let Some(table) = columns.get(&column) else {
@@ -265,7 +268,7 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn last(&self, column: Column) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn last(&self, column: Column) -> Result<Option<Entry>, StoreError> {
         let columns = self.read()?;
         Ok(columns
             .get(&column)

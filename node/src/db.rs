@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qward_core::storage::{BatchOp, Column, Store, StoreError, WriteBatch};
+use qward_core::storage::{BatchOp, Column, Entry, Store, StoreError, WriteBatch};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteOptions};
 
 /// The schema this build reads and writes. Bumped when the layout changes.
@@ -168,7 +168,7 @@ impl Store for RocksStore {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -190,7 +190,7 @@ impl Store for RocksStore {
         Ok(out)
     }
 
-    fn last(&self, column: Column) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn last(&self, column: Column) -> Result<Option<Entry>, StoreError> {
         let mut iter = self.db.iterator_cf(self.cf(column)?, IteratorMode::End);
         match iter.next() {
             None => Ok(None),

@@ -1,1 +1,235 @@
-//! placeholder
+//! Helpers for qward's multi-node integration tests: the `qward` binary, a
+//! devnet made by `qward genesis devnet`, node processes that are always
+//! stopped, and API clients to watch them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use qward_core::api::{NodeStatus, method};
+use qward_node::api::ApiClient;
+use qward_node::datadir::DataDir;
+
+/// The workspace root (the folder holding the root `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// The `qward` binary built alongside these tests: `QWARD_BIN` if set, else
+/// next to the test executable in the target directory.
+pub fn qward_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("QWARD_BIN") {
+        let p = PathBuf::from(p);
+        if p.exists() {
+            return p;
+        }
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/it-<hash>  ->  target/<profile>/qward
+    let profile_dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    profile_dir.join("qward")
+}
+
+/// Runs `qward ARGS` to completion and returns its output (stdin closed).
+pub fn qward(args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Command::new(qward_bin())
+        .args(args)
+        .env_remove("QWARD_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", qward_bin().display()))
+}
+
+/// Runs `qward ARGS` and fails unless it exits 0; returns stdout.
+pub fn qward_ok(args: &[&str]) -> anyhow::Result<String> {
+    let out = qward(args)?;
+    if !out.status.success() {
+        bail!("qward {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A base port whose next 300 ports are free on 127.0.0.1 (checked by binding),
+/// chosen from the process id so parallel tests do not collide.
+pub fn free_base_port() -> u16 {
+    let mut candidate = 20_000 + (std::process::id() % 400) as u16 * 100;
+    for _ in 0..400 {
+        let all_free = (0..300u16).step_by(1).all(|i| std::net::TcpListener::bind(("127.0.0.1", candidate + i)).is_ok());
+        if all_free {
+            return candidate;
+        }
+        candidate = if candidate > 59_000 { 20_000 } else { candidate + 300 };
+    }
+    candidate
+}
+
+/// A devnet in a temporary directory.
+#[derive(Debug)]
+pub struct TestNet {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<TestNode>,
+}
+
+/// One node of a test network: its name, data directory, and process if running.
+#[derive(Debug)]
+pub struct TestNode {
+    pub name: String,
+    pub dir: PathBuf,
+    pub api_port: u16,
+    child: Option<Child>,
+}
+
+impl TestNet {
+    /// Creates a devnet with `qward genesis devnet` and sets every node's block
+    /// interval to `block_interval_ms`. Nothing is started.
+    pub fn create(hospitals: u32, doctors: u32, patients: u32, auditors: u32, block_interval_ms: u64) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("net");
+        let base = free_base_port().to_string();
+        let (h, d, p, a) = (hospitals.to_string(), doctors.to_string(), patients.to_string(), auditors.to_string());
+        let out_s = out.to_string_lossy().into_owned();
+        qward_ok(&[
+            "genesis", "devnet", "--out", &out_s, "--hospitals", &h, "--doctors", &d, "--patients", &p, "--auditors", &a,
+            "--base-port", &base, "--block-interval-ms", &block_interval_ms.to_string(),
+        ])?;
+        let members = qward_node::devnet::members(&out)?;
+        let mut nodes = Vec::new();
+        for m in members {
+            nodes.push(TestNode { name: m.name.clone(), dir: m.dir.clone(), api_port: m.config.api_port, child: None });
+        }
+        write_contacts(&nodes)?;
+        Ok(TestNet { dir, nodes })
+    }
+
+    pub fn node(&mut self, name: &str) -> &mut TestNode {
+        let i = self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"));
+        &mut self.nodes[i]
+    }
+
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.nodes.iter().filter(|n| n.name.starts_with(prefix)).map(|n| n.name.clone()).collect()
+    }
+
+    /// The devnet's directory.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("net")
+    }
+}
+
+fn write_contacts(nodes: &[TestNode]) -> anyhow::Result<()> {
+    let mut book = qward_node::contacts::Contacts::default();
+    for n in nodes {
+        let dd = DataDir::new(&n.dir);
+        book.insert(&n.name, dd.load_identity()?.account(), dd.load_config()?.role);
+    }
+    for n in nodes {
+        book.save(&DataDir::new(&n.dir).contacts_file())?;
+    }
+    Ok(())
+}
+
+impl TestNode {
+    /// A node in `dir` that is not part of a [`TestNet`].
+    pub fn at(name: &str, dir: &Path, api_port: u16) -> Self {
+        TestNode { name: name.to_string(), dir: dir.to_path_buf(), api_port, child: None }
+    }
+
+    /// Starts `qward run` for this node, logging to its logs/node.log.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let logs = self.dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("node.log"))?;
+        let child = Command::new(qward_bin())
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--log-level", "info,libp2p=warn", "run"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start qward run")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process at once (SIGKILL): a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            qward_node::devnet::terminate(&[c.id()], Duration::from_secs(10));
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Connects to this node's API, waiting up to `timeout` for it to come up.
+    pub async fn client(&self, timeout: Duration) -> anyhow::Result<ApiClient> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let cookie = DataDir::new(&self.dir).cookie_file();
+            match ApiClient::connect_with_cookie_file(self.api_port, &cookie).await {
+                Ok((c, _)) => return Ok(c.with_timeout(Duration::from_secs(20))),
+                Err(e) if Instant::now() > deadline => return Err(e.context(format!("{} API never came up", self.name))),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    pub async fn status(&self) -> anyhow::Result<NodeStatus> {
+        self.client(Duration::from_secs(30)).await?.call(method::STATUS, serde_json::Value::Null).await
+    }
+
+    /// The tail of this node's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join("logs/node.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `check` returns `Some`, polling every 200 ms, up to `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}; last error: {last_err:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Path of a node's data dir as a string, for CLI arguments.
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

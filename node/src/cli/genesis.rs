@@ -1,10 +1,174 @@
-//! `qward genesis`: placeholder until the genesis subsystem lands.
+//! `qward genesis`: `build` a genesis file from a TOML spec (real deployments,
+//! each hospital brings its public key) and `devnet` (keys, genesis, config
+//! and an initialised database per participant, no hand editing).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
+use qward_core::chain::Genesis;
+use qward_genesis::{DevnetOptions, GenesisSpec, devnet, genesis_toml};
+use rand::SeedableRng;
+
+use crate::db::RocksStore;
+
 #[derive(Debug, clap::Subcommand)]
-pub enum GenesisCommand {}
+pub enum GenesisCommand {
+    /// Build a genesis file (TOML with its canonical hash) from a spec.
+    Build {
+        /// The spec: network, chain_id, genesis_time_ms, [consensus],
+        /// [[hospitals]] (account, power, validator) and [[members]] (account, role).
+        spec: PathBuf,
+        /// Where to write the genesis file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Generate a local network: per participant a data directory with keys,
+    /// genesis, config.toml and an initialised database.
+    Devnet {
+        /// An empty or new directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        hospitals: usize,
+        #[arg(long, default_value_t = 2)]
+        doctors: usize,
+        #[arg(long, default_value_t = 2)]
+        patients: usize,
+        #[arg(long, default_value_t = 1)]
+        auditors: usize,
+        #[arg(long, default_value = "qward-devnet")]
+        network: String,
+        #[arg(long, default_value_t = 1)]
+        chain_id: u64,
+        /// The first libp2p port (each participant gets the next one).
+        #[arg(long, default_value_t = 4100)]
+        base_port: u16,
+        /// The first control-API port (each participant gets the next one).
+        #[arg(long, default_value_t = 5100)]
+        api_base_port: u16,
+        /// Derive keys from this seed (reproducible, for tests only: the keys are not secret).
+        #[arg(long)]
+        insecure_seed: Option<u64>,
+    },
+    /// Print a genesis file's hash and summary after checking it.
+    Inspect { file: PathBuf },
+}
 
 pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        GenesisCommand::Build { spec, out } => build(&spec, &out),
+        GenesisCommand::Devnet {
+            out,
+            hospitals,
+            doctors,
+            patients,
+            auditors,
+            network,
+            chain_id,
+            base_port,
+            api_base_port,
+            insecure_seed,
+        } => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("the system clock is before 1970")?
+                .as_millis() as u64;
+            let opts = DevnetOptions {
+                network,
+                chain_id,
+                hospitals,
+                doctors,
+                patients,
+                auditors,
+                base_port,
+                api_base_port,
+                ..DevnetOptions::new(now_ms)
+            };
+            let plan = match insecure_seed {
+                Some(seed) => devnet::plan(&opts, &mut rand::rngs::StdRng::seed_from_u64(seed)),
+                None => devnet::plan(&opts, &mut rand::rng()),
+            }
+            .context("planning the devnet")?;
+            plan.write(&out, &mut init_db)
+                .with_context(|| format!("writing the devnet to {}", out.display()))?;
+            println!(
+                "devnet '{}' written to {}: genesis {}",
+                plan.genesis.network,
+                out.display(),
+                plan.genesis.hash()
+            );
+            for p in &plan.participants {
+                println!(
+                    "  {:<12} {:<9} {}  listen {}  api {}",
+                    p.name,
+                    p.role,
+                    p.identity.account().short(),
+                    p.listen_addr(),
+                    p.api_port
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GenesisCommand::Inspect { file } => {
+            let g = qward_genesis::load_genesis(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            println!(
+                "genesis {} ok: network {}, chain id {}, {} validators, {} members",
+                g.hash(),
+                g.network,
+                g.chain_id,
+                g.validators.len(),
+                g.members.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn build(spec_path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(spec_path)
+        .with_context(|| format!("reading the spec {}", spec_path.display()))?;
+    let spec = GenesisSpec::from_toml(&text)
+        .with_context(|| format!("parsing {}", spec_path.display()))?;
+    if spec.hash.is_some() {
+        bail!(
+            "{} already has a `hash`: it is a genesis file, not a spec",
+            spec_path.display()
+        );
+    }
+    let genesis = spec
+        .to_genesis()
+        .with_context(|| format!("checking {}", spec_path.display()))?;
+    let names: Vec<(String, Option<String>)> = spec
+        .hospitals
+        .iter()
+        .map(|h| (h.account.to_ascii_lowercase(), h.name.clone()))
+        .chain(
+            spec.members
+                .iter()
+                .map(|m| (m.account.to_ascii_lowercase(), m.name.clone())),
+        )
+        .collect();
+    let text = genesis_toml(&genesis, &|a| {
+        names
+            .iter()
+            .find(|(acc, _)| *acc == a.to_hex())
+            .and_then(|(_, n)| n.clone())
+    })?;
+    if out.exists() {
+        bail!(
+            "{} exists; refusing to overwrite a genesis file",
+            out.display()
+        );
+    }
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    println!("genesis {} written to {}", genesis.hash(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_db(path: &Path, genesis: &Genesis) -> Result<(), String> {
+    let db = RocksStore::create(path).map_err(|e| e.to_string())?;
+    qward_genesis::init_chain(&db, genesis).map_err(|e| e.to_string())?;
+    Ok(())
 }

@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod chain;
+pub mod devnet;
 pub mod genesis;
+pub mod init;
 pub mod qkd;
+pub mod run;
+pub mod status;
+pub mod tx;
 
 /// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
 ///
@@ -48,6 +53,19 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create this node's data directory: identity key, config and database.
+    Init(init::InitArgs),
+    /// Start this node (networking, consensus, sync, control API) until Ctrl-C.
+    Run(run::RunArgs),
+    /// Start a local devnet of separate qward processes on 127.0.0.1 (or stop one).
+    Devnet(devnet::DevnetArgs),
+    /// Submit a chain transaction through the running node.
+    #[command(subcommand)]
+    Tx(tx::TxCommand),
+    /// Show a running node's identity, chain height and peers.
+    Status(status::QueryArgs),
+    /// List the peers a running node is connected to.
+    Peers(status::QueryArgs),
     /// Simulate, sweep and benchmark the BB84 key distribution engine.
     #[command(subcommand)]
     Qkd(qkd::QkdCommand),
@@ -72,7 +90,14 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::logging::init(&cli.log_level, cli.log_format)?;
     match cli.command {
+        Command::Init(args) => init::run(args, cli.data_dir),
+        Command::Run(args) => run::run(args, cli.data_dir),
+        Command::Devnet(args) => devnet::run(args, &cli.log_level),
+        Command::Tx(cmd) => tx::run(cmd, cli.data_dir),
+        Command::Status(args) => status::status(args, cli.data_dir),
+        Command::Peers(args) => status::peers(args, cli.data_dir),
         Command::Qkd(cmd) => qkd::run(cmd),
         Command::Chain(cmd) => chain::run(cmd, cli.data_dir),
         Command::Genesis(cmd) => genesis::run(cmd),

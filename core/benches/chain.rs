@@ -1,0 +1,2 @@
+//! Chain benchmarks (filled in below).
+fn main() {}

@@ -1,0 +1,495 @@
+//! Control-API types: JSON-RPC 2.0 envelopes, method names, and the typed
+//! requests, results and events that the node serves and the CLI and TUI use.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The JSON-RPC version string.
+pub const JSONRPC: &str = "2.0";
+/// The largest request or response frame the API accepts (16 MiB: room for
+/// an 8 MiB record, base64-encoded, in `send`).
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// The HTTP header that carries the cookie on the WebSocket handshake.
+pub const COOKIE_HEADER: &str = "x-qward-cookie";
+
+/// Method names.
+pub mod method {
+    pub const STATUS: &str = "status";
+    pub const PEERS: &str = "peers";
+    pub const SUBSCRIBE: &str = "subscribe";
+    pub const TX_SUBMIT: &str = "tx_submit";
+    pub const CHAIN_HEAD: &str = "chain_head";
+    pub const CHAIN_BLOCK: &str = "chain_block";
+    pub const CHAIN_BLOCKS: &str = "chain_blocks";
+    pub const CHAIN_MEMBERS: &str = "chain_members";
+    pub const CHAIN_CONSENT: &str = "chain_consent";
+    pub const CHAIN_VERIFY: &str = "chain_verify";
+    pub const CHAIN_TX: &str = "chain_tx";
+    pub const LOGS: &str = "logs";
+    pub const KEYS: &str = "keys";
+    pub const KEY_SESSIONS: &str = "key_sessions";
+    pub const KEY_AGREE: &str = "key_agree";
+    pub const LINK_GET: &str = "link_get";
+    pub const LINK_SET: &str = "link_set";
+    pub const SEND: &str = "send";
+    pub const FORWARD: &str = "forward";
+    pub const INBOX: &str = "inbox";
+    pub const OUTBOX: &str = "outbox";
+    pub const RECORD: &str = "record";
+    pub const CONSENT_GRANT: &str = "consent_grant";
+    pub const CONSENT_REVOKE: &str = "consent_revoke";
+    pub const SHUTDOWN: &str = "shutdown";
+}
+
+/// A JSON-RPC request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub jsonrpc: String,
+    pub id: Value,
+    pub method: String,
+    #[serde(default)]
+    pub params: Value,
+}
+
+impl Request {
+    pub fn new(id: u64, method: &str, params: Value) -> Self {
+        Request {
+            jsonrpc: JSONRPC.into(),
+            id: Value::from(id),
+            method: method.into(),
+            params,
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcError {
+    pub const PARSE: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL: i64 = -32603;
+    /// The node refused the request (a rule of the chain or of messaging).
+    pub const REFUSED: i64 = -32000;
+    /// The node is not able to do it now (not a validator, no peers, ...).
+    pub const UNAVAILABLE: i64 = -32001;
+
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(Self::INVALID_PARAMS, message)
+    }
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(Self::REFUSED, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Self::INTERNAL, message)
+    }
+}
+
+/// A JSON-RPC response: exactly one of `result` and `error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub jsonrpc: String,
+    pub id: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl Response {
+    pub fn ok(id: Value, result: Value) -> Self {
+        Response {
+            jsonrpc: JSONRPC.into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
+    }
+    pub fn err(id: Value, error: RpcError) -> Self {
+        Response {
+            jsonrpc: JSONRPC.into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// A server-to-client notification carrying a subscribed event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub jsonrpc: String,
+    pub method: String,
+    pub params: Event,
+}
+
+/// The notification method name for events.
+pub const EVENT_METHOD: &str = "event";
+
+/// What a client may subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    Blocks,
+    Peers,
+    Transactions,
+    KeySessions,
+    Messages,
+    Logs,
+}
+
+/// Parameters of `subscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeParams {
+    pub topics: Vec<Topic>,
+}
+
+/// An event pushed to subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A block was finalized (committed) at `height`.
+    Block {
+        height: u64,
+        hash: String,
+        txs: usize,
+        proposer: String,
+        time_ms: u64,
+    },
+    PeerConnected {
+        peer_id: String,
+    },
+    PeerDisconnected {
+        peer_id: String,
+    },
+    /// A transaction entered the mempool (`accepted`) or was refused.
+    Transaction {
+        id: String,
+        kind: String,
+        accepted: bool,
+        reason: Option<String>,
+    },
+    /// Progress or outcome of a key-agreement session (free-form JSON from the node).
+    KeySession {
+        detail: Value,
+    },
+    /// A message changed delivery state (free-form JSON from the node).
+    Message {
+        detail: Value,
+    },
+    /// A log line.
+    Log {
+        level: String,
+        line: String,
+    },
+}
+
+impl Event {
+    /// The topic this event belongs to.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Event::Block { .. } => Topic::Blocks,
+            Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => Topic::Peers,
+            Event::Transaction { .. } => Topic::Transactions,
+            Event::KeySession { .. } => Topic::KeySessions,
+            Event::Message { .. } => Topic::Messages,
+            Event::Log { .. } => Topic::Logs,
+        }
+    }
+}
+
+/// Result of `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub peer_id: String,
+    pub account: String,
+    pub role: crate::identity::Role,
+    pub chain_id: String,
+    /// Height of the newest block this node has stored.
+    pub height: u64,
+    /// Height of the newest block with a commit certificate (final).
+    pub finalized_height: u64,
+    /// Number of connected peers.
+    pub peers: usize,
+    pub is_validator: bool,
+    pub validators: usize,
+    pub mempool: usize,
+    pub listen: Vec<String>,
+    pub uptime_ms: u64,
+    pub version: String,
+}
+
+/// One connected peer, from `peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    pub peer_id: String,
+    pub account: Option<String>,
+    pub name: Option<String>,
+    pub role: Option<crate::identity::Role>,
+    pub addrs: Vec<String>,
+    pub rtt_ms: Option<u64>,
+}
+
+/// A block, summarised for people (`chain_head`, `chain_blocks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockSummary {
+    pub height: u64,
+    pub hash: String,
+    pub parent: String,
+    pub time_ms: u64,
+    pub proposer: String,
+    pub round: u32,
+    /// Validators whose precommit signatures are in the commit certificate.
+    pub signers: Vec<String>,
+    pub txs: Vec<TxSummary>,
+}
+
+/// A transaction, summarised for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxSummary {
+    pub id: String,
+    /// register_member, revoke_member, validator_vote, grant_consent, revoke_consent, record_anchor, key_session_audit, evidence
+    pub kind: String,
+    pub author: String,
+    /// A one-line description ("grant consent to dr-okafor for phr until ...").
+    pub detail: String,
+}
+
+/// A registered member (`chain_members`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub account: String,
+    pub peer_id: String,
+    pub name: String,
+    pub role: crate::identity::Role,
+    pub is_validator: bool,
+}
+
+/// A consent record on the chain (`chain_consent`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentInfo {
+    pub patient: String,
+    pub grantee: String,
+    pub grantee_name: Option<String>,
+    pub scope: String,
+    pub expires_at_ms: Option<u64>,
+    pub active: bool,
+}
+
+/// Result of `chain_verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub height: u64,
+    pub blocks_verified: u64,
+    pub txs_verified: u64,
+    pub failed_height: Option<u64>,
+    pub reason: Option<String>,
+}
+
+/// The phase of a key-agreement session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionPhase {
+    Handshake,
+    Transmitting,
+    Sifting,
+    Estimating,
+    Correcting,
+    Verifying,
+    Amplifying,
+    Done,
+    Aborted,
+}
+
+/// A key-agreement session, live or finished (`key_sessions`, and
+/// `Event::KeySession` details).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeySessionInfo {
+    pub session_id: String,
+    pub peer: String,
+    pub peer_name: Option<String>,
+    pub started_ms: u64,
+    pub phase: SessionPhase,
+    pub qubits_sent: u64,
+    pub sifted: u64,
+    pub qber: Option<f64>,
+    pub qber_upper_bound: Option<f64>,
+    pub abort_threshold: f64,
+    pub final_key_bits: u64,
+    pub eve_detected: bool,
+    pub abort_reason: Option<String>,
+}
+
+/// A key in the key store (`keys`); never the key material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub peer: String,
+    pub peer_name: Option<String>,
+    pub created_ms: u64,
+    pub qber: f64,
+    pub bits: u64,
+    pub uses: u64,
+    pub retired: bool,
+}
+
+/// The simulated quantum channel of a link (`link_get`, `link_set`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkParams {
+    pub peer: String,
+    pub distance_km: f64,
+    pub loss_db_per_km: f64,
+    pub detector_efficiency: f64,
+    pub dark_count_prob: f64,
+    pub misalignment: f64,
+    /// Fraction of qubits an intercept-resend eavesdropper attacks (0 = none).
+    pub eve_fraction: f64,
+}
+
+/// Record kinds carried by messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKindName {
+    Phr,
+    Report,
+}
+
+/// Delivery state of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for a key or for the peer.
+    Queued,
+    /// Sent, waiting for a signed receipt.
+    Sent,
+    /// Receipt received.
+    Delivered,
+    /// Delivered and its hash anchored on the chain.
+    Anchored,
+    /// Refused by the recipient or by a rule (reason given).
+    Failed,
+    /// Received (inbox).
+    Received,
+}
+
+/// A message in the inbox or outbox (`inbox`, `outbox`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    pub record_id: String,
+    pub kind: RecordKindName,
+    pub from: String,
+    pub from_name: Option<String>,
+    pub to: String,
+    pub to_name: Option<String>,
+    pub created_ms: u64,
+    pub state: DeliveryState,
+    pub bytes: u64,
+    pub anchor: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Parameters of `send`: the FHIR JSON itself, not a path (the node may run
+/// elsewhere than the client).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendParams {
+    /// A member name, account (hex) or peer id.
+    pub to: String,
+    pub kind: RecordKindName,
+    pub fhir_json: String,
+}
+
+/// Parameters of `consent_grant` / `consent_revoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentParams {
+    /// A member name, account (hex) or peer id.
+    pub grantee: String,
+    pub scope: String,
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Parameters of `tx_submit`: a chain transaction the node signs with its
+/// own key and next nonce. Members are named by name, account or peer id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TxRequest {
+    RegisterMember { member: String, role: crate::identity::Role },
+    RevokeMember { member: String },
+    AddValidator { member: String, power: u64 },
+    RemoveValidator { member: String },
+    GrantConsent { grantee: String, scope: String, expires_at_ms: Option<u64> },
+    RevokeConsent { grantee: String, scope: String },
+}
+
+/// Result of `tx_submit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxSubmitted {
+    pub id: String,
+    pub nonce: u64,
+}
+
+/// Result of `chain_tx`: where a transaction is, if final.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatus {
+    pub id: String,
+    pub pending: bool,
+    pub height: Option<u64>,
+}
+
+/// One log line kept by the node for `logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub time_ms: u64,
+    pub level: String,
+    pub line: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_and_response_shapes_follow_json_rpc() {
+        let r = Request::new(7, method::STATUS, Value::Null);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"jsonrpc\":\"2.0\"") && text.contains("\"id\":7"));
+        let ok = serde_json::to_value(Response::ok(Value::from(1), Value::from(3))).unwrap();
+        assert_eq!(ok, serde_json::json!({"jsonrpc":"2.0","id":1,"result":3}));
+        let err = serde_json::to_value(Response::err(Value::from(1), RpcError::new(-32601, "no")))
+            .unwrap();
+        assert_eq!(err["error"]["code"], -32601);
+        assert!(err.get("result").is_none());
+    }
+
+    #[test]
+    fn events_are_tagged_and_know_their_topic() {
+        let e = Event::Block {
+            height: 3,
+            hash: "ab".into(),
+            txs: 1,
+            proposer: "p".into(),
+            time_ms: 9,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "block");
+        assert_eq!(e.topic(), Topic::Blocks);
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+        let t: Topic = serde_json::from_str("\"key_sessions\"").unwrap();
+        assert_eq!(t, Topic::KeySessions);
+    }
+}

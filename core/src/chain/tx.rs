@@ -1,0 +1,252 @@
+//! Chain transactions: the kinds (membership, validator votes, consent, record
+//! anchors, key-session audits, evidence), their signatures and encoding.
+//!
+//! A transaction names its chain, its author and the author's next nonce, and
+//! is signed by the author under [`TX_DOMAIN`]. Its id is the hash of the
+//! canonical encoding of the unsigned transaction. No health data ever goes in
+//! a transaction: only ids, hashes, roles, consent and audit facts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::consensus::Evidence;
+use crate::identity::{self, AccountId, Identity, Role, Sig};
+
+use super::hash::Hash;
+
+/// The domain tag of transaction signatures.
+pub const TX_DOMAIN: &str = "qward/tx/v1";
+/// The domain tag of transaction ids.
+pub const TX_ID_DOMAIN: &str = "qward/tx-id/v1";
+/// The largest encoded signed transaction accepted (evidence is the largest kind).
+pub const MAX_TX_BYTES: usize = 2048;
+
+/// What a consent covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConsentScope {
+    /// The patient's personal health records (a hospital may forward them to the grantee).
+    Records,
+    /// Medical reports about the patient.
+    Reports,
+    /// Records and reports.
+    All,
+}
+
+impl ConsentScope {
+    /// Whether a consent with this scope covers a use needing `needed`.
+    pub fn covers(self, needed: ConsentScope) -> bool {
+        self == ConsentScope::All || self == needed
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConsentScope::Records => "records",
+            ConsentScope::Reports => "reports",
+            ConsentScope::All => "all",
+        }
+    }
+}
+
+/// A patient's consent for `grantee` to receive data within `scope` until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentGrant {
+    pub grantee: AccountId,
+    pub scope: ConsentScope,
+    /// Unix milliseconds; the consent stops counting at this block time.
+    pub expires_at_ms: u64,
+}
+
+/// Proof that an encrypted record was delivered: hashes and ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAnchor {
+    /// The record's id (chosen by the sender, e.g. a hash of the envelope id).
+    pub record_id: Hash,
+    /// blake3 of the ciphertext as delivered.
+    pub ciphertext_hash: Hash,
+    /// Who received it.
+    pub recipient: AccountId,
+}
+
+/// How a key-agreement session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionOutcome {
+    /// A key was agreed.
+    Established,
+    /// Aborted: the QBER bound exceeded the threshold (possible eavesdropper).
+    AbortedQber,
+    /// Aborted: the error-corrected keys did not match.
+    AbortedVerification,
+    /// Failed for another reason (timeout, peer gone).
+    Failed,
+}
+
+/// The audit record of one key-agreement session. Never key material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySessionAudit {
+    pub session_id: Hash,
+    pub peer_a: AccountId,
+    pub peer_b: AccountId,
+    /// Quantum bit error rate in parts per million (0..=1_000_000).
+    pub qber_ppm: u32,
+    /// Length of the final key in bits (0 when aborted).
+    pub key_length_bits: u32,
+    pub outcome: SessionOutcome,
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// A hospital admits a member with a role.
+    RegisterMember { account: AccountId, role: Role },
+    /// A hospital revokes a member (not a validator: remove it as validator first).
+    RevokeMember { account: AccountId },
+    /// A hospital's vote to make a hospital a validator; takes effect once more
+    /// than 2/3 of the active hospitals voted for the same change.
+    AddValidator { account: AccountId, power: u64 },
+    /// A hospital's vote to remove a validator (same threshold).
+    RemoveValidator { account: AccountId },
+    /// A patient grants consent.
+    GrantConsent(ConsentGrant),
+    /// A patient revokes a consent.
+    RevokeConsent {
+        grantee: AccountId,
+        scope: ConsentScope,
+    },
+    /// A member anchors a delivered record.
+    AnchorRecord(RecordAnchor),
+    /// A member (one of the two peers) records a key session's outcome.
+    AuditKeySession(KeySessionAudit),
+    /// Any member submits proof that a validator signed two votes for one height and round.
+    SubmitEvidence(Box<Evidence>),
+}
+
+impl TxKind {
+    /// A short name, for people and logs.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            TxKind::RegisterMember { .. } => "register-member",
+            TxKind::RevokeMember { .. } => "revoke-member",
+            TxKind::AddValidator { .. } => "add-validator",
+            TxKind::RemoveValidator { .. } => "remove-validator",
+            TxKind::GrantConsent(_) => "grant-consent",
+            TxKind::RevokeConsent { .. } => "revoke-consent",
+            TxKind::AnchorRecord(_) => "anchor-record",
+            TxKind::AuditKeySession(_) => "audit-key-session",
+            TxKind::SubmitEvidence(_) => "submit-evidence",
+        }
+    }
+}
+
+/// An unsigned transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The chain this is meant for (no replay across chains).
+    pub chain_id: u64,
+    pub author: AccountId,
+    /// The author's next nonce: 0 for their first transaction, then +1 (no replay).
+    pub nonce: u64,
+    pub kind: TxKind,
+}
+
+impl Transaction {
+    /// The canonical bytes that are signed and hashed.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        codec::encode_infallible(self)
+    }
+
+    /// The transaction id.
+    pub fn id(&self) -> Hash {
+        Hash::digest(TX_ID_DOMAIN, &self.signing_bytes())
+    }
+
+    /// Signs the transaction. The identity must be the author.
+    pub fn sign(self, identity: &Identity) -> SignedTransaction {
+        let sig = identity.sign(TX_DOMAIN, &self.signing_bytes());
+        SignedTransaction { tx: self, sig }
+    }
+}
+
+/// A transaction with its author's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    pub tx: Transaction,
+    pub sig: Sig,
+}
+
+impl SignedTransaction {
+    pub fn id(&self) -> Hash {
+        self.tx.id()
+    }
+
+    /// Checks the author's signature (strict).
+    pub fn verify_signature(&self) -> Result<(), identity::IdentityError> {
+        identity::verify(
+            &self.tx.author,
+            TX_DOMAIN,
+            &self.tx.signing_bytes(),
+            &self.sig,
+        )
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode_infallible(self)
+    }
+
+    /// Decodes a signed transaction, refusing more than [`MAX_TX_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(bytes, MAX_TX_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn sample(id: &Identity) -> SignedTransaction {
+        Transaction {
+            chain_id: 7,
+            author: id.account(),
+            nonce: 3,
+            kind: TxKind::GrantConsent(ConsentGrant {
+                grantee: AccountId([4; 32]),
+                scope: ConsentScope::Records,
+                expires_at_ms: 99,
+            }),
+        }
+        .sign(id)
+    }
+
+    #[test]
+    fn signature_covers_every_field() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let id = Identity::generate(&mut rng);
+        let stx = sample(&id);
+        stx.verify_signature().unwrap();
+        let mut other = stx.clone();
+        other.tx.nonce = 4;
+        assert!(other.verify_signature().is_err());
+        let mut other = stx.clone();
+        other.tx.chain_id = 8;
+        assert!(other.verify_signature().is_err());
+        assert_ne!(other.id(), stx.id());
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let id = Identity::generate(&mut rng);
+        let stx = sample(&id);
+        let bytes = stx.encode();
+        assert_eq!(SignedTransaction::decode(&bytes).unwrap(), stx);
+        assert!(SignedTransaction::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn consent_scope_coverage() {
+        assert!(ConsentScope::All.covers(ConsentScope::Records));
+        assert!(ConsentScope::Records.covers(ConsentScope::Records));
+        assert!(!ConsentScope::Reports.covers(ConsentScope::Records));
+    }
+}

@@ -1,0 +1,288 @@
+//! Consensus messages and what they sign: proposals, prevotes and precommits
+//! over (chain id, height, round, step, block hash) under a domain tag, and
+//! the evidence of a validator that signed two votes for one height and round.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{Block, Hash, MAX_BLOCK_BYTES};
+use crate::codec::{self, CodecError};
+use crate::identity::{self, AccountId, Identity, IdentityError, Sig};
+
+/// The domain tag of prevote and precommit signatures (and certificates).
+pub const VOTE_DOMAIN: &str = "qward/vote/v1";
+/// The domain tag of proposal signatures.
+pub const PROPOSAL_DOMAIN: &str = "qward/proposal/v1";
+/// The largest encoded consensus message accepted from the network.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BLOCK_BYTES + 4096;
+
+/// The two voting steps of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum VoteStep {
+    Prevote,
+    Precommit,
+}
+
+impl VoteStep {
+    /// The step's number in signed bytes and safety records (propose is 1).
+    pub const fn code(self) -> u8 {
+        match self {
+            VoteStep::Prevote => 2,
+            VoteStep::Precommit => 3,
+        }
+    }
+}
+
+/// The signing step code of a proposal.
+pub const PROPOSE_CODE: u8 = 1;
+
+/// The bytes a vote signature covers.
+pub fn vote_signing_bytes(
+    chain_id: u64,
+    height: u64,
+    round: u32,
+    step: VoteStep,
+    block_hash: Option<&Hash>,
+) -> Vec<u8> {
+    codec::encode_infallible(&(chain_id, height, round, step.code(), block_hash))
+}
+
+/// The bytes a proposal signature covers.
+pub fn proposal_signing_bytes(
+    chain_id: u64,
+    height: u64,
+    round: u32,
+    block_hash: &Hash,
+    valid_round: Option<u32>,
+) -> Vec<u8> {
+    codec::encode_infallible(&(
+        chain_id,
+        height,
+        round,
+        PROPOSE_CODE,
+        block_hash,
+        valid_round,
+    ))
+}
+
+/// A prevote or precommit for a block (or for nil: no block this round).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub chain_id: u64,
+    pub height: u64,
+    pub round: u32,
+    pub step: VoteStep,
+    pub block_hash: Option<Hash>,
+    pub validator: AccountId,
+}
+
+impl Vote {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        vote_signing_bytes(
+            self.chain_id,
+            self.height,
+            self.round,
+            self.step,
+            self.block_hash.as_ref(),
+        )
+    }
+
+    /// Signs the vote; `identity` must be `validator`.
+    pub fn sign(self, identity: &Identity) -> SignedVote {
+        let sig = identity.sign(VOTE_DOMAIN, &self.signing_bytes());
+        SignedVote { vote: self, sig }
+    }
+}
+
+/// A vote with the validator's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVote {
+    pub vote: Vote,
+    pub sig: Sig,
+}
+
+impl SignedVote {
+    pub fn verify(&self) -> Result<(), IdentityError> {
+        identity::verify(
+            &self.vote.validator,
+            VOTE_DOMAIN,
+            &self.vote.signing_bytes(),
+            &self.sig,
+        )
+    }
+}
+
+/// A proposer's block for a height and round, with the round in which it was
+/// last seen valid (`valid_round`) when it is re-proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub chain_id: u64,
+    pub height: u64,
+    pub round: u32,
+    pub valid_round: Option<u32>,
+    pub proposer: AccountId,
+    pub block: Block,
+}
+
+impl Proposal {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        proposal_signing_bytes(
+            self.chain_id,
+            self.height,
+            self.round,
+            &self.block.hash(),
+            self.valid_round,
+        )
+    }
+
+    pub fn sign(self, identity: &Identity) -> SignedProposal {
+        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes());
+        SignedProposal {
+            proposal: self,
+            sig,
+        }
+    }
+}
+
+/// A proposal with the proposer's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedProposal {
+    pub proposal: Proposal,
+    pub sig: Sig,
+}
+
+impl SignedProposal {
+    pub fn verify(&self) -> Result<(), IdentityError> {
+        identity::verify(
+            &self.proposal.proposer,
+            PROPOSAL_DOMAIN,
+            &self.proposal.signing_bytes(),
+            &self.sig,
+        )
+    }
+}
+
+/// What validators gossip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsensusMessage {
+    Proposal(SignedProposal),
+    Vote(SignedVote),
+}
+
+impl ConsensusMessage {
+    pub fn chain_id(&self) -> u64 {
+        match self {
+            ConsensusMessage::Proposal(p) => p.proposal.chain_id,
+            ConsensusMessage::Vote(v) => v.vote.chain_id,
+        }
+    }
+
+    pub fn height(&self) -> u64 {
+        match self {
+            ConsensusMessage::Proposal(p) => p.proposal.height,
+            ConsensusMessage::Vote(v) => v.vote.height,
+        }
+    }
+
+    pub fn round(&self) -> u32 {
+        match self {
+            ConsensusMessage::Proposal(p) => p.proposal.round,
+            ConsensusMessage::Vote(v) => v.vote.round,
+        }
+    }
+
+    /// The validator that signed it.
+    pub fn signer(&self) -> AccountId {
+        match self {
+            ConsensusMessage::Proposal(p) => p.proposal.proposer,
+            ConsensusMessage::Vote(v) => v.vote.validator,
+        }
+    }
+
+    pub fn verify(&self) -> Result<(), IdentityError> {
+        match self {
+            ConsensusMessage::Proposal(p) => p.verify(),
+            ConsensusMessage::Vote(v) => v.verify(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode_infallible(self)
+    }
+
+    /// Decodes a message from the network, refusing more than [`MAX_MESSAGE_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(bytes, MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Why evidence does not prove an equivocation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("the two votes are from different validators, heights, rounds, steps or chains")]
+    NotSameSlot,
+    #[error("the two votes are for the same block; that is no equivocation")]
+    SameBlock,
+    #[error("a vote signature does not verify")]
+    BadSignature,
+}
+
+/// Proof that a validator signed two different votes for one height, round and step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The two votes, in canonical order (by encoding), so equal evidence is equal bytes.
+    pub first: SignedVote,
+    pub second: SignedVote,
+}
+
+impl Evidence {
+    /// Builds evidence from two conflicting votes, in canonical order.
+    pub fn new(a: SignedVote, b: SignedVote) -> Self {
+        if codec::encode_infallible(&a) <= codec::encode_infallible(&b) {
+            Evidence {
+                first: a,
+                second: b,
+            }
+        } else {
+            Evidence {
+                first: b,
+                second: a,
+            }
+        }
+    }
+
+    pub fn offender(&self) -> AccountId {
+        self.first.vote.validator
+    }
+
+    pub fn height(&self) -> u64 {
+        self.first.vote.height
+    }
+
+    /// (offender, height, round, step): one piece of evidence per slot.
+    pub fn key(&self) -> (AccountId, u64, u32, u8) {
+        let v = &self.first.vote;
+        (v.validator, v.height, v.round, v.step.code())
+    }
+
+    /// Checks that both votes are validly signed by one validator for one
+    /// slot of `chain_id` and name different blocks.
+    pub fn verify(&self, chain_id: u64) -> Result<(), EvidenceError> {
+        let (a, b) = (&self.first.vote, &self.second.vote);
+        if a.chain_id != chain_id
+            || b.chain_id != chain_id
+            || a.validator != b.validator
+            || a.height != b.height
+            || a.round != b.round
+            || a.step != b.step
+        {
+            return Err(EvidenceError::NotSameSlot);
+        }
+        if a.block_hash == b.block_hash {
+            return Err(EvidenceError::SameBlock);
+        }
+        self.first
+            .verify()
+            .and(self.second.verify())
+            .map_err(|_| EvidenceError::BadSignature)
+    }
+}

@@ -1,0 +1,186 @@
+//! `qward devnet`: create (with `qward genesis devnet`) and run a local network
+//! of separate `qward` processes on 127.0.0.1, or stop one (`devnet down`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use qward_core::identity::Role;
+
+use crate::contacts::Contacts;
+use crate::datadir::DataDir;
+use crate::devnet;
+
+/// Start a local devnet (created on first use), or stop one with `down`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DevnetArgs {
+    #[command(subcommand)]
+    pub command: Option<DevnetCommand>,
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DevnetCommand {
+    /// Stop a devnet started with --detach.
+    Down {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where the devnet lives (default: <platform data dir>/qward-devnet).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Hospitals (the validators).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub hospitals: u32,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub doctors: u32,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub patients: u32,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub auditors: u32,
+    /// First TCP port; node i uses port+i for libp2p and port+100+i for its API.
+    #[arg(long, default_value_t = 17400)]
+    pub base_port: u16,
+    /// Start the nodes in the background and return (stop with `qward devnet down`).
+    #[arg(long, conflicts_with = "tui")]
+    pub detach: bool,
+    /// Open the terminal UI on this node (by name) once the devnet is up.
+    #[arg(long, value_name = "NAME")]
+    pub tui: Option<String>,
+    /// Delete an existing devnet in DIR and create a new one.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+fn default_dir() -> anyhow::Result<PathBuf> {
+    Ok(dirs::data_dir().context("no platform data directory; pass --dir")?.join("qward-devnet"))
+}
+
+pub fn run(args: DevnetArgs, log_level: &str) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(DevnetCommand::Down { dir }) => {
+            let dir = match dir {
+                Some(d) => d,
+                None => default_dir()?,
+            };
+            let n = devnet::down(&dir)?;
+            println!("stopped {n} node{}", if n == 1 { "" } else { "s" });
+            Ok(ExitCode::SUCCESS)
+        }
+        None => up(args.up, log_level),
+    }
+}
+
+fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => default_dir()?,
+    };
+    if args.fresh && dir.exists() {
+        if !devnet::live_pids(&dir)?.is_empty() {
+            anyhow::bail!("the devnet in {} is running; stop it first (qward devnet down)", dir.display());
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    if !dir.join(qward_genesis::devnet::SPEC_FILE).exists() {
+        println!("creating a devnet in {}", dir.display());
+        let spec = qward_genesis::devnet::DevnetOptions {
+            hospitals: args.hospitals,
+            doctors: args.doctors,
+            patients: args.patients,
+            auditors: args.auditors,
+            base_port: args.base_port,
+        };
+        qward_genesis::devnet::generate(&dir, &spec)?;
+    }
+    let members = devnet::members(&dir)?;
+    if members.is_empty() {
+        anyhow::bail!("{} holds no devnet nodes; use --fresh to create one", dir.display());
+    }
+    write_contacts(&members)?;
+    let mut running = devnet::start(&dir, &members, log_level)?;
+    devnet::wait_until_ready(&members, &mut running, Duration::from_secs(60))?;
+    print_table(&dir, &members);
+
+    if args.detach {
+        running.detach();
+        println!("\nrunning in the background; stop with: qward devnet down --dir {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &args.tui {
+        let member = members
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name))
+            .with_context(|| format!("no devnet node named '{name}'"))?;
+        let result = super::tui::attach(&member.dir);
+        running.stop(Duration::from_secs(10));
+        result?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("\nCtrl-C stops every node.");
+    wait_for_ctrl_c(&mut running)?;
+    println!("stopping the devnet");
+    running.stop(Duration::from_secs(10));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Gives every node the names of all the others.
+fn write_contacts(members: &[devnet::Member]) -> anyhow::Result<()> {
+    let mut book = Contacts::default();
+    for m in members {
+        let id = DataDir::new(&m.dir).load_identity()?;
+        book.insert(&m.name, id.account(), m.role);
+    }
+    for m in members {
+        book.save(&DataDir::new(&m.dir).contacts_file())?;
+    }
+    Ok(())
+}
+
+fn print_table(dir: &Path, members: &[devnet::Member]) {
+    println!("\n{:<14} {:<9} {:<28} {:<6}  data dir", "node", "role", "p2p", "api");
+    for m in members {
+        println!(
+            "{:<14} {:<9} {:<28} {:<6}  {}",
+            m.name,
+            m.role,
+            m.config.listen.first().map(String::as_str).unwrap_or("-"),
+            m.config.api_port,
+            m.dir.display()
+        );
+    }
+    let example = members.iter().find(|m| m.role == Role::Hospital).unwrap_or(&members[0]);
+    println!("\nlogs: {}/<node>/logs/node.log", dir.display());
+    println!("try:  qward --data-dir {} status", example.dir.display());
+    println!("      qward --data-dir {} tui", example.dir.display());
+}
+
+fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut reported = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = tick.tick() => {
+                    let gone: Vec<String> = running.exited().into_iter().filter(|n| reported.insert(n.clone())).collect();
+                    if !gone.is_empty() {
+                        eprintln!("warning: {} exited; see logs/node.log", gone.join(", "));
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}

@@ -1,0 +1,124 @@
+//! `qward tx`: submit chain transactions through the node's control API (the
+//! node signs them with its own key and next nonce).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use qward_core::api::{TxRequest, TxStatus, TxSubmitted, method};
+use qward_core::identity::Role;
+use serde_json::json;
+
+use super::status::{block_on, connect};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TxCommand {
+    /// Register a member (hospitals only).
+    Register {
+        /// The new member: name from contacts, account (hex) or peer id.
+        member: String,
+        #[arg(long, value_parser = super::init::parse_role)]
+        role: Role,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Revoke a member (hospitals only).
+    Revoke {
+        member: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Vote to add a hospital as validator (takes effect above 2/3 of hospitals).
+    AddValidator {
+        member: String,
+        #[arg(long, default_value_t = 1)]
+        power: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Vote to remove a validator.
+    RemoveValidator {
+        member: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Grant consent (patients only): GRANTEE may receive SCOPE (records, reports, all).
+    GrantConsent {
+        grantee: String,
+        #[arg(long, default_value = "records")]
+        scope: String,
+        /// Expiry as unix milliseconds (default: one year).
+        #[arg(long)]
+        expires_at_ms: Option<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Revoke consent (patients only).
+    RevokeConsent {
+        grantee: String,
+        #[arg(long, default_value = "records")]
+        scope: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Wait until the transaction is in a final block (up to 60 s).
+    #[arg(long)]
+    pub wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TxCommand {
+    fn into_parts(self) -> (TxRequest, WaitArgs) {
+        match self {
+            TxCommand::Register { member, role, wait } => (TxRequest::RegisterMember { member, role }, wait),
+            TxCommand::Revoke { member, wait } => (TxRequest::RevokeMember { member }, wait),
+            TxCommand::AddValidator { member, power, wait } => (TxRequest::AddValidator { member, power }, wait),
+            TxCommand::RemoveValidator { member, wait } => (TxRequest::RemoveValidator { member }, wait),
+            TxCommand::GrantConsent { grantee, scope, expires_at_ms, wait } => {
+                (TxRequest::GrantConsent { grantee, scope, expires_at_ms }, wait)
+            }
+            TxCommand::RevokeConsent { grantee, scope, wait } => (TxRequest::RevokeConsent { grantee, scope }, wait),
+        }
+    }
+}
+
+pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (req, wait) = cmd.into_parts();
+    block_on(async move {
+        let client = connect(data_dir).await?;
+        let sub: TxSubmitted = client.call(method::TX_SUBMIT, &req).await?;
+        if !wait.wait {
+            if wait.json {
+                println!("{}", serde_json::to_string(&sub)?);
+            } else {
+                println!("submitted {} (nonce {})", sub.id, sub.nonce);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st: TxStatus = client.call(method::CHAIN_TX, json!({ "id": sub.id })).await?;
+            if let Some(h) = st.height {
+                if wait.json {
+                    println!("{}", serde_json::to_string(&st)?);
+                } else {
+                    println!("{} final in block {h}", sub.id);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !st.pending {
+                anyhow::bail!("transaction {} was dropped (refused by the chain's rules)", sub.id);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("transaction {} not final after 60 s; it is still pending", sub.id);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}

@@ -1,0 +1,258 @@
+//! `config.toml`: a node's settings, with documented defaults and a template
+//! that `qward init` writes for people to edit.
+
+use std::path::Path;
+
+use qward_core::identity::Role;
+use serde::{Deserialize, Serialize};
+
+/// Default TCP port for libp2p.
+pub const DEFAULT_P2P_PORT: u16 = 7400;
+/// Default port of the local control API (127.0.0.1 only).
+pub const DEFAULT_API_PORT: u16 = 7500;
+/// Default target time between blocks.
+pub const DEFAULT_BLOCK_INTERVAL_MS: u64 = 1000;
+
+/// A peer to dial at start: its chain account (ed25519 public key, hex) and address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapPeer {
+    pub account: String,
+    pub addr: String,
+}
+
+/// The node configuration (`<data-dir>/config.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// A person-readable name for this node ("st-marys", "dr-okafor").
+    pub name: String,
+    /// hospital, doctor, patient or auditor.
+    pub role: Role,
+    /// libp2p listen addresses.
+    #[serde(default = "default_listen", deserialize_with = "one_or_many")]
+    pub listen: Vec<String>,
+    /// Peers dialled at start and redialled when disconnected.
+    #[serde(default)]
+    pub bootstrap: Vec<BootstrapPeer>,
+    /// Port of the control API on 127.0.0.1.
+    #[serde(default = "default_api_port")]
+    pub api_port: u16,
+    /// Target time between blocks, for validators.
+    #[serde(default = "default_block_interval_ms")]
+    pub block_interval_ms: u64,
+    /// Port of the Prometheus metrics endpoint on 127.0.0.1; absent means off.
+    #[serde(default)]
+    pub metrics_port: Option<u16>,
+}
+
+fn default_listen() -> Vec<String> {
+    vec![format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}")]
+}
+fn default_api_port() -> u16 {
+    DEFAULT_API_PORT
+}
+fn default_block_interval_ms() -> u64 {
+    DEFAULT_BLOCK_INTERVAL_MS
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid qward config: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+impl Config {
+    /// A new node's configuration with every default.
+    pub fn new(name: &str, role: Role) -> Self {
+        Config {
+            name: name.to_string(),
+            role,
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            api_port: DEFAULT_API_PORT,
+            block_interval_ms: DEFAULT_BLOCK_INTERVAL_MS,
+            metrics_port: None,
+        }
+    }
+
+    /// Reads and checks `config.toml`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            reason: e.to_string(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            reason,
+        };
+        if self.name.trim().is_empty() || self.name.len() > 64 {
+            return Err(invalid("name must be 1 to 64 characters".into()));
+        }
+        if self.listen.is_empty() {
+            return Err(invalid("listen must name at least one address".into()));
+        }
+        for addr in self
+            .listen
+            .iter()
+            .chain(self.bootstrap.iter().map(|b| &b.addr))
+        {
+            if !addr.starts_with('/') {
+                return Err(invalid(format!(
+                    "'{addr}' is not a multiaddr (expected e.g. /ip4/127.0.0.1/tcp/7400)"
+                )));
+            }
+        }
+        for peer in &self.bootstrap {
+            qward_core::identity::AccountId::from_hex(&peer.account).map_err(|_| {
+                invalid(format!(
+                    "bootstrap account '{}' is not 64 hex digits",
+                    peer.account
+                ))
+            })?;
+        }
+        if self.api_port == 0 {
+            return Err(invalid("api_port must not be 0".into()));
+        }
+        if !(50..=600_000).contains(&self.block_interval_ms) {
+            return Err(invalid(
+                "block_interval_ms must be between 50 and 600000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file `qward init` writes: every setting, each with a comment.
+    pub fn to_documented_toml(&self) -> String {
+        let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let listen: Vec<String> = self.listen.iter().map(|a| quote(a)).collect();
+        let mut out = String::new();
+        out.push_str("# qward node configuration. Edit and restart the node to apply.\n\n");
+        out.push_str("# A person-readable name for this node.\n");
+        out.push_str(&format!("name = {}\n\n", quote(&self.name)));
+        out.push_str("# What this node is: hospital, doctor, patient or auditor.\n");
+        out.push_str(&format!("role = {}\n\n", quote(self.role.as_str())));
+        out.push_str("# libp2p listen addresses (multiaddrs).\n");
+        out.push_str(&format!("listen = [{}]\n\n", listen.join(", ")));
+        out.push_str("# Port of the control API, served on 127.0.0.1 only (auth: api.cookie).\n");
+        out.push_str(&format!("api_port = {}\n\n", self.api_port));
+        out.push_str("# Target time between blocks, in milliseconds (validators only).\n");
+        out.push_str(&format!(
+            "block_interval_ms = {}\n\n",
+            self.block_interval_ms
+        ));
+        out.push_str(
+            "# Prometheus metrics on 127.0.0.1:<port>; leave commented out to keep it off.\n",
+        );
+        match self.metrics_port {
+            Some(p) => out.push_str(&format!("metrics_port = {p}\n\n")),
+            None => out.push_str("# metrics_port = 9400\n\n"),
+        }
+        out.push_str(
+            "# Peers to dial at start: their account (ed25519 public key, hex) and address.\n",
+        );
+        if self.bootstrap.is_empty() {
+            out.push_str("bootstrap = []\n");
+            out.push_str("# bootstrap = [{ account = \"<64 hex digits>\", addr = \"/ip4/10.0.0.2/tcp/7400\" }]\n");
+        } else {
+            out.push_str("bootstrap = [\n");
+            for b in &self.bootstrap {
+                out.push_str(&format!(
+                    "  {{ account = {}, addr = {} }},\n",
+                    quote(&b.account),
+                    quote(&b.addr)
+                ));
+            }
+            out.push_str("]\n");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_template_round_trips() {
+        let mut c = Config::new("st-marys", Role::Hospital);
+        c.bootstrap.push(BootstrapPeer {
+            account: "ab".repeat(32),
+            addr: "/ip4/127.0.0.1/tcp/7401".into(),
+        });
+        c.metrics_port = Some(9400);
+        let text = c.to_documented_toml();
+        assert_eq!(Config::parse(&text, "t").unwrap(), c);
+        let plain = Config::new("p", Role::Patient);
+        assert_eq!(
+            Config::parse(&plain.to_documented_toml(), "t").unwrap(),
+            plain
+        );
+    }
+
+    #[test]
+    fn listen_may_be_a_single_string() {
+        let c = Config::parse(
+            "name='a'\nrole='auditor'\nlisten='/ip4/127.0.0.1/tcp/1'\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/1".to_string()]);
+        assert_eq!(c.api_port, DEFAULT_API_PORT);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::parse("name='a'\nrole='nurse'\n", "cfg")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cfg") && e.contains("nurse"), "{e}");
+        let e =
+            Config::parse("name='a'\nrole='doctor'\nlisten=['127.0.0.1:1']\n", "cfg").unwrap_err();
+        assert!(e.to_string().contains("not a multiaddr"), "{e}");
+        let e = Config::parse("name='a'\nrole='doctor'\nbogus=1\n", "cfg").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::parse(
+            "name='a'\nrole='doctor'\nbootstrap=[{account='xy', addr='/ip4/1.2.3.4/tcp/1'}]\n",
+            "cfg",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("64 hex"), "{e}");
+    }
+}

@@ -1,0 +1,132 @@
+//! Network events to the node: validates every gossip message before it is
+//! forwarded (rejecting and penalising invalid ones), feeds consensus messages
+//! to the driver and transactions to the mempool, and answers requests.
+
+use qward_core::api::Event;
+use qward_core::chain::SignedTransaction;
+use qward_core::consensus::ConsensusMessage;
+use tokio::sync::mpsc;
+
+use super::context::Ctx;
+use super::driver::DriverInput;
+use super::mempool::MempoolError;
+use super::sync;
+use crate::metrics::Metrics;
+use crate::net::{GossipValidation, NetworkEvent, RequestProtocol};
+
+/// Handles network events until the network stops or the node shuts down.
+pub async fn run(ctx: Ctx, mut events: mpsc::Receiver<NetworkEvent>) {
+    let mut shutdown = ctx.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => if *shutdown.borrow() { break },
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                handle(&ctx, event).await;
+            }
+        }
+    }
+}
+
+async fn handle(ctx: &Ctx, event: NetworkEvent) {
+    match event {
+        NetworkEvent::PeerConnected(peer) => {
+            tracing::info!("peer connected: {}", label(ctx, &peer));
+            Metrics::inc_gauge(&ctx.metrics.peers);
+            ctx.emit(Event::PeerConnected { peer_id: peer.to_string() });
+        }
+        NetworkEvent::PeerDisconnected(peer) => {
+            tracing::info!("peer disconnected: {}", label(ctx, &peer));
+            Metrics::dec_gauge(&ctx.metrics.peers);
+            ctx.emit(Event::PeerDisconnected { peer_id: peer.to_string() });
+        }
+        NetworkEvent::ListenAddr(addr) => {
+            tracing::info!("listening on {addr}");
+            ctx.listen.write().unwrap_or_else(|p| p.into_inner()).push(addr);
+        }
+        NetworkEvent::Gossip { topic, source, propagation_source, message_id, data } => {
+            let verdict = if topic == ctx.consensus_topic() {
+                consensus_gossip(ctx, &data).await
+            } else if topic == ctx.tx_topic() {
+                tx_gossip(ctx, &data)
+            } else {
+                Err(format!("unknown topic {topic}"))
+            };
+            let validation = match verdict {
+                Ok(v) => v,
+                Err(reason) => {
+                    tracing::warn!("rejected gossip from {}: {reason}", label(ctx, &source));
+                    GossipValidation::Reject
+                }
+            };
+            match validation {
+                GossipValidation::Accept => Metrics::inc(&ctx.metrics.gossip_accepted),
+                GossipValidation::Reject => Metrics::inc(&ctx.metrics.gossip_rejected),
+                GossipValidation::Ignore => {}
+            }
+            let _ = ctx.net.report_validation(message_id, propagation_source, validation).await;
+        }
+        NetworkEvent::InboundRequest { id, protocol, peer, data } => {
+            let response = match protocol {
+                RequestProtocol::Sync => sync::serve(ctx, &data),
+                RequestProtocol::Qkd | RequestProtocol::Msg => {
+                    crate::node::peer_protocols::serve(ctx, protocol, peer, data).await
+                }
+            };
+            if let Err(e) = ctx.net.respond(id, response).await {
+                tracing::debug!("could not answer {protocol} request from {peer}: {e}");
+            }
+        }
+    }
+}
+
+async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
+    let msg = ConsensusMessage::decode(data).map_err(|e| format!("malformed consensus message: {e}"))?;
+    let (chain_id, tip, is_validator) = {
+        let v = ctx.view();
+        (v.state.chain_id, v.tip.height, v.state.validators.contains(&msg.signer()))
+    };
+    if msg.chain_id() != chain_id {
+        return Err(format!("consensus message for chain {}", msg.chain_id()));
+    }
+    msg.verify().map_err(|_| "consensus message with a bad signature".to_string())?;
+    if msg.height() <= tip {
+        return Ok(GossipValidation::Ignore);
+    }
+    if !is_validator {
+        // A validator of a set this node has not reached yet is not an offence.
+        return if msg.height() > tip + 1 { Ok(GossipValidation::Ignore) } else { Err("signer is not a validator".into()) };
+    }
+    match ctx.driver.try_send(DriverInput::Gossip(msg)) {
+        Ok(()) => Ok(GossipValidation::Accept),
+        Err(_) => Ok(GossipValidation::Ignore),
+    }
+}
+
+fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
+    let tx = SignedTransaction::decode(data).map_err(|e| format!("malformed transaction: {e}"))?;
+    let result = {
+        let view = ctx.view();
+        ctx.mempool().insert(tx, &view.state)
+    };
+    match result {
+        Ok(_) => {
+            Metrics::set(&ctx.metrics.mempool_size, ctx.mempool().len() as u64);
+            Ok(GossipValidation::Accept)
+        }
+        Err(MempoolError::Duplicate(_) | MempoolError::Replay { .. } | MempoolError::Full | MempoolError::NonceGap { .. }) => {
+            Ok(GossipValidation::Ignore)
+        }
+        Err(e) => {
+            Metrics::inc(&ctx.metrics.txs_rejected);
+            Err(e.to_string())
+        }
+    }
+}
+
+/// A peer as people know it: its name from the address book, or its short id.
+pub fn label(ctx: &Ctx, peer: &crate::net::PeerId) -> String {
+    crate::net::account_from_peer_id(peer)
+        .and_then(|a| ctx.contacts.name_of(&a).map(str::to_string))
+        .unwrap_or_else(|| peer.to_string())
+}

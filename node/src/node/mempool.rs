@@ -1,0 +1,122 @@
+//! The mempool: signed transactions waiting for a block, bounded in count and
+//! per author, with replay protection by nonce and transaction id.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qward_core::chain::{ChainState, Hash, SignedTransaction};
+use qward_core::identity::AccountId;
+
+/// Transactions held at most.
+pub const MAX_TXS: usize = 20_000;
+/// How far ahead of an author's next nonce a transaction may be.
+pub const MAX_NONCE_GAP: u64 = 256;
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    #[error("transaction {0} is already pending")]
+    Duplicate(String),
+    #[error("nonce {nonce} was already used (next is {next}): a replay")]
+    Replay { nonce: u64, next: u64 },
+    #[error("nonce {nonce} is too far ahead of the next nonce {next}")]
+    NonceGap { nonce: u64, next: u64 },
+    #[error("author {0} is not an active member")]
+    NotMember(String),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("transaction is for chain {got}, this chain is {expected}")]
+    WrongChain { got: u64, expected: u64 },
+    #[error("the mempool is full ({MAX_TXS} transactions)")]
+    Full,
+}
+
+/// Pending transactions, by id and by (author, nonce).
+#[derive(Debug, Default)]
+pub struct Mempool {
+    by_id: HashMap<Hash, SignedTransaction>,
+    by_author: BTreeMap<(AccountId, u64), Hash>,
+}
+
+impl Mempool {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Checks `tx` against `state` and adds it. The signature is verified here.
+    pub fn insert(&mut self, tx: SignedTransaction, state: &ChainState) -> Result<Hash, MempoolError> {
+        let id = tx.id();
+        if self.by_id.contains_key(&id) {
+            return Err(MempoolError::Duplicate(id.to_hex()));
+        }
+        if tx.tx.chain_id != state.chain_id {
+            return Err(MempoolError::WrongChain { got: tx.tx.chain_id, expected: state.chain_id });
+        }
+        let author = tx.tx.author;
+        let member = state.members.get(&author).filter(|m| m.active);
+        let Some(member) = member else { return Err(MempoolError::NotMember(author.short())) };
+        let next = member.next_nonce;
+        if tx.tx.nonce < next {
+            return Err(MempoolError::Replay { nonce: tx.tx.nonce, next });
+        }
+        if tx.tx.nonce >= next + MAX_NONCE_GAP {
+            return Err(MempoolError::NonceGap { nonce: tx.tx.nonce, next });
+        }
+        if self.by_author.contains_key(&(author, tx.tx.nonce)) {
+            return Err(MempoolError::Replay { nonce: tx.tx.nonce, next });
+        }
+        if self.by_id.len() >= MAX_TXS {
+            return Err(MempoolError::Full);
+        }
+        tx.verify_signature().map_err(|_| MempoolError::BadSignature)?;
+        self.by_author.insert((author, tx.tx.nonce), id);
+        self.by_id.insert(id, tx);
+        Ok(id)
+    }
+
+    /// The next nonce `author` should use, counting its pending transactions.
+    pub fn next_nonce(&self, author: &AccountId, state: &ChainState) -> u64 {
+        let base = state.members.get(author).map(|m| m.next_nonce).unwrap_or(0);
+        let mut n = base;
+        while self.by_author.contains_key(&(*author, n)) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Up to `max` candidates for a block, each author's in nonce order.
+    pub fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
+        let mut txs: Vec<&SignedTransaction> = self.by_id.values().collect();
+        txs.sort_by_key(|t| (t.tx.nonce, t.tx.author));
+        txs.into_iter().take(max).cloned().collect()
+    }
+
+    /// Drops what a new block made stale: included transactions and any whose
+    /// nonce is now used.
+    pub fn prune(&mut self, state: &ChainState) {
+        let stale: Vec<(AccountId, u64)> = self
+            .by_author
+            .keys()
+            .filter(|(author, nonce)| {
+                state.members.get(author).filter(|m| m.active).is_none_or(|m| *nonce < m.next_nonce)
+            })
+            .copied()
+            .collect();
+        for key in stale {
+            if let Some(id) = self.by_author.remove(&key) {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! A running node: starts storage, the network, the consensus driver, block
+//! sync, the control API and metrics, and stops them all cleanly.
+
+pub mod context;
+pub mod dispatch;
+pub mod driver;
+pub mod mempool;
+pub mod peer_protocols;
+pub mod rpc;
+pub mod sync;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use qward_core::chain::{ChainStore, InitOutcome};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub use context::{ChainView, Ctx, NodeContext};
+
+use crate::api::Cookie;
+use crate::contacts::Contacts;
+use crate::datadir::DataDir;
+use crate::db::RocksStore;
+use crate::metrics::Metrics;
+use crate::net::{Multiaddr, Network, NetworkConfig, peer_id_from_account};
+
+/// Options of `qward run` that are not in config.toml.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Serve Prometheus metrics (on `metrics_port`, or API port + 1000).
+    pub metrics: bool,
+}
+
+/// Opens the database and makes sure the chain is initialised from the data
+/// directory's genesis.
+pub fn open_chain(dir: &DataDir) -> anyhow::Result<RocksStore> {
+    let store = RocksStore::open(&dir.db_dir())?;
+    let chain = ChainStore::new(&store);
+    if chain.tip().is_err() {
+        let path = dir.genesis_file();
+        if !path.exists() {
+            anyhow::bail!(
+                "{} has no chain and no genesis; run `qward init --genesis FILE` or use `qward devnet`",
+                dir.root().display()
+            );
+        }
+        let genesis = qward_genesis::load_genesis(&path)?;
+        if chain.init(&genesis)? == InitOutcome::Initialised {
+            tracing::info!("initialised the chain from {}", path.display());
+        }
+    }
+    Ok(store)
+}
+
+/// Runs the node of `dir` until SIGINT, SIGTERM or the API's `shutdown`.
+pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
+    let config = dir.load_config()?;
+    let identity = dir.load_identity()?;
+    let account = identity.account();
+    let store = Arc::new(open_chain(&dir)?);
+    let view = ChainView::load(&store)?;
+    let contacts = Contacts::load(&dir.contacts_file())?;
+
+    let keypair = crate::net::keypair_from_identity(&identity)?;
+    let peer_id = keypair.public().to_peer_id();
+    let mut net_config = NetworkConfig {
+        listen_addrs: parse_addrs(&config.listen, "listen")?,
+        members: view
+            .state
+            .members
+            .iter()
+            .filter(|(_, m)| m.active)
+            .filter_map(|(a, _)| peer_id_from_account(a).ok())
+            .collect::<HashSet<_>>(),
+        // Redial soon after a refusal: a member registered on the chain
+        // should get in within seconds, not minutes.
+        redial_max: std::time::Duration::from_secs(8),
+        ..NetworkConfig::default()
+    };
+    for b in &config.bootstrap {
+        let account = qward_core::identity::AccountId::from_hex(&b.account)?;
+        if account == identity.account() {
+            continue;
+        }
+        let peer = peer_id_from_account(&account)?;
+        let addr: Multiaddr = format!("{}/p2p/{peer}", b.addr)
+            .parse()
+            .with_context(|| format!("bootstrap address {} is not a multiaddr", b.addr))?;
+        net_config.bootstrap.push(addr);
+    }
+    let (net, net_events, net_task) = Network::spawn(keypair, net_config)?;
+
+    let (events, _) = broadcast::channel(4096);
+    crate::logging::buffer().attach_events(events.clone());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (driver_tx, driver_rx) = mpsc::channel(4096);
+    let metrics = Metrics::new();
+    Metrics::set(&metrics.height, view.tip.height);
+    Metrics::set(&metrics.finalized_height, view.tip.height);
+
+    let api_listener = TcpListener::bind(("127.0.0.1", config.api_port))
+        .await
+        .with_context(|| format!("cannot open the control API on 127.0.0.1:{}", config.api_port))?;
+    let metrics_listener = if opts.metrics {
+        let port = config.metrics_port.unwrap_or(config.api_port.saturating_add(1000));
+        let l = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("cannot open the metrics endpoint on 127.0.0.1:{port}"))?;
+        tracing::info!("metrics on http://127.0.0.1:{port}/metrics");
+        Some(l)
+    } else {
+        None
+    };
+
+    let ctx: Ctx = Arc::new(NodeContext {
+        identity,
+        account,
+        peer_id,
+        config: config.clone(),
+        datadir: dir.clone(),
+        store,
+        view: RwLock::new(view),
+        mempool: Mutex::new(mempool::Mempool::new()),
+        net: net.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+        contacts,
+        started: Instant::now(),
+        driver: driver_tx.clone(),
+        shutdown,
+        listen: RwLock::new(Vec::new()),
+    });
+    for topic in [ctx.consensus_topic(), ctx.tx_topic()] {
+        net.subscribe(&topic).await?;
+    }
+
+    let cookie = Cookie::generate();
+    cookie.write(&dir.cookie_file())?;
+    let handler = Arc::new(rpc::RpcHandler::new(ctx.clone()));
+    let mut tasks = vec![
+        tokio::spawn(crate::api::serve(api_listener, cookie, handler, events.clone(), shutdown_rx.clone())),
+        tokio::spawn(dispatch::run(ctx.clone(), net_events)),
+        tokio::spawn(driver::run(ctx.clone(), driver_rx, driver_tx)),
+        tokio::spawn(sync::run(ctx.clone())),
+    ];
+    if let Some(l) = metrics_listener {
+        tasks.push(tokio::spawn(crate::metrics::serve(l, metrics, shutdown_rx.clone())));
+    }
+    tracing::info!(
+        "qward node {} ({}) started: peer id {peer_id}, chain {} at height {}, API on 127.0.0.1:{}",
+        config.name,
+        config.role,
+        ctx.view().genesis.network,
+        ctx.view().tip.height,
+        config.api_port
+    );
+
+    wait_for_stop(shutdown_rx).await;
+    tracing::info!("shutting down");
+    ctx.request_shutdown();
+    for t in tasks {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+    }
+    let _ = net.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), net_task).await;
+    let _ = std::fs::remove_file(dir.cookie_file());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn parse_addrs(addrs: &[String], what: &str) -> anyhow::Result<Vec<Multiaddr>> {
+    addrs
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("{what} address {a} is not a multiaddr")))
+        .collect()
+}
+
+async fn wait_for_stop(mut api_shutdown: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term_recv = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term_recv => {}
+        _ = async { while api_shutdown.changed().await.is_ok() { if *api_shutdown.borrow() { break; } } } => {}
+    }
+}

@@ -1,0 +1,27 @@
+//! Integration tests of the `qward` binary: one test binary, a module per command.
+
+mod api;
+mod init;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `qward` with `args` and the data directory `data_dir`, no stdin.
+pub fn qward(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qward"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("QWARD_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run qward")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Shared by qward's scripts: install what a fresh Debian machine lacks, and
+# point cargo at one target directory that outlives any clone.
+# Sourced, not run.
+
+qward_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/qward/target}"
+export QWARD_BIN="$CARGO_TARGET_DIR/debug/qward"
+mkdir -p "$CARGO_TARGET_DIR"
+
+qward_say() { printf 'qward: %s\n' "$*" >&2; }
+
+# Debian packages the build and the tests need:
+#   clang, libclang-dev  bindgen for RocksDB (librocksdb-sys)
+#   tmux                 the terminal UI's end-to-end test
+#   fonts-dejavu-core    text in the PNG plots of `qward qkd sweep`
+qward_ensure_system_packages() {
+  local missing=()
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 \
+     && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    missing+=(libclang-dev)
+  fi
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  [ ${#missing[@]} -eq 0 ] && return 0
+
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      qward_say "missing packages: ${missing[*]}; install them as root (apt-get install ${missing[*]})"
+      return 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    qward_say "missing packages: ${missing[*]}, and no apt-get here; install them with your package manager"
+    return 1
+  fi
+  qward_say "installing ${missing[*]} (apt-get)"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+qward_ensure_cargo() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  fi
+  command -v cargo >/dev/null 2>&1 || { qward_say "cargo not found: install Rust (rustup) first"; return 1; }
+}
+
+qward_ensure_nextest() {
+  cargo nextest --version >/dev/null 2>&1 && return 0
+  qward_say "installing cargo-nextest"
+  cargo install --locked cargo-nextest >/dev/null
+}
