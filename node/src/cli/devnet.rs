@@ -8,8 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use qward_core::identity::Role;
 
-use crate::contacts::Contacts;
-use crate::datadir::DataDir;
 use crate::devnet;
 
 /// Start a local devnet (created on first use), or stop one with `down`.
@@ -89,22 +87,23 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
         }
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    if !dir.join(qward_genesis::devnet::SPEC_FILE).exists() {
+    if !dir.join("spec.toml").exists() {
         println!("creating a devnet in {}", dir.display());
-        let spec = qward_genesis::devnet::DevnetOptions {
-            hospitals: args.hospitals,
-            doctors: args.doctors,
-            patients: args.patients,
-            auditors: args.auditors,
+        let opts = qward_genesis::DevnetOptions {
+            hospitals: args.hospitals as usize,
+            doctors: args.doctors as usize,
+            patients: args.patients as usize,
+            auditors: args.auditors as usize,
             base_port: args.base_port,
+            api_base_port: args.base_port.saturating_add(100),
+            ..qward_genesis::DevnetOptions::new(crate::node::context::now_ms())
         };
-        qward_genesis::devnet::generate(&dir, &spec)?;
+        super::genesis::write_devnet(&dir, &opts, crate::config::DEFAULT_BLOCK_INTERVAL_MS, None)?;
     }
     let members = devnet::members(&dir)?;
     if members.is_empty() {
         anyhow::bail!("{} holds no devnet nodes; use --fresh to create one", dir.display());
     }
-    write_contacts(&members)?;
     let mut running = devnet::start(&dir, &members, log_level)?;
     devnet::wait_until_ready(&members, &mut running, Duration::from_secs(60))?;
     print_table(&dir, &members);
@@ -119,7 +118,7 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|m| m.name.eq_ignore_ascii_case(name))
             .with_context(|| format!("no devnet node named '{name}'"))?;
-        let result = super::tui::attach(&member.dir);
+        let result = attach_tui(&member.dir);
         running.stop(Duration::from_secs(10));
         result?;
         return Ok(ExitCode::SUCCESS);
@@ -129,19 +128,6 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
     println!("stopping the devnet");
     running.stop(Duration::from_secs(10));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Gives every node the names of all the others.
-fn write_contacts(members: &[devnet::Member]) -> anyhow::Result<()> {
-    let mut book = Contacts::default();
-    for m in members {
-        let id = DataDir::new(&m.dir).load_identity()?;
-        book.insert(&m.name, id.account(), m.role);
-    }
-    for m in members {
-        book.save(&DataDir::new(&m.dir).contacts_file())?;
-    }
-    Ok(())
 }
 
 fn print_table(dir: &Path, members: &[devnet::Member]) {
@@ -183,4 +169,8 @@ fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     })
+}
+
+fn attach_tui(dir: &Path) -> anyhow::Result<()> {
+    anyhow::bail!("the terminal UI is not available in this build ({})", dir.display())
 }
