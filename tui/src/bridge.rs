@@ -21,7 +21,10 @@ pub struct Request {
 pub enum Incoming {
     /// The answer to the request with this `id`: its JSON result, or a message
     /// a person can read.
-    Response { id: u64, result: Result<Value, String> },
+    Response {
+        id: u64,
+        result: Result<Value, String>,
+    },
     /// A subscribed event pushed by the node.
     Event(Event),
     /// The connection to the node is up (first time or again).
@@ -51,7 +54,16 @@ impl Bridge {
     pub fn pair() -> (Bridge, BridgeRemote) {
         let (req_tx, req_rx) = mpsc::channel();
         let (in_tx, in_rx) = mpsc::channel();
-        (Bridge { requests: req_tx, incoming: in_rx }, BridgeRemote { requests: req_rx, incoming: in_tx })
+        (
+            Bridge {
+                requests: req_tx,
+                incoming: in_rx,
+            },
+            BridgeRemote {
+                requests: req_rx,
+                incoming: in_tx,
+            },
+        )
     }
 }
 
@@ -64,11 +76,18 @@ mod tests {
         let (bridge, remote) = Bridge::pair();
         bridge
             .requests
-            .send(Request { id: 4, method: "status".into(), params: Value::Null })
+            .send(Request {
+                id: 4,
+                method: "status".into(),
+                params: Value::Null,
+            })
             .expect("remote alive");
         let got = remote.requests.recv().expect("request arrives");
         assert_eq!((got.id, got.method.as_str()), (4, "status"));
         remote.incoming.send(Incoming::Connected).expect("ui alive");
-        assert_eq!(bridge.incoming.recv().expect("incoming arrives"), Incoming::Connected);
+        assert_eq!(
+            bridge.incoming.recv().expect("incoming arrives"),
+            Incoming::Connected
+        );
     }
 }

@@ -25,12 +25,18 @@ pub enum Effect {
 impl Effect {
     /// A call with parameters serialized to JSON (`null` when they cannot be).
     pub fn call(method: &str, params: impl Serialize) -> Effect {
-        Effect::Call { method: method.to_string(), params: serde_json::to_value(params).unwrap_or(Value::Null) }
+        Effect::Call {
+            method: method.to_string(),
+            params: serde_json::to_value(params).unwrap_or(Value::Null),
+        }
     }
 
     /// A call without parameters.
     pub fn call_bare(method: &str) -> Effect {
-        Effect::Call { method: method.to_string(), params: Value::Null }
+        Effect::Call {
+            method: method.to_string(),
+            params: Value::Null,
+        }
     }
 
     /// The method name, if this is a call.

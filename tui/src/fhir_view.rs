@@ -56,9 +56,16 @@ pub struct RecordSummary {
 
 /// Parses and summarises a FHIR record.
 pub fn summarize(json: &str) -> Result<RecordSummary, FhirViewError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| FhirViewError::NotJson(e.to_string()))?;
-    let resource_type = value.get("resourceType").and_then(Value::as_str).ok_or(FhirViewError::NotAResource)?;
-    let mut summary = RecordSummary { resource_type: resource_type.to_string(), ..RecordSummary::default() };
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| FhirViewError::NotJson(e.to_string()))?;
+    let resource_type = value
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .ok_or(FhirViewError::NotAResource)?;
+    let mut summary = RecordSummary {
+        resource_type: resource_type.to_string(),
+        ..RecordSummary::default()
+    };
     visit(&value, &mut summary, 0);
     Ok(summary)
 }
@@ -89,7 +96,11 @@ fn visit(resource: &Value, out: &mut RecordSummary, depth: usize) {
                 code: concept_text(resource.get("code")).unwrap_or_else(dash),
                 status: text(resource, "status").unwrap_or_else(dash),
                 conclusion: text(resource, "conclusion")
-                    .or_else(|| array(resource, "conclusionCode").iter().find_map(|c| concept_text(Some(c))))
+                    .or_else(|| {
+                        array(resource, "conclusionCode")
+                            .iter()
+                            .find_map(|c| concept_text(Some(c)))
+                    })
                     .unwrap_or_else(dash),
                 issued: text(resource, "issued").or_else(|| text(resource, "effectiveDateTime")),
             });
@@ -107,11 +118,17 @@ fn dash() -> String {
 }
 
 fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_string).filter(|s| !s.trim().is_empty())
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// The text of a CodeableConcept: its `text`, else the first coding's
@@ -122,7 +139,10 @@ fn concept_text(concept: Option<&Value>) -> Option<String> {
         return Some(t);
     }
     let codings = array(c, "coding");
-    codings.iter().find_map(|cd| text(cd, "display")).or_else(|| codings.iter().find_map(|cd| text(cd, "code")))
+    codings
+        .iter()
+        .find_map(|cd| text(cd, "display"))
+        .or_else(|| codings.iter().find_map(|cd| text(cd, "code")))
 }
 
 fn patient(p: &Value) -> PatientView {
@@ -158,7 +178,9 @@ fn observation(o: &Value) -> ObservationView {
     let (value, unit) = if let Some(q) = o.get("valueQuantity") {
         (
             q.get("value").and_then(number).unwrap_or_else(dash),
-            text(q, "unit").or_else(|| text(q, "code")).unwrap_or_default(),
+            text(q, "unit")
+                .or_else(|| text(q, "code"))
+                .unwrap_or_default(),
         )
     } else if let Some(s) = text(o, "valueString") {
         (s, String::new())
@@ -176,12 +198,23 @@ fn observation(o: &Value) -> ObservationView {
                 format!(
                     "{} {}{}",
                     concept_text(c.get("code")).unwrap_or_else(dash),
-                    q.and_then(|q| q.get("value")).and_then(number).unwrap_or_else(dash),
-                    q.and_then(|q| text(q, "unit")).map(|u| format!(" {u}")).unwrap_or_default()
+                    q.and_then(|q| q.get("value"))
+                        .and_then(number)
+                        .unwrap_or_else(dash),
+                    q.and_then(|q| text(q, "unit"))
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default()
                 )
             })
             .collect();
-        (if parts.is_empty() { dash() } else { parts.join(", ") }, String::new())
+        (
+            if parts.is_empty() {
+                dash()
+            } else {
+                parts.join(", ")
+            },
+            String::new(),
+        )
     };
     ObservationView {
         display: concept_text(o.get("code")).unwrap_or_else(dash),
@@ -192,7 +225,7 @@ fn observation(o: &Value) -> ObservationView {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const PHR: &str = r#"{
@@ -219,15 +252,29 @@ mod tests {
         assert_eq!(s.resource_type, "Bundle");
         assert_eq!(
             s.patients,
-            vec![PatientView { name: "Amara Nwosu".into(), gender: "female".into(), birth_date: "1987-04-12".into() }]
+            vec![PatientView {
+                name: "Amara Nwosu".into(),
+                gender: "female".into(),
+                birth_date: "1987-04-12".into()
+            }]
         );
         assert_eq!(s.observations.len(), 2);
         assert_eq!(
-            (s.observations[0].display.as_str(), s.observations[0].value.as_str(), s.observations[0].unit.as_str()),
+            (
+                s.observations[0].display.as_str(),
+                s.observations[0].value.as_str(),
+                s.observations[0].unit.as_str()
+            ),
             ("Heart rate", "72", "beats/min")
         );
-        assert_eq!(s.observations[1].value, "Systolic 128 mmHg, Diastolic 82 mmHg");
-        assert_eq!(s.conditions, vec![("Type 2 diabetes".to_string(), "active".to_string())]);
+        assert_eq!(
+            s.observations[1].value,
+            "Systolic 128 mmHg, Diastolic 82 mmHg"
+        );
+        assert_eq!(
+            s.conditions,
+            vec![("Type 2 diabetes".to_string(), "active".to_string())]
+        );
         assert_eq!(s.other, vec!["MedicationStatement".to_string()]);
     }
 
@@ -248,9 +295,15 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_or_dashes_never_a_panic() {
-        assert!(matches!(summarize("{not json"), Err(FhirViewError::NotJson(_))));
+        assert!(matches!(
+            summarize("{not json"),
+            Err(FhirViewError::NotJson(_))
+        ));
         assert_eq!(summarize("[1,2]"), Err(FhirViewError::NotAResource));
-        assert_eq!(summarize(r#"{"resourceType": 5}"#), Err(FhirViewError::NotAResource));
+        assert_eq!(
+            summarize(r#"{"resourceType": 5}"#),
+            Err(FhirViewError::NotAResource)
+        );
         let s = summarize(r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","name":"x","gender":3}}]}"#)
             .expect("odd but a resource");
         assert_eq!(s.patients[0].name, "—");

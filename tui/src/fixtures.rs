@@ -3,8 +3,8 @@
 //! feeding API answers through `update`, as the node would.
 
 use qward_core::api::{
-    BlockSummary, ConsentInfo, DeliveryState, KeyInfo, KeySessionInfo, LogLine, MemberInfo, MessageInfo, NodeStatus,
-    PeerSummary, RecordKindName, SessionPhase, TxSummary,
+    BlockSummary, ConsentInfo, DeliveryState, KeyInfo, KeySessionInfo, LogLine, MemberInfo,
+    MessageInfo, NodeStatus, PeerSummary, RecordKindName, SessionPhase, TxSummary,
 };
 use qward_core::identity::Role;
 use serde_json::{Value, json};
@@ -76,7 +76,13 @@ pub fn peers() -> Vec<PeerSummary> {
         .collect()
 }
 
-pub fn session(id: &str, peer: &str, phase: SessionPhase, qber: Option<f64>, eve: bool) -> KeySessionInfo {
+pub fn session(
+    id: &str,
+    peer: &str,
+    phase: SessionPhase,
+    qber: Option<f64>,
+    eve: bool,
+) -> KeySessionInfo {
     KeySessionInfo {
         session_id: id.into(),
         peer: format!("12D3Koo{peer}"),
@@ -88,7 +94,11 @@ pub fn session(id: &str, peer: &str, phase: SessionPhase, qber: Option<f64>, eve
         qber,
         qber_upper_bound: qber.map(|q| q + 0.004),
         abort_threshold: 0.11,
-        final_key_bits: if phase == SessionPhase::Done { 8_192 } else { 0 },
+        final_key_bits: if phase == SessionPhase::Done {
+            8_192
+        } else {
+            0
+        },
         eve_detected: eve,
         abort_reason: eve.then(|| "QBER bound above the 11% threshold".to_string()),
     }
@@ -99,7 +109,13 @@ pub fn sessions() -> Vec<KeySessionInfo> {
         session("s1", "st-marys", SessionPhase::Done, Some(0.021), false),
         session("s2", "dr-okafor", SessionPhase::Done, Some(0.034), false),
         session("s3", "st-marys", SessionPhase::Done, Some(0.028), false),
-        session("s4", "dr-okafor", SessionPhase::Correcting, Some(0.031), false),
+        session(
+            "s4",
+            "dr-okafor",
+            SessionPhase::Correcting,
+            Some(0.031),
+            false,
+        ),
     ];
     for (i, s) in v.iter_mut().enumerate() {
         s.started_ms = NOW_MS - 600_000 + i as u64 * 60_000;
@@ -107,8 +123,20 @@ pub fn sessions() -> Vec<KeySessionInfo> {
     v
 }
 
-pub fn message(id: &str, kind: RecordKindName, from: &str, to: &str, state: DeliveryState, age_ms: u64) -> MessageInfo {
-    let name = |a: &str| members().into_iter().find(|m| m.account == a).map(|m| m.name);
+pub fn message(
+    id: &str,
+    kind: RecordKindName,
+    from: &str,
+    to: &str,
+    state: DeliveryState,
+    age_ms: u64,
+) -> MessageInfo {
+    let name = |a: &str| {
+        members()
+            .into_iter()
+            .find(|m| m.account == a)
+            .map(|m| m.name)
+    };
     MessageInfo {
         record_id: id.into(),
         kind,
@@ -170,9 +198,17 @@ pub fn consents() -> Vec<ConsentInfo> {
 }
 
 pub fn logs() -> Vec<LogLine> {
-    let line = |i: u64, level: &str, text: &str| LogLine { time_ms: NOW_MS - 10_000 + i * 1000, level: level.into(), line: text.into() };
+    let line = |i: u64, level: &str, text: &str| LogLine {
+        time_ms: NOW_MS - 10_000 + i * 1000,
+        level: level.into(),
+        line: text.into(),
+    };
     vec![
-        line(0, "info", "node started, listening on /ip4/127.0.0.1/tcp/7101"),
+        line(
+            0,
+            "info",
+            "node started, listening on /ip4/127.0.0.1/tcp/7101",
+        ),
         line(1, "info", "connected to st-marys"),
         line(2, "debug", "gossip: block 41 received"),
         line(3, "warn", "peer audit-office slow to answer ping (900 ms)"),
@@ -196,7 +232,13 @@ pub fn keys() -> Vec<KeyInfo> {
 
 /// Feeds an answer to `method` through `update`.
 pub fn answer(state: &mut State, method: &str, value: Value) {
-    update(state, Message::Response { method: method.into(), result: Ok(value) });
+    update(
+        state,
+        Message::Response {
+            method: method.into(),
+            result: Ok(value),
+        },
+    );
 }
 
 fn to_value<T: serde::Serialize>(v: T) -> Value {
@@ -223,16 +265,44 @@ pub fn full_state() -> State {
         &mut s,
         "inbox",
         json!([
-            to_value(message("r-1", RecordKindName::Report, DOCTOR, ME, DeliveryState::Received, 120_000)),
-            to_value(message("r-2", RecordKindName::Phr, HOSPITAL, ME, DeliveryState::Received, 7_200_000)),
+            to_value(message(
+                "r-1",
+                RecordKindName::Report,
+                DOCTOR,
+                ME,
+                DeliveryState::Received,
+                120_000
+            )),
+            to_value(message(
+                "r-2",
+                RecordKindName::Phr,
+                HOSPITAL,
+                ME,
+                DeliveryState::Received,
+                7_200_000
+            )),
         ]),
     );
     answer(
         &mut s,
         "outbox",
         json!([
-            to_value(message("r-3", RecordKindName::Phr, ME, DOCTOR, DeliveryState::Failed, 30_000)),
-            to_value(message("r-4", RecordKindName::Phr, ME, HOSPITAL, DeliveryState::Anchored, 3_600_000)),
+            to_value(message(
+                "r-3",
+                RecordKindName::Phr,
+                ME,
+                DOCTOR,
+                DeliveryState::Failed,
+                30_000
+            )),
+            to_value(message(
+                "r-4",
+                RecordKindName::Phr,
+                ME,
+                HOSPITAL,
+                DeliveryState::Anchored,
+                3_600_000
+            )),
         ]),
     );
     answer(&mut s, "chain_blocks", to_value(blocks()));

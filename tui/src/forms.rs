@@ -132,7 +132,9 @@ pub fn parse_expiry_days(text: &str) -> Result<Option<u64>, String> {
     }
     match t.parse::<u64>() {
         Ok(d) if (1..=36_500).contains(&d) => Ok(Some(d)),
-        _ => Err(format!("expiry must be a number of days from 1 to 36500, not '{t}'")),
+        _ => Err(format!(
+            "expiry must be a number of days from 1 to 36500, not '{t}'"
+        )),
     }
 }
 
@@ -163,7 +165,11 @@ mod tests {
         assert_eq!(parse_expiry_days(""), Ok(None));
         assert_eq!(parse_expiry_days(" 30 "), Ok(Some(30)));
         assert!(parse_expiry_days("0").is_err());
-        assert!(parse_expiry_days("soon").unwrap_err().contains("number of days"));
+        assert!(
+            parse_expiry_days("soon")
+                .expect_err("an error")
+                .contains("number of days")
+        );
     }
 
     #[test]

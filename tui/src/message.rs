@@ -13,7 +13,10 @@ pub enum Message {
     /// A key was pressed.
     Key(KeyEvent),
     /// The node answered a call made for `method`.
-    Response { method: String, result: Result<Value, String> },
+    Response {
+        method: String,
+        result: Result<Value, String>,
+    },
     /// The node pushed an event.
     Event(Event),
     /// Time passed; `now_ms` is the wall clock in Unix milliseconds.
@@ -25,7 +28,13 @@ pub enum Message {
     /// The terminal was resized.
     Resize { width: u16, height: u16 },
     /// A file asked for by the compose form was read (or not).
-    FileRead { path: PathBuf, result: Result<String, String> },
+    FileRead {
+        path: PathBuf,
+        result: Result<String, String>,
+    },
     /// A directory asked for by the file picker was listed (or not).
-    DirListed { dir: PathBuf, result: Result<Vec<String>, String> },
+    DirListed {
+        dir: PathBuf,
+        result: Result<Vec<String>, String>,
+    },
 }

@@ -36,7 +36,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { theme: Theme::from_env(), tick: Duration::from_secs(1) }
+        Options {
+            theme: Theme::from_env(),
+            tick: Duration::from_secs(1),
+        }
     }
 }
 
@@ -57,10 +60,16 @@ pub fn run(bridge: Bridge, options: Options) -> io::Result<()> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn event_loop<B: Backend>(terminal: &mut Terminal<B>, bridge: Bridge, options: Options) -> io::Result<()>
+fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    bridge: Bridge,
+    options: Options,
+) -> io::Result<()>
 where
     B::Error: Into<io::Error>,
 {
@@ -90,7 +99,9 @@ where
         if event::poll(Duration::from_millis(50))? {
             match event::read()? {
                 TermEvent::Key(key) => queue.push_back(Message::Key(key)),
-                TermEvent::Resize(width, height) => queue.push_back(Message::Resize { width, height }),
+                TermEvent::Resize(width, height) => {
+                    queue.push_back(Message::Resize { width, height })
+                }
                 _ => {}
             }
         }
@@ -121,7 +132,11 @@ pub(crate) struct Runner {
 
 impl Runner {
     pub(crate) fn new(bridge: Bridge) -> Runner {
-        Runner { bridge, next_id: 1, pending: HashMap::new() }
+        Runner {
+            bridge,
+            next_id: 1,
+            pending: HashMap::new(),
+        }
     }
 
     pub(crate) fn perform(&mut self, effect: Effect) -> Performed {
@@ -130,7 +145,11 @@ impl Runner {
             Effect::Call { method, params } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let request = Request { id, method: method.clone(), params };
+                let request = Request {
+                    id,
+                    method: method.clone(),
+                    params,
+                };
                 if self.bridge.requests.send(request).is_err() {
                     let result = Err("the connection task has stopped".to_string());
                     return Performed::Then(Some(Message::Response { method, result }));
@@ -176,7 +195,9 @@ impl Runner {
                     if !self.pending.is_empty() || out.is_empty() {
                         self.pending.clear();
                     }
-                    out.push(Message::Disconnected("the connection task has stopped".into()));
+                    out.push(Message::Disconnected(
+                        "the connection task has stopped".into(),
+                    ));
                     break;
                 }
             }
@@ -190,16 +211,21 @@ pub fn read_record_file(path: &Path) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     if len > MAX_RECORD_FILE_BYTES {
-        return Err(format!("the file is {len} bytes; records are limited to {MAX_RECORD_FILE_BYTES}"));
+        return Err(format!(
+            "the file is {len} bytes; records are limited to {MAX_RECORD_FILE_BYTES}"
+        ));
     }
     let mut text = String::new();
-    file.take(MAX_RECORD_FILE_BYTES + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    file.take(MAX_RECORD_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
     Ok(text)
 }
 
 /// The `.json` files of a directory, sorted by name.
 pub fn list_json_files(dir: &Path) -> Result<Vec<String>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -221,24 +247,59 @@ mod tests {
     fn calls_go_out_with_ids_and_answers_come_back_by_method() {
         let (bridge, remote) = Bridge::pair();
         let mut runner = Runner::new(bridge);
-        assert_eq!(runner.perform(Effect::call_bare("status")), Performed::Then(None));
-        assert_eq!(runner.perform(Effect::call("peers", json!({}))), Performed::Then(None));
+        assert_eq!(
+            runner.perform(Effect::call_bare("status")),
+            Performed::Then(None)
+        );
+        assert_eq!(
+            runner.perform(Effect::call("peers", json!({}))),
+            Performed::Then(None)
+        );
         let a = remote.requests.recv().expect("first request");
         let b = remote.requests.recv().expect("second request");
         assert_ne!(a.id, b.id);
-        remote.incoming.send(Incoming::Response { id: b.id, result: Ok(json!([])) }).expect("send");
-        remote.incoming.send(Incoming::Response { id: 999, result: Ok(json!(1)) }).expect("send");
+        remote
+            .incoming
+            .send(Incoming::Response {
+                id: b.id,
+                result: Ok(json!([])),
+            })
+            .expect("send");
+        remote
+            .incoming
+            .send(Incoming::Response {
+                id: 999,
+                result: Ok(json!(1)),
+            })
+            .expect("send");
         let msgs = runner.drain();
-        assert_eq!(msgs, vec![Message::Response { method: "peers".into(), result: Ok(json!([])) }]);
+        assert_eq!(
+            msgs,
+            vec![Message::Response {
+                method: "peers".into(),
+                result: Ok(json!([]))
+            }]
+        );
         // Losing the node fails the call still in flight, then reports the loss.
-        remote.incoming.send(Incoming::Disconnected("refused".into())).expect("send");
+        remote
+            .incoming
+            .send(Incoming::Disconnected("refused".into()))
+            .expect("send");
         let msgs = runner.drain();
         assert_eq!(msgs.len(), 2);
-        assert!(matches!(&msgs[0], Message::Response { method, result: Err(_) } if method == "status"));
+        assert!(
+            matches!(&msgs[0], Message::Response { method, result: Err(_) } if method == "status")
+        );
         assert_eq!(msgs[1], Message::Disconnected("refused".into()));
         drop(remote);
-        assert!(matches!(runner.drain().last(), Some(Message::Disconnected(_))));
-        assert!(matches!(runner.perform(Effect::call_bare("status")), Performed::Then(Some(Message::Response { .. }))));
+        assert!(matches!(
+            runner.drain().last(),
+            Some(Message::Disconnected(_))
+        ));
+        assert!(matches!(
+            runner.perform(Effect::call_bare("status")),
+            Performed::Then(Some(Message::Response { .. }))
+        ));
         assert_eq!(runner.perform(Effect::Quit), Performed::Quit);
     }
 
@@ -249,9 +310,19 @@ mod tests {
         std::fs::write(dir.path().join("a.JSON"), "[]").expect("write");
         std::fs::write(dir.path().join("notes.txt"), "x").expect("write");
         std::fs::create_dir(dir.path().join("sub.json")).expect("mkdir");
-        assert_eq!(list_json_files(dir.path()), Ok(vec!["a.JSON".to_string(), "b.json".to_string()]));
-        assert!(list_json_files(&dir.path().join("missing")).unwrap_err().contains("cannot list"));
-        assert_eq!(read_record_file(&dir.path().join("b.json")), Ok("{}".to_string()));
+        assert_eq!(
+            list_json_files(dir.path()),
+            Ok(vec!["a.JSON".to_string(), "b.json".to_string()])
+        );
+        assert!(
+            list_json_files(&dir.path().join("missing"))
+                .expect_err("an error")
+                .contains("cannot list")
+        );
+        assert_eq!(
+            read_record_file(&dir.path().join("b.json")),
+            Ok("{}".to_string())
+        );
         assert!(read_record_file(&dir.path().join("nope.json")).is_err());
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use qward_core::api::{
-    BlockSummary, ConsentInfo, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo, MessageInfo,
-    NodeStatus, PeerSummary, VerifyReport,
+    BlockSummary, ConsentInfo, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
+    MessageInfo, NodeStatus, PeerSummary, VerifyReport,
 };
 use qward_core::identity::Role;
 
@@ -32,8 +32,15 @@ pub enum Screen {
 }
 
 impl Screen {
-    pub const ALL: [Screen; 7] =
-        [Screen::Overview, Screen::Peers, Screen::Keys, Screen::Messages, Screen::Chain, Screen::Consent, Screen::Logs];
+    pub const ALL: [Screen; 7] = [
+        Screen::Overview,
+        Screen::Peers,
+        Screen::Keys,
+        Screen::Messages,
+        Screen::Chain,
+        Screen::Consent,
+        Screen::Logs,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -140,14 +147,19 @@ pub struct LogFilter {
 
 impl Default for LogFilter {
     fn default() -> Self {
-        LogFilter { text: String::new(), min_level: Level::Trace, editing: false }
+        LogFilter {
+            text: String::new(),
+            min_level: Level::Trace,
+            editing: false,
+        }
     }
 }
 
 impl LogFilter {
     pub fn matches(&self, line: &LogLine) -> bool {
         Level::parse(&line.level) >= self.min_level
-            && (self.text.is_empty() || line.line.to_lowercase().contains(&self.text.to_lowercase()))
+            && (self.text.is_empty()
+                || line.line.to_lowercase().contains(&self.text.to_lowercase()))
     }
 }
 
@@ -291,7 +303,10 @@ impl State {
     /// Members other than this node: who records and consent can go to.
     pub fn other_members(&self) -> Vec<&MemberInfo> {
         let me = self.my_account();
-        self.members.iter().filter(|m| Some(m.account.as_str()) != me).collect()
+        self.members
+            .iter()
+            .filter(|m| Some(m.account.as_str()) != me)
+            .collect()
     }
 
     /// A person-readable name for an account or peer id.
@@ -307,14 +322,19 @@ impl State {
     /// or do not know who we are yet).
     pub fn own_consents(&self) -> Vec<&ConsentInfo> {
         match (self.my_role(), self.my_account()) {
-            (Some(Role::Patient), Some(me)) => self.consents.iter().filter(|c| c.patient == me).collect(),
+            (Some(Role::Patient), Some(me)) => {
+                self.consents.iter().filter(|c| c.patient == me).collect()
+            }
             _ => self.consents.iter().collect(),
         }
     }
 
     /// Log lines that pass the filter, oldest first.
     pub fn filtered_logs(&self) -> Vec<&LogLine> {
-        self.logs.iter().filter(|l| self.log_filter.matches(l)).collect()
+        self.logs
+            .iter()
+            .filter(|l| self.log_filter.matches(l))
+            .collect()
     }
 
     /// The peer the Key agreement screen acts on: the selected session's
@@ -328,7 +348,10 @@ impl State {
 
     /// Outbox messages whose delivery failed.
     pub fn failed_deliveries(&self) -> usize {
-        self.outbox.iter().filter(|m| m.state == qward_core::api::DeliveryState::Failed).count()
+        self.outbox
+            .iter()
+            .filter(|m| m.state == qward_core::api::DeliveryState::Failed)
+            .count()
     }
 }
 
@@ -356,8 +379,15 @@ mod tests {
 
     #[test]
     fn log_filter_applies_level_and_text() {
-        let line = |level: &str, text: &str| LogLine { time_ms: 0, level: level.into(), line: text.into() };
-        let mut f = LogFilter { min_level: Level::Warn, ..LogFilter::default() };
+        let line = |level: &str, text: &str| LogLine {
+            time_ms: 0,
+            level: level.into(),
+            line: text.into(),
+        };
+        let mut f = LogFilter {
+            min_level: Level::Warn,
+            ..LogFilter::default()
+        };
         assert!(f.matches(&line("ERROR", "disk full")));
         assert!(!f.matches(&line("info", "block 3")));
         f.text = "DISK".into();

@@ -33,13 +33,22 @@ impl Theme {
             dim: Style::new().fg(Color::DarkGray),
             title: Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
             header: Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            selected: Style::new().bg(Color::Blue).fg(Color::White).add_modifier(Modifier::BOLD),
-            tab_active: Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD),
+            selected: Style::new()
+                .bg(Color::Blue)
+                .fg(Color::White)
+                .add_modifier(Modifier::BOLD),
+            tab_active: Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
             key_hint: Style::new().fg(Color::Cyan),
             ok: Style::new().fg(Color::Green),
             warn: Style::new().fg(Color::Yellow),
             error: Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            alarm: Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+            alarm: Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
             gauge_ok: Style::new().fg(Color::Green).bg(Color::Black),
             gauge_bad: Style::new().fg(Color::Red).bg(Color::Black),
             chart: Style::new().fg(Color::Magenta),
@@ -95,11 +104,25 @@ mod tests {
     fn no_color_set_gives_a_theme_without_colours() {
         let t = Theme::for_no_color(Some("1"));
         assert!(!t.colored);
-        for s in [t.normal, t.dim, t.title, t.selected, t.ok, t.warn, t.error, t.alarm, t.gauge_bad, t.chart] {
+        for s in [
+            t.normal,
+            t.dim,
+            t.title,
+            t.selected,
+            t.ok,
+            t.warn,
+            t.error,
+            t.alarm,
+            t.gauge_bad,
+            t.chart,
+        ] {
             assert_eq!(s.fg, None);
             assert_eq!(s.bg, None);
         }
         assert!(Theme::for_no_color(None).colored);
-        assert!(Theme::for_no_color(Some("")).colored, "an empty NO_COLOR does not count");
+        assert!(
+            Theme::for_no_color(Some("")).colored,
+            "an empty NO_COLOR does not count"
+        );
     }
 }

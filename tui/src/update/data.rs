@@ -3,25 +3,34 @@
 //! lists ordered, raise and clear the eavesdropper alarm.
 
 use qward_core::api::{
-    BlockSummary, ConsentInfo, DeliveryState, Event, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
-    MessageInfo, NodeStatus, PeerSummary, SessionPhase, VerifyReport, method,
+    BlockSummary, ConsentInfo, DeliveryState, Event, KeyInfo, KeySessionInfo, LinkParams, LogLine,
+    MemberInfo, MessageInfo, NodeStatus, PeerSummary, SessionPhase, VerifyReport, method,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::effect::Effect;
-use crate::state::{EveAlarm, MAX_LOG_LINES, MAX_SESSIONS, Notice, RECENT_BLOCKS, RecordPane, State, VerifyState};
+use crate::state::{
+    EveAlarm, MAX_LOG_LINES, MAX_SESSIONS, Notice, RECENT_BLOCKS, RecordPane, State, VerifyState,
+};
 
 fn decode<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("unexpected answer to {method}: {e}"))
 }
 
 fn notice(state: &mut State, text: impl Into<String>, is_error: bool) {
-    state.notice = Some(Notice { text: text.into(), is_error });
+    state.notice = Some(Notice {
+        text: text.into(),
+        is_error,
+    });
 }
 
 /// The answer to a call.
-pub(super) fn on_response(state: &mut State, method: &str, result: Result<Value, String>) -> Vec<Effect> {
+pub(super) fn on_response(
+    state: &mut State,
+    method: &str,
+    result: Result<Value, String>,
+) -> Vec<Effect> {
     let outcome = result.and_then(|v| apply(state, method, v));
     match outcome {
         Ok(effects) => {
@@ -116,7 +125,9 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
             let len = state.own_consents().len();
             clamp(&mut state.consent_sel, len);
         }
-        method::CHAIN_VERIFY => state.verify = Some(VerifyState::Done(decode::<VerifyReport>(m, v)?)),
+        method::CHAIN_VERIFY => {
+            state.verify = Some(VerifyState::Done(decode::<VerifyReport>(m, v)?))
+        }
         method::LOGS => {
             let lines: Vec<LogLine> = decode(m, v)?;
             let skip = lines.len().saturating_sub(MAX_LOG_LINES);
@@ -138,20 +149,32 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
             if let Ok(link) = serde_json::from_value::<LinkParams>(v) {
                 state.links.insert(link.peer.clone(), link);
             }
-            notice(state, "link updated: the next key agreement on it uses the new channel", false);
+            notice(
+                state,
+                "link updated: the next key agreement on it uses the new channel",
+                false,
+            );
         }
         method::KEY_AGREE => {
             notice(state, "key agreement started", false);
             effects.push(Effect::call_bare(method::KEY_SESSIONS));
         }
         method::SEND => {
-            let to = state.compose.take().and_then(|f| f.sending_to).map(|a| state.name_of(&a)).unwrap_or_default();
+            let to = state
+                .compose
+                .take()
+                .and_then(|f| f.sending_to)
+                .map(|a| state.name_of(&a))
+                .unwrap_or_default();
             notice(state, format!("record queued for {to}"), false);
             effects.push(Effect::call_bare(method::OUTBOX));
         }
         method::RECORD => {
             let info: MessageInfo = decode(m, v.get("info").cloned().unwrap_or(Value::Null))?;
-            let fhir = v.get("fhir_json").and_then(Value::as_str).ok_or("unexpected answer to record: no fhir_json")?;
+            let fhir = v
+                .get("fhir_json")
+                .and_then(Value::as_str)
+                .ok_or("unexpected answer to record: no fhir_json")?;
             match state.record.as_mut() {
                 Some(pane) if pane.record_id == info.record_id => {
                     pane.content = Some(Ok((info, fhir.to_string())));
@@ -161,8 +184,16 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
         }
         method::CONSENT_GRANT | method::CONSENT_REVOKE => {
             state.grant = None;
-            let what = if m == method::CONSENT_GRANT { "grant" } else { "revocation" };
-            notice(state, format!("consent {what} submitted; it takes effect in the next block"), false);
+            let what = if m == method::CONSENT_GRANT {
+                "grant"
+            } else {
+                "revocation"
+            };
+            notice(
+                state,
+                format!("consent {what} submitted; it takes effect in the next block"),
+                false,
+            );
             effects.push(Effect::call_bare(method::CHAIN_CONSENT));
         }
         _ => {}
@@ -170,10 +201,13 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
     Ok(effects)
 }
 
-/// The `chain_blocks` call for the recent blocks up to `height`.
+/// The `chain_blocks` call for the recent blocks: `from` is the highest
+/// block wanted, and the node walks down from it for `limit` blocks.
 pub(super) fn blocks_call(height: u64) -> Effect {
-    let from = height.saturating_sub(RECENT_BLOCKS - 1);
-    Effect::call(method::CHAIN_BLOCKS, json!({ "from": from, "limit": RECENT_BLOCKS }))
+    Effect::call(
+        method::CHAIN_BLOCKS,
+        json!({ "from": height, "limit": RECENT_BLOCKS }),
+    )
 }
 
 /// Adds or updates a session (newest first) and raises or clears the alarm.
@@ -186,12 +220,19 @@ fn note_session(state: &mut State, s: KeySessionInfo) {
             qber: s.qber_upper_bound.or(s.qber),
         });
     } else if s.phase == SessionPhase::Done
-        && state.eve_alarm.as_ref().is_some_and(|a| a.peer == s.peer && a.session_id != s.session_id)
+        && state
+            .eve_alarm
+            .as_ref()
+            .is_some_and(|a| a.peer == s.peer && a.session_id != s.session_id)
     {
         // A later clean key with the same peer: the link is quiet again.
         state.eve_alarm = None;
     }
-    if let Some(existing) = state.sessions.iter_mut().find(|x| x.session_id == s.session_id) {
+    if let Some(existing) = state
+        .sessions
+        .iter_mut()
+        .find(|x| x.session_id == s.session_id)
+    {
         *existing = s;
     } else {
         state.sessions.insert(0, s);
@@ -212,9 +253,17 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
             effects
         }
         Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {
-            vec![Effect::call_bare(method::PEERS), Effect::call_bare(method::STATUS)]
+            vec![
+                Effect::call_bare(method::PEERS),
+                Effect::call_bare(method::STATUS),
+            ]
         }
-        Event::Transaction { kind, accepted, reason, .. } => {
+        Event::Transaction {
+            kind,
+            accepted,
+            reason,
+            ..
+        } => {
             if !accepted {
                 let why = reason.unwrap_or_else(|| "no reason given".into());
                 notice(state, format!("transaction {kind} refused: {why}"), true);
@@ -225,21 +274,37 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
             Ok(s) => {
                 let finished = matches!(s.phase, SessionPhase::Done | SessionPhase::Aborted);
                 note_session(state, s);
-                if finished { vec![Effect::call_bare(method::KEYS)] } else { Vec::new() }
+                if finished {
+                    vec![Effect::call_bare(method::KEYS)]
+                } else {
+                    Vec::new()
+                }
             }
             Err(e) => {
-                notice(state, format!("unreadable key-session event from the node: {e}"), true);
+                notice(
+                    state,
+                    format!("unreadable key-session event from the node: {e}"),
+                    true,
+                );
                 vec![Effect::call_bare(method::KEY_SESSIONS)]
             }
         },
         Event::Message { detail } => match serde_json::from_value::<MessageInfo>(detail) {
             Ok(msg) => {
-                let incoming = msg.state == DeliveryState::Received || state.my_account() == Some(msg.to.as_str());
+                let incoming = msg.state == DeliveryState::Received
+                    || state.my_account() == Some(msg.to.as_str());
                 if incoming && msg.state == DeliveryState::Received {
-                    let from = msg.from_name.clone().unwrap_or_else(|| state.name_of(&msg.from));
+                    let from = msg
+                        .from_name
+                        .clone()
+                        .unwrap_or_else(|| state.name_of(&msg.from));
                     notice(state, format!("new record from {from}"), false);
                 }
-                let list = if incoming { &mut state.inbox } else { &mut state.outbox };
+                let list = if incoming {
+                    &mut state.inbox
+                } else {
+                    &mut state.outbox
+                };
                 if let Some(existing) = list.iter_mut().find(|x| x.record_id == msg.record_id) {
                     *existing = msg;
                 } else {
@@ -247,10 +312,17 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
                 }
                 Vec::new()
             }
-            Err(_) => vec![Effect::call_bare(method::INBOX), Effect::call_bare(method::OUTBOX)],
+            Err(_) => vec![
+                Effect::call_bare(method::INBOX),
+                Effect::call_bare(method::OUTBOX),
+            ],
         },
         Event::Log { level, line } => {
-            state.logs.push_back(LogLine { time_ms: state.now_ms, level, line });
+            state.logs.push_back(LogLine {
+                time_ms: state.now_ms,
+                level,
+                line,
+            });
             while state.logs.len() > MAX_LOG_LINES {
                 state.logs.pop_front();
             }
@@ -261,6 +333,14 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
 
 /// Opens the record pane and asks for the record.
 pub(super) fn open_record(state: &mut State, record_id: String) -> Vec<Effect> {
-    state.record = Some(RecordPane { record_id: record_id.clone(), content: None, raw: false, scroll: 0 });
-    vec![Effect::call(method::RECORD, json!({ "record_id": record_id }))]
+    state.record = Some(RecordPane {
+        record_id: record_id.clone(),
+        content: None,
+        raw: false,
+        scroll: 0,
+    });
+    vec![Effect::call(
+        method::RECORD,
+        json!({ "record_id": record_id }),
+    )]
 }

@@ -60,7 +60,10 @@ pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             return Vec::new();
         }
         KeyCode::Char('R') => {
-            state.notice = Some(Notice { text: "refreshing…".into(), is_error: false });
+            state.notice = Some(Notice {
+                text: "refreshing…".into(),
+                is_error: false,
+            });
             return refresh_all();
         }
         KeyCode::Esc => {
@@ -97,7 +100,9 @@ pub(super) fn move_sel(sel: &mut usize, len: usize, code: KeyCode) -> bool {
 }
 
 fn record_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
-    let Some(pane) = state.record.as_mut() else { return Vec::new() };
+    let Some(pane) = state.record.as_mut() else {
+        return Vec::new();
+    };
     match key.code {
         KeyCode::Esc | KeyCode::Enter | KeyCode::Backspace => state.record = None,
         KeyCode::Char('q') => return vec![Effect::Quit],
@@ -114,7 +119,10 @@ fn record_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
 
 fn agree_with(state: &mut State, peer: String) -> Vec<Effect> {
     let name = state.name_of(&peer);
-    state.notice = Some(Notice { text: format!("starting key agreement with {name}…"), is_error: false });
+    state.notice = Some(Notice {
+        text: format!("starting key agreement with {name}…"),
+        is_error: false,
+    });
     vec![Effect::call(method::KEY_AGREE, json!({ "peer": peer }))]
 }
 
@@ -145,7 +153,10 @@ fn keys_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 vec![Effect::call(method::LINK_GET, json!({ "peer": peer }))]
             }
             None => {
-                state.notice = Some(Notice { text: "no link to toggle: no session or peer yet".into(), is_error: true });
+                state.notice = Some(Notice {
+                    text: "no link to toggle: no session or peer yet".into(),
+                    is_error: true,
+                });
                 Vec::new()
             }
         },
@@ -212,18 +223,35 @@ fn consent_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         KeyCode::Char('r') | KeyCode::Delete => {
-            let Some(c) = state.own_consents().get(state.consent_sel).map(|c| (*c).clone()) else {
+            let Some(c) = state
+                .own_consents()
+                .get(state.consent_sel)
+                .map(|c| (*c).clone())
+            else {
                 return Vec::new();
             };
             if !c.active {
-                state.notice = Some(Notice { text: "that consent is no longer active".into(), is_error: true });
+                state.notice = Some(Notice {
+                    text: "that consent is no longer active".into(),
+                    is_error: true,
+                });
                 return Vec::new();
             }
-            let who = c.grantee_name.clone().unwrap_or_else(|| state.name_of(&c.grantee));
-            state.notice = Some(Notice { text: format!("revoking {} consent of {who}…", c.scope), is_error: false });
+            let who = c
+                .grantee_name
+                .clone()
+                .unwrap_or_else(|| state.name_of(&c.grantee));
+            state.notice = Some(Notice {
+                text: format!("revoking {} consent of {who}…", c.scope),
+                is_error: false,
+            });
             vec![Effect::call(
                 method::CONSENT_REVOKE,
-                ConsentParams { grantee: c.grantee, scope: c.scope, expires_at_ms: None },
+                ConsentParams {
+                    grantee: c.grantee,
+                    scope: c.scope,
+                    expires_at_ms: None,
+                },
             )]
         }
         _ => Vec::new(),
@@ -233,8 +261,12 @@ fn consent_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
 fn logs_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     let len = state.filtered_logs().len();
     match key.code {
-        KeyCode::Up | KeyCode::Char('k') => state.logs_scroll = (state.logs_scroll + 1).min(len.saturating_sub(1)),
-        KeyCode::Down | KeyCode::Char('j') => state.logs_scroll = state.logs_scroll.saturating_sub(1),
+        KeyCode::Up | KeyCode::Char('k') => {
+            state.logs_scroll = (state.logs_scroll + 1).min(len.saturating_sub(1))
+        }
+        KeyCode::Down | KeyCode::Char('j') => {
+            state.logs_scroll = state.logs_scroll.saturating_sub(1)
+        }
         KeyCode::PageUp => state.logs_scroll = (state.logs_scroll + 10).min(len.saturating_sub(1)),
         KeyCode::PageDown => state.logs_scroll = state.logs_scroll.saturating_sub(10),
         KeyCode::End | KeyCode::Char('G') => state.logs_scroll = 0,

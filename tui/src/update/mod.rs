@@ -31,7 +31,10 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
             state.now_ms = now_ms;
             if state.connected() && now_ms.saturating_sub(state.last_poll_ms) >= POLL_INTERVAL_MS {
                 state.last_poll_ms = now_ms;
-                vec![Effect::call_bare(method::STATUS), Effect::call_bare(method::PEERS)]
+                vec![
+                    Effect::call_bare(method::STATUS),
+                    Effect::call_bare(method::PEERS),
+                ]
             } else {
                 Vec::new()
             }
@@ -41,7 +44,10 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
             state.connection = Connection::Up;
             state.last_poll_ms = state.now_ms;
             if again {
-                state.notice = Some(Notice { text: "reconnected to the node".into(), is_error: false });
+                state.notice = Some(Notice {
+                    text: "reconnected to the node".into(),
+                    is_error: false,
+                });
             }
             refresh_all()
         }

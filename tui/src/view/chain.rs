@@ -10,7 +10,8 @@ use super::widgets::{ago, call_error, cut, dim_line, titled};
 use crate::state::{State, VerifyState};
 
 pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
-    let [top, bottom] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
     let [blocks_area, detail_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
     let [validators_area, verify_area] =
@@ -29,8 +30,12 @@ fn draw_blocks(state: &State, frame: &mut Frame, area: Rect) {
     };
     let block = titled(title, t);
     if state.blocks.is_empty() {
-        let line = call_error(state, &["chain_blocks", "status"]).unwrap_or_else(|| dim_line("no blocks yet", t));
-        frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: true }).block(block), area);
+        let line = call_error(state, &["chain_blocks", "status"])
+            .unwrap_or_else(|| dim_line("no blocks yet", t));
+        frame.render_widget(
+            Paragraph::new(line).wrap(Wrap { trim: true }).block(block),
+            area,
+        );
         return;
     }
     let validators = state.members.iter().filter(|m| m.is_validator).count();
@@ -38,7 +43,11 @@ fn draw_blocks(state: &State, frame: &mut Frame, area: Rect) {
         .blocks
         .iter()
         .map(|b| {
-            let signed = if validators > 0 { format!("{}/{validators}", b.signers.len()) } else { b.signers.len().to_string() };
+            let signed = if validators > 0 {
+                format!("{}/{validators}", b.signers.len())
+            } else {
+                b.signers.len().to_string()
+            };
             Row::new(vec![
                 Cell::from(b.height.to_string()),
                 Cell::from(cut(&b.hash, 8)),
@@ -50,7 +59,13 @@ fn draw_blocks(state: &State, frame: &mut Frame, area: Rect) {
         .collect();
     let table = Table::new(
         rows,
-        [Constraint::Length(6), Constraint::Length(9), Constraint::Length(3), Constraint::Length(6), Constraint::Min(6)],
+        [
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(3),
+            Constraint::Length(6),
+            Constraint::Min(6),
+        ],
     )
     .header(Row::new(["Height", "Hash", "Tx", "Signed", "Age"]).style(t.header))
     .row_highlight_style(t.selected)
@@ -63,18 +78,29 @@ fn draw_blocks(state: &State, frame: &mut Frame, area: Rect) {
 fn draw_detail(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let Some(b) = state.blocks.get(state.blocks_sel) else {
-        frame.render_widget(Paragraph::new(dim_line("select a block", t)).block(titled("Block", t)), area);
+        frame.render_widget(
+            Paragraph::new(dim_line("select a block", t)).block(titled("Block", t)),
+            area,
+        );
         return;
     };
     let mut lines = vec![
         Line::from(format!("hash {}", cut(&b.hash, 24))),
-        Line::from(format!("proposer {}  round {}", state.name_of(&b.proposer), b.round)),
+        Line::from(format!(
+            "proposer {}  round {}",
+            state.name_of(&b.proposer),
+            b.round
+        )),
         Line::from(format!(
             "signed by {}",
             if b.signers.is_empty() {
                 "—".to_string()
             } else {
-                b.signers.iter().map(|s| state.name_of(s)).collect::<Vec<_>>().join(", ")
+                b.signers
+                    .iter()
+                    .map(|s| state.name_of(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         )),
     ];
@@ -88,7 +114,9 @@ fn draw_detail(state: &State, frame: &mut Frame, area: Rect) {
         ]));
     }
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(titled(format!("Block {}", b.height), t)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(titled(format!("Block {}", b.height), t)),
         area,
     );
 }
@@ -100,20 +128,35 @@ fn draw_validators(state: &State, frame: &mut Frame, area: Rect) {
     let mut lines: Vec<Line> = validators
         .iter()
         .map(|v| {
-            let signed = latest.is_some_and(|b| b.signers.iter().any(|s| *s == v.account || *s == v.peer_id));
+            let signed = latest
+                .is_some_and(|b| b.signers.iter().any(|s| *s == v.account || *s == v.peer_id));
             Line::from(vec![
-                Span::styled(if signed { "✔ " } else { "· " }, if signed { t.ok } else { t.dim }),
+                Span::styled(
+                    if signed { "✔ " } else { "· " },
+                    if signed { t.ok } else { t.dim },
+                ),
                 Span::raw(format!("{} ({})", v.name, v.role)),
             ])
         })
         .collect();
     if lines.is_empty() {
-        lines.push(call_error(state, &["chain_members"]).unwrap_or_else(|| dim_line("no validators known", t)));
+        lines.push(
+            call_error(state, &["chain_members"])
+                .unwrap_or_else(|| dim_line("no validators known", t)),
+        );
     }
     let consents = state.consents.iter().filter(|c| c.active).count();
-    lines.push(dim_line(format!("consent records: {} ({consents} active; see 6)", state.consents.len()), t));
+    lines.push(dim_line(
+        format!(
+            "consent records: {} ({consents} active; see 6)",
+            state.consents.len()
+        ),
+        t,
+    ));
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(titled("Validators (✔ signed the newest)", t)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(titled("Validators (✔ signed the newest)", t)),
         area,
     );
 }
@@ -122,17 +165,30 @@ fn draw_verify(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let lines = match &state.verify {
         None => vec![dim_line("press v to re-check every block from genesis", t)],
-        Some(VerifyState::Running) => vec![Line::from(Span::styled("verifying the chain…", t.warn))],
-        Some(VerifyState::Failed(e)) => vec![Line::from(Span::styled(format!("verify failed to run: {e}"), t.error))],
+        Some(VerifyState::Running) => {
+            vec![Line::from(Span::styled("verifying the chain…", t.warn))]
+        }
+        Some(VerifyState::Failed(e)) => vec![Line::from(Span::styled(
+            format!("verify failed to run: {e}"),
+            t.error,
+        ))],
         Some(VerifyState::Done(r)) if r.ok => vec![
-            Line::from(Span::styled(format!("chain OK up to height {}", r.height), t.ok)),
-            Line::from(format!("{} blocks, {} transactions verified", r.blocks_verified, r.txs_verified)),
+            Line::from(Span::styled(
+                format!("chain OK up to height {}", r.height),
+                t.ok,
+            )),
+            Line::from(format!(
+                "{} blocks, {} transactions verified",
+                r.blocks_verified, r.txs_verified
+            )),
         ],
         Some(VerifyState::Done(r)) => vec![
             Line::from(Span::styled(
                 format!(
                     "CHAIN INVALID at height {}",
-                    r.failed_height.map(|h| h.to_string()).unwrap_or_else(|| "?".into())
+                    r.failed_height
+                        .map(|h| h.to_string())
+                        .unwrap_or_else(|| "?".into())
                 ),
                 t.error,
             )),
@@ -140,5 +196,10 @@ fn draw_verify(state: &State, frame: &mut Frame, area: Rect) {
             Line::from(format!("{} blocks verified before it", r.blocks_verified)),
         ],
     };
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(titled("Verify", t)), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(titled("Verify", t)),
+        area,
+    );
 }

@@ -27,7 +27,14 @@ pub const HELP: &[HelpSection] = &[
         ],
     ),
     ("2 Peers", &[("Enter a", "key agreement with peer")]),
-    ("3 Key agreement", &[("a Enter", "agree again on the link"), ("e", "toggle Eve on the link"), ("x", "acknowledge the alarm")]),
+    (
+        "3 Key agreement",
+        &[
+            ("a Enter", "agree again on the link"),
+            ("e", "toggle Eve on the link"),
+            ("x", "acknowledge the alarm"),
+        ],
+    ),
     (
         "4 Messages",
         &[
@@ -37,10 +44,31 @@ pub const HELP: &[HelpSection] = &[
             ("c", "compose a PHR or report"),
         ],
     ),
-    ("Compose form", &[("↑↓ Tab", "next field"), ("← → Space", "change kind/recipient"), ("Enter", "file: pick (dir) / send (.json)")]),
+    (
+        "Compose form",
+        &[
+            ("↑↓ Tab", "next field"),
+            ("← → Space", "change kind/recipient"),
+            ("Enter", "File: pick dir / send"),
+        ],
+    ),
     ("5 Chain", &[("v", "verify the chain")]),
-    ("6 Consent", &[("g", "grant consent"), ("r Del", "revoke the selected grant")]),
-    ("7 Logs", &[("/", "filter by text (Enter/Esc)"), ("e w i d a", "level: error…all"), ("x", "clear the text filter"), ("G End", "back to the newest line")]),
+    (
+        "6 Consent",
+        &[
+            ("g", "grant consent"),
+            ("r Del", "revoke the selected grant"),
+        ],
+    ),
+    (
+        "7 Logs",
+        &[
+            ("/", "filter by text (Enter/Esc)"),
+            ("e w i d a", "level: error…all"),
+            ("x", "clear the text filter"),
+            ("G End", "back to the newest line"),
+        ],
+    ),
 ];
 
 /// The few keys the status line suggests for what is on screen now.
@@ -68,7 +96,10 @@ fn section_lines(state: &State, sections: &[HelpSection]) -> Vec<Line<'static>> 
     for (title, keys) in sections {
         lines.push(Line::from(Span::styled(*title, t.header)));
         for (key, what) in *keys {
-            lines.push(Line::from(vec![Span::styled(format!(" {key:<10}"), t.key_hint), Span::raw(*what)]));
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {key:<10}"), t.key_hint),
+                Span::raw(*what),
+            ]));
         }
     }
     lines
@@ -82,7 +113,9 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, popup);
     let split = 4;
     if inner.width >= 70 {
-        let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(inner);
         frame.render_widget(Paragraph::new(section_lines(state, &HELP[..split])), left);
         frame.render_widget(Paragraph::new(section_lines(state, &HELP[split..])), right);
     } else {
@@ -99,7 +132,10 @@ mod tests {
         let doc = include_str!("../../../docs/tui.md");
         for (title, keys) in HELP {
             for (key, _) in *keys {
-                assert!(doc.contains(&format!("`{key}`")), "docs/tui.md does not list `{key}` of {title}");
+                assert!(
+                    doc.contains(&format!("`{key}`")),
+                    "docs/tui.md does not list `{key}` of {title}"
+                );
             }
         }
     }

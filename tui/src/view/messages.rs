@@ -33,8 +33,11 @@ fn delivery_style(s: DeliveryState, t: &Theme) -> Style {
 
 pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
     let error = call_error(state, &["inbox", "outbox", "send", "record"]);
-    let [boxes, error_area] =
-        Layout::vertical([Constraint::Min(0), Constraint::Length(u16::from(error.is_some()))]).areas(area);
+    let [boxes, error_area] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(u16::from(error.is_some())),
+    ])
+    .areas(area);
     if let Some(e) = error {
         frame.render_widget(Paragraph::new(e), error_area);
     }
@@ -68,11 +71,18 @@ fn draw_box(state: &State, frame: &mut Frame, area: Rect, which: Mailbox) {
         .iter()
         .map(|m| {
             let who = match which {
-                Mailbox::Inbox => m.from_name.clone().unwrap_or_else(|| state.name_of(&m.from)),
+                Mailbox::Inbox => m
+                    .from_name
+                    .clone()
+                    .unwrap_or_else(|| state.name_of(&m.from)),
                 Mailbox::Outbox => m.to_name.clone().unwrap_or_else(|| state.name_of(&m.to)),
             };
             let mut st = delivery_name(m.state).to_string();
-            if let Some(d) = m.detail.as_ref().filter(|_| m.state == DeliveryState::Failed) {
+            if let Some(d) = m
+                .detail
+                .as_ref()
+                .filter(|_| m.state == DeliveryState::Failed)
+            {
                 st = format!("{st}: {d}");
             }
             Row::new(vec![
@@ -85,7 +95,12 @@ fn draw_box(state: &State, frame: &mut Frame, area: Rect, which: Mailbox) {
         .collect();
     let table = Table::new(
         rows,
-        [Constraint::Length(7), Constraint::Length(16), Constraint::Length(9), Constraint::Min(8)],
+        [
+            Constraint::Length(7),
+            Constraint::Length(16),
+            Constraint::Length(9),
+            Constraint::Min(8),
+        ],
     )
     .header(Row::new(["Kind", who_header, "When", "State"]).style(t.header))
     .row_highlight_style(if focused { t.selected } else { t.normal })

@@ -62,7 +62,10 @@ pub fn view(state: &State, frame: &mut Frame) {
 }
 
 fn draw_tabs(state: &State, frame: &mut Frame, area: Rect) {
-    let titles: Vec<Line> = Screen::ALL.iter().map(|s| Line::from(format!("{} {}", s.number(), s.tab()))).collect();
+    let titles: Vec<Line> = Screen::ALL
+        .iter()
+        .map(|s| Line::from(format!("{} {}", s.number(), s.tab())))
+        .collect();
     let tabs = Tabs::new(titles)
         .select(Screen::ALL.iter().position(|s| *s == state.screen))
         .style(state.theme.normal)
@@ -78,15 +81,23 @@ fn banner_lines(state: &State) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     match &state.connection {
         Connection::Up => {}
-        Connection::Connecting => lines.push(Line::from(Span::styled(" connecting to the node…", t.warn))),
+        Connection::Connecting => {
+            lines.push(Line::from(Span::styled(" connecting to the node…", t.warn)))
+        }
         Connection::Down(reason) => lines.push(Line::from(Span::styled(
             format!(" node unreachable — reconnecting… ({reason})"),
             t.alarm,
         ))),
     }
     if let Some(alarm) = &state.eve_alarm {
-        let who = alarm.peer_name.clone().unwrap_or_else(|| state.name_of(&alarm.peer));
-        let qber = alarm.qber.map(|q| format!(", QBER {}", widgets::pct(q))).unwrap_or_default();
+        let who = alarm
+            .peer_name
+            .clone()
+            .unwrap_or_else(|| state.name_of(&alarm.peer));
+        let qber = alarm
+            .qber
+            .map(|q| format!(", QBER {}", widgets::pct(q)))
+            .unwrap_or_default();
         lines.push(Line::from(Span::styled(
             format!(" ⚠ EAVESDROPPER DETECTED on the link to {who}{qber}: key discarded"),
             t.alarm,
@@ -98,7 +109,10 @@ fn banner_lines(state: &State) -> Vec<Line<'static>> {
 fn draw_status_line(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let line = match &state.notice {
-        Some(n) => Line::from(Span::styled(format!(" {}", n.text), if n.is_error { t.error } else { t.ok })),
+        Some(n) => Line::from(Span::styled(
+            format!(" {}", n.text),
+            if n.is_error { t.error } else { t.ok },
+        )),
         None => {
             let mut spans = Vec::new();
             for (key, what) in help::hints(state) {

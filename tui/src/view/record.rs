@@ -18,7 +18,10 @@ pub fn summary_lines(s: &RecordSummary, t: &Theme) -> Vec<Line<'static>> {
     let head = |text: &str| Line::from(Span::styled(text.to_string(), t.header));
     for p in &s.patients {
         lines.push(head("Patient"));
-        lines.push(Line::from(format!("  {}  ·  {}  ·  born {}", p.name, p.gender, p.birth_date)));
+        lines.push(Line::from(format!(
+            "  {}  ·  {}  ·  born {}",
+            p.name, p.gender, p.birth_date
+        )));
     }
     for r in &s.reports {
         lines.push(head("Report"));
@@ -31,9 +34,20 @@ pub fn summary_lines(s: &RecordSummary, t: &Theme) -> Vec<Line<'static>> {
     if !s.observations.is_empty() {
         lines.push(head("Observations"));
         for o in &s.observations {
-            let unit = if o.unit.is_empty() { String::new() } else { format!(" {}", o.unit) };
-            let when = o.when.as_ref().map(|w| format!("  ({w})")).unwrap_or_default();
-            lines.push(Line::from(format!("  {}: {}{unit}{when}", o.display, o.value)));
+            let unit = if o.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", o.unit)
+            };
+            let when = o
+                .when
+                .as_ref()
+                .map(|w| format!("  ({w})"))
+                .unwrap_or_default();
+            lines.push(Line::from(format!(
+                "  {}: {}{unit}{when}",
+                o.display, o.value
+            )));
         }
     }
     if !s.conditions.is_empty() {
@@ -43,10 +57,19 @@ pub fn summary_lines(s: &RecordSummary, t: &Theme) -> Vec<Line<'static>> {
         }
     }
     if !s.other.is_empty() {
-        lines.push(Line::from(Span::styled(format!("also contains: {}", s.other.join(", ")), t.dim)));
+        lines.push(Line::from(Span::styled(
+            format!("also contains: {}", s.other.join(", ")),
+            t.dim,
+        )));
     }
     if lines.is_empty() {
-        lines.push(dim_line(format!("a FHIR {} with nothing this viewer shows (r: raw JSON)", s.resource_type), t));
+        lines.push(dim_line(
+            format!(
+                "a FHIR {} with nothing this viewer shows (r: raw JSON)",
+                s.resource_type
+            ),
+            t,
+        ));
     }
     lines
 }
@@ -62,14 +85,27 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
             "Record".to_string()
         }
         Some(Err(e)) => {
-            lines.push(Line::from(Span::styled(format!("cannot show record {}: {e}", pane.record_id), t.error)));
+            lines.push(Line::from(Span::styled(
+                format!("cannot show record {}: {e}", pane.record_id),
+                t.error,
+            )));
             "Record".to_string()
         }
         Some(Ok((info, json))) => {
-            let from = info.from_name.clone().unwrap_or_else(|| state.name_of(&info.from));
-            let to = info.to_name.clone().unwrap_or_else(|| state.name_of(&info.to));
+            let from = info
+                .from_name
+                .clone()
+                .unwrap_or_else(|| state.name_of(&info.from));
+            let to = info
+                .to_name
+                .clone()
+                .unwrap_or_else(|| state.name_of(&info.to));
             lines.push(Line::from(Span::styled(
-                format!("from {from} to {to}, {} UTC, {} bytes", date(info.created_ms), info.bytes),
+                format!(
+                    "from {from} to {to}, {} UTC, {} bytes",
+                    date(info.created_ms),
+                    info.bytes
+                ),
                 t.dim,
             )));
             if pane.raw {
@@ -77,13 +113,29 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
             } else {
                 match fhir_view::summarize(json) {
                     Ok(s) => lines.extend(summary_lines(&s, t)),
-                    Err(e) => lines.push(Line::from(Span::styled(format!("{e} (r: raw)"), t.error))),
+                    Err(e) => {
+                        lines.push(Line::from(Span::styled(format!("{e} (r: raw)"), t.error)))
+                    }
                 }
             }
-            format!("{} {}", kind_name(info.kind), super::widgets::cut(&info.record_id, 16))
+            format!(
+                "{} {}",
+                kind_name(info.kind),
+                super::widgets::cut(&info.record_id, 16)
+            )
         }
     };
-    let hint = if pane.raw { "r: readable view" } else { "r: raw JSON" };
+    let hint = if pane.raw {
+        "r: readable view"
+    } else {
+        "r: raw JSON"
+    };
     let block = titled(format!("{title} — {hint}, Esc: close"), t);
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((pane.scroll, 0)).block(block), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((pane.scroll, 0))
+            .block(block),
+        area,
+    );
 }

@@ -65,12 +65,20 @@ pub fn date(ms: u64) -> String {
 
 /// A fraction as a percentage with one decimal: `0.031` → `3.1%`.
 pub fn pct(x: f64) -> String {
-    if x.is_finite() { format!("{:.1}%", x * 100.0) } else { "—".into() }
+    if x.is_finite() {
+        format!("{:.1}%", x * 100.0)
+    } else {
+        "—".into()
+    }
 }
 
 /// A value safe for a gauge: finite and within 0..=1.
 pub fn unit_ratio(x: f64) -> f64 {
-    if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }
+    if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 /// An id cut to `n` characters with an ellipsis.
@@ -87,10 +95,12 @@ pub fn cut(s: &str, n: usize) -> String {
 /// An error line for the first of `methods` whose last call failed.
 pub fn call_error<'a>(state: &State, methods: &[&str]) -> Option<Line<'a>> {
     methods.iter().find_map(|m| {
-        state
-            .call_errors
-            .get(*m)
-            .map(|e| Line::from(Span::styled(format!("⚠ {m} failed: {e}"), state.theme.error)))
+        state.call_errors.get(*m).map(|e| {
+            Line::from(Span::styled(
+                format!("⚠ {m} failed: {e}"),
+                state.theme.error,
+            ))
+        })
     })
 }
 
