@@ -103,19 +103,19 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
         method::KEYS => state.keys = decode::<Vec<KeyInfo>>(m, v)?,
         method::INBOX => {
             let mut inbox: Vec<MessageInfo> = decode(m, v)?;
-            inbox.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+            inbox.sort_by_key(|m| std::cmp::Reverse(m.created_ms));
             state.inbox = inbox;
             clamp(&mut state.inbox_sel, state.inbox.len());
         }
         method::OUTBOX => {
             let mut outbox: Vec<MessageInfo> = decode(m, v)?;
-            outbox.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+            outbox.sort_by_key(|m| std::cmp::Reverse(m.created_ms));
             state.outbox = outbox;
             clamp(&mut state.outbox_sel, state.outbox.len());
         }
         method::CHAIN_BLOCKS => {
             let mut blocks: Vec<BlockSummary> = decode(m, v)?;
-            blocks.sort_by(|a, b| b.height.cmp(&a.height));
+            blocks.sort_by_key(|b| std::cmp::Reverse(b.height));
             blocks.truncate(RECENT_BLOCKS as usize);
             state.blocks = blocks;
             clamp(&mut state.blocks_sel, state.blocks.len());

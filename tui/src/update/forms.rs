@@ -141,7 +141,7 @@ pub(super) fn on_file_read(
     let Some(form) = state.compose.as_mut() else {
         return Vec::new();
     };
-    if PathBuf::from(form.path.trim()) != path {
+    if path != std::path::Path::new(form.path.trim()) {
         return Vec::new();
     }
     let Some(to) = form.sending_to.clone() else {

@@ -92,8 +92,8 @@ pub(super) fn move_sel(sel: &mut usize, len: usize, code: KeyCode) -> bool {
         KeyCode::Down | KeyCode::Char('j') => *sel = (*sel + 1).min(last),
         KeyCode::PageUp => *sel = sel.saturating_sub(10),
         KeyCode::PageDown => *sel = (*sel + 10).min(last),
-        KeyCode::Home | KeyCode::Char('g') => *sel = 0,
-        KeyCode::End | KeyCode::Char('G') => *sel = last,
+        KeyCode::Home => *sel = 0,
+        KeyCode::End => *sel = last,
         _ => return false,
     }
     true

@@ -70,7 +70,9 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
         }
     }
     frame.render_widget(
-        Paragraph::new(ident).block(titled("Identity", &state.theme)),
+        Paragraph::new(ident)
+            .wrap(Wrap { trim: true })
+            .block(titled("Identity", &state.theme)),
         ident_area,
     );
     frame.render_widget(
