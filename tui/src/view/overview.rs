@@ -69,12 +69,13 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
             );
         }
     }
-    frame.render_widget(
-        Paragraph::new(ident)
-            .wrap(Wrap { trim: true })
-            .block(titled("Identity", &state.theme)),
-        ident_area,
-    );
+    // Fields stay one per line (long ids are cut at the border); only the
+    // error message wraps.
+    let mut ident = Paragraph::new(ident).block(titled("Identity", &state.theme));
+    if state.status.is_none() {
+        ident = ident.wrap(Wrap { trim: true });
+    }
+    frame.render_widget(ident, ident_area);
     frame.render_widget(
         Paragraph::new(net).block(titled("Network and chain", &state.theme)),
         net_area,
