@@ -172,5 +172,6 @@ fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
 }
 
 fn attach_tui(dir: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("the terminal UI is not available in this build ({})", dir.display())
+    let args = super::tui::TuiArgs { api: None, cookie: None, no_color: false };
+    super::tui::run(args, Some(dir.to_path_buf())).map(|_| ())
 }
