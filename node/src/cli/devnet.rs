@@ -58,7 +58,9 @@ pub struct UpArgs {
 }
 
 fn default_dir() -> anyhow::Result<PathBuf> {
-    Ok(dirs::data_dir().context("no platform data directory; pass --dir")?.join("qward-devnet"))
+    Ok(dirs::data_dir()
+        .context("no platform data directory; pass --dir")?
+        .join("qward-devnet"))
 }
 
 pub fn run(args: DevnetArgs, log_level: &str) -> anyhow::Result<ExitCode> {
@@ -83,9 +85,13 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
     };
     if args.fresh && dir.exists() {
         if !devnet::live_pids(&dir)?.is_empty() {
-            anyhow::bail!("the devnet in {} is running; stop it first (qward devnet down)", dir.display());
+            anyhow::bail!(
+                "the devnet in {} is running; stop it first (qward devnet down)",
+                dir.display()
+            );
         }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     if !dir.join("spec.toml").exists() {
         println!("creating a devnet in {}", dir.display());
@@ -102,7 +108,10 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
     }
     let members = devnet::members(&dir)?;
     if members.is_empty() {
-        anyhow::bail!("{} holds no devnet nodes; use --fresh to create one", dir.display());
+        anyhow::bail!(
+            "{} holds no devnet nodes; use --fresh to create one",
+            dir.display()
+        );
     }
     let mut running = devnet::start(&dir, &members, log_level)?;
     devnet::wait_until_ready(&members, &mut running, Duration::from_secs(60))?;
@@ -110,7 +119,10 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
 
     if args.detach {
         running.detach();
-        println!("\nrunning in the background; stop with: qward devnet down --dir {}", dir.display());
+        println!(
+            "\nrunning in the background; stop with: qward devnet down --dir {}",
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(name) = &args.tui {
@@ -131,7 +143,10 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn print_table(dir: &Path, members: &[devnet::Member]) {
-    println!("\n{:<14} {:<9} {:<28} {:<6}  data dir", "node", "role", "p2p", "api");
+    println!(
+        "\n{:<14} {:<9} {:<28} {:<6}  data dir",
+        "node", "role", "p2p", "api"
+    );
     for m in members {
         println!(
             "{:<14} {:<9} {:<28} {:<6}  {}",
@@ -142,14 +157,19 @@ fn print_table(dir: &Path, members: &[devnet::Member]) {
             m.dir.display()
         );
     }
-    let example = members.iter().find(|m| m.role == Role::Hospital).unwrap_or(&members[0]);
+    let example = members
+        .iter()
+        .find(|m| m.role == Role::Hospital)
+        .unwrap_or(&members[0]);
     println!("\nlogs: {}/<node>/logs/node.log", dir.display());
     println!("try:  qward --data-dir {} status", example.dir.display());
     println!("      qward --data-dir {} tui", example.dir.display());
 }
 
 fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
@@ -172,6 +192,10 @@ fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
 }
 
 fn attach_tui(dir: &Path) -> anyhow::Result<()> {
-    let args = super::tui::TuiArgs { api: None, cookie: None, no_color: false };
+    let args = super::tui::TuiArgs {
+        api: None,
+        cookie: None,
+        no_color: false,
+    };
     super::tui::run(args, Some(dir.to_path_buf())).map(|_| ())
 }
