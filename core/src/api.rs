@@ -427,12 +427,29 @@ pub struct ConsentParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TxRequest {
-    RegisterMember { member: String, role: crate::identity::Role },
-    RevokeMember { member: String },
-    AddValidator { member: String, power: u64 },
-    RemoveValidator { member: String },
-    GrantConsent { grantee: String, scope: String, expires_at_ms: Option<u64> },
-    RevokeConsent { grantee: String, scope: String },
+    RegisterMember {
+        member: String,
+        role: crate::identity::Role,
+    },
+    RevokeMember {
+        member: String,
+    },
+    AddValidator {
+        member: String,
+        power: u64,
+    },
+    RemoveValidator {
+        member: String,
+    },
+    GrantConsent {
+        grantee: String,
+        scope: String,
+        expires_at_ms: Option<u64>,
+    },
+    RevokeConsent {
+        grantee: String,
+        scope: String,
+    },
 }
 
 /// Result of `tx_submit`.

@@ -41,9 +41,15 @@ pub struct Config {
     /// Target time between blocks, for validators.
     #[serde(default = "default_block_interval_ms")]
     pub block_interval_ms: u64,
-    /// Port of the Prometheus metrics endpoint on 127.0.0.1; absent means off.
+    /// Port of the Prometheus metrics endpoint on 127.0.0.1 (served with `run --metrics`).
     #[serde(default)]
     pub metrics_port: Option<u16>,
+    /// This node's account (public key, hex), for people reading the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The genesis file, relative to the data directory (default genesis.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<String>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -94,6 +100,8 @@ impl Config {
             api_port: DEFAULT_API_PORT,
             block_interval_ms: DEFAULT_BLOCK_INTERVAL_MS,
             metrics_port: None,
+            account: None,
+            genesis: None,
         }
     }
 
@@ -217,6 +225,8 @@ mod tests {
             addr: "/ip4/127.0.0.1/tcp/7401".into(),
         });
         c.metrics_port = Some(9400);
+        c.account = Some("cd".repeat(32));
+        c.genesis = Some("genesis.toml".into());
         let text = c.to_documented_toml();
         assert_eq!(Config::parse(&text, "t").unwrap(), c);
         let plain = Config::new("p", Role::Patient);

@@ -40,11 +40,13 @@ impl Contacts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let file: File = toml::from_str(&text).with_context(|| format!("{} is not a valid contacts file", path.display()))?;
+        let file: File = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid contacts file", path.display()))?;
         let mut book = Contacts::default();
         for c in file.contact {
-            let account = AccountId::from_hex(&c.account)
-                .with_context(|| format!("{}: contact '{}' has a bad account", path.display(), c.name))?;
+            let account = AccountId::from_hex(&c.account).with_context(|| {
+                format!("{}: contact '{}' has a bad account", path.display(), c.name)
+            })?;
             book.insert(&c.name, account, c.role);
         }
         Ok(book)
@@ -56,10 +58,17 @@ impl Contacts {
             contact: self
                 .by_account
                 .iter()
-                .map(|(a, (n, r))| Contact { name: n.clone(), account: a.to_hex(), role: *r })
+                .map(|(a, (n, r))| Contact {
+                    name: n.clone(),
+                    account: a.to_hex(),
+                    role: *r,
+                })
                 .collect(),
         };
-        let text = format!("# Names for accounts, kept on this node only.\n{}", toml::to_string(&file)?);
+        let text = format!(
+            "# Names for accounts, kept on this node only.\n{}",
+            toml::to_string(&file)?
+        );
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 
@@ -118,7 +127,16 @@ mod tests {
         assert_eq!(back.resolve("st-marys").unwrap(), a);
         assert_eq!(back.resolve(&a.to_hex()).unwrap(), a);
         assert_eq!(back.name_of(&a), Some("St-Marys"));
-        assert!(back.resolve("nobody").unwrap_err().to_string().contains("not a known name"));
-        assert!(Contacts::load(&dir.path().join("none.toml")).unwrap().is_empty());
+        assert!(
+            back.resolve("nobody")
+                .unwrap_err()
+                .to_string()
+                .contains("not a known name")
+        );
+        assert!(
+            Contacts::load(&dir.path().join("none.toml"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -60,7 +60,7 @@ impl DataDir {
         self.root.join("logs")
     }
     pub fn genesis_file(&self) -> PathBuf {
-        self.root.join("genesis.toml")
+        self.root.join(qward_genesis::GENESIS_FILE)
     }
     pub fn contacts_file(&self) -> PathBuf {
         self.root.join("contacts.toml")
@@ -140,12 +140,16 @@ pub fn init<R: rand_core::CryptoRng + ?Sized>(
     if opts.name.trim().is_empty() || opts.name.len() > 64 {
         bail!("--name must be 1 to 64 characters");
     }
-    // Read the genesis first: a bad path must fail before anything is written.
+    // Read and check the genesis first: a bad path or file must fail before
+    // anything is written.
     let genesis = match opts.genesis {
-        Some(path) => Some(
-            fs::read(path)
-                .with_context(|| format!("cannot read genesis file {}", path.display()))?,
-        ),
+        Some(path) => {
+            let text = fs::read_to_string(path)
+                .with_context(|| format!("cannot read genesis file {}", path.display()))?;
+            let genesis = qward_genesis::parse_genesis(&text)
+                .with_context(|| format!("{} is not a valid genesis", path.display()))?;
+            Some((text, genesis))
+        }
         None => None,
     };
     let parent = match root.parent() {
@@ -180,7 +184,7 @@ pub fn init<R: rand_core::CryptoRng + ?Sized>(
             parent.display()
         )
     })?;
-    let built = build_into(&DataDir::new(&staging), opts, genesis.as_deref(), rng);
+    let built = build_into(&DataDir::new(&staging), opts, genesis.as_ref(), rng);
     let identity = match built {
         Ok(id) => id,
         Err(e) => {
@@ -249,7 +253,7 @@ fn check_existing(dir: &DataDir, force: bool) -> anyhow::Result<()> {
 fn build_into<R: rand_core::CryptoRng + ?Sized>(
     dir: &DataDir,
     opts: &InitOptions<'_>,
-    genesis: Option<&[u8]>,
+    genesis: Option<&(String, qward_core::chain::Genesis)>,
     rng: &mut R,
 ) -> anyhow::Result<Identity> {
     fs::create_dir(dir.keys_dir()).context("cannot create keys/")?;
@@ -261,10 +265,11 @@ fn build_into<R: rand_core::CryptoRng + ?Sized>(
     let config = Config::new(opts.name, opts.role);
     fs::write(dir.config_file(), config.to_documented_toml())
         .context("cannot write config.toml")?;
-    if let Some(bytes) = genesis {
-        fs::write(dir.genesis_file(), bytes).context("cannot write genesis.toml")?;
+    let store = RocksStore::create(&dir.db_dir()).context("cannot create the database")?;
+    if let Some((text, genesis)) = genesis {
+        fs::write(dir.genesis_file(), text).context("cannot write genesis.toml")?;
+        qward_genesis::init_chain(&store, genesis).context("cannot initialise the chain")?;
     }
-    RocksStore::create(&dir.db_dir()).context("cannot create the database")?;
     Ok(identity)
 }
 

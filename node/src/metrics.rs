@@ -49,7 +49,9 @@ impl Metrics {
     }
 
     pub fn dec_gauge(gauge: &AtomicU64) {
-        let _ = gauge.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+        let _ = gauge.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(1))
+        });
     }
 
     /// The Prometheus text exposition of every metric.

@@ -14,18 +14,29 @@ async fn height(net: &TestNet, name: &str) -> anyhow::Result<u64> {
     Ok(node.status().await?.height)
 }
 
-async fn wait_height(net: &TestNet, name: &str, target: u64, timeout: Duration) -> anyhow::Result<u64> {
-    wait_for(&format!("{name} to reach height {target}"), timeout, || async {
-        let h = height(net, name).await?;
-        Ok((h >= target).then_some(h))
-    })
+async fn wait_height(
+    net: &TestNet,
+    name: &str,
+    target: u64,
+    timeout: Duration,
+) -> anyhow::Result<u64> {
+    wait_for(
+        &format!("{name} to reach height {target}"),
+        timeout,
+        || async {
+            let h = height(net, name).await?;
+            Ok((h >= target).then_some(h))
+        },
+    )
     .await
 }
 
 async fn block_hash(net: &TestNet, name: &str, h: u64) -> anyhow::Result<String> {
     let node = net.nodes.iter().find(|n| n.name == name).expect("node");
     let client = node.client(Duration::from_secs(10)).await?;
-    let b: BlockSummary = client.call(method::CHAIN_BLOCK, json!({ "height": h })).await?;
+    let b: BlockSummary = client
+        .call(method::CHAIN_BLOCK, json!({ "height": h }))
+        .await?;
     Ok(b.hash)
 }
 
@@ -47,7 +58,11 @@ async fn four_validators_finalize_thirty_identical_blocks() {
     for h in 1..=30 {
         let reference = block_hash(&net, HOSPITALS[0], h).await.expect("block");
         for name in &HOSPITALS[1..] {
-            assert_eq!(block_hash(&net, name, h).await.expect("block"), reference, "block {h} differs on {name}");
+            assert_eq!(
+                block_hash(&net, name, h).await.expect("block"),
+                reference,
+                "block {h} differs on {name}"
+            );
         }
     }
 }
@@ -56,17 +71,23 @@ async fn four_validators_finalize_thirty_identical_blocks() {
 async fn validators_survive_one_crash_and_stall_safely_with_two_down() {
     let mut net = TestNet::create(4, 0, 0, 0, 200).expect("devnet");
     start_all(&mut net, &HOSPITALS);
-    wait_height(&net, "hospital-1", 5, Duration::from_secs(90)).await.expect("start");
+    wait_height(&net, "hospital-1", 5, Duration::from_secs(90))
+        .await
+        .expect("start");
 
     // One of four down: the other three keep finalizing.
     net.node("hospital-4").kill();
     let before = height(&net, "hospital-1").await.expect("height");
-    wait_height(&net, "hospital-1", before + 5, Duration::from_secs(90)).await.expect("3 of 4 finalize");
+    wait_height(&net, "hospital-1", before + 5, Duration::from_secs(90))
+        .await
+        .expect("3 of 4 finalize");
 
     // It restarts and catches up.
     net.node("hospital-4").start().expect("restart");
     let target = height(&net, "hospital-1").await.expect("height");
-    wait_height(&net, "hospital-4", target, Duration::from_secs(90)).await.expect("restarted node catches up");
+    wait_height(&net, "hospital-4", target, Duration::from_secs(90))
+        .await
+        .expect("restarted node catches up");
 
     // Two of four down: no block is finalized...
     net.node("hospital-3").kill();
@@ -75,25 +96,37 @@ async fn validators_survive_one_crash_and_stall_safely_with_two_down() {
     let stalled = height(&net, "hospital-1").await.expect("height");
     tokio::time::sleep(Duration::from_secs(6)).await;
     let still = height(&net, "hospital-1").await.expect("height");
-    assert!(still <= stalled + 1, "finalized without a 2/3 quorum: {stalled} -> {still}");
+    assert!(
+        still <= stalled + 1,
+        "finalized without a 2/3 quorum: {stalled} -> {still}"
+    );
     let h2 = height(&net, "hospital-2").await.expect("height");
     // ...and none is lost: both survivors keep every block they had.
     for h in 1..=still.min(h2) {
-        assert_eq!(block_hash(&net, "hospital-1", h).await.unwrap(), block_hash(&net, "hospital-2", h).await.unwrap());
+        assert_eq!(
+            block_hash(&net, "hospital-1", h).await.unwrap(),
+            block_hash(&net, "hospital-2", h).await.unwrap()
+        );
     }
 
     // They return and the chain goes on.
     net.node("hospital-3").start().expect("restart");
     net.node("hospital-4").start().expect("restart");
-    wait_height(&net, "hospital-1", still + 3, Duration::from_secs(120)).await.expect("chain resumes");
-    wait_height(&net, "hospital-3", still + 3, Duration::from_secs(120)).await.expect("returning node follows");
+    wait_height(&net, "hospital-1", still + 3, Duration::from_secs(120))
+        .await
+        .expect("chain resumes");
+    wait_height(&net, "hospital-3", still + 3, Duration::from_secs(120))
+        .await
+        .expect("returning node follows");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_auditor_syncs_and_verifies_the_whole_chain() {
     let mut net = TestNet::create(4, 0, 0, 1, 200).expect("devnet");
     start_all(&mut net, &HOSPITALS);
-    wait_height(&net, "hospital-1", 20, Duration::from_secs(120)).await.expect("chain grows");
+    wait_height(&net, "hospital-1", 20, Duration::from_secs(120))
+        .await
+        .expect("chain grows");
     net.node("auditor-1").start().expect("auditor");
     let target = height(&net, "hospital-1").await.expect("height");
     if let Err(e) = wait_height(&net, "auditor-1", target, Duration::from_secs(90)).await {
@@ -102,10 +135,17 @@ async fn late_auditor_syncs_and_verifies_the_whole_chain() {
     net.node("auditor-1").stop();
     let dir = path_str(&net.node("auditor-1").dir);
     let out = qward(&["--data-dir", &dir, "chain", "verify", "--json"]).expect("verify");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(report["ok"], true);
-    assert!(report["blocks_verified"].as_u64().unwrap() >= target, "{report}");
+    assert!(
+        report["blocks_verified"].as_u64().unwrap() >= target,
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,43 +154,79 @@ async fn unregistered_node_is_kept_out_until_a_hospital_registers_it() {
     // An outsider with the same genesis, not a member.
     let outsider_dir = net.root().join("outsider");
     let genesis = net.node("hospital-1").dir.join("genesis.toml");
-    qward_ok(&["--data-dir", &path_str(&outsider_dir), "init", "--role", "doctor", "--name", "outsider", "--genesis", &path_str(&genesis)])
-        .expect("init outsider");
-    let h1_config = qward_node::datadir::DataDir::new(&net.node("hospital-1").dir).load_config().unwrap();
-    let mut cfg = qward_node::datadir::DataDir::new(&outsider_dir).load_config().unwrap();
+    qward_ok(&[
+        "--data-dir",
+        &path_str(&outsider_dir),
+        "init",
+        "--role",
+        "doctor",
+        "--name",
+        "outsider",
+        "--genesis",
+        &path_str(&genesis),
+    ])
+    .expect("init outsider");
+    let h1_config = qward_node::datadir::DataDir::new(&net.node("hospital-1").dir)
+        .load_config()
+        .unwrap();
+    let mut cfg = qward_node::datadir::DataDir::new(&outsider_dir)
+        .load_config()
+        .unwrap();
     let base = h1_config.api_port + 250;
     cfg.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", base)];
     cfg.api_port = base + 1;
     cfg.bootstrap = h1_config.bootstrap.clone();
     std::fs::write(outsider_dir.join("config.toml"), cfg.to_documented_toml()).unwrap();
-    let account = qward_node::datadir::DataDir::new(&outsider_dir).load_identity().unwrap().account();
+    let account = qward_node::datadir::DataDir::new(&outsider_dir)
+        .load_identity()
+        .unwrap()
+        .account();
     let mut outsider = qward_tests::TestNode::at("outsider", &outsider_dir, cfg.api_port);
 
     start_all(&mut net, &HOSPITALS);
     outsider.start().unwrap();
-    wait_height(&net, "hospital-1", 5, Duration::from_secs(90)).await.expect("chain grows");
+    wait_height(&net, "hospital-1", 5, Duration::from_secs(90))
+        .await
+        .expect("chain grows");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let st = outsider.status().await.expect("outsider status");
     assert_eq!(st.peers, 0, "a non-member got a connection");
     assert_eq!(st.height, 0, "a non-member received blocks");
 
     // A hospital registers it; it gets in without a restart.
-    let client = net.node("hospital-1").client(Duration::from_secs(10)).await.unwrap();
+    let client = net
+        .node("hospital-1")
+        .client(Duration::from_secs(10))
+        .await
+        .unwrap();
     let sub: TxSubmitted = client
-        .call(method::TX_SUBMIT, json!({"kind": "register_member", "member": account.to_hex(), "role": "doctor"}))
+        .call(
+            method::TX_SUBMIT,
+            json!({"kind": "register_member", "member": account.to_hex(), "role": "doctor"}),
+        )
         .await
         .expect("submit");
-    wait_for("registration to be final", Duration::from_secs(60), || async {
-        let st: TxStatus = client.call(method::CHAIN_TX, json!({ "id": sub.id })).await?;
-        Ok(st.height)
-    })
+    wait_for(
+        "registration to be final",
+        Duration::from_secs(60),
+        || async {
+            let st: TxStatus = client
+                .call(method::CHAIN_TX, json!({ "id": sub.id }))
+                .await?;
+            Ok(st.height)
+        },
+    )
     .await
     .expect("final");
     let target = height(&net, "hospital-1").await.unwrap();
-    wait_for("the outsider to connect and sync", Duration::from_secs(90), || async {
-        let st = outsider.status().await?;
-        Ok((st.peers > 0 && st.height >= target).then_some(()))
-    })
+    wait_for(
+        "the outsider to connect and sync",
+        Duration::from_secs(90),
+        || async {
+            let st = outsider.status().await?;
+            Ok((st.peers > 0 && st.height >= target).then_some(()))
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", outsider.log_tail(30)));
 }

@@ -28,7 +28,11 @@ pub fn qward_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/it-<hash>  ->  target/<profile>/qward
-    let profile_dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     profile_dir.join("qward")
 }
 
@@ -46,7 +50,11 @@ pub fn qward(args: &[&str]) -> anyhow::Result<std::process::Output> {
 pub fn qward_ok(args: &[&str]) -> anyhow::Result<String> {
     let out = qward(args)?;
     if !out.status.success() {
-        bail!("qward {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "qward {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -56,11 +64,17 @@ pub fn qward_ok(args: &[&str]) -> anyhow::Result<String> {
 pub fn free_base_port() -> u16 {
     let mut candidate = 20_000 + (std::process::id() % 400) as u16 * 100;
     for _ in 0..400 {
-        let all_free = (0..300u16).step_by(1).all(|i| std::net::TcpListener::bind(("127.0.0.1", candidate + i)).is_ok());
+        let all_free = (0..300u16)
+            .step_by(1)
+            .all(|i| std::net::TcpListener::bind(("127.0.0.1", candidate + i)).is_ok());
         if all_free {
             return candidate;
         }
-        candidate = if candidate > 59_000 { 20_000 } else { candidate + 300 };
+        candidate = if candidate > 59_000 {
+            20_000
+        } else {
+            candidate + 300
+        };
     }
     candidate
 }
@@ -84,32 +98,70 @@ pub struct TestNode {
 impl TestNet {
     /// Creates a devnet with `qward genesis devnet` and sets every node's block
     /// interval to `block_interval_ms`. Nothing is started.
-    pub fn create(hospitals: u32, doctors: u32, patients: u32, auditors: u32, block_interval_ms: u64) -> anyhow::Result<Self> {
+    pub fn create(
+        hospitals: u32,
+        doctors: u32,
+        patients: u32,
+        auditors: u32,
+        block_interval_ms: u64,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("net");
         let base = free_base_port().to_string();
-        let (h, d, p, a) = (hospitals.to_string(), doctors.to_string(), patients.to_string(), auditors.to_string());
+        let (h, d, p, a) = (
+            hospitals.to_string(),
+            doctors.to_string(),
+            patients.to_string(),
+            auditors.to_string(),
+        );
         let out_s = out.to_string_lossy().into_owned();
         qward_ok(&[
-            "genesis", "devnet", "--out", &out_s, "--hospitals", &h, "--doctors", &d, "--patients", &p, "--auditors", &a,
-            "--base-port", &base, "--block-interval-ms", &block_interval_ms.to_string(),
+            "genesis",
+            "devnet",
+            "--out",
+            &out_s,
+            "--hospitals",
+            &h,
+            "--doctors",
+            &d,
+            "--patients",
+            &p,
+            "--auditors",
+            &a,
+            "--base-port",
+            &base,
+            "--block-interval-ms",
+            &block_interval_ms.to_string(),
         ])?;
         let members = qward_node::devnet::members(&out)?;
         let mut nodes = Vec::new();
         for m in members {
-            nodes.push(TestNode { name: m.name.clone(), dir: m.dir.clone(), api_port: m.config.api_port, child: None });
+            nodes.push(TestNode {
+                name: m.name.clone(),
+                dir: m.dir.clone(),
+                api_port: m.config.api_port,
+                child: None,
+            });
         }
         write_contacts(&nodes)?;
         Ok(TestNet { dir, nodes })
     }
 
     pub fn node(&mut self, name: &str) -> &mut TestNode {
-        let i = self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"));
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"));
         &mut self.nodes[i]
     }
 
     pub fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.nodes.iter().filter(|n| n.name.starts_with(prefix)).map(|n| n.name.clone()).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.name.starts_with(prefix))
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// The devnet's directory.
@@ -122,7 +174,11 @@ fn write_contacts(nodes: &[TestNode]) -> anyhow::Result<()> {
     let mut book = qward_node::contacts::Contacts::default();
     for n in nodes {
         let dd = DataDir::new(&n.dir);
-        book.insert(&n.name, dd.load_identity()?.account(), dd.load_config()?.role);
+        book.insert(
+            &n.name,
+            dd.load_identity()?.account(),
+            dd.load_config()?.role,
+        );
     }
     for n in nodes {
         book.save(&DataDir::new(&n.dir).contacts_file())?;
@@ -133,7 +189,12 @@ fn write_contacts(nodes: &[TestNode]) -> anyhow::Result<()> {
 impl TestNode {
     /// A node in `dir` that is not part of a [`TestNet`].
     pub fn at(name: &str, dir: &Path, api_port: u16) -> Self {
-        TestNode { name: name.to_string(), dir: dir.to_path_buf(), api_port, child: None }
+        TestNode {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            api_port,
+            child: None,
+        }
     }
 
     /// Starts `qward run` for this node, logging to its logs/node.log.
@@ -143,7 +204,10 @@ impl TestNode {
         }
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("node.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join("node.log"))?;
         let child = Command::new(qward_bin())
             .arg("--data-dir")
             .arg(&self.dir)
@@ -174,7 +238,9 @@ impl TestNode {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Connects to this node's API, waiting up to `timeout` for it to come up.
@@ -184,14 +250,19 @@ impl TestNode {
             let cookie = DataDir::new(&self.dir).cookie_file();
             match ApiClient::connect_with_cookie_file(self.api_port, &cookie).await {
                 Ok((c, _)) => return Ok(c.with_timeout(Duration::from_secs(20))),
-                Err(e) if Instant::now() > deadline => return Err(e.context(format!("{} API never came up", self.name))),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context(format!("{} API never came up", self.name)));
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
     }
 
     pub async fn status(&self) -> anyhow::Result<NodeStatus> {
-        self.client(Duration::from_secs(30)).await?.call(method::STATUS, serde_json::Value::Null).await
+        self.client(Duration::from_secs(30))
+            .await?
+            .call(method::STATUS, serde_json::Value::Null)
+            .await
     }
 
     /// The tail of this node's log, for failure messages.

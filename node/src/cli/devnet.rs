@@ -8,8 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use qward_core::identity::Role;
 
-use crate::contacts::Contacts;
-use crate::datadir::DataDir;
 use crate::devnet;
 
 /// Start a local devnet (created on first use), or stop one with `down`.
@@ -60,7 +58,9 @@ pub struct UpArgs {
 }
 
 fn default_dir() -> anyhow::Result<PathBuf> {
-    Ok(dirs::data_dir().context("no platform data directory; pass --dir")?.join("qward-devnet"))
+    Ok(dirs::data_dir()
+        .context("no platform data directory; pass --dir")?
+        .join("qward-devnet"))
 }
 
 pub fn run(args: DevnetArgs, log_level: &str) -> anyhow::Result<ExitCode> {
@@ -85,33 +85,44 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
     };
     if args.fresh && dir.exists() {
         if !devnet::live_pids(&dir)?.is_empty() {
-            anyhow::bail!("the devnet in {} is running; stop it first (qward devnet down)", dir.display());
+            anyhow::bail!(
+                "the devnet in {} is running; stop it first (qward devnet down)",
+                dir.display()
+            );
         }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    if !dir.join(qward_genesis::devnet::SPEC_FILE).exists() {
+    if !dir.join("spec.toml").exists() {
         println!("creating a devnet in {}", dir.display());
-        let spec = qward_genesis::devnet::DevnetOptions {
-            hospitals: args.hospitals,
-            doctors: args.doctors,
-            patients: args.patients,
-            auditors: args.auditors,
+        let opts = qward_genesis::DevnetOptions {
+            hospitals: args.hospitals as usize,
+            doctors: args.doctors as usize,
+            patients: args.patients as usize,
+            auditors: args.auditors as usize,
             base_port: args.base_port,
+            api_base_port: args.base_port.saturating_add(100),
+            ..qward_genesis::DevnetOptions::new(crate::node::context::now_ms())
         };
-        qward_genesis::devnet::generate(&dir, &spec)?;
+        super::genesis::write_devnet(&dir, &opts, crate::config::DEFAULT_BLOCK_INTERVAL_MS, None)?;
     }
     let members = devnet::members(&dir)?;
     if members.is_empty() {
-        anyhow::bail!("{} holds no devnet nodes; use --fresh to create one", dir.display());
+        anyhow::bail!(
+            "{} holds no devnet nodes; use --fresh to create one",
+            dir.display()
+        );
     }
-    write_contacts(&members)?;
     let mut running = devnet::start(&dir, &members, log_level)?;
     devnet::wait_until_ready(&members, &mut running, Duration::from_secs(60))?;
     print_table(&dir, &members);
 
     if args.detach {
         running.detach();
-        println!("\nrunning in the background; stop with: qward devnet down --dir {}", dir.display());
+        println!(
+            "\nrunning in the background; stop with: qward devnet down --dir {}",
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(name) = &args.tui {
@@ -119,7 +130,7 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|m| m.name.eq_ignore_ascii_case(name))
             .with_context(|| format!("no devnet node named '{name}'"))?;
-        let result = super::tui::attach(&member.dir);
+        let result = attach_tui(&member.dir);
         running.stop(Duration::from_secs(10));
         result?;
         return Ok(ExitCode::SUCCESS);
@@ -131,21 +142,11 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Gives every node the names of all the others.
-fn write_contacts(members: &[devnet::Member]) -> anyhow::Result<()> {
-    let mut book = Contacts::default();
-    for m in members {
-        let id = DataDir::new(&m.dir).load_identity()?;
-        book.insert(&m.name, id.account(), m.role);
-    }
-    for m in members {
-        book.save(&DataDir::new(&m.dir).contacts_file())?;
-    }
-    Ok(())
-}
-
 fn print_table(dir: &Path, members: &[devnet::Member]) {
-    println!("\n{:<14} {:<9} {:<28} {:<6}  data dir", "node", "role", "p2p", "api");
+    println!(
+        "\n{:<14} {:<9} {:<28} {:<6}  data dir",
+        "node", "role", "p2p", "api"
+    );
     for m in members {
         println!(
             "{:<14} {:<9} {:<28} {:<6}  {}",
@@ -156,14 +157,19 @@ fn print_table(dir: &Path, members: &[devnet::Member]) {
             m.dir.display()
         );
     }
-    let example = members.iter().find(|m| m.role == Role::Hospital).unwrap_or(&members[0]);
+    let example = members
+        .iter()
+        .find(|m| m.role == Role::Hospital)
+        .unwrap_or(&members[0]);
     println!("\nlogs: {}/<node>/logs/node.log", dir.display());
     println!("try:  qward --data-dir {} status", example.dir.display());
     println!("      qward --data-dir {} tui", example.dir.display());
 }
 
 fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
@@ -183,4 +189,13 @@ fn wait_for_ctrl_c(running: &mut devnet::Running) -> anyhow::Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     })
+}
+
+fn attach_tui(dir: &Path) -> anyhow::Result<()> {
+    let args = super::tui::TuiArgs {
+        api: None,
+        cookie: None,
+        no_color: false,
+    };
+    super::tui::run(args, Some(dir.to_path_buf())).map(|_| ())
 }

@@ -42,11 +42,15 @@ pub enum GenesisCommand {
         #[arg(long, default_value_t = 1)]
         chain_id: u64,
         /// The first libp2p port (each participant gets the next one).
-        #[arg(long, default_value_t = 4100)]
+        #[arg(long, default_value_t = 17400)]
         base_port: u16,
-        /// The first control-API port (each participant gets the next one).
-        #[arg(long, default_value_t = 5100)]
-        api_base_port: u16,
+        /// The first control-API port (each participant gets the next one;
+        /// default: base port + 100).
+        #[arg(long)]
+        api_base_port: Option<u16>,
+        /// Target time between blocks written to every node's config.toml.
+        #[arg(long, default_value_t = crate::config::DEFAULT_BLOCK_INTERVAL_MS)]
+        block_interval_ms: u64,
         /// Derive keys from this seed (reproducible, for tests only: the keys are not secret).
         #[arg(long)]
         insecure_seed: Option<u64>,
@@ -68,6 +72,7 @@ pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
             chain_id,
             base_port,
             api_base_port,
+            block_interval_ms,
             insecure_seed,
         } => {
             let now_ms = std::time::SystemTime::now()
@@ -82,16 +87,10 @@ pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
                 patients,
                 auditors,
                 base_port,
-                api_base_port,
+                api_base_port: api_base_port.unwrap_or(base_port.saturating_add(100)),
                 ..DevnetOptions::new(now_ms)
             };
-            let plan = match insecure_seed {
-                Some(seed) => devnet::plan(&opts, &mut rand::rngs::StdRng::seed_from_u64(seed)),
-                None => devnet::plan(&opts, &mut rand::rng()),
-            }
-            .context("planning the devnet")?;
-            plan.write(&out, &mut init_db)
-                .with_context(|| format!("writing the devnet to {}", out.display()))?;
+            let plan = write_devnet(&out, &opts, block_interval_ms, insecure_seed)?;
             println!(
                 "devnet '{}' written to {}: genesis {}",
                 plan.genesis.network,
@@ -171,4 +170,36 @@ fn init_db(path: &Path, genesis: &Genesis) -> Result<(), String> {
     let db = RocksStore::create(path).map_err(|e| e.to_string())?;
     qward_genesis::init_chain(&db, genesis).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Writes a devnet to `out`: keys, genesis, per-participant data directories
+/// with config.toml (with `block_interval_ms`), an initialised database, a
+/// `logs/` folder and an address book naming every participant.
+pub fn write_devnet(
+    out: &Path,
+    opts: &DevnetOptions,
+    block_interval_ms: u64,
+    insecure_seed: Option<u64>,
+) -> anyhow::Result<devnet::DevnetPlan> {
+    let plan = match insecure_seed {
+        Some(seed) => devnet::plan(opts, &mut rand::rngs::StdRng::seed_from_u64(seed)),
+        None => devnet::plan(opts, &mut rand::rng()),
+    }
+    .context("planning the devnet")?;
+    plan.write(out, &mut init_db)
+        .with_context(|| format!("writing the devnet to {}", out.display()))?;
+    let mut book = crate::contacts::Contacts::default();
+    for p in &plan.participants {
+        book.insert(&p.name, p.identity.account(), p.role);
+    }
+    for p in &plan.participants {
+        let dir = crate::datadir::DataDir::new(out.join(&p.name));
+        let mut config = dir.load_config()?;
+        config.block_interval_ms = block_interval_ms;
+        std::fs::write(dir.config_file(), config.to_documented_toml())
+            .with_context(|| format!("cannot write {}", dir.config_file().display()))?;
+        std::fs::create_dir_all(dir.logs_dir())?;
+        book.save(&dir.contacts_file())?;
+    }
+    Ok(plan)
 }

@@ -12,6 +12,7 @@ pub mod init;
 pub mod qkd;
 pub mod run;
 pub mod status;
+pub mod tui;
 pub mod tx;
 
 /// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
@@ -75,6 +76,8 @@ pub enum Command {
     /// Build a genesis from a spec, or a whole local devnet.
     #[command(subcommand)]
     Genesis(genesis::GenesisCommand),
+    /// Open the terminal UI on a running node.
+    Tui(tui::TuiArgs),
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -101,5 +104,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Qkd(cmd) => qkd::run(cmd),
         Command::Chain(cmd) => chain::run(cmd, cli.data_dir),
         Command::Genesis(cmd) => genesis::run(cmd),
+        Command::Tui(args) => tui::run(args, cli.data_dir),
     }
 }

@@ -18,7 +18,14 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = DataDir::resolve(data_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(crate::node::run(dir, RunOptions { metrics: args.metrics }))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::node::run(
+        dir,
+        RunOptions {
+            metrics: args.metrics,
+        },
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

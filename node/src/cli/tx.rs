@@ -76,14 +76,36 @@ pub struct WaitArgs {
 impl TxCommand {
     fn into_parts(self) -> (TxRequest, WaitArgs) {
         match self {
-            TxCommand::Register { member, role, wait } => (TxRequest::RegisterMember { member, role }, wait),
-            TxCommand::Revoke { member, wait } => (TxRequest::RevokeMember { member }, wait),
-            TxCommand::AddValidator { member, power, wait } => (TxRequest::AddValidator { member, power }, wait),
-            TxCommand::RemoveValidator { member, wait } => (TxRequest::RemoveValidator { member }, wait),
-            TxCommand::GrantConsent { grantee, scope, expires_at_ms, wait } => {
-                (TxRequest::GrantConsent { grantee, scope, expires_at_ms }, wait)
+            TxCommand::Register { member, role, wait } => {
+                (TxRequest::RegisterMember { member, role }, wait)
             }
-            TxCommand::RevokeConsent { grantee, scope, wait } => (TxRequest::RevokeConsent { grantee, scope }, wait),
+            TxCommand::Revoke { member, wait } => (TxRequest::RevokeMember { member }, wait),
+            TxCommand::AddValidator {
+                member,
+                power,
+                wait,
+            } => (TxRequest::AddValidator { member, power }, wait),
+            TxCommand::RemoveValidator { member, wait } => {
+                (TxRequest::RemoveValidator { member }, wait)
+            }
+            TxCommand::GrantConsent {
+                grantee,
+                scope,
+                expires_at_ms,
+                wait,
+            } => (
+                TxRequest::GrantConsent {
+                    grantee,
+                    scope,
+                    expires_at_ms,
+                },
+                wait,
+            ),
+            TxCommand::RevokeConsent {
+                grantee,
+                scope,
+                wait,
+            } => (TxRequest::RevokeConsent { grantee, scope }, wait),
         }
     }
 }
@@ -103,7 +125,9 @@ pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let st: TxStatus = client.call(method::CHAIN_TX, json!({ "id": sub.id })).await?;
+            let st: TxStatus = client
+                .call(method::CHAIN_TX, json!({ "id": sub.id }))
+                .await?;
             if let Some(h) = st.height {
                 if wait.json {
                     println!("{}", serde_json::to_string(&st)?);
@@ -113,10 +137,16 @@ pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
                 return Ok(ExitCode::SUCCESS);
             }
             if !st.pending {
-                anyhow::bail!("transaction {} was dropped (refused by the chain's rules)", sub.id);
+                anyhow::bail!(
+                    "transaction {} was dropped (refused by the chain's rules)",
+                    sub.id
+                );
             }
             if Instant::now() > deadline {
-                anyhow::bail!("transaction {} not final after 60 s; it is still pending", sub.id);
+                anyhow::bail!(
+                    "transaction {} not final after 60 s; it is still pending",
+                    sub.id
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

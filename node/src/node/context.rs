@@ -31,7 +31,11 @@ impl ChainView {
     /// Reads the view from the store.
     pub fn load(store: &RocksStore) -> anyhow::Result<Self> {
         let chain = ChainStore::new(store);
-        Ok(ChainView { genesis: chain.genesis()?, state: chain.state()?, tip: chain.tip()? })
+        Ok(ChainView {
+            genesis: chain.genesis()?,
+            state: chain.state()?,
+            tip: chain.tip()?,
+        })
     }
 }
 

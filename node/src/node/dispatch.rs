@@ -33,18 +33,31 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
         NetworkEvent::PeerConnected(peer) => {
             tracing::info!("peer connected: {}", label(ctx, &peer));
             Metrics::inc_gauge(&ctx.metrics.peers);
-            ctx.emit(Event::PeerConnected { peer_id: peer.to_string() });
+            ctx.emit(Event::PeerConnected {
+                peer_id: peer.to_string(),
+            });
         }
         NetworkEvent::PeerDisconnected(peer) => {
             tracing::info!("peer disconnected: {}", label(ctx, &peer));
             Metrics::dec_gauge(&ctx.metrics.peers);
-            ctx.emit(Event::PeerDisconnected { peer_id: peer.to_string() });
+            ctx.emit(Event::PeerDisconnected {
+                peer_id: peer.to_string(),
+            });
         }
         NetworkEvent::ListenAddr(addr) => {
             tracing::info!("listening on {addr}");
-            ctx.listen.write().unwrap_or_else(|p| p.into_inner()).push(addr);
+            ctx.listen
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(addr);
         }
-        NetworkEvent::Gossip { topic, source, propagation_source, message_id, data } => {
+        NetworkEvent::Gossip {
+            topic,
+            source,
+            propagation_source,
+            message_id,
+            data,
+        } => {
             let verdict = if topic == ctx.consensus_topic() {
                 consensus_gossip(ctx, &data).await
             } else if topic == ctx.tx_topic() {
@@ -64,9 +77,17 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
                 GossipValidation::Reject => Metrics::inc(&ctx.metrics.gossip_rejected),
                 GossipValidation::Ignore => {}
             }
-            let _ = ctx.net.report_validation(message_id, propagation_source, validation).await;
+            let _ = ctx
+                .net
+                .report_validation(message_id, propagation_source, validation)
+                .await;
         }
-        NetworkEvent::InboundRequest { id, protocol, peer, data } => {
+        NetworkEvent::InboundRequest {
+            id,
+            protocol,
+            peer,
+            data,
+        } => {
             let response = match protocol {
                 RequestProtocol::Sync => sync::serve(ctx, &data),
                 RequestProtocol::Qkd | RequestProtocol::Msg => {
@@ -81,21 +102,31 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
 }
 
 async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
-    let msg = ConsensusMessage::decode(data).map_err(|e| format!("malformed consensus message: {e}"))?;
+    let msg =
+        ConsensusMessage::decode(data).map_err(|e| format!("malformed consensus message: {e}"))?;
     let (chain_id, tip, is_validator) = {
         let v = ctx.view();
-        (v.state.chain_id, v.tip.height, v.state.validators.contains(&msg.signer()))
+        (
+            v.state.chain_id,
+            v.tip.height,
+            v.state.validators.contains(&msg.signer()),
+        )
     };
     if msg.chain_id() != chain_id {
         return Err(format!("consensus message for chain {}", msg.chain_id()));
     }
-    msg.verify().map_err(|_| "consensus message with a bad signature".to_string())?;
+    msg.verify()
+        .map_err(|_| "consensus message with a bad signature".to_string())?;
     if msg.height() <= tip {
         return Ok(GossipValidation::Ignore);
     }
     if !is_validator {
         // A validator of a set this node has not reached yet is not an offence.
-        return if msg.height() > tip + 1 { Ok(GossipValidation::Ignore) } else { Err("signer is not a validator".into()) };
+        return if msg.height() > tip + 1 {
+            Ok(GossipValidation::Ignore)
+        } else {
+            Err("signer is not a validator".into())
+        };
     }
     match ctx.driver.try_send(DriverInput::Gossip(msg)) {
         Ok(()) => Ok(GossipValidation::Accept),
@@ -114,9 +145,12 @@ fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
             Metrics::set(&ctx.metrics.mempool_size, ctx.mempool().len() as u64);
             Ok(GossipValidation::Accept)
         }
-        Err(MempoolError::Duplicate(_) | MempoolError::Replay { .. } | MempoolError::Full | MempoolError::NonceGap { .. }) => {
-            Ok(GossipValidation::Ignore)
-        }
+        Err(
+            MempoolError::Duplicate(_)
+            | MempoolError::Replay { .. }
+            | MempoolError::Full
+            | MempoolError::NonceGap { .. },
+        ) => Ok(GossipValidation::Ignore),
         Err(e) => {
             Metrics::inc(&ctx.metrics.txs_rejected);
             Err(e.to_string())

@@ -7,8 +7,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use qward_core::api::Event;
-use qward_core::chain::{Block, ChainStore, CommittedBlock, SignedTransaction, Transaction, TxKind, build_block, validate_block};
-use qward_core::consensus::{Consensus, ConsensusApp, ConsensusMessage, Output, Timeout, load_safety, save_safety};
+use qward_core::chain::{
+    Block, ChainStore, CommittedBlock, SignedTransaction, Transaction, TxKind, build_block,
+    validate_block,
+};
+use qward_core::consensus::{
+    Consensus, ConsensusApp, ConsensusMessage, Output, Timeout, load_safety, save_safety,
+};
 use qward_core::identity::{Identity, Role};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,7 +30,10 @@ pub enum DriverInput {
     /// Time to start consensus on this height (after the block interval).
     StartNext(u64),
     /// Blocks fetched by sync, to verify and import in order. Answers how many were imported.
-    Synced { blocks: Vec<CommittedBlock>, reply: oneshot::Sender<Result<u64, String>> },
+    Synced {
+        blocks: Vec<CommittedBlock>,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 /// Blocks must not claim a time further ahead of this node's clock.
@@ -45,14 +53,20 @@ impl ConsensusApp for App {
 
     fn validate_block(&mut self, block: &Block) -> bool {
         if block.header.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
-            tracing::warn!(height = block.header.height, "refused a proposal from the future");
+            tracing::warn!(
+                height = block.header.height,
+                "refused a proposal from the future"
+            );
             return false;
         }
         let view = self.ctx.view();
         match validate_block(&view.state, &view.tip, block) {
             Ok(_) => true,
             Err(e) => {
-                tracing::warn!(height = block.header.height, "refused an invalid proposal: {e}");
+                tracing::warn!(
+                    height = block.header.height,
+                    "refused an invalid proposal: {e}"
+                );
                 false
             }
         }
@@ -67,17 +81,28 @@ struct Driver {
 }
 
 /// Runs the driver until shutdown.
-pub async fn run(ctx: Ctx, mut inputs: mpsc::Receiver<DriverInput>, inputs_tx: mpsc::Sender<DriverInput>) {
+pub async fn run(
+    ctx: Ctx,
+    mut inputs: mpsc::Receiver<DriverInput>,
+    inputs_tx: mpsc::Sender<DriverInput>,
+) {
     let safety = match load_safety(&*ctx.store) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("cannot read the consensus signing record: {e}; not starting consensus");
+            tracing::error!(
+                "cannot read the consensus signing record: {e}; not starting consensus"
+            );
             return;
         }
     };
     let (chain_id, params, validators, next_height) = {
         let v = ctx.view();
-        (v.state.chain_id, v.genesis.params.clone(), v.state.validators.clone(), v.tip.height + 1)
+        (
+            v.state.chain_id,
+            v.genesis.params.clone(),
+            v.state.validators.clone(),
+            v.tip.height + 1,
+        )
     };
     let identity = if ctx.config.role == Role::Hospital {
         Identity::from_secret_bytes(ctx.identity.secret_bytes().as_slice()).ok()
@@ -85,9 +110,16 @@ pub async fn run(ctx: Ctx, mut inputs: mpsc::Receiver<DriverInput>, inputs_tx: m
         None
     };
     let machine = Consensus::new(chain_id, params, validators.clone(), identity, safety);
-    let mut driver = Driver { app: App { ctx: ctx.clone() }, ctx: ctx.clone(), machine, inputs: inputs_tx };
+    let mut driver = Driver {
+        app: App { ctx: ctx.clone() },
+        ctx: ctx.clone(),
+        machine,
+        inputs: inputs_tx,
+    };
     driver.update_members().await;
-    let out = driver.machine.start_height(next_height, validators, &mut driver.app);
+    let out = driver
+        .machine
+        .start_height(next_height, validators, &mut driver.app);
     driver.handle(out).await;
 
     let mut shutdown = ctx.shutdown.subscribe();
@@ -141,7 +173,9 @@ impl Driver {
             match output {
                 Output::PersistSafety(state) => {
                     if let Err(e) = save_safety(&*self.ctx.store, &state) {
-                        tracing::error!("cannot persist the signing record, withholding votes: {e}");
+                        tracing::error!(
+                            "cannot persist the signing record, withholding votes: {e}"
+                        );
                         persisted = false;
                     }
                 }
@@ -192,12 +226,17 @@ impl Driver {
         let tip = qward_core::chain::verify::tip_of(block);
         let genesis = self.ctx.view().genesis.clone();
         self.ctx.mempool().prune(&state);
-        self.ctx.set_view(ChainView { genesis, state, tip });
+        self.ctx.set_view(ChainView {
+            genesis,
+            state,
+            tip,
+        });
         let m = &self.ctx.metrics;
         Metrics::set(&m.height, tip.height);
         Metrics::set(&m.finalized_height, tip.height);
         Metrics::inc(&m.blocks_finalized);
-        m.txs_finalized.fetch_add(block.txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        m.txs_finalized
+            .fetch_add(block.txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Metrics::set(&m.mempool_size, self.ctx.mempool().len() as u64);
         let hash = block.hash();
         tracing::info!(
@@ -258,9 +297,12 @@ impl Driver {
                 continue;
             }
             if height != tip + 1 {
-                return Err(format!("sync sent block {height} while the chain is at {tip}"));
+                return Err(format!(
+                    "sync sent block {height} while the chain is at {tip}"
+                ));
             }
-            self.import(&committed).map_err(|e| format!("block {height}: {e}"))?;
+            self.import(&committed)
+                .map_err(|e| format!("block {height}: {e}"))?;
             Metrics::inc(&self.ctx.metrics.blocks_synced);
             imported += 1;
         }
@@ -284,7 +326,12 @@ pub async fn submit_own(ctx: &Ctx, kind: TxKind) -> anyhow::Result<qward_core::c
         let view = ctx.view();
         let mut pool = ctx.mempool();
         let nonce = pool.next_nonce(&ctx.account, &view.state);
-        let tx = Transaction { chain_id: view.state.chain_id, author: ctx.account, nonce, kind };
+        let tx = Transaction {
+            chain_id: view.state.chain_id,
+            author: ctx.account,
+            nonce,
+            kind,
+        };
         let signed: SignedTransaction = tx.sign(&ctx.identity);
         let id = pool.insert(signed.clone(), &view.state)?;
         (signed, id)
@@ -295,6 +342,11 @@ pub async fn submit_own(ctx: &Ctx, kind: TxKind) -> anyhow::Result<qward_core::c
     if let Err(e) = ctx.net.publish(&topic, signed.encode()).await {
         tracing::debug!("transaction {} not gossiped yet: {e}", id.short());
     }
-    ctx.emit(Event::Transaction { id: id.to_hex(), kind: signed.tx.kind.name().to_string(), accepted: true, reason: None });
+    ctx.emit(Event::Transaction {
+        id: id.to_hex(),
+        kind: signed.tx.kind.name().to_string(),
+        accepted: true,
+        reason: None,
+    });
     Ok(id)
 }

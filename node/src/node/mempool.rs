@@ -55,31 +55,50 @@ impl Mempool {
     }
 
     /// Checks `tx` against `state` and adds it. The signature is verified here.
-    pub fn insert(&mut self, tx: SignedTransaction, state: &ChainState) -> Result<Hash, MempoolError> {
+    pub fn insert(
+        &mut self,
+        tx: SignedTransaction,
+        state: &ChainState,
+    ) -> Result<Hash, MempoolError> {
         let id = tx.id();
         if self.by_id.contains_key(&id) {
             return Err(MempoolError::Duplicate(id.to_hex()));
         }
         if tx.tx.chain_id != state.chain_id {
-            return Err(MempoolError::WrongChain { got: tx.tx.chain_id, expected: state.chain_id });
+            return Err(MempoolError::WrongChain {
+                got: tx.tx.chain_id,
+                expected: state.chain_id,
+            });
         }
         let author = tx.tx.author;
         let member = state.members.get(&author).filter(|m| m.active);
-        let Some(member) = member else { return Err(MempoolError::NotMember(author.short())) };
+        let Some(member) = member else {
+            return Err(MempoolError::NotMember(author.short()));
+        };
         let next = member.next_nonce;
         if tx.tx.nonce < next {
-            return Err(MempoolError::Replay { nonce: tx.tx.nonce, next });
+            return Err(MempoolError::Replay {
+                nonce: tx.tx.nonce,
+                next,
+            });
         }
         if tx.tx.nonce >= next + MAX_NONCE_GAP {
-            return Err(MempoolError::NonceGap { nonce: tx.tx.nonce, next });
+            return Err(MempoolError::NonceGap {
+                nonce: tx.tx.nonce,
+                next,
+            });
         }
         if self.by_author.contains_key(&(author, tx.tx.nonce)) {
-            return Err(MempoolError::Replay { nonce: tx.tx.nonce, next });
+            return Err(MempoolError::Replay {
+                nonce: tx.tx.nonce,
+                next,
+            });
         }
         if self.by_id.len() >= MAX_TXS {
             return Err(MempoolError::Full);
         }
-        tx.verify_signature().map_err(|_| MempoolError::BadSignature)?;
+        tx.verify_signature()
+            .map_err(|_| MempoolError::BadSignature)?;
         self.by_author.insert((author, tx.tx.nonce), id);
         self.by_id.insert(id, tx);
         Ok(id)
@@ -109,7 +128,11 @@ impl Mempool {
             .by_author
             .keys()
             .filter(|(author, nonce)| {
-                state.members.get(author).filter(|m| m.active).is_none_or(|m| *nonce < m.next_nonce)
+                state
+                    .members
+                    .get(author)
+                    .filter(|m| m.active)
+                    .is_none_or(|m| *nonce < m.next_nonce)
             })
             .copied()
             .collect();

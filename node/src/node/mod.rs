@@ -103,9 +103,16 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
 
     let api_listener = TcpListener::bind(("127.0.0.1", config.api_port))
         .await
-        .with_context(|| format!("cannot open the control API on 127.0.0.1:{}", config.api_port))?;
+        .with_context(|| {
+            format!(
+                "cannot open the control API on 127.0.0.1:{}",
+                config.api_port
+            )
+        })?;
     let metrics_listener = if opts.metrics {
-        let port = config.metrics_port.unwrap_or(config.api_port.saturating_add(1000));
+        let port = config
+            .metrics_port
+            .unwrap_or(config.api_port.saturating_add(1000));
         let l = TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot open the metrics endpoint on 127.0.0.1:{port}"))?;
@@ -141,13 +148,23 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
     cookie.write(&dir.cookie_file())?;
     let handler = Arc::new(rpc::RpcHandler::new(ctx.clone()));
     let mut tasks = vec![
-        tokio::spawn(crate::api::serve(api_listener, cookie, handler, events.clone(), shutdown_rx.clone())),
+        tokio::spawn(crate::api::serve(
+            api_listener,
+            cookie,
+            handler,
+            events.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(dispatch::run(ctx.clone(), net_events)),
         tokio::spawn(driver::run(ctx.clone(), driver_rx, driver_tx)),
         tokio::spawn(sync::run(ctx.clone())),
     ];
     if let Some(l) = metrics_listener {
-        tasks.push(tokio::spawn(crate::metrics::serve(l, metrics, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            l,
+            metrics,
+            shutdown_rx.clone(),
+        )));
     }
     tracing::info!(
         "qward node {} ({}) started: peer id {peer_id}, chain {} at height {}, API on 127.0.0.1:{}",
@@ -174,7 +191,10 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
 fn parse_addrs(addrs: &[String], what: &str) -> anyhow::Result<Vec<Multiaddr>> {
     addrs
         .iter()
-        .map(|a| a.parse().with_context(|| format!("{what} address {a} is not a multiaddr")))
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{what} address {a} is not a multiaddr"))
+        })
         .collect()
 }
 

@@ -77,16 +77,31 @@ impl Handler for RpcHandler {
                 method::TX_SUBMIT => {
                     let req: TxRequest = params(p)?;
                     let kind = tx_kind(ctx, req)?;
-                    let id = submit_own(ctx, kind).await.map_err(|e| RpcError::refused(e.to_string()))?;
-                    let nonce = ctx.mempool().next_nonce(&ctx.account, &ctx.view().state).saturating_sub(1);
-                    to_value(TxSubmitted { id: id.to_hex(), nonce })
+                    let id = submit_own(ctx, kind)
+                        .await
+                        .map_err(|e| RpcError::refused(e.to_string()))?;
+                    let nonce = ctx
+                        .mempool()
+                        .next_nonce(&ctx.account, &ctx.view().state)
+                        .saturating_sub(1);
+                    to_value(TxSubmitted {
+                        id: id.to_hex(),
+                        nonce,
+                    })
                 }
                 method::CHAIN_TX => {
                     let IdParam { id } = params(p)?;
-                    let hash = Hash::from_hex(&id).ok_or_else(|| RpcError::invalid_params("id must be 64 hex digits"))?;
-                    let found = ChainStore::new(&*ctx.store).transaction(&hash).map_err(internal)?;
+                    let hash = Hash::from_hex(&id)
+                        .ok_or_else(|| RpcError::invalid_params("id must be 64 hex digits"))?;
+                    let found = ChainStore::new(&*ctx.store)
+                        .transaction(&hash)
+                        .map_err(internal)?;
                     let pending = found.is_none() && ctx.mempool().contains(&hash);
-                    to_value(TxStatus { id, pending, height: found.map(|(loc, _)| loc.height) })
+                    to_value(TxStatus {
+                        id,
+                        pending,
+                        height: found.map(|(loc, _)| loc.height),
+                    })
                 }
                 method::CHAIN_HEAD => {
                     let height = ctx.view().tip.height;
@@ -100,7 +115,8 @@ impl Handler for RpcHandler {
                     }
                 }
                 method::CHAIN_BLOCKS => {
-                    let RangeParam { from, limit } = params(if p.is_null() { json!({}) } else { p })?;
+                    let RangeParam { from, limit } =
+                        params(if p.is_null() { json!({}) } else { p })?;
                     let tip = ctx.view().tip.height;
                     let top = from.unwrap_or(tip).min(tip);
                     let mut out = Vec::new();
@@ -117,9 +133,11 @@ impl Handler for RpcHandler {
                 method::CHAIN_CONSENT => to_value(consents(ctx)),
                 method::CHAIN_VERIFY => {
                     let store = ctx.store.clone();
-                    let report = tokio::task::spawn_blocking(move || ChainStore::new(&*store).verify_chain())
-                        .await
-                        .map_err(internal)?;
+                    let report = tokio::task::spawn_blocking(move || {
+                        ChainStore::new(&*store).verify_chain()
+                    })
+                    .await
+                    .map_err(internal)?;
                     to_value(VerifyReport {
                         ok: report.ok,
                         height: report.height,
@@ -137,7 +155,10 @@ impl Handler for RpcHandler {
                     ctx.request_shutdown();
                     Ok(Value::Bool(true))
                 }
-                other => Err(RpcError::new(RpcError::METHOD_NOT_FOUND, format!("unknown method '{other}'"))),
+                other => Err(RpcError::new(
+                    RpcError::METHOD_NOT_FOUND,
+                    format!("unknown method '{other}'"),
+                )),
             }
         })
     }
@@ -157,7 +178,11 @@ fn status(ctx: &Ctx) -> NodeStatus {
         is_validator: v.state.validators.contains(&ctx.account),
         validators: v.state.validators.len(),
         mempool: ctx.mempool().len(),
-        listen: ctx.listen.read().map(|l| l.iter().map(ToString::to_string).collect()).unwrap_or_default(),
+        listen: ctx
+            .listen
+            .read()
+            .map(|l| l.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
         uptime_ms: ctx.started.elapsed().as_millis() as u64,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
@@ -169,7 +194,10 @@ async fn peers(ctx: &Ctx) -> Result<Vec<PeerSummary>, RpcError> {
         let v = ctx.view();
         peers
             .iter()
-            .map(|p| crate::net::account_from_peer_id(&p.peer_id).and_then(|a| v.state.role_of(&a).map(|r| (a, r))))
+            .map(|p| {
+                crate::net::account_from_peer_id(&p.peer_id)
+                    .and_then(|a| v.state.role_of(&a).map(|r| (a, r)))
+            })
             .collect::<Vec<_>>()
     };
     Ok(peers
@@ -187,7 +215,9 @@ async fn peers(ctx: &Ctx) -> Result<Vec<PeerSummary>, RpcError> {
 }
 
 fn resolve(ctx: &Ctx, who: &str) -> Result<AccountId, RpcError> {
-    ctx.contacts.resolve(who).map_err(|e| RpcError::invalid_params(e.to_string()))
+    ctx.contacts
+        .resolve(who)
+        .map_err(|e| RpcError::invalid_params(e.to_string()))
 }
 
 fn scope(s: &str) -> Result<ConsentScope, RpcError> {
@@ -195,42 +225,82 @@ fn scope(s: &str) -> Result<ConsentScope, RpcError> {
         "records" | "phr" => Ok(ConsentScope::Records),
         "reports" | "report" => Ok(ConsentScope::Reports),
         "all" => Ok(ConsentScope::All),
-        other => Err(RpcError::invalid_params(format!("scope '{other}': expected records, reports or all"))),
+        other => Err(RpcError::invalid_params(format!(
+            "scope '{other}': expected records, reports or all"
+        ))),
     }
 }
 
 /// Turns a request into the transaction body, resolving names.
 pub fn tx_kind(ctx: &Ctx, req: TxRequest) -> Result<TxKind, RpcError> {
     Ok(match req {
-        TxRequest::RegisterMember { member, role } => TxKind::RegisterMember { account: resolve(ctx, &member)?, role },
-        TxRequest::RevokeMember { member } => TxKind::RevokeMember { account: resolve(ctx, &member)? },
-        TxRequest::AddValidator { member, power } => TxKind::AddValidator { account: resolve(ctx, &member)?, power },
-        TxRequest::RemoveValidator { member } => TxKind::RemoveValidator { account: resolve(ctx, &member)? },
-        TxRequest::GrantConsent { grantee, scope: s, expires_at_ms } => TxKind::GrantConsent(ConsentGrant {
+        TxRequest::RegisterMember { member, role } => TxKind::RegisterMember {
+            account: resolve(ctx, &member)?,
+            role,
+        },
+        TxRequest::RevokeMember { member } => TxKind::RevokeMember {
+            account: resolve(ctx, &member)?,
+        },
+        TxRequest::AddValidator { member, power } => TxKind::AddValidator {
+            account: resolve(ctx, &member)?,
+            power,
+        },
+        TxRequest::RemoveValidator { member } => TxKind::RemoveValidator {
+            account: resolve(ctx, &member)?,
+        },
+        TxRequest::GrantConsent {
+            grantee,
+            scope: s,
+            expires_at_ms,
+        } => TxKind::GrantConsent(ConsentGrant {
             grantee: resolve(ctx, &grantee)?,
             scope: scope(&s)?,
             expires_at_ms: expires_at_ms.unwrap_or(now_ms() + 365 * 24 * 3600 * 1000),
         }),
-        TxRequest::RevokeConsent { grantee, scope: s } => {
-            TxKind::RevokeConsent { grantee: resolve(ctx, &grantee)?, scope: scope(&s)? }
-        }
+        TxRequest::RevokeConsent { grantee, scope: s } => TxKind::RevokeConsent {
+            grantee: resolve(ctx, &grantee)?,
+            scope: scope(&s)?,
+        },
     })
 }
 
 fn name(ctx: &Ctx, a: &AccountId) -> String {
-    ctx.contacts.name_of(a).map(str::to_string).unwrap_or_else(|| a.short())
+    ctx.contacts
+        .name_of(a)
+        .map(str::to_string)
+        .unwrap_or_else(|| a.short())
 }
 
 /// A one-line description of a transaction for people.
 pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
     match kind {
-        TxKind::RegisterMember { account, role } => format!("register {} as {role}", name(ctx, account)),
+        TxKind::RegisterMember { account, role } => {
+            format!("register {} as {role}", name(ctx, account))
+        }
         TxKind::RevokeMember { account } => format!("revoke member {}", name(ctx, account)),
-        TxKind::AddValidator { account, power } => format!("vote to add validator {} (power {power})", name(ctx, account)),
-        TxKind::RemoveValidator { account } => format!("vote to remove validator {}", name(ctx, account)),
-        TxKind::GrantConsent(g) => format!("grant {} consent for {} until {}", name(ctx, &g.grantee), g.scope.as_str(), g.expires_at_ms),
-        TxKind::RevokeConsent { grantee, scope } => format!("revoke {}'s consent for {}", name(ctx, grantee), scope.as_str()),
-        TxKind::AnchorRecord(a) => format!("anchor record {} delivered to {}", a.record_id.short(), name(ctx, &a.recipient)),
+        TxKind::AddValidator { account, power } => format!(
+            "vote to add validator {} (power {power})",
+            name(ctx, account)
+        ),
+        TxKind::RemoveValidator { account } => {
+            format!("vote to remove validator {}", name(ctx, account))
+        }
+        TxKind::GrantConsent(g) => format!(
+            "grant {} consent for {} until {}",
+            name(ctx, &g.grantee),
+            g.scope.as_str(),
+            g.expires_at_ms
+        ),
+        TxKind::RevokeConsent { grantee, scope } => format!(
+            "revoke {}'s consent for {}",
+            name(ctx, grantee),
+            scope.as_str()
+        ),
+        TxKind::AnchorRecord(a) => format!(
+            "anchor record {} delivered to {}",
+            a.record_id.short(),
+            name(ctx, &a.recipient)
+        ),
         TxKind::AuditKeySession(a) => format!(
             "key session {} between {} and {}: {:?}, QBER {:.2}%, {} key bits",
             a.session_id.short(),
@@ -240,7 +310,11 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             f64::from(a.qber_ppm) / 10_000.0,
             a.key_length_bits
         ),
-        TxKind::SubmitEvidence(e) => format!("evidence: {} equivocated at height {}", name(ctx, &e.offender()), e.height()),
+        TxKind::SubmitEvidence(e) => format!(
+            "evidence: {} equivocated at height {}",
+            name(ctx, &e.offender()),
+            e.height()
+        ),
     }
 }
 
@@ -248,7 +322,10 @@ fn block_summary(ctx: &Ctx, height: u64) -> Result<Option<BlockSummary>, RpcErro
     if height == 0 {
         return Ok(None);
     }
-    let Some(CommittedBlock { block, cert }) = ChainStore::new(&*ctx.store).block(height).map_err(internal)? else {
+    let Some(CommittedBlock { block, cert }) = ChainStore::new(&*ctx.store)
+        .block(height)
+        .map_err(internal)?
+    else {
         return Ok(None);
     };
     Ok(Some(BlockSummary {
@@ -280,7 +357,9 @@ fn members(ctx: &Ctx) -> Vec<MemberInfo> {
         .filter(|(_, m)| m.active)
         .map(|(a, m)| MemberInfo {
             account: a.to_hex(),
-            peer_id: crate::net::peer_id_from_account(a).map(|p| p.to_string()).unwrap_or_default(),
+            peer_id: crate::net::peer_id_from_account(a)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             name: name(ctx, a),
             role: m.role,
             is_validator: v.state.validators.contains(a),
@@ -304,4 +383,3 @@ fn consents(ctx: &Ctx) -> Vec<ConsentInfo> {
         })
         .collect()
 }
-

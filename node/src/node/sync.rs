@@ -42,14 +42,19 @@ pub fn serve(ctx: &Ctx, data: &[u8]) -> Vec<u8> {
         Err(e) => SyncResponse::Error(format!("malformed sync request: {e}")),
         Ok(SyncRequest::Status) => {
             let v = ctx.view();
-            SyncResponse::Status { genesis: v.genesis.hash(), height: v.tip.height }
+            SyncResponse::Status {
+                genesis: v.genesis.hash(),
+                height: v.tip.height,
+            }
         }
         Ok(SyncRequest::Blocks { from, max }) => {
             let chain = ChainStore::new(&*ctx.store);
             let mut blocks = Vec::new();
             let mut bytes = 0usize;
             let tip = ctx.view().tip.height;
-            let last = from.saturating_add(u64::from(max.min(MAX_BLOCKS_PER_RESPONSE))).min(tip.saturating_add(1));
+            let last = from
+                .saturating_add(u64::from(max.min(MAX_BLOCKS_PER_RESPONSE)))
+                .min(tip.saturating_add(1));
             let mut h = from.max(1);
             while h < last {
                 match chain.block(h) {
@@ -71,7 +76,10 @@ pub fn serve(ctx: &Ctx, data: &[u8]) -> Vec<u8> {
 }
 
 async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> anyhow::Result<SyncResponse> {
-    let bytes = ctx.net.request(RequestProtocol::Sync, peer, codec::encode(req)?).await?;
+    let bytes = ctx
+        .net
+        .request(RequestProtocol::Sync, peer, codec::encode(req)?)
+        .await?;
     Ok(codec::decode(&bytes, MAX_RESPONSE_BYTES + 1024 * 1024)?)
 }
 
@@ -88,7 +96,11 @@ pub async fn run(ctx: Ctx) {
                 false
             }
         };
-        let pause = if progressed { Duration::from_millis(10) } else { Duration::from_millis(1000) };
+        let pause = if progressed {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(1000)
+        };
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             _ = tokio::time::sleep(pause) => {}
@@ -102,12 +114,18 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
         return Ok(0);
     }
     *turn = turn.wrapping_add(1);
-    let Some(peer) = peers.get(*turn % peers.len()).map(|p| p.peer_id) else { return Ok(0) };
+    let Some(peer) = peers.get(*turn % peers.len()).map(|p| p.peer_id) else {
+        return Ok(0);
+    };
     let (genesis, height) = {
         let v = ctx.view();
         (v.genesis.hash(), v.tip.height)
     };
-    let SyncResponse::Status { genesis: theirs, height: their_height } = ask(ctx, peer, &SyncRequest::Status).await? else {
+    let SyncResponse::Status {
+        genesis: theirs,
+        height: their_height,
+    } = ask(ctx, peer, &SyncRequest::Status).await?
+    else {
         anyhow::bail!("peer {peer} answered status with something else");
     };
     if theirs != genesis {
@@ -117,7 +135,10 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
     if their_height <= height + 1 {
         return Ok(0);
     }
-    let req = SyncRequest::Blocks { from: height + 1, max: MAX_BLOCKS_PER_RESPONSE };
+    let req = SyncRequest::Blocks {
+        from: height + 1,
+        max: MAX_BLOCKS_PER_RESPONSE,
+    };
     let SyncResponse::Blocks(blocks) = ask(ctx, peer, &req).await? else {
         anyhow::bail!("peer {peer} answered a block request with something else");
     };
@@ -125,11 +146,17 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
         return Ok(0);
     }
     let (reply, answer) = oneshot::channel();
-    ctx.driver.send(DriverInput::Synced { blocks, reply }).await.map_err(|_| anyhow::anyhow!("driver stopped"))?;
+    ctx.driver
+        .send(DriverInput::Synced { blocks, reply })
+        .await
+        .map_err(|_| anyhow::anyhow!("driver stopped"))?;
     match answer.await {
         Ok(Ok(n)) => {
             if n > 0 {
-                tracing::info!("synced {n} blocks from {peer}, now at {}", ctx.view().tip.height);
+                tracing::info!(
+                    "synced {n} blocks from {peer}, now at {}",
+                    ctx.view().tip.height
+                );
             }
             Ok(n)
         }

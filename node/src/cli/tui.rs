@@ -1,0 +1,291 @@
+//! `qward tui`: opens the terminal UI on a running node. Connects to its
+//! control API with the cookie, subscribes to every topic, carries the UI's
+//! calls and the node's events over the tui crate's channel bridge, and when
+//! the node goes away says so and reconnects with backoff.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use qward_tui::{Bridge, Incoming, Request, Theme};
+use tokio::sync::mpsc;
+
+use crate::api::{ApiClient, Cookie};
+use crate::datadir::DataDir;
+
+/// Open the terminal UI on a running node.
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// The node's control API, e.g. ws://127.0.0.1:7500 (default: the
+    /// `api_port` of the data directory's config.toml).
+    #[arg(long, value_name = "URL", requires = "cookie")]
+    pub api: Option<String>,
+    /// The API cookie file (default: <data-dir>/api.cookie).
+    #[arg(long, value_name = "FILE")]
+    pub cookie: Option<PathBuf>,
+    /// Draw without colours (also when NO_COLOR is set).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// Where the node's API is and how to prove we may use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `Some` when given with `--api`; otherwise read from config.toml at
+    /// each connection attempt (the node may have been reconfigured).
+    pub url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub cookie_file: PathBuf,
+}
+
+impl Endpoint {
+    /// From the flags: `--api URL --cookie FILE`, or the data directory.
+    pub fn resolve(args: &TuiArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Endpoint> {
+        if let Some(url) = &args.api {
+            let cookie_file = args.cookie.clone().context("--api needs --cookie FILE")?;
+            return Ok(Endpoint {
+                url: Some(url.clone()),
+                data_dir: None,
+                cookie_file,
+            });
+        }
+        let dir = DataDir::resolve(data_dir)?;
+        // Fail early, with the reason, if this is not a data directory.
+        dir.load_config().with_context(|| {
+            format!("cannot read the node's config in {}", dir.root().display())
+        })?;
+        let cookie_file = args.cookie.clone().unwrap_or_else(|| dir.cookie_file());
+        Ok(Endpoint {
+            url: None,
+            data_dir: Some(dir.root().to_path_buf()),
+            cookie_file,
+        })
+    }
+
+    /// The WebSocket URL to try now.
+    pub fn url(&self) -> anyhow::Result<String> {
+        match (&self.url, &self.data_dir) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(dir)) => {
+                let config = DataDir::new(dir).load_config()?;
+                Ok(format!("ws://127.0.0.1:{}", config.api_port))
+            }
+            (None, None) => anyhow::bail!("no API url and no data directory"),
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<(ApiClient, mpsc::Receiver<qward_core::api::Event>)> {
+        let url = self.url()?;
+        // The node writes a fresh cookie at each start: read it every time.
+        let cookie = Cookie::read(&self.cookie_file)?;
+        let (client, events) = ApiClient::connect(&url, &cookie).await?;
+        client
+            .subscribe(&qward_tui::TOPICS)
+            .await
+            .context("cannot subscribe to the node's events")?;
+        Ok((client, events))
+    }
+}
+
+/// Runs `qward tui`.
+pub fn run(args: TuiArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let endpoint = Endpoint::resolve(&args, data_dir)?;
+    let (bridge, remote) = Bridge::pair();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The UI's requests arrive on a std channel; a thread moves them into tokio.
+    let (req_tx, req_rx) = mpsc::channel::<Request>(256);
+    let requests = remote.requests;
+    std::thread::spawn(move || {
+        while let Ok(req) = requests.recv() {
+            if req_tx.blocking_send(req).is_err() {
+                break;
+            }
+        }
+    });
+    let incoming = remote.incoming;
+    runtime.spawn(async move { serve(endpoint, incoming, req_rx).await });
+
+    let mut options = qward_tui::Options::default();
+    if args.no_color {
+        options.theme = Theme::plain();
+    }
+    let result = qward_tui::run(bridge, options);
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result.context("the terminal UI failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first and the longest pause between connection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Connects, forwards, and reconnects until the UI goes away.
+async fn serve(
+    endpoint: Endpoint,
+    incoming: std_mpsc::Sender<Incoming>,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut last_down: Option<String> = None;
+    loop {
+        match endpoint.connect().await {
+            Ok((client, mut events)) => {
+                backoff = BACKOFF_MIN;
+                last_down = None;
+                if incoming.send(Incoming::Connected).is_err() {
+                    return;
+                }
+                let reason = loop {
+                    tokio::select! {
+                        event = events.recv() => match event {
+                            Some(e) => {
+                                if incoming.send(Incoming::Event(e)).is_err() {
+                                    return;
+                                }
+                            }
+                            None => break "the node closed the connection".to_string(),
+                        },
+                        req = requests.recv() => match req {
+                            Some(req) => {
+                                let client = client.clone();
+                                let incoming = incoming.clone();
+                                tokio::spawn(async move {
+                                    let result = client.call_value(&req.method, req.params).await.map_err(|e| format!("{e:#}"));
+                                    let _ = incoming.send(Incoming::Response { id: req.id, result });
+                                });
+                            }
+                            None => return,
+                        },
+                    }
+                };
+                if incoming
+                    .send(Incoming::Disconnected(reason.clone()))
+                    .is_err()
+                {
+                    return;
+                }
+                last_down = Some(reason);
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                if last_down.as_deref() != Some(reason.as_str()) {
+                    if incoming
+                        .send(Incoming::Disconnected(reason.clone()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    last_down = Some(reason);
+                }
+            }
+        }
+        // Wait before retrying; calls made meanwhile fail at once.
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = &mut pause => break,
+                req = requests.recv() => match req {
+                    Some(req) => {
+                        let result = Err("node unreachable — reconnecting…".to_string());
+                        if incoming.send(Incoming::Response { id: req.id, result }).is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_flag_needs_no_data_directory() {
+        let args = TuiArgs {
+            api: Some("ws://127.0.0.1:9".into()),
+            cookie: Some("/tmp/c".into()),
+            no_color: false,
+        };
+        let ep = Endpoint::resolve(&args, None).expect("resolves");
+        assert_eq!(ep.url().expect("url"), "ws://127.0.0.1:9");
+        assert_eq!(ep.cookie_file, PathBuf::from("/tmp/c"));
+    }
+
+    #[test]
+    fn a_missing_data_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = TuiArgs {
+            api: None,
+            cookie: None,
+            no_color: false,
+        };
+        let err = Endpoint::resolve(&args, Some(dir.path().join("nope"))).expect_err("no config");
+        assert!(
+            format!("{err:#}").contains("cannot read the node's config"),
+            "{err:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_absent_node_is_reported_and_calls_fail_fast() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cookie = dir.path().join("api.cookie");
+        std::fs::write(&cookie, "ab".repeat(32)).expect("cookie");
+        // Port 9 (discard) on loopback: nothing listens there.
+        let endpoint = Endpoint {
+            url: Some("ws://127.0.0.1:9".into()),
+            data_dir: None,
+            cookie_file: cookie,
+        };
+        let (in_tx, in_rx) = std_mpsc::channel();
+        let (req_tx, req_rx) = mpsc::channel(8);
+        let task = tokio::spawn(serve(endpoint, in_tx, req_rx));
+        let first = tokio::task::spawn_blocking(move || {
+            let first = in_rx.recv_timeout(Duration::from_secs(10));
+            (first, in_rx)
+        })
+        .await
+        .expect("join");
+        let (first, in_rx) = first;
+        assert!(matches!(first, Ok(Incoming::Disconnected(_))), "{first:?}");
+        req_tx
+            .send(Request {
+                id: 7,
+                method: "status".into(),
+                params: serde_json::Value::Null,
+            })
+            .await
+            .expect("send");
+        let answer =
+            tokio::task::spawn_blocking(move || in_rx.recv_timeout(Duration::from_secs(10)))
+                .await
+                .expect("join");
+        assert!(
+            matches!(
+                answer,
+                Ok(Incoming::Response {
+                    id: 7,
+                    result: Err(_)
+                })
+            ),
+            "{answer:?}"
+        );
+        drop(req_tx);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve ends when the UI goes")
+            .expect("join");
+    }
+}

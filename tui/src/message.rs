@@ -1,0 +1,40 @@
+//! Messages: everything that can happen to the UI (keys, answers from the
+//! node, pushed events, ticks, connection changes, file reads, resizes).
+
+use std::path::PathBuf;
+
+use crossterm::event::KeyEvent;
+use qward_core::api::Event;
+use serde_json::Value;
+
+/// An input to `update`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// The node answered a call made for `method`.
+    Response {
+        method: String,
+        result: Result<Value, String>,
+    },
+    /// The node pushed an event.
+    Event(Event),
+    /// Time passed; `now_ms` is the wall clock in Unix milliseconds.
+    Tick { now_ms: u64 },
+    /// The connection to the node is up.
+    Connected,
+    /// The connection to the node is down, with the reason.
+    Disconnected(String),
+    /// The terminal was resized.
+    Resize { width: u16, height: u16 },
+    /// A file asked for by the compose form was read (or not).
+    FileRead {
+        path: PathBuf,
+        result: Result<String, String>,
+    },
+    /// A directory asked for by the file picker was listed (or not).
+    DirListed {
+        dir: PathBuf,
+        result: Result<Vec<String>, String>,
+    },
+}

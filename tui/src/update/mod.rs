@@ -1,0 +1,88 @@
+//! `update`: the one place the state changes. Pure: it takes a message,
+//! changes the state and returns the effects (calls to the node, file reads,
+//! quitting) for the run loop to perform.
+
+mod data;
+mod forms;
+mod keys;
+
+pub use forms::kind_name;
+
+use qward_core::api::method;
+use serde_json::json;
+
+use crate::effect::Effect;
+use crate::message::Message;
+use crate::state::{Connection, Notice, State};
+
+/// How often status and peers are polled while connected (they also follow
+/// events; the poll keeps round-trip times and the mempool fresh).
+pub const POLL_INTERVAL_MS: u64 = 3_000;
+/// How many log lines to fetch on (re)connect.
+pub const LOG_FETCH_LIMIT: u64 = 200;
+
+/// Applies a message to the state; returns what the run loop must do.
+pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
+    match msg {
+        Message::Key(key) => keys::on_key(state, key),
+        Message::Response { method, result } => data::on_response(state, &method, result),
+        Message::Event(event) => data::on_event(state, event),
+        Message::Tick { now_ms } => {
+            state.now_ms = now_ms;
+            if state.connected() && now_ms.saturating_sub(state.last_poll_ms) >= POLL_INTERVAL_MS {
+                state.last_poll_ms = now_ms;
+                vec![
+                    Effect::call_bare(method::STATUS),
+                    Effect::call_bare(method::PEERS),
+                ]
+            } else {
+                Vec::new()
+            }
+        }
+        Message::Connected => {
+            let again = matches!(state.connection, Connection::Down(_));
+            state.connection = Connection::Up;
+            state.last_poll_ms = state.now_ms;
+            if again {
+                state.notice = Some(Notice {
+                    text: "reconnected to the node".into(),
+                    is_error: false,
+                });
+            }
+            refresh_all()
+        }
+        Message::Disconnected(reason) => {
+            state.connection = Connection::Down(reason);
+            state.pending_eve_toggle = None;
+            if state.verify == Some(crate::state::VerifyState::Running) {
+                state.verify = None;
+            }
+            Vec::new()
+        }
+        Message::Resize { width, height } => {
+            state.size = (width, height);
+            Vec::new()
+        }
+        Message::FileRead { path, result } => forms::on_file_read(state, path, result),
+        Message::DirListed { dir, result } => forms::on_dir_listed(state, dir, result),
+    }
+}
+
+/// Everything the UI shows, asked for again (on connect and reconnect, and
+/// on `R`). Recent blocks follow once `status` gives the height.
+pub fn refresh_all() -> Vec<Effect> {
+    vec![
+        Effect::call_bare(method::STATUS),
+        Effect::call_bare(method::PEERS),
+        Effect::call_bare(method::CHAIN_MEMBERS),
+        Effect::call_bare(method::KEY_SESSIONS),
+        Effect::call_bare(method::KEYS),
+        Effect::call_bare(method::INBOX),
+        Effect::call_bare(method::OUTBOX),
+        Effect::call_bare(method::CHAIN_CONSENT),
+        Effect::call(method::LOGS, json!({ "limit": LOG_FETCH_LIMIT })),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! Small pieces shared by the screens: bordered blocks, popups, time and
+//! percentage formatting, and the error line shown when a call failed.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType};
+
+use crate::state::State;
+use crate::theme::Theme;
+
+/// A bordered block with a title.
+pub fn titled<'a>(title: impl Into<String>, theme: &Theme) -> Block<'a> {
+    Block::bordered()
+        .border_type(BorderType::Plain)
+        .title(Span::styled(format!(" {} ", title.into()), theme.title))
+}
+
+/// A rectangle of at most `width` x `height` centred in `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x.saturating_add((area.width - w) / 2),
+        y: area.y.saturating_add((area.height - h) / 2),
+        width: w,
+        height: h,
+    }
+}
+
+/// A UTC wall-clock time of day, `HH:MM:SS`.
+pub fn clock(ms: u64) -> String {
+    let s = (ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// How long ago `then_ms` was, from `now_ms`: "12s ago", "5m ago", "3h ago", "2d ago".
+pub fn ago(now_ms: u64, then_ms: u64) -> String {
+    if now_ms == 0 || then_ms == 0 {
+        return "—".into();
+    }
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86_400 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// A civil date (UTC) `YYYY-MM-DD` for Unix milliseconds.
+pub fn date(ms: u64) -> String {
+    // Howard Hinnant's days-from-civil inverse.
+    let days = (ms / 86_400_000) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A fraction as a percentage with one decimal: `0.031` → `3.1%`.
+pub fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.1}%", x * 100.0)
+    } else {
+        "—".into()
+    }
+}
+
+/// A value safe for a gauge: finite and within 0..=1.
+pub fn unit_ratio(x: f64) -> f64 {
+    if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// An id cut to `n` characters with an ellipsis.
+pub fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// An error line for the first of `methods` whose last call failed.
+pub fn call_error<'a>(state: &State, methods: &[&str]) -> Option<Line<'a>> {
+    methods.iter().find_map(|m| {
+        state.call_errors.get(*m).map(|e| {
+            Line::from(Span::styled(
+                format!("⚠ {m} failed: {e}"),
+                state.theme.error,
+            ))
+        })
+    })
+}
+
+/// A dim line, for "nothing here yet" messages.
+pub fn dim_line<'a>(text: impl Into<String>, theme: &Theme) -> Line<'a> {
+    Line::from(Span::styled(text.into(), theme.dim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_fractions_format_for_people() {
+        assert_eq!(clock(3_723_000), "01:02:03");
+        assert_eq!(ago(100_000, 40_000), "1m ago");
+        assert_eq!(ago(0, 40_000), "—");
+        assert_eq!(date(1_795_000_000_000), "2026-11-18");
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(pct(0.031), "3.1%");
+        assert_eq!(unit_ratio(f64::NAN), 0.0);
+        assert_eq!(unit_ratio(3.0), 1.0);
+        assert_eq!(cut("abcdefgh", 5), "abcd…");
+    }
+
+    #[test]
+    fn centered_never_leaves_the_area() {
+        let area = Rect::new(2, 3, 10, 4);
+        let r = centered(area, 40, 40);
+        assert_eq!(r, area);
+        let r = centered(area, 4, 2);
+        assert_eq!((r.x, r.y, r.width, r.height), (5, 4, 4, 2));
+    }
+}
