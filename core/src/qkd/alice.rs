@@ -121,6 +121,18 @@ impl Alice {
 
     fn abort(&mut self, reason: AbortReason) {
         self.report.eve_detected = matches!(reason, AbortReason::QberTooHigh { .. });
+        // Bob aborts on the estimate before telling Alice his error count; his
+        // reason carries the estimate, so both reports show the same QBER.
+        if let AbortReason::QberTooHigh {
+            qber,
+            qber_upper_bound,
+            ..
+        } = reason
+        {
+            self.report.qber = qber;
+            self.report.qber_upper_bound = qber_upper_bound;
+            self.report.sample_errors = (qber * self.report.sample_size as f64).round() as u64;
+        }
         self.report.aborted = true;
         self.report.abort_reason = Some(reason);
         self.report.final_key_bits = 0;

@@ -146,6 +146,13 @@ fn eve_on_every_qubit_never_yields_a_key() {
                 run.report.abort_reason,
                 Some(AbortReason::QberTooHigh { .. })
             ));
+            // Both reports carry the estimate that caused the abort: about 1/4.
+            for r in [&run.report, &run.bob_report] {
+                assert!(r.qber > 0.20 && r.qber < 0.30, "{r:?}");
+                assert!(r.qber_upper_bound > r.qber && r.qber_upper_bound > 0.11);
+                assert!(r.sample_errors > 0);
+            }
+            assert_eq!(run.report.sample_errors, run.bob_report.sample_errors);
         }
     }
 }

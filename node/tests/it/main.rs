@@ -2,6 +2,7 @@
 
 mod api;
 mod init;
+mod qkd;
 
 use std::path::Path;
 use std::process::{Command, Output};
