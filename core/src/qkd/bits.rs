@@ -139,6 +139,40 @@ impl PackedBits {
         self.words[i >> 6] ^= 1 << (i & 63);
     }
 
+    /// Parity of bits `start..end` (word by word), for a range the caller has
+    /// checked (`start <= end <= len`).
+    pub(crate) fn parity_range(&self, start: usize, end: usize) -> bool {
+        if start >= end {
+            return false;
+        }
+        let (first, last) = (start >> 6, (end - 1) >> 6);
+        let lo_mask = u64::MAX << (start & 63);
+        let hi_mask = u64::MAX >> (63 - ((end - 1) & 63));
+        let ones = if first == last {
+            (self.words[first] & lo_mask & hi_mask).count_ones()
+        } else {
+            let middle: u32 = self.words[first + 1..last]
+                .iter()
+                .map(|w| w.count_ones())
+                .sum();
+            (self.words[first] & lo_mask).count_ones()
+                + middle
+                + (self.words[last] & hi_mask).count_ones()
+        };
+        ones & 1 == 1
+    }
+
+    /// The bits in the order `perm` gives: bit j of the result is bit `perm[j]`.
+    pub(crate) fn permuted(&self, perm: &[u32]) -> PackedBits {
+        let mut out = PackedBits::zeros(perm.len());
+        for (j, &i) in perm.iter().enumerate() {
+            if self.get_unchecked_len(i as usize) {
+                out.words[j >> 6] |= 1 << (j & 63);
+            }
+        }
+        out
+    }
+
     /// Number of ones.
     pub fn count_ones(&self) -> u64 {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
@@ -366,6 +400,16 @@ mod tests {
             let got = v.select(&mask).unwrap().to_bools();
             let want: Vec<bool> = bits.iter().zip(mask.to_bools()).filter(|(_, m)| *m).map(|(b, _)| *b).collect();
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn parity_range_matches_naive(bits in proptest::collection::vec(any::<bool>(), 0..300),
+                                      a in any::<usize>(), b in any::<usize>()) {
+            let v = PackedBits::from_bools(&bits);
+            let (mut s, mut e) = (a % (bits.len() + 1), b % (bits.len() + 1));
+            if s > e { std::mem::swap(&mut s, &mut e); }
+            let want = bits[s..e].iter().fold(false, |p, &x| p ^ x);
+            prop_assert_eq!(v.parity_range(s, e), want);
         }
 
         #[test]

@@ -96,21 +96,15 @@ fn permutation(seed: &[u8; 32], n: usize, pass: u16) -> Vec<u32> {
     }
 }
 
-fn range_parity(key: &PackedBits, perm: &[u32], start: usize, end: usize) -> bool {
-    let mut p = false;
-    for &i in &perm[start..end] {
-        p ^= key.get_unchecked_len(i as usize);
-    }
-    p
-}
-
 /// Alice's half: answers parity queries on her (reference) key.
 #[derive(Debug)]
 pub struct CascadeAlice {
     key: PackedBits,
     seed: [u8; 32],
     passes: u16,
-    perms: Vec<Option<Vec<u32>>>,
+    /// Alice's key in each pass's order (built on first use): a range parity
+    /// is then a popcount over words.
+    permuted: Vec<Option<PackedBits>>,
     disclosed: u64,
 }
 
@@ -120,7 +114,7 @@ impl CascadeAlice {
             key,
             seed,
             passes: config.passes,
-            perms: (0..config.passes).map(|_| None).collect(),
+            permuted: (0..config.passes).map(|_| None).collect(),
             disclosed: 0,
         }
     }
@@ -136,14 +130,10 @@ impl CascadeAlice {
                     self.passes
                 )));
             }
-            let perm = self.perms[r.pass as usize]
-                .get_or_insert_with(|| permutation(&self.seed, n, r.pass));
-            out.push(range_parity(
-                &self.key,
-                perm,
-                r.start as usize,
-                r.end as usize,
-            ));
+            let (key, seed) = (&self.key, &self.seed);
+            let permuted = self.permuted[r.pass as usize]
+                .get_or_insert_with(|| key.permuted(&permutation(seed, n, r.pass)));
+            out.push(permuted.parity_range(r.start as usize, r.end as usize));
         }
         self.disclosed += ranges.len() as u64;
         Ok(out)
@@ -163,6 +153,8 @@ impl CascadeAlice {
 struct Pass {
     perm: Vec<u32>,
     pos: Vec<u32>,
+    /// Bob's current key in this pass's order (kept in step with `flip`).
+    permuted: PackedBits,
     block: usize,
     alice: Vec<bool>,
     bob: Vec<bool>,
@@ -247,8 +239,9 @@ impl CascadeBob {
             pos[i as usize] = j as u32;
         }
         let blocks = n.div_ceil(block);
+        let permuted = self.key.permuted(&perm);
         let bob: Vec<bool> = (0..blocks)
-            .map(|b| range_parity(&self.key, &perm, b * block, ((b + 1) * block).min(n)))
+            .map(|b| permuted.parity_range(b * block, ((b + 1) * block).min(n)))
             .collect();
         let asked = if self.total_parity.is_some() && blocks > 1 {
             blocks - 1
@@ -265,6 +258,7 @@ impl CascadeBob {
         self.passes.push(Pass {
             perm,
             pos,
+            permuted,
             block,
             alice: vec![false; blocks],
             bob,
@@ -351,7 +345,7 @@ impl CascadeBob {
                     let pass = &self.passes[srch.pass];
                     match pass.known.get(&key_of(srch.lo, mid)) {
                         Some(&left) => {
-                            let bob_left = range_parity(&self.key, &pass.perm, srch.lo, mid);
+                            let bob_left = pass.permuted.parity_range(srch.lo, mid);
                             if bob_left != left {
                                 srch.hi = mid;
                                 srch.parity = left;
@@ -412,6 +406,7 @@ impl CascadeBob {
         self.key.flip(bit);
         self.flips += 1;
         for p in &mut self.passes {
+            p.permuted.flip(p.pos[bit] as usize);
             let b = p.pos[bit] as usize / p.block;
             p.bob[b] ^= true;
             if p.bob[b] == p.alice[b] {
