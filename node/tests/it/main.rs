@@ -1,0 +1,3 @@
+//! The node's integration tests, in one binary (modules per subsystem).
+
+mod chain;
