@@ -343,6 +343,9 @@ impl Consensus {
                     self.safety.locked = self.locked.clone();
                     out.push(Output::PersistSafety(self.safety.clone()));
                     self.emit_own(msg, out);
+                    if let Some(vr) = valid_round {
+                        self.relay_polka(vr, out);
+                    }
                 }
             } else if let Some(msg) = self
                 .safety
@@ -360,6 +363,22 @@ impl Consensus {
             },
             after_ms: self.params.timeout_ms(TimeoutStep::Propose, round),
         });
+    }
+
+    /// Re-sends the prevotes that justify re-proposing the valid value of
+    /// round `vr`: validators that lost them could otherwise never accept it
+    /// (Tendermint assumes gossip eventually delivers every vote).
+    fn relay_polka(&self, vr: u32, out: &mut Vec<Output>) {
+        let Some(hash) = self.valid.as_ref().map(|(_, b)| b.hash()) else {
+            return;
+        };
+        if let Some(rs) = self.rounds.get(&vr) {
+            for v in rs.prevotes.votes.values() {
+                if v.vote.block_hash == Some(hash) {
+                    out.push(Output::Broadcast(ConsensusMessage::Vote(v.clone())));
+                }
+            }
+        }
     }
 
     fn emit_own(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) {
@@ -590,7 +609,7 @@ impl Consensus {
         true
     }
 
-    /// Lines 34-35 and 47-48: schedule the prevote and precommit timeouts once.
+    /// Lines 34-35 and 47-48: schedule the prevote and precommit timeouts once per round.
     fn rule_schedule_timeouts(&mut self, out: &mut Vec<Output>) -> bool {
         let quorum_prevotes;
         let quorum_precommits;
@@ -598,11 +617,13 @@ impl Consensus {
             let Some(rs) = self.rounds.get(&self.round) else {
                 return false;
             };
-            quorum_prevotes = self.step == Step::Prevote
-                && !rs.prevote_timeout_scheduled
-                && self.validators.is_quorum(rs.prevotes.total);
-            quorum_precommits =
-                !rs.precommit_timeout_scheduled && self.validators.is_quorum(rs.precommits.total);
+            // The paper waits for 2f+1 votes of the step before scheduling;
+            // with lossy links (no gossip retransmission) those may never
+            // arrive, so the timeout is also armed on entering the step.
+            // Leaving a round is always safe; this only helps liveness.
+            quorum_prevotes = self.step == Step::Prevote && !rs.prevote_timeout_scheduled;
+            quorum_precommits = !rs.precommit_timeout_scheduled
+                && (self.step == Step::Precommit || self.validators.is_quorum(rs.precommits.total));
         }
         if quorum_prevotes {
             self.schedule(TimeoutStep::Prevote, out);
