@@ -57,26 +57,36 @@ pub enum Step {
     Precommit,
 }
 
+/// The votes of one round and step. An equivocating validator's votes count
+/// once for each block they name: safe, because two quorums for different
+/// blocks would need more than f validators voting for both; and needed, so
+/// that a polka relayed to a node that first saw the conflicting vote counts.
 #[derive(Debug, Default)]
 struct VoteSet {
-    votes: BTreeMap<AccountId, SignedVote>,
+    votes: BTreeMap<(AccountId, Option<Hash>), SignedVote>,
+    first: BTreeMap<AccountId, Option<Hash>>,
     power: BTreeMap<Option<Hash>, u64>,
     total: u64,
 }
 
 impl VoteSet {
-    /// Adds a vote; returns the earlier vote if this one conflicts with it.
+    /// Adds a vote; returns the validator's earlier vote if this one conflicts with it.
     fn add(&mut self, vote: SignedVote, power: u64) -> Option<SignedVote> {
-        if let Some(existing) = self.votes.get(&vote.vote.validator) {
-            if existing.vote.block_hash != vote.vote.block_hash {
-                return Some(existing.clone());
-            }
+        let (validator, hash) = (vote.vote.validator, vote.vote.block_hash);
+        if self.votes.contains_key(&(validator, hash)) {
             return None;
         }
-        *self.power.entry(vote.vote.block_hash).or_default() += power;
-        self.total += power;
-        self.votes.insert(vote.vote.validator, vote);
-        None
+        let conflict = match self.first.get(&validator) {
+            Some(first) => self.votes.get(&(validator, *first)).cloned(),
+            None => {
+                self.first.insert(validator, hash);
+                self.total += power;
+                None
+            }
+        };
+        *self.power.entry(hash).or_default() += power;
+        self.votes.insert((validator, hash), vote);
+        conflict
     }
 
     fn power_for(&self, hash: &Option<Hash>) -> u64 {
@@ -295,11 +305,10 @@ impl Consensus {
                     VoteStep::Prevote => &mut rs.prevotes,
                     VoteStep::Precommit => &mut rs.precommits,
                 };
-                if let Some(existing) = set.add(sv.clone(), power) {
-                    if self.evidence_seen.insert((signer, round, step.code())) {
-                        out.push(Output::Evidence(Evidence::new(existing, sv)));
-                    }
-                    return false;
+                if let Some(existing) = set.add(sv.clone(), power)
+                    && self.evidence_seen.insert((signer, round, step.code()))
+                {
+                    out.push(Output::Evidence(Evidence::new(existing, sv)));
                 }
             }
         }

@@ -78,6 +78,8 @@ pub struct SimResult {
     pub final_state: ChainState,
     pub chain_id: u64,
     pub sim_time_ms: u64,
+    /// Per node: (height, round, step) at the end.
+    pub debug: Vec<(u64, u32, String)>,
 }
 
 impl SimResult {
@@ -426,6 +428,21 @@ pub fn run(cfg: &SimConfig) -> SimResult {
         final_state: nodes[first].app.state.clone(),
         chain_id: genesis.chain_id,
         sim_time_ms: now - start,
+        debug: nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.consensus.height(),
+                    n.consensus.round(),
+                    format!(
+                        "{:?} decided={} seen={}",
+                        n.consensus.step(),
+                        n.consensus.is_decided(),
+                        n.consensus.highest_seen_height()
+                    ),
+                )
+            })
+            .collect(),
     }
 }
 
