@@ -182,9 +182,17 @@ struct SimNode {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { to: usize, msg: ConsensusMessage },
-    Timeout { node: usize, timeout: Timeout },
-    SyncTick { node: usize },
+    Deliver {
+        to: usize,
+        msg: Box<ConsensusMessage>,
+    },
+    Timeout {
+        node: usize,
+        timeout: Timeout,
+    },
+    SyncTick {
+        node: usize,
+    },
 }
 
 /// A genesis with `n` hospital validators and one patient, and their keys.
@@ -345,7 +353,15 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                                     continue;
                                 }
                                 let at = now + 1 + rng.below(cfg.max_delay_ms);
-                                push(&mut queue, &mut events, at, Event::Deliver { to, msg: m });
+                                push(
+                                    &mut queue,
+                                    &mut events,
+                                    at,
+                                    Event::Deliver {
+                                        to,
+                                        msg: Box::new(m),
+                                    },
+                                );
                             }
                         }
                     }
@@ -381,7 +397,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
             Event::Deliver { to, msg } => {
                 let node = &mut nodes[to];
                 node.app.now_ms = now;
-                let out = node.consensus.on_message(msg, &mut node.app);
+                let out = node.consensus.on_message(*msg, &mut node.app);
                 pending.push((to, out));
             }
             Event::Timeout { node: i, timeout } => {
