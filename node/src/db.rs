@@ -159,7 +159,7 @@ impl Store for RocksStore {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(&rb, &wo).map_err(backend)
+        self.db.write_opt(rb, &wo).map_err(backend)
     }
 
     fn range(
