@@ -1,6 +1,7 @@
 //! Integration tests of the `qward` binary: one test binary, a module per command.
 
 mod api;
+mod chain;
 mod init;
 
 use std::path::Path;
