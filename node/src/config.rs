@@ -193,7 +193,9 @@ impl Config {
             None => out.push_str("# metrics_port = 9400\n\n"),
         }
         if let Some(a) = &self.account {
-            out.push_str("# This node's account (ed25519 public key); the secret is in keys/identity.key.\n");
+            out.push_str(
+                "# This node's account (ed25519 public key); the secret is in keys/identity.key.\n",
+            );
             out.push_str(&format!("account = {}\n\n", quote(a)));
         }
         if let Some(g) = &self.genesis {

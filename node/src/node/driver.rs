@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub enum DriverInput {
     /// A consensus message from the network, already signature-checked.
-    Gossip(ConsensusMessage),
+    Gossip(Box<ConsensusMessage>),
     /// A timeout the driver scheduled.
     Timeout(Timeout),
     /// Time to start consensus on this height (after the block interval).
@@ -138,7 +138,7 @@ impl Driver {
     async fn on_input(&mut self, input: DriverInput) {
         match input {
             DriverInput::Gossip(msg) => {
-                let out = self.machine.on_message(msg, &mut self.app);
+                let out = self.machine.on_message(*msg, &mut self.app);
                 self.handle(out).await;
             }
             DriverInput::Timeout(t) => {
