@@ -121,9 +121,31 @@ impl Mempool {
         txs.into_iter().take(max).cloned().collect()
     }
 
-    /// Drops what a new block made stale: included transactions and any whose
-    /// nonce is now used.
-    pub fn prune(&mut self, state: &ChainState) {
+    /// Drops what a new block made stale: included transactions, any whose
+    /// nonce is now used, and each author's next transaction if the chain's
+    /// rules refuse it (it could never be included, and would block the
+    /// author's later ones).
+    pub fn prune(&mut self, state: &ChainState, next_height: u64, time_ms: u64) {
+        self.prune_used(state);
+        let heads: Vec<(AccountId, u64)> = state
+            .members
+            .iter()
+            .filter(|(a, m)| self.by_author.contains_key(&(**a, m.next_nonce)))
+            .map(|(a, m)| (*a, m.next_nonce))
+            .collect();
+        for key in heads {
+            let refused = self
+                .by_author
+                .get(&key)
+                .and_then(|id| self.by_id.get(id))
+                .is_some_and(|t| state.clone().apply(&t.tx, next_height, time_ms).is_err());
+            if refused && let Some(id) = self.by_author.remove(&key) {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+
+    fn prune_used(&mut self, state: &ChainState) {
         let stale: Vec<(AccountId, u64)> = self
             .by_author
             .keys()
