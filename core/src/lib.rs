@@ -12,4 +12,5 @@ pub mod fhir;
 pub mod hybrid;
 pub mod identity;
 pub mod keystore;
+pub mod qkd;
 pub mod storage;

@@ -5,6 +5,7 @@
 mod api;
 mod chain;
 mod init;
+mod qkd;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,131 @@
+//! The secure key length from a finite-key bound (leftover hash lemma with a
+//! Serfling bound on the phase error rate), and the asymptotic Shor–Preskill rate.
+//!
+//! l = floor( n (1 - h(Q_upper)) - leak - log2(2/eps_cor) - 2 log2(1/(2 eps_pa)) )
+//!
+//! where n is the key length after the sample is removed, Q_upper the Serfling
+//! upper bound from [`super::estimate::qber_upper_bound`] at confidence eps_pe,
+//! leak every bit disclosed by error correction and verification, eps_cor the
+//! verification tag's collision probability (2^-tag_bits) and eps_pa the
+//! privacy-amplification (leftover hash) parameter.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::QkdError;
+use super::estimate::{binary_entropy, qber_upper_bound};
+
+/// The security parameters of the finite-key bound.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SecurityParams {
+    /// Failure probability of the QBER upper bound (parameter estimation).
+    pub eps_pe: f64,
+    /// Bits of the verification tag; eps_cor = 2^-tag_bits.
+    pub tag_bits: u32,
+    /// Privacy-amplification failure probability.
+    pub eps_pa: f64,
+}
+
+impl Default for SecurityParams {
+    fn default() -> Self {
+        Self {
+            eps_pe: 1e-10,
+            tag_bits: 64,
+            eps_pa: 1e-10,
+        }
+    }
+}
+
+impl SecurityParams {
+    pub fn validate(&self) -> Result<(), QkdError> {
+        for (name, v) in [("eps_pe", self.eps_pe), ("eps_pa", self.eps_pa)] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(QkdError::InvalidParameter(format!(
+                    "{name} must be in (0, 1), not {v}"
+                )));
+            }
+        }
+        if self.tag_bits != 64 {
+            return Err(QkdError::InvalidParameter(format!(
+                "tag_bits must be 64 (the verification hash's output), not {}",
+                self.tag_bits
+            )));
+        }
+        Ok(())
+    }
+
+    /// log2(2/eps_cor) + 2 log2(1/(2 eps_pa)): the bits the bound always subtracts.
+    pub fn fixed_cost_bits(&self) -> f64 {
+        (f64::from(self.tag_bits) + 1.0) + 2.0 * (1.0 / (2.0 * self.eps_pa)).log2()
+    }
+
+    /// The total security parameter eps_pe + eps_cor + eps_pa (composable sum, upper bound).
+    pub fn eps_total(&self) -> f64 {
+        self.eps_pe + 2f64.powi(-(self.tag_bits as i32)) + self.eps_pa
+    }
+}
+
+/// The finite-key length for `n` key bits with QBER bound `qber_upper` after
+/// `leaked_bits` were disclosed; zero when the bound leaves nothing.
+pub fn secure_key_length(n: u64, qber_upper: f64, leaked_bits: u64, sec: &SecurityParams) -> u64 {
+    let l = n as f64 * (1.0 - binary_entropy(qber_upper.min(0.5)))
+        - leaked_bits as f64
+        - sec.fixed_cost_bits();
+    if l > 0.0 { l.floor() as u64 } else { 0 }
+}
+
+/// The finite-key length for `sifted` bits with `sample_fraction` sampled, a
+/// QBER of `qber` observed exactly, and error correction at `ec_efficiency`.
+pub fn expected_key_length(
+    sifted: u64,
+    sample_fraction: f64,
+    qber: f64,
+    ec_efficiency: f64,
+    sec: &SecurityParams,
+) -> u64 {
+    let k = ((sifted as f64) * sample_fraction).ceil() as u64;
+    let n = sifted.saturating_sub(k);
+    let errors = (qber * k as f64).round() as u64;
+    let qu = qber_upper_bound(errors, k, n, sec.eps_pe);
+    let leak =
+        (ec_efficiency * n as f64 * binary_entropy(qber)).ceil() as u64 + u64::from(sec.tag_bits);
+    secure_key_length(n, qu, leak, sec)
+}
+
+/// Asymptotic BB84 key fraction per sifted bit (Shor–Preskill): 1 - 2 h(Q), at least 0.
+pub fn shor_preskill_rate(qber: f64) -> f64 {
+    (1.0 - 2.0 * binary_entropy(qber)).max(0.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_length_shrinks_with_leak_and_qber() {
+        let s = SecurityParams::default();
+        let a = secure_key_length(100_000, 0.02, 10_000, &s);
+        let b = secure_key_length(100_000, 0.05, 10_000, &s);
+        let c = secure_key_length(100_000, 0.02, 20_000, &s);
+        assert!(a > b && a > c && a > 0);
+        assert_eq!(secure_key_length(100, 0.0, 0, &s), 0);
+        assert_eq!(secure_key_length(1_000_000, 0.5, 0, &s), 0);
+    }
+
+    #[test]
+    fn shor_preskill_vanishes_near_11_percent() {
+        assert!(shor_preskill_rate(0.10) > 0.0);
+        assert_eq!(shor_preskill_rate(0.111), 0.0);
+        assert_eq!(shor_preskill_rate(0.0), 1.0);
+    }
+
+    #[test]
+    fn bad_epsilons_are_refused() {
+        let mut s = SecurityParams::default();
+        s.eps_pa = 0.0;
+        assert!(s.validate().is_err());
+        s = SecurityParams::default();
+        s.eps_pe = 1.5;
+        assert!(s.validate().is_err());
+    }
+}
