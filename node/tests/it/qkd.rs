@@ -22,8 +22,16 @@ fn assert_one_line_error(args: &[&str], needle: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let o = qward(tmp.path(), args);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "exit code for {args:?}; stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "exit code for {args:?}; stderr: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -54,7 +62,10 @@ fn simulate_json_has_the_issue_fields_and_equal_keys() {
         assert_eq!(r["qubits_sent"], 200_000);
         let detected = r["detected"].as_u64().unwrap();
         let sifted = r["sifted"].as_u64().unwrap();
-        assert!(detected <= 200_000 && sifted <= detected && sifted > 0, "{r}");
+        assert!(
+            detected <= 200_000 && sifted <= detected && sifted > 0,
+            "{r}"
+        );
         assert!(r["sample_size"].as_u64().unwrap() < sifted);
         let qber = r["qber"].as_f64().unwrap();
         assert!(qber < r["qber_upper_bound"].as_f64().unwrap(), "{r}");
@@ -103,7 +114,10 @@ fn half_intercept_resend_is_detected() {
 #[test]
 fn bad_parameters_give_one_line_errors() {
     assert_one_line_error(&["qkd", "simulate", "--distance-km", "-1"], "distance_km");
-    assert_one_line_error(&["qkd", "simulate", "--eve", "1.5"], "--eve must be between 0 and 1");
+    assert_one_line_error(
+        &["qkd", "simulate", "--eve", "1.5"],
+        "--eve must be between 0 and 1",
+    );
     assert_one_line_error(&["qkd", "simulate", "--qubits", "0"], "qubits must be");
     assert_one_line_error(&["qkd", "simulate", "--qubits", "500"], "too few");
     assert_one_line_error(&["qkd", "simulate", "--rounds", "0"], "--rounds");
@@ -116,7 +130,9 @@ fn eve_sweep_writes_csv_and_png() {
     let out_s = out.to_str().unwrap();
     let o = qward(
         tmp.path(),
-        &["qkd", "sweep", "--over", "eve", "--qubits", "100000", "--points", "5", "--out", out_s],
+        &[
+            "qkd", "sweep", "--over", "eve", "--qubits", "100000", "--points", "5", "--out", out_s,
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let mut csv = 0;
@@ -133,7 +149,11 @@ fn eve_sweep_writes_csv_and_png() {
             }
             Some("png") => {
                 png += 1;
-                assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", path.display());
+                assert!(
+                    bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+                    "{}",
+                    path.display()
+                );
                 assert!(bytes.len() > 1000, "{} is nearly empty", path.display());
             }
             _ => {}
