@@ -146,7 +146,7 @@ impl PackedBits {
 
     /// Appends one bit.
     pub fn push(&mut self, bit: bool) {
-        if self.len % 64 == 0 {
+        if self.len.is_multiple_of(64) {
             self.words.push(0);
         }
         if bit {
@@ -244,7 +244,7 @@ fn pext64(w: u64, m: u64) -> (u64, u32) {
 }
 
 fn mask_tail(words: &mut [u64], len: usize) {
-    if len % 64 != 0
+    if !len.is_multiple_of(64)
         && let Some(last) = words.last_mut()
     {
         *last &= (1u64 << (len % 64)) - 1;
