@@ -2,8 +2,9 @@
 //! drives the exchange) and Alice (who answers parity queries).
 //!
 //! The variant is the "optimized Cascade" of Martinez-Mateo, Pacher, Peev,
-//! Ciurana and Martin (2015): first block size 0.73/QBER, doubling each pass up
-//! to half the key, many passes, each pass a fresh public permutation. Two
+//! Ciurana and Martin (2015): first block size 0.73/QBER, twice that in the
+//! second pass, half the key from the third pass on, 16 passes, each pass a
+//! fresh public permutation. Two
 //! savings are applied and every bit Alice discloses is still counted:
 //! - block parity inference: from the second pass on, Alice's parity of the
 //!   whole key is known, so the last block's parity is inferred, not asked;
@@ -70,13 +71,20 @@ impl CascadeConfig {
     pub fn block_sizes(&self, n: usize, qber: f64) -> Vec<usize> {
         let half = n.div_ceil(2).max(1);
         let q = qber.max(1e-4);
-        let mut k = ((self.first_block_factor / q).round() as usize).clamp(2, half.max(2));
-        let mut out = Vec::with_capacity(self.passes as usize);
-        for _ in 0..self.passes {
-            out.push(k.min(n.max(1)));
-            k = (k * 2).min(half);
-        }
-        out
+        let k1 = ((self.first_block_factor / q).round() as usize).clamp(2, half.max(2));
+        (0..self.passes)
+            .map(|pass| {
+                let k = match pass {
+                    0 => k1,
+                    1 => (2 * k1).min(half),
+                    // From the third pass on, blocks of half the key: about one
+                    // parity bit per pass (the other is inferred from the whole
+                    // key's parity), where doubling would cost n/(4 k1) + ...
+                    _ => half,
+                };
+                k.min(n.max(1))
+            })
+            .collect()
     }
 }
 
