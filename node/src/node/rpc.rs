@@ -74,21 +74,7 @@ impl Handler for RpcHandler {
             match m {
                 method::STATUS => to_value(status(ctx)),
                 method::PEERS => to_value(peers(ctx).await?),
-                method::TX_SUBMIT => {
-                    let req: TxRequest = params(p)?;
-                    let kind = tx_kind(ctx, req)?;
-                    let id = submit_own(ctx, kind)
-                        .await
-                        .map_err(|e| RpcError::refused(e.to_string()))?;
-                    let nonce = ctx
-                        .mempool()
-                        .next_nonce(&ctx.account, &ctx.view().state)
-                        .saturating_sub(1);
-                    to_value(TxSubmitted {
-                        id: id.to_hex(),
-                        nonce,
-                    })
-                }
+                method::TX_SUBMIT => submit(ctx, params(p)?).await,
                 method::CHAIN_TX => {
                     let IdParam { id } = params(p)?;
                     let hash = Hash::from_hex(&id)
@@ -169,18 +155,7 @@ impl Handler for RpcHandler {
                             scope: c.scope,
                         }
                     };
-                    let kind = tx_kind(ctx, req)?;
-                    let id = submit_own(ctx, kind)
-                        .await
-                        .map_err(|e| RpcError::refused(e.to_string()))?;
-                    let nonce = ctx
-                        .mempool()
-                        .next_nonce(&ctx.account, &ctx.view().state)
-                        .saturating_sub(1);
-                    to_value(TxSubmitted {
-                        id: id.to_hex(),
-                        nonce,
-                    })
+                    submit(ctx, req).await
                 }
                 method::KEYS
                 | method::KEY_SESSIONS
@@ -204,6 +179,22 @@ impl Handler for RpcHandler {
             }
         })
     }
+}
+
+/// Signs and submits a transaction of this node's own; answers its id and nonce.
+async fn submit(ctx: &Ctx, req: TxRequest) -> Result<Value, RpcError> {
+    let kind = tx_kind(ctx, req)?;
+    let id = submit_own(ctx, kind)
+        .await
+        .map_err(|e| RpcError::refused(e.to_string()))?;
+    let nonce = ctx
+        .mempool()
+        .next_nonce(&ctx.account, &ctx.view().state)
+        .saturating_sub(1);
+    to_value(TxSubmitted {
+        id: id.to_hex(),
+        nonce,
+    })
 }
 
 fn status(ctx: &Ctx) -> NodeStatus {

@@ -117,5 +117,10 @@ fn schedule_is_k1_then_2k1_then_half_the_key() {
     assert_eq!(&sizes[..3], &[73, 146, 5000]);
     assert!(sizes[3..].iter().all(|&k| k == 5000));
     // Tiny keys: never a block of 0 or past the key.
-    assert!(CascadeConfig::default().block_sizes(3, 0.3).iter().all(|&k| (1..=3).contains(&k)));
+    assert!(
+        CascadeConfig::default()
+            .block_sizes(3, 0.3)
+            .iter()
+            .all(|&k| (1..=3).contains(&k))
+    );
 }
