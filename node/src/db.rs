@@ -68,28 +68,15 @@ impl RocksStore {
 
     /// Opens an existing database; refuses a missing one and a newer schema.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        if !path.join("CURRENT").exists() {
-            return Err(OpenError::Missing(path.to_path_buf()));
-        }
-        let store = Self::open_inner(path, false)?;
-        match store.schema_version()? {
-            Some(v) => check_schema(path, v)?,
-            None => {
-                return Err(OpenError::BadSchema {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
-        Ok(store)
+        Self::require_existing(path)?;
+        Self::open_inner(path, false)?.with_known_schema()
     }
 
     /// Opens an existing database for reading only. Works while the node
     /// that owns it is running (no lock is taken): what an auditor's
     /// `chain verify` and `chain show` use. Writes fail.
     pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
-        if !path.join("CURRENT").exists() {
-            return Err(OpenError::Missing(path.to_path_buf()));
-        }
+        Self::require_existing(path)?;
         let opts = Options::default();
         let cfs = Column::ALL
             .iter()
@@ -100,19 +87,32 @@ impl RocksStore {
                 reason: e.into_string(),
             }
         })?;
-        let store = RocksStore {
+        RocksStore {
             db,
             path: path.to_path_buf(),
-        };
-        match store.schema_version()? {
-            Some(v) => check_schema(path, v)?,
+        }
+        .with_known_schema()
+    }
+
+    fn require_existing(path: &Path) -> Result<(), OpenError> {
+        if path.join("CURRENT").exists() {
+            Ok(())
+        } else {
+            Err(OpenError::Missing(path.to_path_buf()))
+        }
+    }
+
+    /// Refuses a database without a schema stamp or from a newer qward.
+    fn with_known_schema(self) -> Result<Self, OpenError> {
+        match self.schema_version()? {
+            Some(v) => check_schema(&self.path, v)?,
             None => {
                 return Err(OpenError::BadSchema {
-                    path: path.to_path_buf(),
+                    path: self.path.clone(),
                 });
             }
         }
-        Ok(store)
+        Ok(self)
     }
 
     fn open_inner(path: &Path, create: bool) -> Result<Self, OpenError> {
