@@ -49,13 +49,16 @@ impl PublicPrng {
     #[inline]
     pub fn below(&mut self, bound: u64) -> u64 {
         let bound = bound.max(1);
-        let threshold = bound.wrapping_neg() % bound;
-        loop {
-            let m = u128::from(self.next_u64()) * u128::from(bound);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
+        let mut m = u128::from(self.next_u64()) * u128::from(bound);
+        // The threshold (a 64-bit division) is only needed when the low word
+        // falls below `bound`: same outputs as always comparing with it.
+        if (m as u64) < bound {
+            let threshold = bound.wrapping_neg() % bound;
+            while (m as u64) < threshold {
+                m = u128::from(self.next_u64()) * u128::from(bound);
             }
         }
+        (m >> 64) as u64
     }
 
     /// A uniformly random permutation of `0..n` (Fisher–Yates).
