@@ -280,6 +280,7 @@ impl Store for MemStore {
 /// The storage conformance suite: the same checks run against every
 /// [`Store`] implementation (in-memory here, RocksDB in the node).
 #[cfg(any(test, feature = "test-utils"))]
+#[allow(clippy::unwrap_used)] // test support: a failed check is a panic by design
 pub mod conformance {
     use super::*;
 

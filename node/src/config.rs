@@ -192,6 +192,16 @@ impl Config {
             Some(p) => out.push_str(&format!("metrics_port = {p}\n\n")),
             None => out.push_str("# metrics_port = 9400\n\n"),
         }
+        if let Some(a) = &self.account {
+            out.push_str(
+                "# This node's account (ed25519 public key); the secret is in keys/identity.key.\n",
+            );
+            out.push_str(&format!("account = {}\n\n", quote(a)));
+        }
+        if let Some(g) = &self.genesis {
+            out.push_str("# The genesis file, relative to this directory.\n");
+            out.push_str(&format!("genesis = {}\n\n", quote(g)));
+        }
         out.push_str(
             "# Peers to dial at start: their account (ed25519 public key, hex) and address.\n",
         );

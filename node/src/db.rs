@@ -68,19 +68,51 @@ impl RocksStore {
 
     /// Opens an existing database; refuses a missing one and a newer schema.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        if !path.join("CURRENT").exists() {
-            return Err(OpenError::Missing(path.to_path_buf()));
+        Self::require_existing(path)?;
+        Self::open_inner(path, false)?.with_known_schema()
+    }
+
+    /// Opens an existing database for reading only. Works while the node
+    /// that owns it is running (no lock is taken): what an auditor's
+    /// `chain verify` and `chain show` use. Writes fail.
+    pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
+        Self::require_existing(path)?;
+        let opts = Options::default();
+        let cfs = Column::ALL
+            .iter()
+            .map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(|e| {
+            OpenError::Rocks {
+                path: path.to_path_buf(),
+                reason: e.into_string(),
+            }
+        })?;
+        RocksStore {
+            db,
+            path: path.to_path_buf(),
         }
-        let store = Self::open_inner(path, false)?;
-        match store.schema_version()? {
-            Some(v) => check_schema(path, v)?,
+        .with_known_schema()
+    }
+
+    fn require_existing(path: &Path) -> Result<(), OpenError> {
+        if path.join("CURRENT").exists() {
+            Ok(())
+        } else {
+            Err(OpenError::Missing(path.to_path_buf()))
+        }
+    }
+
+    /// Refuses a database without a schema stamp or from a newer qward.
+    fn with_known_schema(self) -> Result<Self, OpenError> {
+        match self.schema_version()? {
+            Some(v) => check_schema(&self.path, v)?,
             None => {
                 return Err(OpenError::BadSchema {
-                    path: path.to_path_buf(),
+                    path: self.path.clone(),
                 });
             }
         }
-        Ok(store)
+        Ok(self)
     }
 
     fn open_inner(path: &Path, create: bool) -> Result<Self, OpenError> {
@@ -246,6 +278,24 @@ mod tests {
         let err = RocksStore::open(&path).unwrap_err();
         assert!(matches!(err, OpenError::NewerSchema { .. }), "{err}");
         assert!(err.to_string().contains("upgrade qward"));
+    }
+
+    #[test]
+    fn read_only_open_works_beside_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let writer = RocksStore::create(&path).unwrap();
+        writer.put(Column::Blocks, b"k", b"v").unwrap();
+        writer.db.flush().unwrap();
+        let reader = RocksStore::open_read_only(&path).unwrap();
+        assert_eq!(
+            reader.get(Column::Blocks, b"k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        assert!(
+            reader.put(Column::Blocks, b"x", b"y").is_err(),
+            "read-only store accepted a write"
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! qward's workspace-wide and multi-node integration tests: one test binary, a module per concern.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod house_style;
 mod network;

@@ -57,26 +57,36 @@ pub enum Step {
     Precommit,
 }
 
+/// The votes of one round and step. An equivocating validator's votes count
+/// once for each block they name: safe, because two quorums for different
+/// blocks would need more than f validators voting for both; and needed, so
+/// that a polka relayed to a node that first saw the conflicting vote counts.
 #[derive(Debug, Default)]
 struct VoteSet {
-    votes: BTreeMap<AccountId, SignedVote>,
+    votes: BTreeMap<(AccountId, Option<Hash>), SignedVote>,
+    first: BTreeMap<AccountId, Option<Hash>>,
     power: BTreeMap<Option<Hash>, u64>,
     total: u64,
 }
 
 impl VoteSet {
-    /// Adds a vote; returns the earlier vote if this one conflicts with it.
+    /// Adds a vote; returns the validator's earlier vote if this one conflicts with it.
     fn add(&mut self, vote: SignedVote, power: u64) -> Option<SignedVote> {
-        if let Some(existing) = self.votes.get(&vote.vote.validator) {
-            if existing.vote.block_hash != vote.vote.block_hash {
-                return Some(existing.clone());
-            }
+        let (validator, hash) = (vote.vote.validator, vote.vote.block_hash);
+        if self.votes.contains_key(&(validator, hash)) {
             return None;
         }
-        *self.power.entry(vote.vote.block_hash).or_default() += power;
-        self.total += power;
-        self.votes.insert(vote.vote.validator, vote);
-        None
+        let conflict = match self.first.get(&validator) {
+            Some(first) => self.votes.get(&(validator, *first)).cloned(),
+            None => {
+                self.first.insert(validator, hash);
+                self.total += power;
+                None
+            }
+        };
+        *self.power.entry(hash).or_default() += power;
+        self.votes.insert((validator, hash), vote);
+        conflict
     }
 
     fn power_for(&self, hash: &Option<Hash>) -> u64 {
@@ -295,11 +305,10 @@ impl Consensus {
                     VoteStep::Prevote => &mut rs.prevotes,
                     VoteStep::Precommit => &mut rs.precommits,
                 };
-                if let Some(existing) = set.add(sv.clone(), power) {
-                    if self.evidence_seen.insert((signer, round, step.code())) {
-                        out.push(Output::Evidence(Evidence::new(existing, sv)));
-                    }
-                    return false;
+                if let Some(existing) = set.add(sv.clone(), power)
+                    && self.evidence_seen.insert((signer, round, step.code()))
+                {
+                    out.push(Output::Evidence(Evidence::new(existing, sv)));
                 }
             }
         }
@@ -343,6 +352,9 @@ impl Consensus {
                     self.safety.locked = self.locked.clone();
                     out.push(Output::PersistSafety(self.safety.clone()));
                     self.emit_own(msg, out);
+                    if let Some(vr) = valid_round {
+                        self.relay_polka(vr, out);
+                    }
                 }
             } else if let Some(msg) = self
                 .safety
@@ -360,6 +372,22 @@ impl Consensus {
             },
             after_ms: self.params.timeout_ms(TimeoutStep::Propose, round),
         });
+    }
+
+    /// Re-sends the prevotes that justify re-proposing the valid value of
+    /// round `vr`: validators that lost them could otherwise never accept it
+    /// (Tendermint assumes gossip eventually delivers every vote).
+    fn relay_polka(&self, vr: u32, out: &mut Vec<Output>) {
+        let Some(hash) = self.valid.as_ref().map(|(_, b)| b.hash()) else {
+            return;
+        };
+        if let Some(rs) = self.rounds.get(&vr) {
+            for v in rs.prevotes.votes.values() {
+                if v.vote.block_hash == Some(hash) {
+                    out.push(Output::Broadcast(ConsensusMessage::Vote(v.clone())));
+                }
+            }
+        }
     }
 
     fn emit_own(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) {
@@ -590,7 +618,7 @@ impl Consensus {
         true
     }
 
-    /// Lines 34-35 and 47-48: schedule the prevote and precommit timeouts once.
+    /// Lines 34-35 and 47-48: schedule the prevote and precommit timeouts once per round.
     fn rule_schedule_timeouts(&mut self, out: &mut Vec<Output>) -> bool {
         let quorum_prevotes;
         let quorum_precommits;
@@ -598,11 +626,13 @@ impl Consensus {
             let Some(rs) = self.rounds.get(&self.round) else {
                 return false;
             };
-            quorum_prevotes = self.step == Step::Prevote
-                && !rs.prevote_timeout_scheduled
-                && self.validators.is_quorum(rs.prevotes.total);
-            quorum_precommits =
-                !rs.precommit_timeout_scheduled && self.validators.is_quorum(rs.precommits.total);
+            // The paper waits for 2f+1 votes of the step before scheduling;
+            // with lossy links (no gossip retransmission) those may never
+            // arrive, so the timeout is also armed on entering the step.
+            // Leaving a round is always safe; this only helps liveness.
+            quorum_prevotes = self.step == Step::Prevote && !rs.prevote_timeout_scheduled;
+            quorum_precommits = !rs.precommit_timeout_scheduled
+                && (self.step == Step::Precommit || self.validators.is_quorum(rs.precommits.total));
         }
         if quorum_prevotes {
             self.schedule(TimeoutStep::Prevote, out);

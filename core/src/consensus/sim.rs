@@ -78,6 +78,8 @@ pub struct SimResult {
     pub final_state: ChainState,
     pub chain_id: u64,
     pub sim_time_ms: u64,
+    /// Per node: (height, round, step) at the end.
+    pub debug: Vec<(u64, u32, String)>,
 }
 
 impl SimResult {
@@ -180,9 +182,17 @@ struct SimNode {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { to: usize, msg: ConsensusMessage },
-    Timeout { node: usize, timeout: Timeout },
-    SyncTick { node: usize },
+    Deliver {
+        to: usize,
+        msg: Box<ConsensusMessage>,
+    },
+    Timeout {
+        node: usize,
+        timeout: Timeout,
+    },
+    SyncTick {
+        node: usize,
+    },
 }
 
 /// A genesis with `n` hospital validators and one patient, and their keys.
@@ -343,7 +353,15 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                                     continue;
                                 }
                                 let at = now + 1 + rng.below(cfg.max_delay_ms);
-                                push(&mut queue, &mut events, at, Event::Deliver { to, msg: m });
+                                push(
+                                    &mut queue,
+                                    &mut events,
+                                    at,
+                                    Event::Deliver {
+                                        to,
+                                        msg: Box::new(m),
+                                    },
+                                );
                             }
                         }
                     }
@@ -379,7 +397,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
             Event::Deliver { to, msg } => {
                 let node = &mut nodes[to];
                 node.app.now_ms = now;
-                let out = node.consensus.on_message(msg, &mut node.app);
+                let out = node.consensus.on_message(*msg, &mut node.app);
                 pending.push((to, out));
             }
             Event::Timeout { node: i, timeout } => {
@@ -426,6 +444,21 @@ pub fn run(cfg: &SimConfig) -> SimResult {
         final_state: nodes[first].app.state.clone(),
         chain_id: genesis.chain_id,
         sim_time_ms: now - start,
+        debug: nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.consensus.height(),
+                    n.consensus.round(),
+                    format!(
+                        "{:?} decided={} seen={}",
+                        n.consensus.step(),
+                        n.consensus.is_decided(),
+                        n.consensus.highest_seen_height()
+                    ),
+                )
+            })
+            .collect(),
     }
 }
 

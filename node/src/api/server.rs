@@ -72,6 +72,7 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(api::MAX_FRAME_BYTES))
 }
 
+#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
 async fn connection(
     stream: TcpStream,
     cookie: Arc<Cookie>,

@@ -27,7 +27,8 @@ pub fn data_dir_or_default(data_dir: Option<PathBuf>) -> anyhow::Result<PathBuf>
 /// Opens `<dir>/db`, which must hold an initialised chain.
 pub fn open_chain_db(dir: &Path) -> anyhow::Result<RocksStore> {
     let path = dir.join("db");
-    let db = RocksStore::open(&path)
+    // Read-only: works while the node itself is running.
+    let db = RocksStore::open_read_only(&path)
         .with_context(|| format!("opening the database of {}", dir.display()))?;
     Ok(db)
 }

@@ -138,7 +138,6 @@ async fn serve(
         match endpoint.connect().await {
             Ok((client, mut events)) => {
                 backoff = BACKOFF_MIN;
-                last_down = None;
                 if incoming.send(Incoming::Connected).is_err() {
                     return;
                 }

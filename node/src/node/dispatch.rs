@@ -128,7 +128,7 @@ async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, St
             Err("signer is not a validator".into())
         };
     }
-    match ctx.driver.try_send(DriverInput::Gossip(msg)) {
+    match ctx.driver.try_send(DriverInput::Gossip(Box::new(msg))) {
         Ok(()) => Ok(GossipValidation::Accept),
         Err(_) => Ok(GossipValidation::Ignore),
     }

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub enum DriverInput {
     /// A consensus message from the network, already signature-checked.
-    Gossip(ConsensusMessage),
+    Gossip(Box<ConsensusMessage>),
     /// A timeout the driver scheduled.
     Timeout(Timeout),
     /// Time to start consensus on this height (after the block interval).
@@ -138,7 +138,7 @@ impl Driver {
     async fn on_input(&mut self, input: DriverInput) {
         match input {
             DriverInput::Gossip(msg) => {
-                let out = self.machine.on_message(msg, &mut self.app);
+                let out = self.machine.on_message(*msg, &mut self.app);
                 self.handle(out).await;
             }
             DriverInput::Timeout(t) => {
@@ -225,7 +225,9 @@ impl Driver {
         let block = &committed.block;
         let tip = qward_core::chain::verify::tip_of(block);
         let genesis = self.ctx.view().genesis.clone();
-        self.ctx.mempool().prune(&state);
+        self.ctx
+            .mempool()
+            .prune(&state, tip.height + 1, tip.time_ms + 1);
         self.ctx.set_view(ChainView {
             genesis,
             state,
@@ -332,6 +334,15 @@ pub async fn submit_own(ctx: &Ctx, kind: TxKind) -> anyhow::Result<qward_core::c
             nonce,
             kind,
         };
+        // Refuse at once what the chain's rules would refuse, rather than
+        // leave it in the mempool (checked when no earlier one of ours is pending).
+        let next = view.state.members.get(&ctx.account).map(|m| m.next_nonce);
+        if next == Some(nonce) {
+            let mut trial = view.state.clone();
+            trial
+                .apply(&tx, view.tip.height + 1, now_ms().max(view.tip.time_ms + 1))
+                .map_err(|e| anyhow::anyhow!("the chain would refuse this transaction: {e}"))?;
+        }
         let signed: SignedTransaction = tx.sign(&ctx.identity);
         let id = pool.insert(signed.clone(), &view.state)?;
         (signed, id)

@@ -2,8 +2,8 @@
 //! chain queries, verify, logs, shutdown).
 
 use qward_core::api::{
-    BlockSummary, ConsentInfo, MemberInfo, NodeStatus, PeerSummary, RpcError, TxRequest, TxStatus,
-    TxSubmitted, TxSummary, VerifyReport, method,
+    BlockSummary, ConsentInfo, ConsentParams, MemberInfo, NodeStatus, PeerSummary, RpcError,
+    TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport, method,
 };
 use qward_core::chain::{ChainStore, CommittedBlock, ConsentGrant, ConsentScope, Hash, TxKind};
 use qward_core::identity::AccountId;
@@ -74,21 +74,7 @@ impl Handler for RpcHandler {
             match m {
                 method::STATUS => to_value(status(ctx)),
                 method::PEERS => to_value(peers(ctx).await?),
-                method::TX_SUBMIT => {
-                    let req: TxRequest = params(p)?;
-                    let kind = tx_kind(ctx, req)?;
-                    let id = submit_own(ctx, kind)
-                        .await
-                        .map_err(|e| RpcError::refused(e.to_string()))?;
-                    let nonce = ctx
-                        .mempool()
-                        .next_nonce(&ctx.account, &ctx.view().state)
-                        .saturating_sub(1);
-                    to_value(TxSubmitted {
-                        id: id.to_hex(),
-                        nonce,
-                    })
-                }
+                method::TX_SUBMIT => submit(ctx, params(p)?).await,
                 method::CHAIN_TX => {
                     let IdParam { id } = params(p)?;
                     let hash = Hash::from_hex(&id)
@@ -155,6 +141,37 @@ impl Handler for RpcHandler {
                     ctx.request_shutdown();
                     Ok(Value::Bool(true))
                 }
+                method::CONSENT_GRANT | method::CONSENT_REVOKE => {
+                    let c: ConsentParams = params(p)?;
+                    let req = if m == method::CONSENT_GRANT {
+                        TxRequest::GrantConsent {
+                            grantee: c.grantee,
+                            scope: c.scope,
+                            expires_at_ms: c.expires_at_ms,
+                        }
+                    } else {
+                        TxRequest::RevokeConsent {
+                            grantee: c.grantee,
+                            scope: c.scope,
+                        }
+                    };
+                    submit(ctx, req).await
+                }
+                method::KEYS
+                | method::KEY_SESSIONS
+                | method::KEY_AGREE
+                | method::LINK_GET
+                | method::LINK_SET
+                | method::SEND
+                | method::FORWARD
+                | method::INBOX
+                | method::OUTBOX
+                | method::RECORD => Err(RpcError::new(
+                    RpcError::UNAVAILABLE,
+                    format!(
+                        "'{m}': key agreement and messaging are not served by this node version yet"
+                    ),
+                )),
                 other => Err(RpcError::new(
                     RpcError::METHOD_NOT_FOUND,
                     format!("unknown method '{other}'"),
@@ -162,6 +179,22 @@ impl Handler for RpcHandler {
             }
         })
     }
+}
+
+/// Signs and submits a transaction of this node's own; answers its id and nonce.
+async fn submit(ctx: &Ctx, req: TxRequest) -> Result<Value, RpcError> {
+    let kind = tx_kind(ctx, req)?;
+    let id = submit_own(ctx, kind)
+        .await
+        .map_err(|e| RpcError::refused(e.to_string()))?;
+    let nonce = ctx
+        .mempool()
+        .next_nonce(&ctx.account, &ctx.view().state)
+        .saturating_sub(1);
+    to_value(TxSubmitted {
+        id: id.to_hex(),
+        nonce,
+    })
 }
 
 fn status(ctx: &Ctx) -> NodeStatus {

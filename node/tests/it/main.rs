@@ -1,6 +1,9 @@
 //! Integration tests of the `qward` binary: one test binary, a module per command.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod api;
+mod chain;
 mod init;
 mod qkd;
 
