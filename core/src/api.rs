@@ -411,6 +411,36 @@ pub struct SendParams {
     pub to: String,
     pub kind: RecordKindName,
     pub fhir_json: String,
+    /// The patient the record is about, when it is not the sender (their own
+    /// PHR) or the recipient (a report to them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+}
+
+/// Parameters of `forward`: a received PHR (by record id) to a doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardParams {
+    pub record_id: String,
+    /// A member name, account (hex) or peer id.
+    pub to: String,
+}
+
+/// Parameters of `key_agree`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAgreeParams {
+    /// A member name, account (hex) or peer id.
+    pub peer: String,
+    /// Answer when the session is over (with its `KeySessionInfo`) instead
+    /// of at once.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// Result of `record`: a stored record, decrypted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordContent {
+    pub info: MessageInfo,
+    pub fhir_json: String,
 }
 
 /// Parameters of `consent_grant` / `consent_revoke`.

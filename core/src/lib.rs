@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod fhir;
 pub mod hybrid;
 pub mod identity;
+pub mod keyagree;
 pub mod keystore;
 pub mod qkd;
 pub mod storage;

@@ -50,6 +50,97 @@ pub struct Config {
     /// The genesis file, relative to the data directory (default genesis.toml).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis: Option<String>,
+    /// Key agreement (`/qward/qkd/1`): the BB84 session, key rotation and the
+    /// simulated quantum channel of every link.
+    #[serde(default)]
+    pub key_agreement: KeyAgreementConfig,
+}
+
+/// The `[key_agreement]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyAgreementConfig {
+    /// Qubits Alice sends per session.
+    pub qubits: u64,
+    /// Abort when the QBER upper bound exceeds this; as responder, refuse
+    /// initiators proposing a laxer threshold.
+    pub max_qber: f64,
+    /// Envelopes one key may seal before a new session is run.
+    pub key_max_uses: u64,
+    /// How long one key may seal, in milliseconds.
+    pub key_max_age_ms: u64,
+    /// The simulated channel of every link (changeable per link at run time
+    /// through the control API, `link_set`).
+    pub distance_km: f64,
+    pub loss_db_per_km: f64,
+    pub detector_efficiency: f64,
+    pub dark_count_prob: f64,
+    pub misalignment: f64,
+    /// Fraction of qubits an intercept-resend eavesdropper attacks (a demo
+    /// setting; 0 = none).
+    pub eve_fraction: f64,
+}
+
+impl Default for KeyAgreementConfig {
+    fn default() -> Self {
+        let link = qward_core::keyagree::LinkModel::default();
+        let policy = qward_core::keystore::RotationPolicy::default();
+        KeyAgreementConfig {
+            qubits: 200_000,
+            max_qber: 0.11,
+            key_max_uses: policy.max_uses,
+            key_max_age_ms: policy.max_age_ms,
+            distance_km: link.channel.distance_km,
+            loss_db_per_km: link.channel.loss_db_per_km,
+            detector_efficiency: link.channel.detector_efficiency,
+            dark_count_prob: link.channel.dark_count_prob,
+            misalignment: link.channel.misalignment,
+            eve_fraction: link.eve_fraction,
+        }
+    }
+}
+
+impl KeyAgreementConfig {
+    /// The link model of this node's setting.
+    pub fn link(&self) -> qward_core::keyagree::LinkModel {
+        let mut link = qward_core::keyagree::LinkModel::default();
+        link.channel.distance_km = self.distance_km;
+        link.channel.loss_db_per_km = self.loss_db_per_km;
+        link.channel.detector_efficiency = self.detector_efficiency;
+        link.channel.dark_count_prob = self.dark_count_prob;
+        link.channel.misalignment = self.misalignment;
+        link.eve_fraction = self.eve_fraction;
+        link
+    }
+
+    /// The BB84 parameters of a session this node starts.
+    pub fn protocol(&self) -> qward_core::qkd::ProtocolParams {
+        qward_core::qkd::ProtocolParams {
+            qubits: self.qubits,
+            max_qber: self.max_qber,
+            ..qward_core::qkd::ProtocolParams::default()
+        }
+    }
+
+    pub fn rotation(&self) -> qward_core::keystore::RotationPolicy {
+        qward_core::keystore::RotationPolicy {
+            max_uses: self.key_max_uses,
+            max_age_ms: self.key_max_age_ms,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.link()
+            .validate()
+            .map_err(|e| format!("[key_agreement] {e}"))?;
+        self.protocol()
+            .validate()
+            .map_err(|e| format!("[key_agreement] {e}"))?;
+        if self.key_max_uses == 0 || self.key_max_age_ms == 0 {
+            return Err("[key_agreement] key_max_uses and key_max_age_ms must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 fn default_listen() -> Vec<String> {
@@ -102,6 +193,7 @@ impl Config {
             metrics_port: None,
             account: None,
             genesis: None,
+            key_agreement: KeyAgreementConfig::default(),
         }
     }
 
@@ -163,6 +255,7 @@ impl Config {
                 "block_interval_ms must be between 50 and 600000".into(),
             ));
         }
+        self.key_agreement.validate().map_err(invalid)?;
         Ok(())
     }
 
@@ -219,6 +312,26 @@ impl Config {
             }
             out.push_str("]\n");
         }
+        let k = &self.key_agreement;
+        out.push_str("\n# Key agreement (simulated BB84 + X25519) with each peer.\n");
+        out.push_str("[key_agreement]\n");
+        out.push_str("# Qubits per session, and the QBER bound above which a session aborts.\n");
+        out.push_str(&format!(
+            "qubits = {}\nmax_qber = {:?}\n",
+            k.qubits, k.max_qber
+        ));
+        out.push_str("# A key seals at most this many records, for at most this long (ms).\n");
+        out.push_str(&format!(
+            "key_max_uses = {}\nkey_max_age_ms = {}\n",
+            k.key_max_uses, k.key_max_age_ms
+        ));
+        out.push_str("# The simulated quantum channel of every link (each end may make it worse, never better).\n");
+        out.push_str(&format!(
+            "distance_km = {:?}\nloss_db_per_km = {:?}\ndetector_efficiency = {:?}\ndark_count_prob = {:?}\nmisalignment = {:?}\n",
+            k.distance_km, k.loss_db_per_km, k.detector_efficiency, k.dark_count_prob, k.misalignment
+        ));
+        out.push_str("# Demo only: an intercept-resend eavesdropper on this fraction of qubits.\n");
+        out.push_str(&format!("eve_fraction = {:?}\n", k.eve_fraction));
         out
     }
 }
@@ -266,6 +379,12 @@ mod tests {
         let e =
             Config::parse("name='a'\nrole='doctor'\nlisten=['127.0.0.1:1']\n", "cfg").unwrap_err();
         assert!(e.to_string().contains("not a multiaddr"), "{e}");
+        let e = Config::parse(
+            "name='a'\nrole='doctor'\n[key_agreement]\neve_fraction=2.0\n",
+            "cfg",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("eve_fraction"), "{e}");
         let e = Config::parse("name='a'\nrole='doctor'\nbogus=1\n", "cfg").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = Config::parse(

@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod house_style;
+mod messaging;
 mod network;

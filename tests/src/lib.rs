@@ -304,3 +304,192 @@ where
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// A member's identity run in-process as a bare libp2p swarm, without a
+/// node behind it: for tests that speak the wire protocols directly, as a
+/// misbehaving or buggy member would.
+pub struct Impostor {
+    pub identity: qward_core::identity::Identity,
+    pub client: qward_node::net::NetworkClient,
+    task: tokio::task::JoinHandle<()>,
+    drain: tokio::task::JoinHandle<()>,
+}
+
+impl Impostor {
+    /// Starts a swarm with the key of `as_member` (whose node must not be
+    /// running) and dials every node of `net` named in `dial`.
+    pub async fn start(net: &TestNet, as_member: &str, dial: &[&str]) -> anyhow::Result<Self> {
+        use qward_node::net::{Multiaddr, Network, NetworkConfig, NetworkEvent};
+        let me = net
+            .nodes
+            .iter()
+            .find(|n| n.name == as_member)
+            .with_context(|| format!("no member {as_member}"))?;
+        let identity = DataDir::new(&me.dir).load_identity()?;
+        let keypair = qward_node::net::keypair_from_identity(&identity)?;
+        let mut members = std::collections::HashSet::new();
+        let mut bootstrap = Vec::new();
+        for n in &net.nodes {
+            let dd = DataDir::new(&n.dir);
+            let peer = qward_node::net::peer_id_from_account(&dd.load_identity()?.account())?;
+            members.insert(peer);
+            if dial.contains(&n.name.as_str()) {
+                for l in dd.load_config()?.listen {
+                    let addr: Multiaddr = format!("{l}/p2p/{peer}").parse()?;
+                    bootstrap.push(addr);
+                }
+            }
+        }
+        let config = NetworkConfig {
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            bootstrap,
+            members,
+            request_timeout: Duration::from_secs(30),
+            ..NetworkConfig::default()
+        };
+        let (client, mut events, task) = Network::spawn(keypair, config)?;
+        let drain = tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if let NetworkEvent::InboundRequest { .. } = e {
+                    // Left unanswered: the requester times out, as with a silent peer.
+                }
+            }
+        });
+        Ok(Impostor {
+            identity,
+            client,
+            task,
+            drain,
+        })
+    }
+
+    /// Waits until connected to `peer`.
+    pub async fn connected_to(&self, peer: &qward_node::net::PeerId) -> anyhow::Result<()> {
+        wait_for(
+            "the impostor to connect",
+            Duration::from_secs(60),
+            || async {
+                let peers = self.client.peers().await?;
+                Ok(peers.iter().any(|p| p.peer_id == *peer).then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// Runs a key agreement with `peer` as initiator, straight over
+    /// `/qward/qkd/1`; returns the confirmed key.
+    pub async fn agree_key(
+        &self,
+        peer: &qward_core::identity::AccountId,
+    ) -> anyhow::Result<qward_core::hybrid::HybridKey> {
+        use qward_core::keyagree::{AgreeResponse, Initiator, InitiatorStep, LinkModel};
+        let peer_id = qward_node::net::peer_id_from_account(peer)?;
+        let params = qward_core::qkd::ProtocolParams {
+            qubits: 200_000,
+            ..Default::default()
+        };
+        let (mut init, mut request) = {
+            let mut rng = rand::rng();
+            Initiator::new(
+                &self.identity,
+                *peer,
+                params,
+                LinkModel::default(),
+                &mut rng,
+            )?
+        };
+        for _ in 0..10_000 {
+            let bytes = self
+                .client
+                .request(
+                    qward_node::net::RequestProtocol::Qkd,
+                    peer_id,
+                    request.encode()?,
+                )
+                .await?;
+            let response = AgreeResponse::decode(&bytes)?;
+            let step = init.on_response(response, &mut rand::rng());
+            match step {
+                InitiatorStep::Send(next) => request = next,
+                InitiatorStep::Finished(outcome) => {
+                    return outcome.key.with_context(|| {
+                        format!(
+                            "session ended without a key: {:?}",
+                            outcome.report.abort_reason
+                        )
+                    });
+                }
+            }
+        }
+        bail!("the session did not end")
+    }
+
+    /// Sends raw bytes on `/qward/msg/1` and decodes the answer.
+    pub async fn deliver_raw(
+        &self,
+        peer: &qward_core::identity::AccountId,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<qward_core::envelope::wire::MsgResponse> {
+        let peer_id = qward_node::net::peer_id_from_account(peer)?;
+        let answer = self
+            .client
+            .request(qward_node::net::RequestProtocol::Msg, peer_id, bytes)
+            .await?;
+        Ok(qward_core::envelope::wire::MsgResponse::decode(&answer)?)
+    }
+}
+
+impl std::fmt::Debug for Impostor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Impostor")
+            .field("account", &self.identity.account())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.drain.abort();
+    }
+}
+
+/// A member's account, read from its data directory.
+pub fn account_of(net: &TestNet, name: &str) -> qward_core::identity::AccountId {
+    let n = net
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"));
+    DataDir::new(&n.dir)
+        .load_identity()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .account()
+}
+
+/// A valid FHIR PHR (a `Bundle`) of at least `size` bytes: the example at
+/// `example` with its first observation repeated under new ids.
+pub fn phr_of_size(example: &Path, size: usize) -> Vec<u8> {
+    let text = std::fs::read(example).unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    let mut v: serde_json::Value = serde_json::from_slice(&text).expect("example is JSON");
+    let entries = v["entry"].as_array().cloned().unwrap_or_default();
+    let obs = entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Observation")
+        .cloned()
+        .expect("example has an observation");
+    let step = serde_json::to_vec(&obs).map(|b| b.len()).unwrap_or(1) + 64;
+    let mut approx = text.len();
+    let mut all = entries;
+    let mut i = 0u64;
+    while approx < size {
+        let mut o = obs.clone();
+        o["fullUrl"] = serde_json::json!(format!("urn:uuid:00000000-0000-4000-8000-{i:012}"));
+        o["resource"]["id"] = serde_json::json!(format!("obs-{i}"));
+        all.push(o);
+        approx += step;
+        i += 1;
+    }
+    v["entry"] = serde_json::json!(all);
+    serde_json::to_vec(&v).expect("JSON")
+}

@@ -6,9 +6,11 @@
 //! in the envelope except the nonce and the ciphertext (version, sender,
 //! recipient, key id, header), so changing any of it fails decryption.
 
+mod at_rest;
 mod receipt;
 mod replay;
 mod seal;
+pub mod wire;
 
 use std::fmt;
 
@@ -19,6 +21,7 @@ use crate::codec::{self, CodecError};
 use crate::hybrid::KeyId;
 use crate::identity::AccountId;
 
+pub use at_rest::{AtRestKey, open_at_rest, seal_at_rest};
 pub use receipt::{MAX_RECEIPT_BYTES, RECEIPT_DOMAIN, Receipt};
 pub use replay::{ReplayCheck, ReplayKey, ReplayPolicy};
 pub use seal::{associated_data, open, seal};
@@ -136,6 +139,10 @@ pub struct EnvelopeHeader {
     pub created_at_ms: u64,
     pub sender: AccountId,
     pub recipient: AccountId,
+    /// The patient the record is about: the sender of their own PHR, the
+    /// original patient of a forwarded one, the subject of a report. Consent
+    /// is checked against this account.
+    pub patient: AccountId,
 }
 
 /// A sealed record as it travels and as the outbox and inbox store it.

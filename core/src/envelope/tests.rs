@@ -37,6 +37,7 @@ fn header(f: &Fixture, kind: RecordKind) -> EnvelopeHeader {
         created_at_ms: 1_700_000_000_000,
         sender: f.alice.account(),
         recipient: f.bob.account(),
+        patient: f.alice.account(),
     }
 }
 

@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod chain;
+pub mod consent;
 pub mod devnet;
 pub mod genesis;
 pub mod init;
+pub mod keys;
+pub mod messages;
 pub mod qkd;
+pub mod record_view;
 pub mod run;
 pub mod status;
 pub mod tui;
@@ -78,6 +82,22 @@ pub enum Command {
     Genesis(genesis::GenesisCommand),
     /// Open the terminal UI on a running node.
     Tui(tui::TuiArgs),
+    /// Send a PHR or a report (FHIR R4 JSON) to a member, encrypted end to end.
+    Send(messages::SendArgs),
+    /// Forward a received PHR to a doctor, under the patient's consent (hospitals).
+    Forward(messages::ForwardArgs),
+    /// List received records, show one, or export its FHIR JSON.
+    Inbox(messages::InboxArgs),
+    /// List sent records and their delivery state.
+    Outbox(messages::OutboxArgs),
+    /// List agreed keys (never their material), run a key agreement, list sessions.
+    Keys(keys::KeysArgs),
+    /// Show or change the simulated quantum channel of a link (Eve included).
+    #[command(subcommand)]
+    Link(keys::LinkCommand),
+    /// Grant, revoke or list consent on the chain (patients grant and revoke).
+    #[command(subcommand)]
+    Consent(consent::ConsentCommand),
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -105,5 +125,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chain(cmd) => chain::run(cmd, cli.data_dir),
         Command::Genesis(cmd) => genesis::run(cmd),
         Command::Tui(args) => tui::run(args, cli.data_dir),
+        Command::Send(args) => messages::send(args, cli.data_dir),
+        Command::Forward(args) => messages::forward(args, cli.data_dir),
+        Command::Inbox(args) => messages::inbox(args, cli.data_dir),
+        Command::Outbox(args) => messages::outbox(args, cli.data_dir),
+        Command::Keys(args) => keys::keys(args, cli.data_dir),
+        Command::Link(cmd) => keys::link(cmd, cli.data_dir),
+        Command::Consent(cmd) => consent::run(cmd, cli.data_dir),
     }
 }

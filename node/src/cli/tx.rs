@@ -115,6 +115,17 @@ pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
     block_on(async move {
         let client = connect(data_dir).await?;
         let sub: TxSubmitted = client.call(method::TX_SUBMIT, &req).await?;
+        report(&client, sub, &wait).await
+    })
+}
+
+/// Prints a submitted transaction and, with `--wait`, waits for it to be final.
+pub async fn report(
+    client: &crate::api::ApiClient,
+    sub: TxSubmitted,
+    wait: &WaitArgs,
+) -> anyhow::Result<ExitCode> {
+    {
         if !wait.wait {
             if wait.json {
                 println!("{}", serde_json::to_string(&sub)?);
@@ -150,5 +161,5 @@ pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    })
+    }
 }

@@ -110,6 +110,7 @@ pub(crate) enum Command {
     Peers(Reply<Vec<PeerInfo>>),
     TopicPeers(String, Reply<TopicPeers>),
     SetMembers(HashSet<PeerId>, Reply<()>),
+    AddPeerAddresses(PeerId, Vec<Multiaddr>, Reply<()>),
     Shutdown(Reply<()>),
 }
 
@@ -237,6 +238,17 @@ impl NetworkClient {
     /// New members may connect at once; removed ones are disconnected and blocked.
     pub async fn set_members(&self, members: HashSet<PeerId>) -> Result<(), NetError> {
         self.call(|r| Command::SetMembers(members, r)).await
+    }
+
+    /// Tells the swarm where a member listens (from its signed address
+    /// announcement), so requests to it can dial it. Ignored for non-members.
+    pub async fn add_peer_addresses(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), NetError> {
+        self.call(|r| Command::AddPeerAddresses(peer, addrs, r))
+            .await
     }
 
     /// Stops the network task, closing every connection. Idempotent.

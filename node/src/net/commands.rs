@@ -156,12 +156,27 @@ impl Network {
                 for peer in &change.added {
                     self.bootstrap.reset(peer, now);
                 }
-                tracing::info!(
-                    added = change.added.len(),
-                    removed = change.removed.len(),
-                    members = self.members.len(),
-                    "member set updated"
-                );
+                if change.added.is_empty() && change.removed.is_empty() {
+                    tracing::debug!(members = self.members.len(), "member set unchanged");
+                } else {
+                    tracing::info!(
+                        added = change.added.len(),
+                        removed = change.removed.len(),
+                        members = self.members.len(),
+                        "member set updated"
+                    );
+                }
+                let _ = reply.send(());
+            }
+            Command::AddPeerAddresses(peer, addrs, reply) => {
+                if self.members.contains(&peer) && peer != *self.swarm.local_peer_id() {
+                    for addr in addrs
+                        .into_iter()
+                        .take(super::event_loop::MAX_ADDRS_PER_PEER)
+                    {
+                        self.swarm.add_peer_address(peer, addr);
+                    }
+                }
                 let _ = reply.send(());
             }
             // Handled by the loop itself, which stops.

@@ -28,7 +28,7 @@ use super::permission::MemberSet;
 use super::{NetError, NetworkConfig, RequestProtocol};
 
 /// Addresses kept per peer from identify (a peer cannot make us store more).
-const MAX_ADDRS_PER_PEER: usize = 16;
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 16;
 /// Commands queued from clients before `send` waits.
 const COMMAND_QUEUE_LEN: usize = 256;
 

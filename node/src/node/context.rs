@@ -58,6 +58,12 @@ pub struct NodeContext {
     pub driver: mpsc::Sender<DriverInput>,
     pub shutdown: watch::Sender<bool>,
     pub listen: RwLock<Vec<Multiaddr>>,
+    /// Agreed keys (RocksDB-backed).
+    pub keys: super::keys::KeyStore,
+    /// Key-agreement sessions and link settings.
+    pub agree: super::agree::Agreements,
+    /// The outbox and inbox index, and the delivery task's wake-up.
+    pub messages: super::messages::Messages,
 }
 
 impl NodeContext {
@@ -87,6 +93,11 @@ impl NodeContext {
     /// The gossip topic of transactions.
     pub fn tx_topic(&self) -> String {
         format!("qward/{}/tx", self.chain_id())
+    }
+
+    /// The gossip topic of members' address announcements.
+    pub fn addrs_topic(&self) -> String {
+        format!("qward/{}/addrs", self.chain_id())
     }
 
     /// Sends an event to API subscribers (none listening is fine).

@@ -62,6 +62,8 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
                 consensus_gossip(ctx, &data).await
             } else if topic == ctx.tx_topic() {
                 tx_gossip(ctx, &data)
+            } else if topic == ctx.addrs_topic() {
+                super::addrs::on_gossip(ctx, source, &data).await
             } else {
                 Err(format!("unknown topic {topic}"))
             };
@@ -88,15 +90,22 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
             peer,
             data,
         } => {
-            let response = match protocol {
-                RequestProtocol::Sync => sync::serve(ctx, &data),
-                RequestProtocol::Qkd | RequestProtocol::Msg => {
-                    crate::node::peer_protocols::serve(ctx, protocol, peer, data).await
+            if protocol == RequestProtocol::Sync {
+                let response = sync::serve(ctx, &data);
+                if let Err(e) = ctx.net.respond(id, response).await {
+                    tracing::debug!("could not answer {protocol} request from {peer}: {e}");
                 }
-            };
-            if let Err(e) = ctx.net.respond(id, response).await {
-                tracing::debug!("could not answer {protocol} request from {peer}: {e}");
+                return;
             }
+            // Key agreement and messaging may take a while (BB84 steps, an
+            // 8 MiB record): answered off the event path.
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let response = crate::node::peer_protocols::serve(&ctx, protocol, peer, data).await;
+                if let Err(e) = ctx.net.respond(id, response).await {
+                    tracing::debug!("could not answer {protocol} request from {peer}: {e}");
+                }
+            });
         }
     }
 }
@@ -156,6 +165,14 @@ fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
             Err(e.to_string())
         }
     }
+}
+
+/// An account as people know it: its name from the address book, or its short id.
+pub fn account_label(ctx: &Ctx, account: &qward_core::identity::AccountId) -> String {
+    ctx.contacts
+        .name_of(account)
+        .map(str::to_string)
+        .unwrap_or_else(|| account.short())
 }
 
 /// A peer as people know it: its name from the address book, or its short id.

@@ -1,10 +1,14 @@
 //! A running node: starts storage, the network, the consensus driver, block
 //! sync, the control API and metrics, and stops them all cleanly.
 
+pub mod addrs;
+pub mod agree;
 pub mod context;
 pub mod dispatch;
 pub mod driver;
+pub mod keys;
 pub mod mempool;
+pub mod messages;
 pub mod peer_protocols;
 pub mod rpc;
 pub mod sync;
@@ -62,6 +66,9 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
     let account = identity.account();
     let store = Arc::new(open_chain(&dir)?);
     let view = ChainView::load(&store)?;
+    let keys = keys::KeyStore::load(&store, config.key_agreement.rotation())
+        .context("loading the key store")?;
+    let messages = messages::Messages::load(&store).context("loading the outbox and inbox")?;
     let contacts = Contacts::load(&dir.contacts_file())?;
 
     let keypair = crate::net::keypair_from_identity(&identity)?;
@@ -139,8 +146,11 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         driver: driver_tx.clone(),
         shutdown,
         listen: RwLock::new(Vec::new()),
+        keys,
+        agree: agree::Agreements::default(),
+        messages,
     });
-    for topic in [ctx.consensus_topic(), ctx.tx_topic()] {
+    for topic in [ctx.consensus_topic(), ctx.tx_topic(), ctx.addrs_topic()] {
         net.subscribe(&topic).await?;
     }
 
@@ -158,6 +168,8 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         tokio::spawn(dispatch::run(ctx.clone(), net_events)),
         tokio::spawn(driver::run(ctx.clone(), driver_rx, driver_tx)),
         tokio::spawn(sync::run(ctx.clone())),
+        tokio::spawn(messages::outbox::run(ctx.clone())),
+        tokio::spawn(addrs::run(ctx.clone())),
     ];
     if let Some(l) = metrics_listener {
         tasks.push(tokio::spawn(crate::metrics::serve(

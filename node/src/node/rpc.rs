@@ -2,10 +2,12 @@
 //! chain queries, verify, logs, shutdown).
 
 use qward_core::api::{
-    BlockSummary, ConsentInfo, ConsentParams, MemberInfo, NodeStatus, PeerSummary, RpcError,
+    BlockSummary, ConsentInfo, ConsentParams, ForwardParams, KeyAgreeParams, KeyInfo, LinkParams,
+    MemberInfo, NodeStatus, PeerSummary, RecordContent, RecordKindName, RpcError, SendParams,
     TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport, method,
 };
 use qward_core::chain::{ChainStore, CommittedBlock, ConsentGrant, ConsentScope, Hash, TxKind};
+use qward_core::envelope::{RecordId, RecordKind};
 use qward_core::identity::AccountId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::context::{Ctx, now_ms};
 use super::driver::submit_own;
+use super::messages::{self, outbox};
 use crate::api::{Handler, HandlerFuture};
 
 /// The control-API handler of a running node.
@@ -55,6 +58,16 @@ struct RangeParam {
 #[derive(Deserialize)]
 struct IdParam {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct PeerParam {
+    peer: String,
+}
+
+#[derive(Deserialize)]
+struct RecordParam {
+    record_id: String,
 }
 
 #[derive(Deserialize)]
@@ -157,21 +170,86 @@ impl Handler for RpcHandler {
                     };
                     submit(ctx, req).await
                 }
-                method::KEYS
-                | method::KEY_SESSIONS
-                | method::KEY_AGREE
-                | method::LINK_GET
-                | method::LINK_SET
-                | method::SEND
-                | method::FORWARD
-                | method::INBOX
-                | method::OUTBOX
-                | method::RECORD => Err(RpcError::new(
-                    RpcError::UNAVAILABLE,
-                    format!(
-                        "'{m}': key agreement and messaging are not served by this node version yet"
-                    ),
-                )),
+                method::KEYS => to_value(keys(ctx)),
+                method::KEY_SESSIONS => to_value(ctx.agree.recent()),
+                method::KEY_AGREE => {
+                    let KeyAgreeParams { peer, wait } = params(p)?;
+                    let peer = resolve(ctx, &peer)?;
+                    if ctx.view().state.role_of(&peer).is_none() {
+                        return Err(RpcError::refused("that account is not a member"));
+                    }
+                    if wait {
+                        let info = super::agree::agree(ctx, peer)
+                            .await
+                            .map_err(|e| RpcError::refused(e.to_string()))?;
+                        to_value(info)
+                    } else {
+                        let ctx = ctx.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = super::agree::agree(&ctx, peer).await {
+                                tracing::warn!("{e}");
+                            }
+                        });
+                        Ok(json!({ "started": true }))
+                    }
+                }
+                method::LINK_GET => {
+                    let PeerParam { peer } = params(p)?;
+                    let account = resolve(ctx, &peer)?;
+                    to_value(super::agree::link_params(ctx, &account, peer))
+                }
+                method::LINK_SET => {
+                    let link: LinkParams = params(p)?;
+                    let account = resolve(ctx, &link.peer)?;
+                    super::agree::set_link(ctx, account, &link)
+                        .map_err(RpcError::invalid_params)?;
+                    to_value(super::agree::link_params(ctx, &account, link.peer))
+                }
+                method::SEND => {
+                    let s: SendParams = params(p)?;
+                    let to = resolve(ctx, &s.to)?;
+                    let patient = s.patient.as_deref().map(|p| resolve(ctx, p)).transpose()?;
+                    let kind = match s.kind {
+                        RecordKindName::Phr => RecordKind::Phr,
+                        RecordKindName::Report => RecordKind::Report,
+                    };
+                    let ctx2 = ctx.clone();
+                    let entry = tokio::task::spawn_blocking(move || {
+                        outbox::send(&ctx2, to, kind, s.fhir_json.as_bytes(), patient)
+                    })
+                    .await
+                    .map_err(internal)?
+                    .map_err(send_error)?;
+                    to_value(messages::outbox_info(ctx, &entry))
+                }
+                method::FORWARD => {
+                    let f: ForwardParams = params(p)?;
+                    let record = record_id(&f.record_id)?;
+                    let to = resolve(ctx, &f.to)?;
+                    let entry = outbox::forward(ctx, &record, to).map_err(send_error)?;
+                    to_value(messages::outbox_info(ctx, &entry))
+                }
+                method::INBOX => {
+                    let list = messages::inbox_entries(&ctx.store).map_err(internal)?;
+                    to_value(
+                        list.iter()
+                            .map(|e| messages::inbox_info(ctx, e))
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                method::OUTBOX => {
+                    let list = messages::outbox_entries(&ctx.store).map_err(internal)?;
+                    to_value(
+                        list.iter()
+                            .map(|e| messages::outbox_info(ctx, e))
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                method::RECORD => {
+                    let RecordParam { record_id: id } = params(p)?;
+                    let record = record_id(&id)?;
+                    to_value(record_content(ctx, &record)?)
+                }
                 other => Err(RpcError::new(
                     RpcError::METHOD_NOT_FOUND,
                     format!("unknown method '{other}'"),
@@ -415,4 +493,63 @@ fn consents(ctx: &Ctx) -> Vec<ConsentInfo> {
             active: *exp > now,
         })
         .collect()
+}
+
+fn record_id(s: &str) -> Result<RecordId, RpcError> {
+    RecordId::from_hex(s.trim()).ok_or_else(|| {
+        RpcError::invalid_params(format!("'{s}' is not a record id (32 hex digits)"))
+    })
+}
+
+fn send_error(e: outbox::SendError) -> RpcError {
+    match e {
+        outbox::SendError::Invalid(m) => RpcError::invalid_params(m),
+        outbox::SendError::Refused(m) => RpcError::refused(m),
+        outbox::SendError::Internal(e) => RpcError::internal(format!("{e:#}")),
+    }
+}
+
+fn keys(ctx: &Ctx) -> Vec<KeyInfo> {
+    let policy = ctx.config.key_agreement.rotation();
+    let now = now_ms();
+    let mut out: Vec<KeyInfo> = ctx
+        .keys
+        .records()
+        .into_iter()
+        .map(|r| KeyInfo {
+            key_id: r.key_id.to_hex(),
+            peer: r.peer.to_hex(),
+            peer_name: ctx.contacts.name_of(&r.peer).map(str::to_string),
+            created_ms: r.created_at_ms,
+            qber: r.qber,
+            bits: u64::from(r.key_bits),
+            uses: r.uses,
+            retired: !policy.is_fresh(&r, now),
+        })
+        .collect();
+    out.sort_by_key(|k| std::cmp::Reverse(k.created_ms));
+    out
+}
+
+/// A stored record, decrypted: received (inbox) or sent (outbox).
+fn record_content(ctx: &Ctx, record: &RecordId) -> Result<RecordContent, RpcError> {
+    if let Some(entry) = messages::find_inbox(&ctx.store, record).map_err(internal)? {
+        let bytes = messages::inbox::plaintext(ctx, &entry)
+            .map_err(|e| RpcError::refused(format!("{e:#}")))?;
+        return Ok(RecordContent {
+            info: messages::inbox_info(ctx, &entry),
+            fhir_json: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    if let Some(entry) = messages::outbox_entry(&ctx.store, record).map_err(internal)? {
+        let bytes = messages::outbox::plaintext(ctx, &entry)
+            .map_err(|e| RpcError::refused(format!("{e:#}")))?;
+        return Ok(RecordContent {
+            info: messages::outbox_info(ctx, &entry),
+            fhir_json: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    Err(RpcError::refused(format!(
+        "no record {record} in the inbox or outbox"
+    )))
 }

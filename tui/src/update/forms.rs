@@ -177,6 +177,7 @@ pub(super) fn on_file_read(
                 to,
                 kind: form.kind,
                 fhir_json: json,
+                patient: None,
             },
         )],
     }

@@ -478,7 +478,8 @@ fn compose_flow_reads_the_file_and_sends_its_json() {
         SendParams {
             to: DOCTOR.into(),
             kind: RecordKindName::Phr,
-            fhir_json: fhir
+            fhir_json: fhir,
+            patient: None,
         }
     );
     let effects = update(

@@ -1,0 +1,277 @@
+//! The responder's session: answers `Open` with its signed offer and the
+//! effective link, runs Bob on the initiator's messages, and confirms the key.
+
+use rand_core::{CryptoRng, Rng};
+
+use super::{
+    AgreeError, AgreeRequest, AgreeResponse, AgreementOutcome, LinkModel, confirm_mac,
+    transcript_entry,
+};
+use crate::hybrid::{
+    Handshake, HandshakeOffer, SessionId, Transcript, X25519Shared, derive_hybrid_key,
+};
+use crate::identity::{AccountId, Identity};
+use crate::qkd::{AbortReason, Bob, Phase, QkdMessage, QkdReport};
+
+/// What this end accepts from an initiator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResponderPolicy {
+    /// The highest abort threshold an initiator may propose (a laxer one
+    /// would let an eavesdropper through).
+    pub max_qber: f64,
+    /// The most qubits one session may send.
+    pub max_qubits: u64,
+}
+
+impl Default for ResponderPolicy {
+    fn default() -> Self {
+        ResponderPolicy {
+            max_qber: 0.11,
+            max_qubits: crate::qkd::protocol::MAX_QUBITS,
+        }
+    }
+}
+
+/// One key-agreement session, responder side.
+pub struct Responder {
+    session: SessionId,
+    local: AccountId,
+    initiator: AccountId,
+    bob: Bob,
+    my_offer: HandshakeOffer,
+    peer_offer: HandshakeOffer,
+    shared: X25519Shared,
+    transcript: Transcript,
+    link: LinkModel,
+    policy: ResponderPolicy,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("session", &self.session)
+            .field("initiator", &self.initiator)
+            .field("phase", &self.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    /// Answers an `Open` from `initiator` (the authenticated peer of the
+    /// classical channel) on this end's `link` setting.
+    pub fn open<R: Rng + CryptoRng + ?Sized>(
+        identity: &Identity,
+        initiator: AccountId,
+        request: AgreeRequest,
+        link: LinkModel,
+        policy: ResponderPolicy,
+        rng: &mut R,
+    ) -> Result<(Self, AgreeResponse), AgreeError> {
+        let AgreeRequest::Open {
+            session,
+            offer,
+            link: their_link,
+        } = request
+        else {
+            return Err(AgreeError::Unexpected {
+                got: request.name(),
+                expected: "a session to open",
+            });
+        };
+        their_link.validate()?;
+        link.validate()?;
+        let effective = their_link.combine(&link);
+        let local = identity.account();
+        let handshake = Handshake::new(identity, session, initiator, rng);
+        let my_offer = handshake.offer().clone();
+        let shared = handshake.finish(&offer)?;
+        let responder = Responder {
+            session,
+            local,
+            initiator,
+            bob: Bob::new(),
+            my_offer: my_offer.clone(),
+            peer_offer: offer,
+            shared,
+            transcript: Transcript::new(session, initiator, local),
+            link: effective,
+            policy,
+            finished: false,
+        };
+        Ok((
+            responder,
+            AgreeResponse::Opened {
+                offer: my_offer,
+                link: effective,
+            },
+        ))
+    }
+
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    pub fn initiator(&self) -> AccountId {
+        self.initiator
+    }
+
+    pub fn link(&self) -> &LinkModel {
+        &self.link
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.bob.phase()
+    }
+
+    pub fn report(&self) -> &QkdReport {
+        self.bob.report()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Answers one request. Returns the outcome too once the session is over
+    /// (a key after confirmation, or none after an abort or a violation).
+    pub fn on_request<R: Rng + CryptoRng + ?Sized>(
+        &mut self,
+        request: AgreeRequest,
+        rng: &mut R,
+    ) -> (AgreeResponse, Option<AgreementOutcome>) {
+        if self.finished {
+            return (
+                AgreeResponse::Refused {
+                    reason: "the session is over".into(),
+                },
+                None,
+            );
+        }
+        match self.step(request, rng) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = e.to_string();
+                (
+                    AgreeResponse::Refused {
+                        reason: reason.clone(),
+                    },
+                    Some(self.fail(reason)),
+                )
+            }
+        }
+    }
+
+    /// Ends the session without a key (the initiator went silent).
+    pub fn abandon(mut self, reason: impl Into<String>) -> AgreementOutcome {
+        self.fail(reason.into())
+    }
+
+    fn fail(&mut self, reason: String) -> AgreementOutcome {
+        self.finished = true;
+        let mut report = self.bob.report().clone();
+        if !report.aborted {
+            report.aborted = true;
+            report.final_key_bits = 0;
+            report.abort_reason = Some(AbortReason::ProtocolViolation { detail: reason });
+        }
+        self.outcome(report, None)
+    }
+
+    fn outcome(
+        &self,
+        report: QkdReport,
+        key: Option<crate::hybrid::HybridKey>,
+    ) -> AgreementOutcome {
+        AgreementOutcome {
+            session: self.session,
+            initiator: self.initiator,
+            responder: self.local,
+            report,
+            link: self.link,
+            key,
+        }
+    }
+
+    fn step<R: Rng + CryptoRng + ?Sized>(
+        &mut self,
+        request: AgreeRequest,
+        rng: &mut R,
+    ) -> Result<(AgreeResponse, Option<AgreementOutcome>), AgreeError> {
+        if request.session() != self.session {
+            return Err(AgreeError::Unexpected {
+                got: "another session's message",
+                expected: "this session",
+            });
+        }
+        match request {
+            AgreeRequest::Qkd { msg, .. } => {
+                if let QkdMessage::Start { params } = &msg {
+                    if params.max_qber > self.policy.max_qber {
+                        return Err(AgreeError::Refused(format!(
+                            "abort threshold {:.2}% is laxer than this node's {:.2}%",
+                            params.max_qber * 100.0,
+                            self.policy.max_qber * 100.0
+                        )));
+                    }
+                    if params.qubits > self.policy.max_qubits {
+                        return Err(AgreeError::Refused(format!(
+                            "{} qubits exceed this node's limit of {}",
+                            params.qubits, self.policy.max_qubits
+                        )));
+                    }
+                }
+                if let Some((label, bytes)) = transcript_entry(&msg, true) {
+                    self.transcript.absorb(&label, &bytes);
+                }
+                let replies = self.bob.handle(msg, rng)?;
+                for reply in &replies {
+                    if let Some((label, bytes)) = transcript_entry(reply, false) {
+                        self.transcript.absorb(&label, &bytes);
+                    }
+                }
+                let outcome = if self.bob.phase() == Phase::Aborted {
+                    self.finished = true;
+                    let report = self.bob.report().clone();
+                    Some(self.outcome(report, None))
+                } else {
+                    None
+                };
+                Ok((AgreeResponse::Qkd { msgs: replies }, outcome))
+            }
+            AgreeRequest::Confirm { mac, .. } => {
+                if self.bob.phase() != Phase::Done {
+                    return Err(AgreeError::Unexpected {
+                        got: "Confirm",
+                        expected: "BB84 to finish first",
+                    });
+                }
+                let qkd_key =
+                    self.bob
+                        .outcome()
+                        .and_then(|o| o.key)
+                        .ok_or(AgreeError::Unexpected {
+                            got: "Confirm",
+                            expected: "a QKD key",
+                        })?;
+                self.transcript
+                    .absorb_offers(&self.peer_offer, &self.my_offer);
+                let key =
+                    derive_hybrid_key(&qkd_key.to_bytes(), &self.shared, &self.transcript.hash())?;
+                if mac != confirm_mac(&key, &self.session, true) {
+                    return Err(AgreeError::ConfirmationFailed);
+                }
+                self.finished = true;
+                let reply = confirm_mac(&key, &self.session, false);
+                let report = self.bob.report().clone();
+                Ok((
+                    AgreeResponse::Confirmed { mac: reply },
+                    Some(self.outcome(report, Some(key))),
+                ))
+            }
+            AgreeRequest::Open { .. } => Err(AgreeError::Unexpected {
+                got: "Open",
+                expected: "the session's next message",
+            }),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Key-agreement sessions run in memory, through the wire encoding: equal
+//! confirmed keys on a clean link, aborts with no key under Eve, and refusal
+//! of tampered, foreign and out-of-policy messages.
+
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
+
+use super::initiator::InitiatorStep;
+use super::responder::ResponderPolicy;
+use super::*;
+use crate::identity::Identity;
+use crate::qkd::ProtocolParams;
+
+fn params() -> ProtocolParams {
+    ProtocolParams {
+        qubits: 100_000,
+        ..ProtocolParams::default()
+    }
+}
+
+fn eve(fraction: f64) -> LinkModel {
+    LinkModel {
+        eve_fraction: fraction,
+        ..LinkModel::default()
+    }
+}
+
+struct Run {
+    initiator: AgreementOutcome,
+    responder: Option<AgreementOutcome>,
+    requests: usize,
+}
+
+/// Carries one session between fresh identities through the codec, letting
+/// `tamper` change each encoded request before the responder reads it.
+fn run_with(
+    seed: u64,
+    link_i: LinkModel,
+    link_r: LinkModel,
+    mut tamper: impl FnMut(usize, &mut Vec<u8>),
+) -> Run {
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let alice_id = Identity::generate(&mut rng);
+    let bob_id = Identity::generate(&mut rng);
+    let (mut init, open) =
+        Initiator::new(&alice_id, bob_id.account(), params(), link_i, &mut rng).unwrap();
+    let open = AgreeRequest::decode(&open.encode().unwrap()).unwrap();
+    let (mut resp, opened) = Responder::open(
+        &bob_id,
+        alice_id.account(),
+        open,
+        link_r,
+        ResponderPolicy::default(),
+        &mut rng,
+    )
+    .unwrap();
+    let mut response = AgreeResponse::decode(&opened.encode().unwrap()).unwrap();
+    let mut responder_outcome = None;
+    let mut requests = 1;
+    loop {
+        match init.on_response(response, &mut rng) {
+            InitiatorStep::Finished(outcome) => {
+                return Run {
+                    initiator: outcome,
+                    responder: responder_outcome,
+                    requests,
+                };
+            }
+            InitiatorStep::Send(request) => {
+                let mut bytes = request.encode().unwrap();
+                tamper(requests, &mut bytes);
+                requests += 1;
+                assert!(requests < 10_000, "session does not end");
+                let (r, outcome) = match AgreeRequest::decode(&bytes) {
+                    Ok(req) => resp.on_request(req, &mut rng),
+                    Err(e) => (
+                        AgreeResponse::Refused {
+                            reason: e.to_string(),
+                        },
+                        None,
+                    ),
+                };
+                if outcome.is_some() {
+                    responder_outcome = outcome;
+                }
+                response = AgreeResponse::decode(&r.encode().unwrap()).unwrap();
+            }
+        }
+    }
+}
+
+fn run(seed: u64, link_i: LinkModel, link_r: LinkModel) -> Run {
+    run_with(seed, link_i, link_r, |_, _| {})
+}
+
+#[test]
+fn clean_link_gives_both_sides_the_same_confirmed_key() {
+    let r = run(1, LinkModel::default(), LinkModel::default());
+    let a = r.initiator.key.as_ref().expect("initiator key");
+    let b = r
+        .responder
+        .as_ref()
+        .and_then(|o| o.key.as_ref())
+        .expect("responder key");
+    assert_eq!(a.secret_bytes(), b.secret_bytes());
+    assert_eq!(a.id(), b.id());
+    assert!(r.initiator.report.final_key_bits >= 256);
+    assert!(
+        r.initiator.report.qber < 0.05,
+        "{}",
+        r.initiator.report.qber
+    );
+    let audit = r.initiator.audit();
+    assert_eq!(audit.outcome, crate::chain::SessionOutcome::Established);
+    assert_eq!(
+        audit.key_length_bits as u64,
+        r.initiator.report.final_key_bits
+    );
+    assert!(r.requests > 3);
+}
+
+#[test]
+fn two_sessions_give_different_keys() {
+    let a = run(2, LinkModel::default(), LinkModel::default());
+    let b = run(3, LinkModel::default(), LinkModel::default());
+    assert_ne!(
+        a.initiator.key.unwrap().secret_bytes(),
+        b.initiator.key.unwrap().secret_bytes()
+    );
+}
+
+#[test]
+fn eve_on_every_qubit_aborts_with_qber_near_a_quarter_and_no_key() {
+    // Eve set at the responder's end is on the link for both.
+    let r = run(4, LinkModel::default(), eve(1.0));
+    assert_eq!(r.initiator.link.eve_fraction, 1.0);
+    assert!(r.initiator.key.is_none());
+    let resp = r.responder.expect("responder outcome");
+    assert!(resp.key.is_none());
+    let q = r.initiator.report.qber;
+    assert!((q - 0.25).abs() < 0.04, "QBER {q}");
+    assert!(r.initiator.report.eve_detected);
+    let audit = r.initiator.audit();
+    assert_eq!(audit.outcome, crate::chain::SessionOutcome::AbortedQber);
+    assert_eq!(audit.key_length_bits, 0);
+    assert!(audit.qber_ppm > 200_000);
+}
+
+#[test]
+fn eve_on_half_the_qubits_aborts_too() {
+    let r = run(5, eve(0.5), LinkModel::default());
+    assert!(r.initiator.key.is_none());
+    let q = r.initiator.report.qber;
+    assert!((q - 0.125 - 0.01).abs() < 0.04, "QBER {q}");
+    assert!(matches!(
+        r.initiator.report.abort_reason,
+        Some(crate::qkd::AbortReason::QberTooHigh { .. })
+    ));
+}
+
+#[test]
+fn a_changed_classical_message_fails_confirmation_not_silently() {
+    // Flip one byte in the last request before Confirm (Alice's Amplify
+    // message carries the Toeplitz seed): the keys differ, and confirmation
+    // catches it on the responder, which refuses.
+    let clean = run(6, LinkModel::default(), LinkModel::default());
+    assert!(clean.initiator.key.is_some());
+    // Requests are numbered from 1 (Open); the last is Confirm, before it Amplify.
+    let amplify_index = clean.requests - 2;
+    let r = run_with(6, LinkModel::default(), LinkModel::default(), |i, bytes| {
+        if i == amplify_index {
+            let n = bytes.len();
+            bytes[n - 40] ^= 1;
+        }
+    });
+    assert!(r.initiator.key.is_none(), "a key despite a changed message");
+    assert!(r.responder.map(|o| o.key.is_none()).unwrap_or(true));
+}
+
+#[test]
+fn responder_refuses_a_laxer_threshold_and_foreign_sessions() {
+    let mut rng = ChaCha12Rng::seed_from_u64(7);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let lax = ProtocolParams {
+        max_qber: 0.2,
+        ..params()
+    };
+    let (mut init, open) =
+        Initiator::new(&a, b.account(), lax, LinkModel::default(), &mut rng).unwrap();
+    let (mut resp, opened) = Responder::open(
+        &b,
+        a.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        &mut rng,
+    )
+    .unwrap();
+    let InitiatorStep::Send(start) = init.on_response(opened, &mut rng) else {
+        panic!("expected Start");
+    };
+    let (answer, outcome) = resp.on_request(start, &mut rng);
+    assert!(matches!(answer, AgreeResponse::Refused { ref reason } if reason.contains("laxer")));
+    assert!(outcome.expect("ended").key.is_none());
+
+    // A message of another session is refused.
+    let (mut init2, open2) =
+        Initiator::new(&a, b.account(), params(), LinkModel::default(), &mut rng).unwrap();
+    let (mut resp2, opened2) = Responder::open(
+        &b,
+        a.account(),
+        open2,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        &mut rng,
+    )
+    .unwrap();
+    let InitiatorStep::Send(AgreeRequest::Qkd { msg, .. }) = init2.on_response(opened2, &mut rng)
+    else {
+        panic!("expected a Qkd request");
+    };
+    let foreign = AgreeRequest::Qkd {
+        session: SessionId([9; 16]),
+        msg,
+    };
+    let (answer, _) = resp2.on_request(foreign, &mut rng);
+    assert!(matches!(answer, AgreeResponse::Refused { .. }));
+}
+
+#[test]
+fn an_offer_signed_by_someone_else_is_refused() {
+    let mut rng = ChaCha12Rng::seed_from_u64(8);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let mallory = Identity::generate(&mut rng);
+    // Mallory opens a session claiming to be... herself, but the carrier says a.
+    let (_, open) = Initiator::new(
+        &mallory,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        &mut rng,
+    )
+    .unwrap();
+    let err = Responder::open(
+        &b,
+        a.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        &mut rng,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AgreeError::Hybrid(_)), "{err}");
+}
+
+#[test]
+fn the_effective_link_is_the_worse_of_both_ends() {
+    let mut a = LinkModel::default();
+    a.channel.distance_km = 30.0;
+    let mut b = LinkModel::default();
+    b.channel.misalignment = 0.03;
+    b.eve_fraction = 0.25;
+    let c = a.combine(&b);
+    assert_eq!(c.channel.distance_km, 30.0);
+    assert_eq!(c.channel.misalignment, 0.03);
+    assert_eq!(c.eve_fraction, 0.25);
+    assert_eq!(c, b.combine(&a));
+    let bad = LinkModel {
+        eve_fraction: 1.5,
+        ..LinkModel::default()
+    };
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn garbage_never_panics_the_decoders() {
+    for len in 0..64usize {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+        let _ = AgreeRequest::decode(&bytes);
+        let _ = AgreeResponse::decode(&bytes);
+    }
+}

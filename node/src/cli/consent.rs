@@ -1,0 +1,99 @@
+//! `qward consent grant|revoke|list`: a patient's consent on the chain, for a
+//! hospital or doctor to receive their records (or reports).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use qward_core::api::{ConsentInfo, ConsentParams, TxSubmitted, method};
+use serde_json::json;
+
+use super::status::{block_on, connect};
+use super::tx::WaitArgs;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConsentCommand {
+    /// Grant GRANTEE access to SCOPE (records, reports or all), for patients.
+    Grant {
+        grantee: String,
+        #[arg(long, default_value = "records")]
+        scope: String,
+        /// Days until the consent lapses (default 365).
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Revoke a consent; forwarding stops once the revocation is final.
+    Revoke {
+        grantee: String,
+        #[arg(long, default_value = "records")]
+        scope: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// The consents on the chain.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let client = connect(data_dir).await?;
+        let (m, params, wait) = match cmd {
+            ConsentCommand::List { json } => {
+                let list: Vec<ConsentInfo> = client.call(method::CHAIN_CONSENT, json!({})).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&list)?);
+                } else if list.is_empty() {
+                    println!("no consents on the chain");
+                } else {
+                    for c in list {
+                        println!(
+                            "{:<16} -> {:<16} {:<8} {}",
+                            c.patient,
+                            c.grantee_name.unwrap_or(c.grantee),
+                            c.scope,
+                            if c.active { "active" } else { "lapsed" }
+                        );
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            ConsentCommand::Grant {
+                grantee,
+                scope,
+                days,
+                wait,
+            } => {
+                let now = crate::node::context::now_ms();
+                let expires = now.saturating_add(days.saturating_mul(24 * 3600 * 1000));
+                (
+                    method::CONSENT_GRANT,
+                    ConsentParams {
+                        grantee,
+                        scope,
+                        expires_at_ms: Some(expires),
+                    },
+                    wait,
+                )
+            }
+            ConsentCommand::Revoke {
+                grantee,
+                scope,
+                wait,
+            } => (
+                method::CONSENT_REVOKE,
+                ConsentParams {
+                    grantee,
+                    scope,
+                    expires_at_ms: None,
+                },
+                wait,
+            ),
+        };
+        let sub: TxSubmitted = client.call(m, &params).await?;
+        super::tx::report(&client, sub, &wait).await
+    })
+}

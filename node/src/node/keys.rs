@@ -1,0 +1,180 @@
+//! The node's key store: the core `KeyRing` (current and previous key per
+//! peer, rotation by uses and age) persisted in RocksDB's `keys` column, plus
+//! the per-record at-rest keys of stored messages.
+//!
+//! Layout of `Column::Keys`: `r` + key id -> `KeyRecord`; `s` + key id -> the
+//! key's secret; `a` + record id -> the record's at-rest key. A retired key's
+//! entries are deleted in the same batch that installs its successor, and its
+//! bytes are zeroized in memory. Key material never reaches a log line.
+
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::Context;
+use qward_core::envelope::{AtRestKey, RecordId};
+use qward_core::hybrid::{HybridKey, KeyId};
+use qward_core::identity::AccountId;
+use qward_core::keystore::{
+    KeyRecord, KeyRing, KeyStoreError, RotationPolicy, SealingKey, decode_secret, encode_secret,
+};
+use qward_core::storage::{Column, Store, WriteBatch};
+
+use crate::db::RocksStore;
+
+const RECORD: u8 = b'r';
+const SECRET: u8 = b's';
+const AT_REST: u8 = b'a';
+
+fn key(tag: u8, id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(tag);
+    k.extend_from_slice(id);
+    k
+}
+
+/// Agreed keys, in memory and on disk.
+pub struct KeyStore {
+    ring: Mutex<KeyRing>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore").finish_non_exhaustive()
+    }
+}
+
+impl KeyStore {
+    /// Loads every stored key into a ring with `policy`, deleting any that an
+    /// interrupted rotation left behind.
+    pub fn load(store: &RocksStore, policy: RotationPolicy) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        for (k, v) in store.prefix(Column::Keys, &[RECORD], usize::MAX)? {
+            let record = KeyRecord::from_bytes(&v).context("a stored key record")?;
+            let secret = store
+                .get(Column::Keys, &key(SECRET, &k[1..]))?
+                .with_context(|| format!("key {} has a record but no secret", record.key_id))?;
+            let secret = zeroize::Zeroizing::new(secret);
+            keys.push((
+                record,
+                decode_secret(&secret).context("a stored key secret")?,
+            ));
+        }
+        let (ring, retired) = KeyRing::restore(policy, keys)?;
+        if !retired.is_empty() {
+            let mut batch = WriteBatch::new();
+            for r in &retired {
+                batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
+                batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
+            }
+            store.write(batch)?;
+        }
+        Ok(KeyStore {
+            ring: Mutex::new(ring),
+        })
+    }
+
+    fn ring(&self) -> MutexGuard<'_, KeyRing> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `key` the current key for its peer, on disk (synced) and in the
+    /// ring; the key before the previous one is deleted and zeroized.
+    pub fn install(
+        &self,
+        store: &RocksStore,
+        record: KeyRecord,
+        secret: HybridKey,
+    ) -> anyhow::Result<()> {
+        let mut ring = self.ring();
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Column::Keys,
+            key(RECORD, &record.key_id.0),
+            record.to_bytes(),
+        );
+        batch.put(
+            Column::Keys,
+            key(SECRET, &record.key_id.0),
+            encode_secret(&secret).to_vec(),
+        );
+        let erased = ring.install(record, secret)?;
+        if let Some(old) = erased {
+            batch.delete(Column::Keys, key(RECORD, &old.key_id.0));
+            batch.delete(Column::Keys, key(SECRET, &old.key_id.0));
+        }
+        batch.set_sync(true);
+        store.write(batch)?;
+        Ok(())
+    }
+
+    /// Whether `peer`'s current key may still seal at `now_ms`.
+    pub fn has_fresh_key(&self, peer: &AccountId, now_ms: u64) -> bool {
+        self.ring().has_fresh_key(peer, now_ms)
+    }
+
+    /// Runs `f` with the current key for `peer` and its record (use
+    /// counted); `batch` receives the updated record, so the use is persisted
+    /// with whatever `f`'s result is stored with.
+    pub fn with_sealing_key<T>(
+        &self,
+        peer: &AccountId,
+        now_ms: u64,
+        batch: &mut WriteBatch,
+        f: impl FnOnce(&HybridKey) -> T,
+    ) -> Result<T, KeyStoreError> {
+        let mut ring = self.ring();
+        let SealingKey { key: k, record } = ring.key_for_sealing(peer, now_ms)?;
+        batch.put(
+            Column::Keys,
+            key(RECORD, &record.key_id.0),
+            record.to_bytes(),
+        );
+        Ok(f(k))
+    }
+
+    /// Runs `f` with the key `key_id` agreed with `peer` (current or previous).
+    pub fn with_opening_key<T>(
+        &self,
+        peer: &AccountId,
+        key_id: &KeyId,
+        f: impl FnOnce(&HybridKey) -> T,
+    ) -> Result<T, KeyStoreError> {
+        let ring = self.ring();
+        Ok(f(ring.key_for_opening(peer, key_id)?))
+    }
+
+    /// Every key still held (current and previous), without secrets.
+    pub fn records(&self) -> Vec<KeyRecord> {
+        self.ring().records().cloned().collect()
+    }
+
+    /// Erases every key of `peer` (on disk and in memory).
+    pub fn erase_peer(&self, store: &RocksStore, peer: &AccountId) -> anyhow::Result<usize> {
+        let erased = self.ring().erase_peer(peer);
+        let mut batch = WriteBatch::new();
+        for r in &erased {
+            batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
+            batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
+        }
+        batch.set_sync(true);
+        store.write(batch)?;
+        Ok(erased.len())
+    }
+
+    /// Adds a record's at-rest key to `batch`.
+    pub fn put_at_rest(batch: &mut WriteBatch, record: &RecordId, k: &AtRestKey) {
+        batch.put(Column::Keys, key(AT_REST, &record.0), k.to_bytes().to_vec());
+    }
+
+    /// A record's at-rest key, if it has not been erased.
+    pub fn at_rest(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<AtRestKey>> {
+        let Some(bytes) = store.get(Column::Keys, &key(AT_REST, &record.0))? else {
+            return Ok(None);
+        };
+        let bytes = zeroize::Zeroizing::new(bytes);
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("at-rest key of record {record} is not 32 bytes"))?;
+        Ok(Some(AtRestKey::from_bytes(arr)))
+    }
+}

@@ -1,0 +1,293 @@
+//! Receiving: checks an envelope from a peer (sender is the authenticated
+//! peer, addressed to this node, a key this node holds, authentic, fresh,
+//! valid FHIR, consent where the rules need it), stores it once, and answers
+//! with a signed receipt; refusals say why and are logged and counted. Also
+//! reads stored records back, and checks the chain's anchors of them.
+
+use anyhow::Context;
+use qward_core::chain::{ChainStore, ConsentScope, TxKind};
+use qward_core::envelope::wire::{MsgRequest, MsgResponse, Retry, anchor_record_id};
+use qward_core::envelope::{
+    AtRestKey, Envelope, Receipt, RecordKind, ReplayCheck, ReplayPolicy, anchor_hash, open,
+    open_at_rest, seal_at_rest,
+};
+use qward_core::identity::{AccountId, Role};
+use qward_core::storage::{Column, Store, WriteBatch};
+
+use super::{AnchorCheck, InboxEntry, emit, ikey, inbox_entry, inbox_info};
+use crate::metrics::Metrics;
+use crate::net::{PeerId, account_from_peer_id};
+use crate::node::context::{Ctx, now_ms};
+use crate::node::keys::KeyStore;
+
+fn refused(reason: String, retry: Retry) -> MsgResponse {
+    MsgResponse::Refused { reason, retry }
+}
+
+/// Answers one `/qward/msg/1` request from `peer`.
+pub fn serve(ctx: &Ctx, peer: PeerId, data: &[u8]) -> Vec<u8> {
+    let who = account_from_peer_id(&peer);
+    let label = who
+        .map(|a| crate::node::dispatch::account_label(ctx, &a))
+        .unwrap_or_else(|| peer.to_string());
+    let response = match (who, MsgRequest::decode(data)) {
+        (None, _) => refused("peer id is not an account".into(), Retry::Never),
+        (_, Err(e)) => refused(format!("malformed message: {e}"), Retry::Never),
+        (Some(sender), Ok(MsgRequest::Deliver { envelope })) => {
+            match receive(ctx, sender, envelope) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("could not store a record from {label}: {e:#}");
+                    refused("the recipient could not store it".into(), Retry::Later)
+                }
+            }
+        }
+    };
+    if let MsgResponse::Refused { reason, .. } = &response {
+        Metrics::inc(&ctx.metrics.messages_refused);
+        tracing::warn!("refused an envelope from {label}: {reason}");
+    }
+    response.encode()
+}
+
+fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<MsgResponse> {
+    let h = &envelope.header;
+    if envelope.sender != sender || h.sender != sender {
+        return Ok(refused(
+            format!(
+                "envelope claims sender {} but came from {}",
+                envelope.sender.short(),
+                sender.short()
+            ),
+            Retry::Never,
+        ));
+    }
+    if envelope.recipient != ctx.account || h.recipient != ctx.account {
+        return Ok(refused(
+            format!(
+                "envelope is for {}, not this node",
+                envelope.recipient.short()
+            ),
+            Retry::Never,
+        ));
+    }
+    // Authenticate first: nothing unauthenticated reaches the store.
+    let opened = ctx.keys.with_opening_key(&sender, &envelope.key_id, |key| {
+        open(key, &envelope, &ctx.account)
+    });
+    let plaintext = match opened {
+        Err(e) => return Ok(refused(format!("{e}"), Retry::Reseal)),
+        Ok(Err(e)) => return Ok(refused(format!("{e}"), Retry::Never)),
+        Ok(Ok(p)) => p,
+    };
+    let hash = anchor_hash(&envelope);
+    if let Some(existing) = inbox_entry(&ctx.store, &sender, &h.record_id)? {
+        if existing.ciphertext_hash != hash {
+            return Ok(refused(
+                format!(
+                    "record {} was received before with other content",
+                    h.record_id
+                ),
+                Retry::Never,
+            ));
+        }
+        tracing::info!(
+            "envelope {} from {} is a replay of a record already received: not stored again, receipt re-sent",
+            h.record_id,
+            crate::node::dispatch::account_label(ctx, &sender)
+        );
+        let receipt = Receipt::issue(&ctx.identity, &envelope, existing.received_ms)?;
+        return Ok(MsgResponse::Receipt { receipt });
+    }
+    let now = now_ms();
+    let policy = ReplayPolicy::default();
+    let check = policy.check(&envelope, now, |k| {
+        ctx.store
+            .get(Column::Inbox, &replay_key(&k.0))
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    let forget_after = match check {
+        ReplayCheck::Fresh {
+            forget_after_ms, ..
+        } => forget_after_ms,
+        ReplayCheck::Duplicate { .. } => {
+            return Ok(refused("replayed envelope".into(), Retry::Never));
+        }
+        ReplayCheck::TooOld { age_ms, max_age_ms } => {
+            return Ok(refused(
+                format!("envelope is {age_ms} ms old, older than {max_age_ms} ms"),
+                Retry::Never,
+            ));
+        }
+        ReplayCheck::FromTheFuture {
+            ahead_ms,
+            max_skew_ms,
+        } => {
+            return Ok(refused(
+                format!("envelope is {ahead_ms} ms in the future (skew limit {max_skew_ms} ms)"),
+                Retry::Later,
+            ));
+        }
+    };
+    if let Err(e) = qward_core::fhir::validate(h.kind, &plaintext) {
+        return Ok(refused(
+            format!("not a valid {} record: {e}", h.kind),
+            Retry::Never,
+        ));
+    }
+    if let Some(reason) = rule_refusal(ctx, &envelope) {
+        return Ok(refused(reason, Retry::Never));
+    }
+    let (at_rest, sealed) = {
+        let mut rng = rand::rng();
+        let k = AtRestKey::random(&mut rng);
+        let sealed = seal_at_rest(&k, &h.record_id, &plaintext, &mut rng)?;
+        (k, sealed)
+    };
+    let entry = InboxEntry {
+        record_id: h.record_id,
+        kind: h.kind,
+        from: sender,
+        patient: h.patient,
+        created_ms: h.created_at_ms,
+        received_ms: now,
+        bytes: plaintext.len() as u64,
+        ciphertext_hash: hash,
+        anchor: AnchorCheck::Pending,
+        anchor_tx: None,
+    };
+    let mut batch = WriteBatch::new();
+    KeyStore::put_at_rest(&mut batch, &h.record_id, &at_rest);
+    batch.put(Column::Inbox, ikey(b'p', &sender, &h.record_id), sealed);
+    batch.put(
+        Column::Inbox,
+        ikey(b'm', &sender, &h.record_id),
+        qward_core::codec::encode_infallible(&entry),
+    );
+    batch.put(
+        Column::Inbox,
+        replay_key(&qward_core::envelope::ReplayKey::of(&envelope).0),
+        forget_after.to_be_bytes().to_vec(),
+    );
+    batch.set_sync(true);
+    ctx.store
+        .write(batch)
+        .context("storing a received record")?;
+    ctx.messages.set_checked(&(sender, h.record_id), false);
+    Metrics::inc(&ctx.metrics.messages_received);
+    tracing::info!(
+        "{} {} received from {} ({} bytes)",
+        h.kind,
+        h.record_id,
+        crate::node::dispatch::account_label(ctx, &sender),
+        entry.bytes
+    );
+    emit(ctx, &inbox_info(ctx, &entry));
+    let receipt = Receipt::issue(&ctx.identity, &envelope, now)?;
+    Ok(MsgResponse::Receipt { receipt })
+}
+
+fn replay_key(k: &[u8; 32]) -> Vec<u8> {
+    let mut key = vec![b'r'];
+    key.extend_from_slice(k);
+    key
+}
+
+/// The chain's rules for who may send what to whom; `Some(reason)` refuses.
+fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<String> {
+    let h = &envelope.header;
+    let view = ctx.view();
+    let state = &view.state;
+    let Some(sender_role) = state.role_of(&h.sender) else {
+        return Some("the sender is not an active member".into());
+    };
+    if state.role_of(&h.patient) != Some(Role::Patient) {
+        return Some(format!(
+            "the record's patient {} is not a registered patient",
+            h.patient.short()
+        ));
+    }
+    match h.kind {
+        RecordKind::Phr => {
+            if h.patient == h.sender {
+                return None;
+            }
+            if sender_role != Role::Hospital {
+                return Some("only a patient or a hospital sends a PHR".into());
+            }
+            if !state.consent_allows(&h.patient, &ctx.account, ConsentScope::Records, now_ms()) {
+                return Some(format!(
+                    "no consent from patient {} for this node to receive their records",
+                    crate::node::dispatch::account_label(ctx, &h.patient)
+                ));
+            }
+            None
+        }
+        RecordKind::Report => match sender_role {
+            Role::Doctor | Role::Hospital => None,
+            other => Some(format!("a {other} does not issue medical reports")),
+        },
+    }
+}
+
+/// The decrypted FHIR JSON of a received record.
+pub fn plaintext(ctx: &Ctx, entry: &InboxEntry) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let key = KeyStore::at_rest(&ctx.store, &entry.record_id)?.with_context(|| {
+        format!(
+            "record {}'s key was erased: the record is gone",
+            entry.record_id
+        )
+    })?;
+    let sealed = ctx
+        .store
+        .get(Column::Inbox, &ikey(b'p', &entry.from, &entry.record_id))?
+        .with_context(|| format!("record {} has no stored payload", entry.record_id))?;
+    Ok(open_at_rest(&key, &entry.record_id, &sealed)?)
+}
+
+/// Checks received records against the chain's anchors.
+pub fn check_anchors(ctx: &Ctx) {
+    let chain = ChainStore::new(&*ctx.store);
+    for key in ctx.messages.unchecked() {
+        let (sender, record) = key;
+        let Ok(Some(mut entry)) = inbox_entry(&ctx.store, &sender, &record) else {
+            ctx.messages.set_checked(&key, true);
+            continue;
+        };
+        let id = anchor_record_id(&sender, &record);
+        let Ok(Some(tx_id)) = chain.anchor_tx(&id) else {
+            continue;
+        };
+        let Ok(Some((_, tx))) = chain.transaction(&tx_id) else {
+            continue;
+        };
+        let TxKind::AnchorRecord(a) = &tx.tx.kind else {
+            continue;
+        };
+        let matches = a.ciphertext_hash.0 == entry.ciphertext_hash
+            && a.recipient == ctx.account
+            && tx.tx.author == sender;
+        entry.anchor = if matches {
+            AnchorCheck::Verified
+        } else {
+            tracing::warn!(
+                "anchor of record {record} from {} does not match what was received",
+                crate::node::dispatch::account_label(ctx, &sender)
+            );
+            AnchorCheck::Mismatch
+        };
+        entry.anchor_tx = Some(tx_id.0);
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Column::Inbox,
+            ikey(b'm', &sender, &record),
+            qward_core::codec::encode_infallible(&entry),
+        );
+        if ctx.store.write(batch).is_ok() {
+            ctx.messages.set_checked(&key, true);
+            emit(ctx, &inbox_info(ctx, &entry));
+        }
+    }
+}

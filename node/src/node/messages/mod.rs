@@ -1,0 +1,303 @@
+//! Record messaging (`/qward/msg/1`): the persisted outbox and inbox, what
+//! the API shows of them, and the index the delivery task works from.
+//!
+//! Layout: `Column::Outbox`: `e` + record id -> [`OutboxEntry`], `p` + record
+//! id -> the payload sealed at rest, `v` + record id -> the envelope once
+//! sealed for the network. `Column::Inbox`: `m` + sender + record id ->
+//! [`InboxEntry`], `p` + sender + record id -> the plaintext sealed at rest,
+//! `r` + replay key -> when it may be forgotten. Every change of a message is
+//! one synced `WriteBatch`, so a crash leaves the old state or the new one.
+
+pub mod inbox;
+pub mod outbox;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::Context;
+use qward_core::api::{DeliveryState, MessageInfo, RecordKindName};
+use qward_core::codec;
+use qward_core::envelope::{RecordId, RecordKind};
+use qward_core::identity::AccountId;
+use qward_core::storage::{Column, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::context::Ctx;
+use crate::db::RocksStore;
+
+/// The largest stored entry (metadata only; payloads are stored apart).
+const MAX_ENTRY_BYTES: usize = 64 * 1024;
+
+pub(crate) fn okey(tag: u8, record: &RecordId) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(&record.0);
+    k
+}
+
+pub(crate) fn ikey(tag: u8, sender: &AccountId, record: &RecordId) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(&sender.0);
+    k.extend_from_slice(&record.0);
+    k
+}
+
+/// A message this node sends, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub record_id: RecordId,
+    pub kind: RecordKind,
+    pub to: AccountId,
+    /// The patient the record is about (consent is checked against them).
+    pub patient: AccountId,
+    pub created_ms: u64,
+    pub bytes: u64,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    /// Why the last attempt failed, or what happened last.
+    pub detail: Option<String>,
+    /// `blake3(ciphertext)` once sealed.
+    pub ciphertext_hash: Option<[u8; 32]>,
+    /// The anchor transaction's id once submitted.
+    pub anchor_tx: Option<[u8; 32]>,
+    /// The inbox record this one forwards, if it is a forward.
+    pub forwarded_from: Option<RecordId>,
+}
+
+/// Whether the chain's anchor of a received record matches what arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnchorCheck {
+    /// Not on the chain yet.
+    Pending,
+    /// On the chain with the hash of the ciphertext this node received.
+    Verified,
+    /// On the chain with another hash: the sender anchored something else.
+    Mismatch,
+}
+
+/// A message this node received, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxEntry {
+    pub record_id: RecordId,
+    pub kind: RecordKind,
+    pub from: AccountId,
+    pub patient: AccountId,
+    pub created_ms: u64,
+    pub received_ms: u64,
+    pub bytes: u64,
+    pub ciphertext_hash: [u8; 32],
+    pub anchor: AnchorCheck,
+    pub anchor_tx: Option<[u8; 32]>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> anyhow::Result<T> {
+    codec::decode(bytes, MAX_ENTRY_BYTES).with_context(|| format!("a stored {what}"))
+}
+
+pub(crate) fn kind_name(kind: RecordKind) -> RecordKindName {
+    match kind {
+        RecordKind::Phr => RecordKindName::Phr,
+        RecordKind::Report => RecordKindName::Report,
+    }
+}
+
+/// What the delivery task must look at, kept in memory so that it never
+/// scans payloads.
+#[derive(Debug, Default)]
+pub struct Messages {
+    /// Outbox records waiting to be delivered, by their next attempt time.
+    pending: Mutex<BTreeMap<RecordId, u64>>,
+    /// Delivered outbox records whose anchor is not final yet.
+    unanchored: Mutex<HashSet<RecordId>>,
+    /// Inbox records whose anchor is not checked yet (sender, record).
+    unchecked: Mutex<HashSet<(AccountId, RecordId)>>,
+    /// Delivered records whose anchor transaction is being submitted.
+    anchoring: Mutex<HashSet<RecordId>>,
+    /// Wakes the delivery task (a new message, a new key, a new block).
+    pub wake: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Messages {
+    /// Rebuilds the index from the store after a start or a crash.
+    pub fn load(store: &RocksStore) -> anyhow::Result<Self> {
+        let m = Messages::default();
+        for entry in outbox_entries(store)? {
+            m.track_outbox(&entry);
+        }
+        for entry in inbox_entries(store)? {
+            if entry.anchor == AnchorCheck::Pending {
+                lock(&m.unchecked).insert((entry.from, entry.record_id));
+            }
+        }
+        Ok(m)
+    }
+
+    pub(crate) fn track_outbox(&self, e: &OutboxEntry) {
+        match e.state {
+            DeliveryState::Queued | DeliveryState::Sent => {
+                lock(&self.pending).insert(e.record_id, e.next_attempt_ms);
+                lock(&self.unanchored).remove(&e.record_id);
+            }
+            DeliveryState::Delivered => {
+                lock(&self.pending).remove(&e.record_id);
+                lock(&self.unanchored).insert(e.record_id);
+            }
+            _ => {
+                lock(&self.pending).remove(&e.record_id);
+                lock(&self.unanchored).remove(&e.record_id);
+            }
+        }
+    }
+
+    /// Outbox records due at `now_ms`, soonest first, at most `limit`.
+    pub(crate) fn due(&self, now_ms: u64, limit: usize) -> Vec<RecordId> {
+        let pending = lock(&self.pending);
+        let mut due: Vec<(u64, RecordId)> = pending
+            .iter()
+            .filter(|(_, t)| **t <= now_ms)
+            .map(|(r, t)| (*t, *r))
+            .collect();
+        due.sort();
+        due.into_iter().take(limit).map(|(_, r)| r).collect()
+    }
+
+    /// The earliest next attempt, if any record is pending.
+    pub(crate) fn next_due(&self) -> Option<u64> {
+        lock(&self.pending).values().min().copied()
+    }
+
+    pub(crate) fn unanchored(&self) -> Vec<RecordId> {
+        lock(&self.unanchored).iter().copied().collect()
+    }
+
+    /// Claims `record` for an anchor submission (false if one is running).
+    pub(crate) fn start_anchoring(&self, record: &RecordId) -> bool {
+        lock(&self.anchoring).insert(*record)
+    }
+
+    pub(crate) fn end_anchoring(&self, record: &RecordId) {
+        lock(&self.anchoring).remove(record);
+    }
+
+    pub(crate) fn unchecked(&self) -> Vec<(AccountId, RecordId)> {
+        lock(&self.unchecked).iter().copied().collect()
+    }
+
+    pub(crate) fn set_checked(&self, key: &(AccountId, RecordId), checked: bool) {
+        if checked {
+            lock(&self.unchecked).remove(key);
+        } else {
+            lock(&self.unchecked).insert(*key);
+        }
+    }
+}
+
+/// One outbox entry.
+pub fn outbox_entry(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<OutboxEntry>> {
+    store
+        .get(Column::Outbox, &okey(b'e', record))?
+        .map(|b| decode(&b, "outbox entry"))
+        .transpose()
+}
+
+/// Every outbox entry.
+pub fn outbox_entries(store: &RocksStore) -> anyhow::Result<Vec<OutboxEntry>> {
+    store
+        .prefix(Column::Outbox, b"e", usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| decode(&v, "outbox entry"))
+        .collect()
+}
+
+/// One inbox entry.
+pub fn inbox_entry(
+    store: &RocksStore,
+    sender: &AccountId,
+    record: &RecordId,
+) -> anyhow::Result<Option<InboxEntry>> {
+    store
+        .get(Column::Inbox, &ikey(b'm', sender, record))?
+        .map(|b| decode(&b, "inbox entry"))
+        .transpose()
+}
+
+/// Every inbox entry.
+pub fn inbox_entries(store: &RocksStore) -> anyhow::Result<Vec<InboxEntry>> {
+    store
+        .prefix(Column::Inbox, b"m", usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| decode(&v, "inbox entry"))
+        .collect()
+}
+
+/// The inbox entry with `record` from any sender.
+pub fn find_inbox(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<InboxEntry>> {
+    Ok(inbox_entries(store)?
+        .into_iter()
+        .find(|e| e.record_id == *record))
+}
+
+fn name(ctx: &Ctx, a: &AccountId) -> Option<String> {
+    ctx.contacts.name_of(a).map(str::to_string)
+}
+
+/// The API view of an outbox entry.
+pub fn outbox_info(ctx: &Ctx, e: &OutboxEntry) -> MessageInfo {
+    MessageInfo {
+        record_id: e.record_id.to_hex(),
+        kind: kind_name(e.kind),
+        from: ctx.account.to_hex(),
+        from_name: Some(ctx.config.name.clone()),
+        to: e.to.to_hex(),
+        to_name: name(ctx, &e.to),
+        created_ms: e.created_ms,
+        state: e.state,
+        bytes: e.bytes,
+        anchor: e.anchor_tx.map(hex::encode),
+        detail: e.detail.clone(),
+    }
+}
+
+/// The API view of an inbox entry.
+pub fn inbox_info(ctx: &Ctx, e: &InboxEntry) -> MessageInfo {
+    let detail = match e.anchor {
+        AnchorCheck::Pending => "received; anchor not on the chain yet".to_string(),
+        AnchorCheck::Verified => "received; anchor on the chain matches".to_string(),
+        AnchorCheck::Mismatch => {
+            "ANCHOR MISMATCH: the chain holds another hash for this record".to_string()
+        }
+    };
+    let patient = if e.patient == e.from {
+        String::new()
+    } else {
+        format!(
+            "; about patient {}",
+            name(ctx, &e.patient).unwrap_or_else(|| e.patient.short())
+        )
+    };
+    MessageInfo {
+        record_id: e.record_id.to_hex(),
+        kind: kind_name(e.kind),
+        from: e.from.to_hex(),
+        from_name: name(ctx, &e.from),
+        to: ctx.account.to_hex(),
+        to_name: Some(ctx.config.name.clone()),
+        created_ms: e.created_ms,
+        state: DeliveryState::Received,
+        bytes: e.bytes,
+        anchor: e.anchor_tx.map(hex::encode),
+        detail: Some(format!("{detail}{patient}")),
+    }
+}
+
+/// Sends a message event to API subscribers.
+pub fn emit(ctx: &Ctx, info: &MessageInfo) {
+    if let Ok(detail) = serde_json::to_value(info) {
+        ctx.emit(qward_core::api::Event::Message { detail });
+    }
+}

@@ -1,0 +1,662 @@
+//! Key agreement and record exchange between real `qward` processes over
+//! libp2p on 127.0.0.1: the telehealth flow patient -> hospital -> doctor ->
+//! patient under consent, eavesdropper aborts, refusals of bad envelopes,
+//! and exactly-once delivery across crashes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use qward_core::api::{BlockSummary, DeliveryState, KeyInfo, KeySessionInfo, MessageInfo, method};
+use qward_tests::{TestNet, path_str, qward, qward_ok, wait_for, workspace_root};
+use serde_json::json;
+
+const HOSPITALS: [&str; 4] = ["hospital-1", "hospital-2", "hospital-3", "hospital-4"];
+
+fn example(name: &str) -> PathBuf {
+    workspace_root().join("examples/records").join(name)
+}
+
+/// Runs `qward --data-dir <node> ARGS` and returns stdout; panics with the
+/// node's log tail on failure.
+fn cli(net: &TestNet, node: &str, args: &[&str]) -> String {
+    let n = net.nodes.iter().find(|n| n.name == node).expect("node");
+    let dir = path_str(&n.dir);
+    let mut all = vec!["--data-dir", dir.as_str()];
+    all.extend_from_slice(args);
+    match qward_ok(&all) {
+        Ok(out) => out,
+        Err(e) => panic!("{e}\n--- {node} log ---\n{}", n.log_tail(30)),
+    }
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+}
+
+async fn start_net(hospitals_up: &[&str], others: &[&str], net: &mut TestNet) {
+    for n in hospitals_up.iter().chain(others) {
+        net.node(n).start().expect("start");
+    }
+    let h1 = hospitals_up[0];
+    wait_for("the chain to start", Duration::from_secs(90), || async {
+        let st = net
+            .nodes
+            .iter()
+            .find(|n| n.name == h1)
+            .unwrap()
+            .status()
+            .await?;
+        Ok((st.height >= 2).then_some(()))
+    })
+    .await
+    .expect("chain grows");
+    // Every other node connected to someone and synced near the tip.
+    for n in others {
+        wait_for(&format!("{n} to join"), Duration::from_secs(60), || async {
+            let st = net
+                .nodes
+                .iter()
+                .find(|x| x.name == *n)
+                .unwrap()
+                .status()
+                .await?;
+            Ok((st.peers >= 2 && st.height >= 2).then_some(()))
+        })
+        .await
+        .expect("joins");
+    }
+}
+
+fn export(net: &TestNet, node: &str, record: &str, out: &Path) -> Vec<u8> {
+    cli(
+        net,
+        node,
+        &["inbox", "export", record, "--out", &path_str(out)],
+    );
+    std::fs::read(out).expect("exported file")
+}
+
+fn inbox(net: &TestNet, node: &str) -> Vec<MessageInfo> {
+    json_of(&cli(net, node, &["inbox", "--json"]))
+}
+
+async fn wait_anchor_verified(net: &TestNet, node: &str, record: &str) {
+    wait_for(
+        &format!("{node} to see the anchor of {record}"),
+        Duration::from_secs(60),
+        || async {
+            Ok(inbox(net, node)
+                .into_iter()
+                .find(|m| m.record_id == record)
+                .filter(|m| m.detail.as_deref().unwrap_or("").contains("matches"))
+                .map(|_| ()))
+        },
+    )
+    .await
+    .expect("anchor verified");
+}
+
+async fn tx_kinds(net: &TestNet, node: &str) -> Vec<(String, String)> {
+    let n = net.nodes.iter().find(|n| n.name == node).unwrap();
+    let client = n.client(Duration::from_secs(10)).await.unwrap();
+    let blocks: Vec<BlockSummary> = client
+        .call(method::CHAIN_BLOCKS, json!({ "limit": 500 }))
+        .await
+        .unwrap();
+    blocks
+        .into_iter()
+        .flat_map(|b| b.txs.into_iter().map(|t| (t.kind, t.detail)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchored() {
+    let mut net = TestNet::create(4, 1, 1, 1, 200).expect("devnet");
+    start_net(&HOSPITALS, &["doctor-1", "patient-1"], &mut net).await;
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Without consent the hospital may not forward; it says so.
+    let phr = example("phr-ada-quill.json");
+    let sent: MessageInfo = json_of(&cli(
+        &net,
+        "patient-1",
+        &[
+            "send",
+            "--to",
+            "hospital-1",
+            "--kind",
+            "phr",
+            "--file",
+            &path_str(&phr),
+            "--wait",
+            "--json",
+        ],
+    ));
+    assert_eq!(sent.state, DeliveryState::Anchored, "{sent:?}");
+    let at_hospital = export(
+        &net,
+        "hospital-1",
+        &sent.record_id,
+        &tmp.path().join("h.json"),
+    );
+    assert_eq!(
+        at_hospital,
+        std::fs::read(&phr).unwrap(),
+        "PHR changed on the way"
+    );
+    wait_anchor_verified(&net, "hospital-1", &sent.record_id).await;
+
+    let dir = path_str(&net.node("hospital-1").dir);
+    let refused = qward(&[
+        "--data-dir",
+        &dir,
+        "forward",
+        &sent.record_id,
+        "--to",
+        "doctor-1",
+    ])
+    .unwrap();
+    assert!(!refused.status.success(), "forwarded without consent");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("consent"), "{why}");
+
+    // The patient grants consent; the forward goes through.
+    cli(
+        &net,
+        "patient-1",
+        &[
+            "consent", "grant", "doctor-1", "--scope", "records", "--wait",
+        ],
+    );
+    let fwd: MessageInfo = json_of(&cli(
+        &net,
+        "hospital-1",
+        &[
+            "forward",
+            &sent.record_id,
+            "--to",
+            "doctor-1",
+            "--wait",
+            "--json",
+        ],
+    ));
+    assert_eq!(fwd.state, DeliveryState::Anchored, "{fwd:?}");
+    let at_doctor = export(&net, "doctor-1", &fwd.record_id, &tmp.path().join("d.json"));
+    assert_eq!(
+        at_doctor,
+        std::fs::read(&phr).unwrap(),
+        "forwarded PHR changed"
+    );
+    wait_anchor_verified(&net, "doctor-1", &fwd.record_id).await;
+
+    // The doctor reports back to the patient.
+    let report = example("report-chest-xray-ada.json");
+    let rep: MessageInfo = json_of(&cli(
+        &net,
+        "doctor-1",
+        &[
+            "send",
+            "--to",
+            "patient-1",
+            "--kind",
+            "report",
+            "--file",
+            &path_str(&report),
+            "--wait",
+            "--json",
+        ],
+    ));
+    assert_eq!(rep.state, DeliveryState::Anchored, "{rep:?}");
+    let at_patient = export(
+        &net,
+        "patient-1",
+        &rep.record_id,
+        &tmp.path().join("p.json"),
+    );
+    assert_eq!(
+        at_patient,
+        std::fs::read(&report).unwrap(),
+        "report changed"
+    );
+    wait_anchor_verified(&net, "patient-1", &rep.record_id).await;
+    let shown = cli(&net, "patient-1", &["inbox", "show", &rep.record_id]);
+    assert!(shown.contains("Medical report"), "{shown}");
+
+    // Revoking consent stops further forwarding at once (once final).
+    cli(
+        &net,
+        "patient-1",
+        &[
+            "consent", "revoke", "doctor-1", "--scope", "records", "--wait",
+        ],
+    );
+    let again = qward(&[
+        "--data-dir",
+        &dir,
+        "forward",
+        &sent.record_id,
+        "--to",
+        "doctor-1",
+    ])
+    .unwrap();
+    assert!(!again.status.success(), "forwarded after revocation");
+
+    // Keys were agreed and used; their material is never shown.
+    let keys: Vec<KeyInfo> = json_of(&cli(&net, "patient-1", &["keys", "--json"]));
+    assert!(
+        keys.iter().any(|k| k.uses >= 1 && k.qber < 0.05),
+        "{keys:?}"
+    );
+    let text = cli(&net, "patient-1", &["keys"]);
+    assert!(text.contains("fresh"), "{text}");
+
+    // The chain holds anchors and key-session audits, no health data.
+    let kinds = tx_kinds(&net, "hospital-2").await;
+    let anchors = kinds.iter().filter(|(k, _)| k == "anchor-record").count();
+    let audits = kinds
+        .iter()
+        .filter(|(k, _)| k == "audit-key-session")
+        .count();
+    assert!(anchors >= 3, "{kinds:?}");
+    assert!(audits >= 3, "{kinds:?}");
+    let phr_text = std::fs::read_to_string(&phr).unwrap();
+    assert!(
+        kinds.iter().all(|(_, d)| !d.contains("Quill")),
+        "health data on the chain"
+    );
+    assert!(phr_text.contains("Quill"));
+
+    // The auditor syncs and verifies everything from genesis.
+    net.node("auditor-1").start().unwrap();
+    let target = net
+        .nodes
+        .iter()
+        .find(|n| n.name == "hospital-1")
+        .unwrap()
+        .status()
+        .await
+        .unwrap()
+        .height;
+    wait_for("the auditor to sync", Duration::from_secs(90), || async {
+        let st = net
+            .nodes
+            .iter()
+            .find(|n| n.name == "auditor-1")
+            .unwrap()
+            .status()
+            .await?;
+        Ok((st.height >= target).then_some(()))
+    })
+    .await
+    .expect("auditor syncs");
+    let out = cli(&net, "auditor-1", &["chain", "verify", "--json"]);
+    let report: serde_json::Value = json_of(&out);
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eavesdropper_aborts_the_session_and_nothing_is_sealed_under_its_key() {
+    let mut net = TestNet::create(4, 0, 1, 0, 200).expect("devnet");
+    start_net(&HOSPITALS, &["patient-1"], &mut net).await;
+
+    for (fraction, expected_qber) in [("1.0", 0.25), ("0.5", 0.125)] {
+        // Eve is put on the link at the hospital's end.
+        cli(
+            &net,
+            "hospital-1",
+            &["link", "set", "patient-1", "--eve", fraction],
+        );
+        let s: KeySessionInfo = {
+            let n = net.nodes.iter().find(|n| n.name == "patient-1").unwrap();
+            let dir = path_str(&n.dir);
+            let out =
+                qward(&["--data-dir", &dir, "keys", "agree", "hospital-1", "--json"]).unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "session did not abort at eve {fraction}"
+            );
+            json_of(&String::from_utf8_lossy(&out.stdout))
+        };
+        assert!(s.eve_detected, "{s:?}");
+        let q = s.qber.expect("QBER measured");
+        assert!(
+            (q - expected_qber).abs() < 0.05,
+            "QBER {q} at eve {fraction}, expected about {expected_qber}"
+        );
+        assert_eq!(s.final_key_bits, 0);
+    }
+    let keys: Vec<KeyInfo> = json_of(&cli(&net, "patient-1", &["keys", "--json"]));
+    assert!(keys.is_empty(), "a key from an aborted session: {keys:?}");
+
+    // A record sent now waits: no key, nothing sealed.
+    let phr = example("phr-tomas-ferrandt.json");
+    let queued: MessageInfo = json_of(&cli(
+        &net,
+        "patient-1",
+        &[
+            "send",
+            "--to",
+            "hospital-1",
+            "--kind",
+            "phr",
+            "--file",
+            &path_str(&phr),
+            "--json",
+        ],
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let outbox: Vec<MessageInfo> = json_of(&cli(&net, "patient-1", &["outbox", "--json"]));
+    let m = outbox
+        .iter()
+        .find(|m| m.record_id == queued.record_id)
+        .unwrap();
+    assert_eq!(m.state, DeliveryState::Queued, "{m:?}");
+    assert!(inbox(&net, "hospital-1").is_empty());
+
+    // The aborts are audited on the chain with their QBER.
+    wait_for(
+        "abort audits on the chain",
+        Duration::from_secs(30),
+        || async {
+            let kinds = tx_kinds(&net, "hospital-3").await;
+            let aborted = kinds
+                .iter()
+                .filter(|(k, d)| k == "audit-key-session" && d.contains("AbortedQber"))
+                .count();
+            Ok((aborted >= 2).then_some(()))
+        },
+    )
+    .await
+    .expect("audits");
+
+    // Eve leaves: the next session succeeds and the record goes through.
+    cli(
+        &net,
+        "hospital-1",
+        &["link", "set", "patient-1", "--eve", "0"],
+    );
+    wait_for(
+        "the queued record to arrive",
+        Duration::from_secs(90),
+        || async {
+            Ok(inbox(&net, "hospital-1")
+                .into_iter()
+                .find(|m| m.record_id == queued.record_id)
+                .map(|_| ()))
+        },
+    )
+    .await
+    .expect("delivered after Eve left");
+    let keys: Vec<KeyInfo> = json_of(&cli(&net, "patient-1", &["keys", "--json"]));
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].qber < 0.05,
+        "the key in use came from a noisy session: {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_survives_crashes_of_sender_and_recipient_exactly_once() {
+    let mut net = TestNet::create(4, 0, 1, 0, 200).expect("devnet");
+    start_net(
+        &["hospital-2", "hospital-3", "hospital-4"],
+        &["patient-1"],
+        &mut net,
+    )
+    .await;
+    let phr = example("phr-ada-quill.json");
+
+    // The recipient is down: the record waits in the outbox.
+    let first: MessageInfo = json_of(&cli(
+        &net,
+        "patient-1",
+        &[
+            "send",
+            "--to",
+            "hospital-1",
+            "--kind",
+            "phr",
+            "--file",
+            &path_str(&phr),
+            "--json",
+        ],
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The sender crashes while retrying, and comes back.
+    net.node("patient-1").kill();
+    net.node("patient-1").start().unwrap();
+    net.node("hospital-1").start().unwrap();
+
+    // A large record (8 MiB) while the recipient may crash mid-delivery.
+    let big = qward_tests::phr_of_size(&phr, 8 << 20);
+    let big_path = net.root().join("big.json");
+    std::fs::write(&big_path, &big).unwrap();
+    wait_for("patient-1 API", Duration::from_secs(30), || async {
+        Ok(net
+            .nodes
+            .iter()
+            .find(|n| n.name == "patient-1")
+            .unwrap()
+            .status()
+            .await
+            .ok()
+            .map(|_| ()))
+    })
+    .await
+    .unwrap();
+    let second: MessageInfo = json_of(&cli(
+        &net,
+        "patient-1",
+        &[
+            "send",
+            "--to",
+            "hospital-1",
+            "--kind",
+            "phr",
+            "--file",
+            &path_str(&big_path),
+            "--json",
+        ],
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    net.node("hospital-1").kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    net.node("hospital-1").start().unwrap();
+
+    for record in [&first.record_id, &second.record_id] {
+        wait_for(
+            &format!("{record} anchored"),
+            Duration::from_secs(150),
+            || async {
+                let outbox: Vec<MessageInfo> =
+                    json_of(&cli(&net, "patient-1", &["outbox", "--json"]));
+                Ok(outbox
+                    .into_iter()
+                    .find(|m| &m.record_id == record && m.state == DeliveryState::Anchored)
+                    .map(|_| ()))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", net.node("patient-1").log_tail(30)));
+    }
+    let received = inbox(&net, "hospital-1");
+    for record in [&first.record_id, &second.record_id] {
+        let n = received.iter().filter(|m| &m.record_id == record).count();
+        assert_eq!(n, 1, "{record} received {n} times");
+    }
+    assert_eq!(received.len(), 2, "{received:?}");
+    let out = net.root().join("big-out.json");
+    assert_eq!(export(&net, "hospital-1", &second.record_id, &out), big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() {
+    use qward_core::envelope::wire::{MsgRequest, MsgResponse};
+    use qward_core::envelope::{EnvelopeHeader, RecordId, RecordKind, seal};
+    use qward_tests::{Impostor, account_of};
+
+    let mut net = TestNet::create(4, 1, 1, 0, 200).expect("devnet");
+    // hospital-2's key is used by an in-process impostor instead of its node.
+    start_net(
+        &["hospital-1", "hospital-3", "hospital-4"],
+        &["doctor-1", "patient-1"],
+        &mut net,
+    )
+    .await;
+    let h1 = account_of(&net, "hospital-1");
+    let h3 = account_of(&net, "hospital-3");
+    let doctor = account_of(&net, "doctor-1");
+    let patient = account_of(&net, "patient-1");
+    let mallory = Impostor::start(&net, "hospital-2", &["hospital-1", "doctor-1"])
+        .await
+        .expect("impostor");
+    for who in [&h1, &doctor] {
+        mallory
+            .connected_to(&qward_node::net::peer_id_from_account(who).unwrap())
+            .await
+            .expect("connected");
+    }
+    let key = mallory.agree_key(&h1).await.expect("key with hospital-1");
+    let me = mallory.identity.account();
+    let report = std::fs::read(example("report-lipid-panel-tomas.json")).unwrap();
+    let phr = std::fs::read(example("phr-ada-quill.json")).unwrap();
+    let header = |kind, to, sender| EnvelopeHeader {
+        kind,
+        record_id: RecordId::random(&mut rand::rng()),
+        created_at_ms: qward_node::node::context::now_ms(),
+        sender,
+        recipient: to,
+        patient,
+    };
+    let refused = |r: &MsgResponse| match r {
+        MsgResponse::Refused { reason, .. } => reason.clone(),
+        MsgResponse::Receipt { .. } => panic!("accepted: {r:?}"),
+    };
+
+    // A valid report is stored once; its replay is acknowledged, not stored again.
+    let env = seal(
+        &key,
+        header(RecordKind::Report, h1, me),
+        &report,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let wire = MsgRequest::Deliver {
+        envelope: env.clone(),
+    }
+    .encode();
+    let r = mallory.deliver_raw(&h1, wire.clone()).await.unwrap();
+    assert!(matches!(r, MsgResponse::Receipt { .. }), "{r:?}");
+    let r = mallory.deliver_raw(&h1, wire).await.unwrap();
+    assert!(matches!(r, MsgResponse::Receipt { .. }), "{r:?}");
+    assert_eq!(inbox(&net, "hospital-1").len(), 1, "replay stored twice");
+
+    // One changed byte of ciphertext.
+    let mut tampered = seal(
+        &key,
+        header(RecordKind::Report, h1, me),
+        &report,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let n = tampered.ciphertext.len();
+    tampered.ciphertext[n / 2] ^= 0x01;
+    let r = mallory
+        .deliver_raw(&h1, MsgRequest::Deliver { envelope: tampered }.encode())
+        .await
+        .unwrap();
+    assert!(refused(&r).contains("authentication"), "{r:?}");
+
+    // Addressed to another hospital.
+    let other = seal(
+        &key,
+        header(RecordKind::Report, h3, me),
+        &report,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let r = mallory
+        .deliver_raw(&h1, MsgRequest::Deliver { envelope: other }.encode())
+        .await
+        .unwrap();
+    assert!(refused(&r).contains("not this node"), "{r:?}");
+
+    // Claiming to come from someone else.
+    let spoof = seal(
+        &key,
+        header(RecordKind::Report, h1, h3),
+        &report,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let r = mallory
+        .deliver_raw(&h1, MsgRequest::Deliver { envelope: spoof }.encode())
+        .await
+        .unwrap();
+    assert!(refused(&r).contains("claims sender"), "{r:?}");
+
+    // A patient's PHR forwarded without their consent: the hospital and the
+    // doctor both refuse it.
+    let fwd = seal(
+        &key,
+        header(RecordKind::Phr, h1, me),
+        &phr,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let r = mallory
+        .deliver_raw(&h1, MsgRequest::Deliver { envelope: fwd }.encode())
+        .await
+        .unwrap();
+    assert!(refused(&r).contains("consent"), "{r:?}");
+    let dkey = mallory
+        .agree_key(&doctor)
+        .await
+        .expect("key with the doctor");
+    let fwd = seal(
+        &dkey,
+        header(RecordKind::Phr, doctor, me),
+        &phr,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let r = mallory
+        .deliver_raw(&doctor, MsgRequest::Deliver { envelope: fwd }.encode())
+        .await
+        .unwrap();
+    assert!(refused(&r).contains("consent"), "{r:?}");
+    assert!(inbox(&net, "doctor-1").is_empty());
+
+    // Garbage and an oversized frame.
+    let r = mallory.deliver_raw(&h1, vec![7u8; 100]).await.unwrap();
+    assert!(refused(&r).contains("malformed"), "{r:?}");
+    assert!(mallory.deliver_raw(&h1, vec![0u8; 13 << 20]).await.is_err());
+
+    // The node kept running and said why, line by line.
+    assert!(net.node("hospital-1").is_running());
+    net.nodes
+        .iter()
+        .find(|n| n.name == "hospital-1")
+        .unwrap()
+        .status()
+        .await
+        .expect("still answers");
+    let log = std::fs::read_to_string(net.node("hospital-1").dir.join("logs/node.log")).unwrap();
+    for reason in [
+        "replay",
+        "authentication",
+        "not this node",
+        "claims sender",
+        "consent",
+        "malformed",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("refused an envelope") && l.contains(reason))
+                || (reason == "replay" && log.contains("replay of a record already received")),
+            "no logged refusal for {reason}"
+        );
+    }
+    assert_eq!(inbox(&net, "hospital-1").len(), 1);
+}
