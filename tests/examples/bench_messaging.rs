@@ -1,8 +1,9 @@
 //! Benchmark of key agreement and messaging between two real `qward`
 //! processes on 127.0.0.1 (a patient and a hospital of a 4-validator
-//! devnet): time to agree a 256-bit hybrid key at 10 km, and messages per
-//! second with latency p50/p99 (send call to signed receipt) for 10 KiB and
-//! 1 MiB records. Prints one JSON object.
+//! devnet): time to agree a 256-bit hybrid key at 10 km; latency p50/p99
+//! (send call to signed receipt) one record at a time, and messages per
+//! second with a queue of records in flight, for 10 KiB and 1 MiB records.
+//! Prints one JSON object.
 //!
 //! `cargo run -p qward-tests --example bench_messaging -- [--sessions N]
 //! [--small N] [--large N]` (or `./scripts/bench-messaging`).
@@ -44,21 +45,25 @@ async fn messages(
     events: &mut tokio::sync::mpsc::Receiver<Event>,
     fhir: &str,
     count: usize,
+    in_flight: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let mut sent_at: HashMap<String, Instant> = HashMap::new();
     let mut delivered: HashMap<String, Instant> = HashMap::new();
     let start = Instant::now();
     // Keep a bounded number in flight, as a busy sender would.
     let mut submitted = 0;
+    let mut send_ms = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     while delivered.len() < count {
-        while submitted < count && submitted - delivered.len() < 32 {
+        while submitted < count && submitted - delivered.len() < in_flight {
+            let t = Instant::now();
             let info: MessageInfo = client
                 .call(
                     method::SEND,
                     json!({"to": "hospital-1", "kind": "phr", "fhir_json": fhir}),
                 )
                 .await?;
+            send_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             sent_at.insert(info.record_id, Instant::now());
             submitted += 1;
         }
@@ -86,6 +91,8 @@ async fn messages(
         .collect();
     let mut s = summary(lat);
     s["bytes"] = json!(fhir.len());
+    s["send_call"] = summary(send_ms);
+    s["in_flight"] = json!(in_flight);
     s["messages_per_s"] = json!(count as f64 / elapsed);
     s["mbit_per_s"] = json!(count as f64 * fhir.len() as f64 * 8.0 / elapsed / 1e6);
     Ok(s)
@@ -139,8 +146,12 @@ async fn main() -> anyhow::Result<()> {
     let example = workspace_root().join("examples/records/phr-ada-quill.json");
     let small_fhir = String::from_utf8(qward_tests::phr_of_size(&example, 10 << 10))?;
     let large_fhir = String::from_utf8(qward_tests::phr_of_size(&example, 1 << 20))?;
-    let m_small = messages(&client, &mut events, &small_fhir, small).await?;
-    let m_large = messages(&client, &mut events, &large_fhir, large).await?;
+    // Latency one at a time, then throughput with a queue of 32 (10 KiB) or
+    // 8 (1 MiB) records in flight.
+    let lat_small = messages(&client, &mut events, &small_fhir, small.min(50), 1).await?;
+    let lat_large = messages(&client, &mut events, &large_fhir, large.min(20), 1).await?;
+    let m_small = messages(&client, &mut events, &small_fhir, small, 32).await?;
+    let m_large = messages(&client, &mut events, &large_fhir, large, 8).await?;
     let mut agree = summary(agree_ms);
     agree["distance_km"] = json!(10.0);
     agree["qubits_per_session"] = json!(200_000);
@@ -149,8 +160,10 @@ async fn main() -> anyhow::Result<()> {
         json!(key_bits.iter().sum::<u64>() as f64 / key_bits.len().max(1) as f64);
     let out = json!({
         "key_agreement": agree,
-        "messages_10KiB": m_small,
-        "messages_1MiB": m_large,
+        "latency_10KiB_one_at_a_time": lat_small,
+        "latency_1MiB_one_at_a_time": lat_large,
+        "throughput_10KiB": m_small,
+        "throughput_1MiB": m_large,
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "note": "5 qward processes (4 validators + the patient) on one machine; latency is send call to signed receipt"
     });

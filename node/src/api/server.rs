@@ -94,6 +94,9 @@ async fn connection(
             Err(refusal)
         }
     };
+    // Small JSON-RPC frames: without TCP_NODELAY, Nagle's algorithm and the
+    // client's delayed ACKs stall each answer by tens of milliseconds.
+    let _ = stream.set_nodelay(true);
     let ws =
         tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config())).await?;
     let (mut sink, mut source) = ws.split();

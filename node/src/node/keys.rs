@@ -178,3 +178,105 @@ impl KeyStore {
         Ok(Some(AtRestKey::from_bytes(arr)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qward_core::hybrid::HybridKey;
+    use qward_core::keystore::KeyPurpose;
+
+    fn record(id: u8, peer: AccountId, created_at_ms: u64) -> (KeyRecord, HybridKey) {
+        let key = HybridKey::from_secret(KeyId([id; 16]), [id; 32]);
+        let record = KeyRecord {
+            key_id: key.id(),
+            peer,
+            created_at_ms,
+            qber: 0.01,
+            key_bits: 1000,
+            uses: 0,
+            purpose: KeyPurpose::Messaging,
+        };
+        (record, key)
+    }
+
+    fn stored_ids(store: &RocksStore) -> Vec<Vec<u8>> {
+        store
+            .prefix(Column::Keys, &[RECORD], 100)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    #[test]
+    fn keys_persist_rotate_and_retired_ones_leave_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::create(&dir.path().join("db")).unwrap();
+        let policy = RotationPolicy {
+            max_uses: 2,
+            max_age_ms: 60_000,
+        };
+        let peer = AccountId([7; 32]);
+        let ks = KeyStore::load(&store, policy).unwrap();
+        for (i, t) in [(1u8, 1_000u64), (2, 2_000), (3, 3_000)] {
+            let (r, k) = record(i, peer, t);
+            ks.install(&store, r, k).unwrap();
+        }
+        // Current (3) and previous (2) remain; key 1 is gone from disk.
+        assert_eq!(stored_ids(&store).len(), 2);
+        assert!(
+            store
+                .get(Column::Keys, &key(SECRET, &[1; 16]))
+                .unwrap()
+                .is_none()
+        );
+
+        // Uses are counted and persisted with the caller's batch.
+        for _ in 0..2 {
+            let mut batch = WriteBatch::new();
+            let id = ks
+                .with_sealing_key(&peer, 3_500, &mut batch, |k| k.id())
+                .unwrap();
+            assert_eq!(id, KeyId([3; 16]));
+            store.write(batch).unwrap();
+        }
+        let mut batch = WriteBatch::new();
+        let err = ks
+            .with_sealing_key(&peer, 3_500, &mut batch, |k| k.id())
+            .unwrap_err();
+        assert!(
+            matches!(err, KeyStoreError::RotationRequired { .. }),
+            "{err}"
+        );
+        assert!(!ks.has_fresh_key(&peer, 3_500));
+
+        // A restart sees the same keys and the same counts.
+        drop(ks);
+        let again = KeyStore::load(&store, policy).unwrap();
+        let mut recs = again.records();
+        recs.sort_by_key(|r| r.created_at_ms);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].uses, 2);
+        // The previous key still opens what it sealed.
+        let opened = again
+            .with_opening_key(&peer, &KeyId([2; 16]), |k| *k.secret_bytes())
+            .unwrap();
+        assert_eq!(opened, [2; 32]);
+
+        // Erasing a peer takes every key off the disk.
+        assert_eq!(again.erase_peer(&store, &peer).unwrap(), 2);
+        assert!(stored_ids(&store).is_empty());
+        assert!(again.records().is_empty());
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::create(&dir.path().join("db")).unwrap();
+        let ks = KeyStore::load(&store, RotationPolicy::default()).unwrap();
+        let (r, k) = record(9, AccountId([1; 32]), 1);
+        ks.install(&store, r, k).unwrap();
+        let shown = format!("{ks:?} {:?}", ks.records());
+        assert!(!shown.contains("9, 9, 9, 9"), "{shown}");
+    }
+}
