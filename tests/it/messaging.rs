@@ -660,3 +660,55 @@ async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() 
     }
     assert_eq!(inbox(&net, "hospital-1").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_after_their_use_limit_and_the_oldest_is_erased() {
+    let mut net = TestNet::create(4, 0, 1, 0, 200).expect("devnet");
+    // The patient's keys may seal two records each.
+    let dd = qward_node::datadir::DataDir::new(&net.node("patient-1").dir);
+    let mut cfg = dd.load_config().unwrap();
+    cfg.key_agreement.key_max_uses = 2;
+    std::fs::write(dd.config_file(), cfg.to_documented_toml()).unwrap();
+    start_net(&HOSPITALS, &["patient-1"], &mut net).await;
+    let phr = example("phr-ada-quill.json");
+    let mut key_ids = Vec::new();
+    for _ in 0..5 {
+        let m: MessageInfo = json_of(&cli(
+            &net,
+            "patient-1",
+            &[
+                "send",
+                "--to",
+                "hospital-1",
+                "--kind",
+                "phr",
+                "--file",
+                &path_str(&phr),
+                "--wait",
+                "--json",
+            ],
+        ));
+        assert_eq!(m.state, DeliveryState::Anchored, "{m:?}");
+        let keys: Vec<KeyInfo> = json_of(&cli(&net, "patient-1", &["keys", "--json"]));
+        assert!(
+            keys.len() <= 2,
+            "more than current and previous kept: {keys:?}"
+        );
+        key_ids.extend(keys.into_iter().map(|k| k.key_id));
+    }
+    key_ids.sort();
+    key_ids.dedup();
+    // Five records at two per key: three keys agreed in turn.
+    assert_eq!(key_ids.len(), 3, "{key_ids:?}");
+    let sessions: Vec<KeySessionInfo> =
+        json_of(&cli(&net, "patient-1", &["keys", "sessions", "--json"]));
+    assert_eq!(
+        sessions
+            .iter()
+            .filter(|s| s.phase == qward_core::api::SessionPhase::Done)
+            .count(),
+        3,
+        "{sessions:?}"
+    );
+    assert_eq!(inbox(&net, "hospital-1").len(), 5);
+}
