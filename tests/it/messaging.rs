@@ -115,6 +115,27 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
     start_net(&HOSPITALS, &["doctor-1", "patient-1"], &mut net).await;
     let tmp = tempfile::tempdir().unwrap();
 
+    // A malformed record is refused before anything is queued, naming the problem.
+    let bad = workspace_root().join("examples/records/invalid/phr-without-patient.json");
+    let pdir = path_str(&net.node("patient-1").dir);
+    let out = qward(&[
+        "--data-dir",
+        &pdir,
+        "send",
+        "--to",
+        "hospital-1",
+        "--kind",
+        "phr",
+        "--file",
+        &path_str(&bad),
+    ])
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("$.entry") && err.contains("not sent"), "{err}");
+    let outbox: Vec<MessageInfo> = json_of(&cli(&net, "patient-1", &["outbox", "--json"]));
+    assert!(outbox.is_empty(), "{outbox:?}");
+
     // Without consent the hospital may not forward; it says so.
     let phr = example("phr-ada-quill.json");
     let sent: MessageInfo = json_of(&cli(

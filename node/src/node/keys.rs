@@ -160,6 +160,23 @@ impl KeyStore {
         Ok(erased.len())
     }
 
+    /// Erases previous keys past any grace period (`KeyRing::expire`), on
+    /// disk and in memory; returns how many.
+    pub fn expire(&self, store: &RocksStore, now_ms: u64) -> anyhow::Result<usize> {
+        let erased = self.ring().expire(now_ms);
+        if erased.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = WriteBatch::new();
+        for r in &erased {
+            batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
+            batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
+        }
+        batch.set_sync(true);
+        store.write(batch)?;
+        Ok(erased.len())
+    }
+
     /// Adds a record's at-rest key to `batch`.
     pub fn put_at_rest(batch: &mut WriteBatch, record: &RecordId, k: &AtRestKey) {
         batch.put(Column::Keys, key(AT_REST, &record.0), k.to_bytes().to_vec());
@@ -263,8 +280,17 @@ mod tests {
             .unwrap();
         assert_eq!(opened, [2; 32]);
 
+        // Past twice the age limit the previous key is erased too.
+        assert_eq!(again.expire(&store, 2_000 + 2 * 60_000).unwrap(), 1);
+        assert_eq!(stored_ids(&store).len(), 1);
+        assert!(
+            again
+                .with_opening_key(&peer, &KeyId([2; 16]), |_| ())
+                .is_err()
+        );
+
         // Erasing a peer takes every key off the disk.
-        assert_eq!(again.erase_peer(&store, &peer).unwrap(), 2);
+        assert_eq!(again.erase_peer(&store, &peer).unwrap(), 1);
         assert!(stored_ids(&store).is_empty());
         assert!(again.records().is_empty());
     }

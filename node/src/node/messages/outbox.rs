@@ -248,6 +248,11 @@ pub async fn run(ctx: Ctx) {
             last_anchor_check = std::time::Instant::now();
             check_anchors(&ctx);
             super::inbox::check_anchors(&ctx);
+            match ctx.keys.expire(&ctx.store, now_ms()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("{n} retired key(s) erased"),
+                Err(e) => tracing::warn!("retired keys not erased: {e:#}"),
+            }
         }
         let wait = ctx
             .messages
