@@ -573,80 +573,91 @@ async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() 
     assert!(matches!(r, MsgResponse::Receipt { .. }), "{r:?}");
     assert_eq!(inbox(&net, "hospital-1").len(), 1, "replay stored twice");
 
+    // Seals `payload` under `key` with `header`, lets `spoil` change the
+    // envelope, delivers it to `to`, and answers the refusal's reason.
+    async fn refusal(
+        mallory: &Impostor,
+        key: &qward_core::hybrid::HybridKey,
+        to: &qward_core::identity::AccountId,
+        header: EnvelopeHeader,
+        payload: &[u8],
+        spoil: impl FnOnce(&mut qward_core::envelope::Envelope),
+    ) -> String {
+        let mut env = seal(key, header, payload, &mut rand::rng()).unwrap();
+        spoil(&mut env);
+        match mallory
+            .deliver_raw(to, MsgRequest::Deliver { envelope: env }.encode())
+            .await
+            .unwrap()
+        {
+            MsgResponse::Refused { reason, .. } => reason,
+            r @ MsgResponse::Receipt { .. } => panic!("accepted: {r:?}"),
+        }
+    }
+    let keep = |_: &mut qward_core::envelope::Envelope| {};
+
     // One changed byte of ciphertext.
-    let mut tampered = seal(
+    let why = refusal(
+        &mallory,
         &key,
+        &h1,
         header(RecordKind::Report, h1, me),
         &report,
-        &mut rand::rng(),
+        |e| {
+            let n = e.ciphertext.len();
+            e.ciphertext[n / 2] ^= 0x01;
+        },
     )
-    .unwrap();
-    let n = tampered.ciphertext.len();
-    tampered.ciphertext[n / 2] ^= 0x01;
-    let r = mallory
-        .deliver_raw(&h1, MsgRequest::Deliver { envelope: tampered }.encode())
-        .await
-        .unwrap();
-    assert!(refused(&r).contains("authentication"), "{r:?}");
-
+    .await;
+    assert!(why.contains("authentication"), "{why}");
     // Addressed to another hospital.
-    let other = seal(
+    let why = refusal(
+        &mallory,
         &key,
+        &h1,
         header(RecordKind::Report, h3, me),
         &report,
-        &mut rand::rng(),
+        keep,
     )
-    .unwrap();
-    let r = mallory
-        .deliver_raw(&h1, MsgRequest::Deliver { envelope: other }.encode())
-        .await
-        .unwrap();
-    assert!(refused(&r).contains("not this node"), "{r:?}");
-
+    .await;
+    assert!(why.contains("not this node"), "{why}");
     // Claiming to come from someone else.
-    let spoof = seal(
+    let why = refusal(
+        &mallory,
         &key,
+        &h1,
         header(RecordKind::Report, h1, h3),
         &report,
-        &mut rand::rng(),
+        keep,
     )
-    .unwrap();
-    let r = mallory
-        .deliver_raw(&h1, MsgRequest::Deliver { envelope: spoof }.encode())
-        .await
-        .unwrap();
-    assert!(refused(&r).contains("claims sender"), "{r:?}");
-
+    .await;
+    assert!(why.contains("claims sender"), "{why}");
     // A patient's PHR forwarded without their consent: the hospital and the
     // doctor both refuse it.
-    let fwd = seal(
+    let why = refusal(
+        &mallory,
         &key,
+        &h1,
         header(RecordKind::Phr, h1, me),
         &phr,
-        &mut rand::rng(),
+        keep,
     )
-    .unwrap();
-    let r = mallory
-        .deliver_raw(&h1, MsgRequest::Deliver { envelope: fwd }.encode())
-        .await
-        .unwrap();
-    assert!(refused(&r).contains("consent"), "{r:?}");
+    .await;
+    assert!(why.contains("consent"), "{why}");
     let dkey = mallory
         .agree_key(&doctor)
         .await
         .expect("key with the doctor");
-    let fwd = seal(
+    let why = refusal(
+        &mallory,
         &dkey,
+        &doctor,
         header(RecordKind::Phr, doctor, me),
         &phr,
-        &mut rand::rng(),
+        keep,
     )
-    .unwrap();
-    let r = mallory
-        .deliver_raw(&doctor, MsgRequest::Deliver { envelope: fwd }.encode())
-        .await
-        .unwrap();
-    assert!(refused(&r).contains("consent"), "{r:?}");
+    .await;
+    assert!(why.contains("consent"), "{why}");
     assert!(inbox(&net, "doctor-1").is_empty());
 
     // Garbage and an oversized frame.

@@ -183,6 +183,13 @@ fn publish(ctx: &Ctx, info: &KeySessionInfo) {
 /// Installs the key of a confirmed session, and logs and publishes its end.
 fn finish(ctx: &Ctx, peer: &AccountId, outcome: AgreementOutcome, mut shown: KeySessionInfo) {
     let who = super::dispatch::account_label(ctx, peer);
+    if outcome.key.is_none() && shown.abort_reason.is_none() {
+        shown.abort_reason = outcome
+            .report
+            .abort_reason
+            .as_ref()
+            .map(ToString::to_string);
+    }
     shown.phase = if outcome.key.is_some() {
         SessionPhase::Done
     } else {
@@ -399,13 +406,7 @@ async fn respond(ctx: &Ctx, peer: AccountId, request: AgreeRequest) -> AgreeResp
     for s in stale {
         let peer = s.responder.initiator();
         let outcome = s.responder.abandon("the initiator went silent");
-        let mut info = s.info;
-        info.abort_reason = outcome
-            .report
-            .abort_reason
-            .as_ref()
-            .map(ToString::to_string);
-        finish(ctx, &peer, outcome, info);
+        finish(ctx, &peer, outcome, s.info);
     }
     if let AgreeRequest::Open { .. } = request {
         if lock(&ctx.agree.serving).len() >= MAX_RESPONDERS {
@@ -472,17 +473,7 @@ async fn respond(ctx: &Ctx, peer: AccountId, request: AgreeRequest) -> AgreeResp
         serving.responder.report(),
     );
     match outcome {
-        Some(outcome) => {
-            let mut shown = serving.info.clone();
-            if shown.abort_reason.is_none() && outcome.key.is_none() {
-                shown.abort_reason = outcome
-                    .report
-                    .abort_reason
-                    .as_ref()
-                    .map(ToString::to_string);
-            }
-            finish(ctx, &peer, outcome, shown);
-        }
+        Some(outcome) => finish(ctx, &peer, outcome, serving.info.clone()),
         None => {
             if changed && phase != SessionPhase::Done {
                 publish(ctx, &serving.info);

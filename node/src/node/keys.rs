@@ -31,6 +31,21 @@ fn key(tag: u8, id: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Deletes the stored entries of keys the ring has already zeroized.
+fn delete_from_disk(store: &RocksStore, erased: &[KeyRecord]) -> anyhow::Result<usize> {
+    if erased.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = WriteBatch::new();
+    for r in erased {
+        batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
+        batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
+    }
+    batch.set_sync(true);
+    store.write(batch)?;
+    Ok(erased.len())
+}
+
 /// Agreed keys, in memory and on disk.
 pub struct KeyStore {
     ring: Mutex<KeyRing>,
@@ -59,14 +74,7 @@ impl KeyStore {
             ));
         }
         let (ring, retired) = KeyRing::restore(policy, keys)?;
-        if !retired.is_empty() {
-            let mut batch = WriteBatch::new();
-            for r in &retired {
-                batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
-                batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
-            }
-            store.write(batch)?;
-        }
+        delete_from_disk(store, &retired)?;
         Ok(KeyStore {
             ring: Mutex::new(ring),
         })
@@ -150,31 +158,14 @@ impl KeyStore {
     /// Erases every key of `peer` (on disk and in memory).
     pub fn erase_peer(&self, store: &RocksStore, peer: &AccountId) -> anyhow::Result<usize> {
         let erased = self.ring().erase_peer(peer);
-        let mut batch = WriteBatch::new();
-        for r in &erased {
-            batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
-            batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
-        }
-        batch.set_sync(true);
-        store.write(batch)?;
-        Ok(erased.len())
+        delete_from_disk(store, &erased)
     }
 
     /// Erases previous keys past any grace period (`KeyRing::expire`), on
     /// disk and in memory; returns how many.
     pub fn expire(&self, store: &RocksStore, now_ms: u64) -> anyhow::Result<usize> {
         let erased = self.ring().expire(now_ms);
-        if erased.is_empty() {
-            return Ok(0);
-        }
-        let mut batch = WriteBatch::new();
-        for r in &erased {
-            batch.delete(Column::Keys, key(RECORD, &r.key_id.0));
-            batch.delete(Column::Keys, key(SECRET, &r.key_id.0));
-        }
-        batch.set_sync(true);
-        store.write(batch)?;
-        Ok(erased.len())
+        delete_from_disk(store, &erased)
     }
 
     /// Adds a record's at-rest key to `batch`.
