@@ -96,6 +96,24 @@ async fn wait_anchor_verified(net: &TestNet, node: &str, record: &str) {
     .expect("anchor verified");
 }
 
+/// Waits until `node`'s chain shows the consent for `grantee` as `active`.
+async fn wait_consent(net: &TestNet, node: &str, grantee: &str, active: bool) {
+    wait_for(
+        &format!("{node} to see the consent for {grantee} active={active}"),
+        Duration::from_secs(30),
+        || async {
+            let list: Vec<qward_core::api::ConsentInfo> =
+                json_of(&cli(net, node, &["consent", "list", "--json"]));
+            let on = list
+                .iter()
+                .any(|c| c.grantee_name.as_deref() == Some(grantee) && c.active);
+            Ok((on == active).then_some(()))
+        },
+    )
+    .await
+    .expect("consent visible");
+}
+
 async fn tx_kinds(net: &TestNet, node: &str) -> Vec<(String, String)> {
     let n = net.nodes.iter().find(|n| n.name == node).unwrap();
     let client = n.client(Duration::from_secs(10)).await.unwrap();
@@ -189,6 +207,8 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
             "consent", "grant", "doctor-1", "--scope", "records", "--wait",
         ],
     );
+    wait_consent(&net, "hospital-1", "doctor-1", true).await;
+    wait_consent(&net, "doctor-1", "doctor-1", true).await;
     let fwd: MessageInfo = json_of(&cli(
         &net,
         "hospital-1",
@@ -251,6 +271,7 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
             "consent", "revoke", "doctor-1", "--scope", "records", "--wait",
         ],
     );
+    wait_consent(&net, "hospital-1", "doctor-1", false).await;
     let again = qward(&[
         "--data-dir",
         &dir,

@@ -137,8 +137,8 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
             Retry::Never,
         ));
     }
-    if let Some(reason) = rule_refusal(ctx, &envelope) {
-        return Ok(refused(reason, Retry::Never));
+    if let Some((reason, retry)) = rule_refusal(ctx, &envelope) {
+        return Ok(refused(reason, retry));
     }
     let (at_rest, sealed) = {
         let mut rng = rand::rng();
@@ -195,16 +195,20 @@ fn replay_key(k: &[u8; 32]) -> Vec<u8> {
     key
 }
 
-/// The chain's rules for who may send what to whom; `Some(reason)` refuses.
-fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<String> {
+/// The chain's rules for who may send what to whom; `Some` refuses. A missing
+/// consent may only be missing here so far (this node a block behind the
+/// sender, who checked it): the sender may try again while its own chain
+/// shows the consent.
+fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
     let h = &envelope.header;
     let view = ctx.view();
     let state = &view.state;
+    let never = |reason: String| Some((reason, Retry::Never));
     let Some(sender_role) = state.role_of(&h.sender) else {
-        return Some("the sender is not an active member".into());
+        return never("the sender is not an active member".into());
     };
     if state.role_of(&h.patient) != Some(Role::Patient) {
-        return Some(format!(
+        return never(format!(
             "the record's patient {} is not a registered patient",
             h.patient.short()
         ));
@@ -215,19 +219,22 @@ fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<String> {
                 return None;
             }
             if sender_role != Role::Hospital {
-                return Some("only a patient or a hospital sends a PHR".into());
+                return never("only a patient or a hospital sends a PHR".into());
             }
             if !state.consent_allows(&h.patient, &ctx.account, ConsentScope::Records, now_ms()) {
-                return Some(format!(
-                    "no consent from patient {} for this node to receive their records",
-                    crate::node::dispatch::account_label(ctx, &h.patient)
+                return Some((
+                    format!(
+                        "no consent from patient {} for this node to receive their records",
+                        crate::node::dispatch::account_label(ctx, &h.patient)
+                    ),
+                    Retry::Later,
                 ));
             }
             None
         }
         RecordKind::Report => match sender_role {
             Role::Doctor | Role::Hospital => None,
-            other => Some(format!("a {other} does not issue medical reports")),
+            other => never(format!("a {other} does not issue medical reports")),
         },
     }
 }
