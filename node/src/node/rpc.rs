@@ -485,7 +485,8 @@ fn consents(ctx: &Ctx) -> Vec<ConsentInfo> {
         .consents
         .iter()
         .map(|((patient, grantee, scope), exp)| ConsentInfo {
-            patient: name(ctx, patient),
+            patient: patient.to_hex(),
+            patient_name: ctx.contacts.name_of(patient).map(str::to_string),
             grantee: grantee.to_hex(),
             grantee_name: ctx.contacts.name_of(grantee).map(str::to_string),
             scope: scope.as_str().to_string(),

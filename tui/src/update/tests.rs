@@ -135,6 +135,18 @@ fn reconnect_marks_the_node_down_then_refreshes_everything() {
         .is_empty(),
         "no polling while down"
     );
+    s.links.insert(
+        HOSPITAL.into(),
+        LinkParams {
+            peer: HOSPITAL.into(),
+            distance_km: 10.0,
+            loss_db_per_km: 0.2,
+            detector_efficiency: 0.9,
+            dark_count_prob: 1e-6,
+            misalignment: 0.01,
+            eve_fraction: 1.0,
+        },
+    );
     let effects = update(&mut s, Message::Connected);
     assert_eq!(s.connection, Connection::Up);
     assert_eq!(
@@ -142,6 +154,10 @@ fn reconnect_marks_the_node_down_then_refreshes_everything() {
         Some("reconnected to the node")
     );
     assert!(methods(&effects).len() >= 9);
+    assert!(
+        s.links.is_empty(),
+        "a restarted node forgot its link settings; the UI must not show old ones"
+    );
 }
 
 #[test]
@@ -636,7 +652,7 @@ fn consent_grant_and_revoke_produce_their_transactions() {
     key(&mut s, KeyCode::Down);
     assert!(
         key(&mut s, KeyCode::Char('r')).is_empty(),
-        "a revoked grant cannot be revoked again"
+        "an expired grant is not revoked"
     );
 }
 
