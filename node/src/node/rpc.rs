@@ -397,10 +397,10 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             format!("vote to remove validator {}", name(ctx, account))
         }
         TxKind::GrantConsent(g) => format!(
-            "grant {} consent for {} until {}",
+            "grant {} consent for {} until {} UTC",
             name(ctx, &g.grantee),
             g.scope.as_str(),
-            g.expires_at_ms
+            qward_tui::view::widgets::date(g.expires_at_ms)
         ),
         TxKind::RevokeConsent { grantee, scope } => format!(
             "revoke {}'s consent for {}",
