@@ -171,6 +171,13 @@ fn line_with<'a>(screen: &'a str, marker: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.contains(marker))
 }
 
+/// The file picker's selected line.
+fn picked_file(screen: &str) -> Option<&str> {
+    screen
+        .lines()
+        .find(|l| l.contains("▶ ") && l.contains(".json") && !l.contains("File"))
+}
+
 fn tui_cmd(net: &TestNet, node: &str) -> Vec<String> {
     let n = net.nodes.iter().find(|n| n.name == node).expect("node");
     vec![
@@ -273,8 +280,17 @@ async fn the_tui_sends_a_phr_shows_it_arriving_raises_the_eve_alarm_and_reconnec
     let form = expect_screen!("patient", UI_TIMEOUT, "the compose form", |s| {
         s.contains("Compose a record") && line_with(s, "▶ Kind").is_some_and(|l| l.contains("PHR"))
     });
+    assert!(
+        form.contains(" To "),
+        "the form has no recipient field:\n{form}"
+    );
+    // Each key is pressed only once the screen shows the previous one took
+    // effect, so no key lands on a field it was not meant for.
     tmux.key("patient", "Down");
-    let mut to = line_with(&form, " To ").unwrap_or_default().to_string();
+    let screen = expect_screen!("patient", UI_TIMEOUT, "the To field focused", |s| {
+        line_with(s, "▶ To").is_some()
+    });
+    let mut to = line_with(&screen, "▶ To").unwrap_or_default().to_string();
     let mut presses = 0;
     while !to.contains("hospital-1 (hospital)") {
         presses += 1;
@@ -300,11 +316,15 @@ async fn the_tui_sends_a_phr_shows_it_arriving_raises_the_eve_alarm_and_reconnec
         |s| s.contains("examples/records — Enter: pick") && s.contains("phr-ada-quill.json")
     );
     let mut presses = 0;
-    while line_with(&tmux.screen("patient"), "▶ phr-ada-quill.json").is_none() {
+    let mut screen = tmux.screen("patient");
+    while line_with(&screen, "▶ phr-ada-quill.json").is_none() {
         presses += 1;
         assert!(presses <= 10, "phr-ada-quill.json cannot be selected");
+        let picked = picked_file(&screen).unwrap_or_default().to_string();
         tmux.key("patient", "Down");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        screen = expect_screen!("patient", UI_TIMEOUT, "the next file", |s| {
+            picked_file(s).is_some_and(|l| l != picked)
+        });
     }
     tmux.key("patient", "Enter");
     expect_screen!("patient", UI_TIMEOUT, "the picked path", |s| {
@@ -342,6 +362,9 @@ async fn the_tui_sends_a_phr_shows_it_arriving_raises_the_eve_alarm_and_reconnec
             && s.contains("Type 2 diabetes mellitus")
     });
     tmux.key("hospital", "Escape");
+    expect_screen!("hospital", UI_TIMEOUT, "the record closed", |s| {
+        !s.contains("Ada Maren Quill")
+    });
 
     // Consent: the patient grants from the form and sees its grant once it
     // is in a block; the hospital sees the patient's record by name.
