@@ -282,7 +282,12 @@ pub struct MemberInfo {
 /// A consent record on the chain (`chain_consent`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsentInfo {
+    /// The patient's account (hex).
     pub patient: String,
+    /// The patient's name in the node's contacts, if it has one.
+    #[serde(default)]
+    pub patient_name: Option<String>,
+    /// The grantee's account (hex).
     pub grantee: String,
     pub grantee_name: Option<String>,
     pub scope: String,

@@ -5,3 +5,4 @@
 mod house_style;
 mod messaging;
 mod network;
+mod tui_e2e;

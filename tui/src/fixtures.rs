@@ -159,14 +159,15 @@ pub fn blocks() -> Vec<BlockSummary> {
             hash: format!("b1a4e{h}c0ffee00112233445566778899aabbccddeeff"),
             parent: format!("b1a4e{}c0ffee", h - 1),
             time_ms: NOW_MS - (43 - h) * 2_000,
-            proposer: HOSPITAL.into(),
+            // The node names people in block summaries (its contacts' names).
+            proposer: "st-marys".into(),
             round: 0,
-            signers: vec![HOSPITAL.into()],
+            signers: vec!["st-marys".into()],
             txs: if h == 42 {
                 vec![TxSummary {
                     id: "tx1".into(),
                     kind: "grant_consent".into(),
-                    author: ME.into(),
+                    author: "amara".into(),
                     detail: "grant consent to dr-okafor for phr until 2026-12-18".into(),
                 }]
             } else {
@@ -180,6 +181,7 @@ pub fn consents() -> Vec<ConsentInfo> {
     vec![
         ConsentInfo {
             patient: ME.into(),
+            patient_name: Some("amara".into()),
             grantee: DOCTOR.into(),
             grantee_name: Some("dr-okafor".into()),
             scope: "phr".into(),
@@ -188,20 +190,27 @@ pub fn consents() -> Vec<ConsentInfo> {
         },
         ConsentInfo {
             patient: ME.into(),
+            patient_name: Some("amara".into()),
             grantee: HOSPITAL.into(),
             grantee_name: Some("st-marys".into()),
             scope: "phr".into(),
-            expires_at_ms: None,
+            // Revoked grants leave the chain; an inactive one has expired.
+            expires_at_ms: Some(NOW_MS - 86_400_000),
             active: false,
         },
     ]
 }
 
 pub fn logs() -> Vec<LogLine> {
+    // As the node serves them: the formatter's timestamp and level first.
     let line = |i: u64, level: &str, text: &str| LogLine {
         time_ms: NOW_MS - 10_000 + i * 1000,
         level: level.into(),
-        line: text.into(),
+        line: format!(
+            "2026-11-18T20:26:{:02}.000000Z {:>5} {text}",
+            30 + i,
+            level.to_uppercase()
+        ),
     };
     vec![
         line(

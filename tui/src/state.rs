@@ -309,11 +309,12 @@ impl State {
             .collect()
     }
 
-    /// A person-readable name for an account or peer id.
+    /// A person-readable name for an account, a peer id, or a name the node
+    /// already gave (block summaries name people).
     pub fn name_of(&self, who: &str) -> String {
         self.members
             .iter()
-            .find(|m| m.account == who || m.peer_id == who)
+            .find(|m| m.account == who || m.peer_id == who || m.name == who)
             .map(|m| m.name.clone())
             .unwrap_or_else(|| short(who))
     }
@@ -375,6 +376,22 @@ mod tests {
         for s in Screen::ALL {
             assert_eq!(Screen::from_number(s.number()), Some(s));
         }
+    }
+
+    #[test]
+    fn names_come_from_accounts_peer_ids_or_names_the_node_gave() {
+        let s = crate::fixtures::full_state();
+        assert_eq!(s.name_of(crate::fixtures::DOCTOR), "dr-okafor");
+        assert_eq!(s.name_of("12D3Koodr-okafor"), "dr-okafor");
+        // Block summaries and transactions name people already.
+        assert_eq!(s.name_of("dr-okafor"), "dr-okafor");
+        assert_eq!(s.name_of("0123456789abcdef"), "01234567");
+    }
+
+    #[test]
+    fn a_patient_sees_the_grants_it_made() {
+        let s = crate::fixtures::full_state();
+        assert_eq!(s.own_consents().len(), 2);
     }
 
     #[test]

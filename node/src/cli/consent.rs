@@ -52,7 +52,7 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                     for c in list {
                         println!(
                             "{:<16} -> {:<16} {:<8} {}",
-                            c.patient,
+                            c.patient_name.unwrap_or(c.patient),
                             c.grantee_name.unwrap_or(c.grantee),
                             c.scope,
                             if c.active { "active" } else { "lapsed" }

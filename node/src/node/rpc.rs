@@ -397,10 +397,10 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             format!("vote to remove validator {}", name(ctx, account))
         }
         TxKind::GrantConsent(g) => format!(
-            "grant {} consent for {} until {}",
+            "grant {} consent for {} until {} UTC",
             name(ctx, &g.grantee),
             g.scope.as_str(),
-            g.expires_at_ms
+            qward_tui::view::widgets::date(g.expires_at_ms)
         ),
         TxKind::RevokeConsent { grantee, scope } => format!(
             "revoke {}'s consent for {}",
@@ -485,7 +485,8 @@ fn consents(ctx: &Ctx) -> Vec<ConsentInfo> {
         .consents
         .iter()
         .map(|((patient, grantee, scope), exp)| ConsentInfo {
-            patient: name(ctx, patient),
+            patient: patient.to_hex(),
+            patient_name: ctx.contacts.name_of(patient).map(str::to_string),
             grantee: grantee.to_hex(),
             grantee_name: ctx.contacts.name_of(grantee).map(str::to_string),
             scope: scope.as_str().to_string(),

@@ -75,6 +75,25 @@ fn clamp(sel: &mut usize, len: usize) {
     *sel = (*sel).min(len.saturating_sub(1));
 }
 
+/// After a list changed (refreshed, or grown at the top), keeps the cursor on
+/// the item it was on, found by `key`; a cursor on the first row stays there
+/// and so follows the newest item. On a live node blocks and sessions arrive
+/// every second: without this the selection would slide under the reader.
+fn keep_selection<T, K: PartialEq>(
+    sel: &mut usize,
+    before: Option<K>,
+    list: &[T],
+    key: impl Fn(&T) -> K,
+) {
+    if *sel > 0
+        && let Some(k) = before
+        && let Some(i) = list.iter().position(|x| key(x) == k)
+    {
+        *sel = i;
+    }
+    clamp(sel, list.len());
+}
+
 fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
     let mut effects = Vec::new();
     match m {
@@ -93,32 +112,54 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
         method::CHAIN_MEMBERS => state.members = decode::<Vec<MemberInfo>>(m, v)?,
         method::KEY_SESSIONS => {
             let sessions: Vec<KeySessionInfo> = decode(m, v)?;
+            let before = state
+                .sessions
+                .get(state.sessions_sel)
+                .map(|s| s.session_id.clone());
+            let sel = state.sessions_sel;
             state.sessions.clear();
             let mut sorted = sessions;
             sorted.sort_by_key(|s| s.started_ms);
             for s in sorted {
                 note_session(state, s);
             }
+            state.sessions_sel = sel;
+            keep_selection(&mut state.sessions_sel, before, &state.sessions, |s| {
+                s.session_id.clone()
+            });
         }
         method::KEYS => state.keys = decode::<Vec<KeyInfo>>(m, v)?,
         method::INBOX => {
             let mut inbox: Vec<MessageInfo> = decode(m, v)?;
             inbox.sort_by_key(|m| std::cmp::Reverse(m.created_ms));
+            let before = state
+                .inbox
+                .get(state.inbox_sel)
+                .map(|m| m.record_id.clone());
             state.inbox = inbox;
-            clamp(&mut state.inbox_sel, state.inbox.len());
+            keep_selection(&mut state.inbox_sel, before, &state.inbox, |m| {
+                m.record_id.clone()
+            });
         }
         method::OUTBOX => {
             let mut outbox: Vec<MessageInfo> = decode(m, v)?;
             outbox.sort_by_key(|m| std::cmp::Reverse(m.created_ms));
+            let before = state
+                .outbox
+                .get(state.outbox_sel)
+                .map(|m| m.record_id.clone());
             state.outbox = outbox;
-            clamp(&mut state.outbox_sel, state.outbox.len());
+            keep_selection(&mut state.outbox_sel, before, &state.outbox, |m| {
+                m.record_id.clone()
+            });
         }
         method::CHAIN_BLOCKS => {
             let mut blocks: Vec<BlockSummary> = decode(m, v)?;
             blocks.sort_by_key(|b| std::cmp::Reverse(b.height));
             blocks.truncate(RECENT_BLOCKS as usize);
+            let before = state.blocks.get(state.blocks_sel).map(|b| b.height);
             state.blocks = blocks;
-            clamp(&mut state.blocks_sel, state.blocks.len());
+            keep_selection(&mut state.blocks_sel, before, &state.blocks, |b| b.height);
         }
         method::CHAIN_CONSENT => {
             state.consents = decode::<Vec<ConsentInfo>>(m, v)?;
@@ -228,6 +269,10 @@ fn note_session(state: &mut State, s: KeySessionInfo) {
         // A later clean key with the same peer: the link is quiet again.
         state.eve_alarm = None;
     }
+    let before = state
+        .sessions
+        .get(state.sessions_sel)
+        .map(|x| x.session_id.clone());
     if let Some(existing) = state
         .sessions
         .iter_mut()
@@ -238,7 +283,9 @@ fn note_session(state: &mut State, s: KeySessionInfo) {
         state.sessions.insert(0, s);
         state.sessions.truncate(MAX_SESSIONS);
     }
-    clamp(&mut state.sessions_sel, state.sessions.len());
+    keep_selection(&mut state.sessions_sel, before, &state.sessions, |x| {
+        x.session_id.clone()
+    });
 }
 
 /// An event pushed by the node.
@@ -305,11 +352,18 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
                 } else {
                     &mut state.outbox
                 };
+                let sel = if incoming {
+                    &mut state.inbox_sel
+                } else {
+                    &mut state.outbox_sel
+                };
+                let before = list.get(*sel).map(|x| x.record_id.clone());
                 if let Some(existing) = list.iter_mut().find(|x| x.record_id == msg.record_id) {
                     *existing = msg;
                 } else {
                     list.insert(0, msg);
                 }
+                keep_selection(sel, before, list, |x| x.record_id.clone());
                 Vec::new()
             }
             Err(_) => vec![

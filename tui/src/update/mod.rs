@@ -43,6 +43,9 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
             let again = matches!(state.connection, Connection::Down(_));
             state.connection = Connection::Up;
             state.last_poll_ms = state.now_ms;
+            // Link settings are the node's run-time state: a restarted node
+            // has forgotten them, so ask again (`e` does) rather than show stale ones.
+            state.links.clear();
             if again {
                 state.notice = Some(Notice {
                     text: "reconnected to the node".into(),

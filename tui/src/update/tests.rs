@@ -135,6 +135,18 @@ fn reconnect_marks_the_node_down_then_refreshes_everything() {
         .is_empty(),
         "no polling while down"
     );
+    s.links.insert(
+        HOSPITAL.into(),
+        LinkParams {
+            peer: HOSPITAL.into(),
+            distance_km: 10.0,
+            loss_db_per_km: 0.2,
+            detector_efficiency: 0.9,
+            dark_count_prob: 1e-6,
+            misalignment: 0.01,
+            eve_fraction: 1.0,
+        },
+    );
     let effects = update(&mut s, Message::Connected);
     assert_eq!(s.connection, Connection::Up);
     assert_eq!(
@@ -142,6 +154,10 @@ fn reconnect_marks_the_node_down_then_refreshes_everything() {
         Some("reconnected to the node")
     );
     assert!(methods(&effects).len() >= 9);
+    assert!(
+        s.links.is_empty(),
+        "a restarted node forgot its link settings; the UI must not show old ones"
+    );
 }
 
 #[test]
@@ -636,7 +652,7 @@ fn consent_grant_and_revoke_produce_their_transactions() {
     key(&mut s, KeyCode::Down);
     assert!(
         key(&mut s, KeyCode::Char('r')).is_empty(),
-        "a revoked grant cannot be revoked again"
+        "an expired grant is not revoked"
     );
 }
 
@@ -781,4 +797,46 @@ fn disconnected_fixture_keeps_data_but_says_the_node_is_down() {
     let s = fixtures::disconnected_state();
     assert!(!s.connected());
     assert_eq!(s.peers.len(), 3, "what we knew stays on screen");
+}
+
+#[test]
+fn selections_stay_on_their_item_as_a_live_node_adds_blocks_and_sessions() {
+    let mut s = full_state();
+    // Blocks 42, 41, 40: select 41, then block 43 arrives.
+    s.blocks_sel = 1;
+    let mut blocks = fixtures::blocks();
+    let mut newest = blocks[blocks.len() - 1].clone();
+    newest.height = 43;
+    blocks.push(newest);
+    answer(
+        &mut s,
+        "chain_blocks",
+        serde_json::to_value(&blocks).expect("json"),
+    );
+    assert_eq!(s.blocks.get(s.blocks_sel).map(|b| b.height), Some(41));
+    // A cursor on the newest block follows the newest.
+    s.blocks_sel = 0;
+    let mut newer = blocks[0].clone();
+    newer.height = 44;
+    blocks.push(newer);
+    answer(
+        &mut s,
+        "chain_blocks",
+        serde_json::to_value(&blocks).expect("json"),
+    );
+    assert_eq!(s.blocks.get(s.blocks_sel).map(|b| b.height), Some(44));
+
+    // Sessions: the selected one stays selected when a new one starts, and
+    // across a full refresh.
+    s.sessions_sel = 2;
+    let selected = s.sessions[2].session_id.clone();
+    session_event(&mut s, "s9", SessionPhase::Handshake, 0.0, false);
+    assert_eq!(s.sessions[s.sessions_sel].session_id, selected);
+    let all = serde_json::to_value(&s.sessions).expect("json");
+    answer(&mut s, "key_sessions", all);
+    assert_eq!(s.sessions[s.sessions_sel].session_id, selected);
+    // On the newest session, a new one is followed (as `a` then `e` expect).
+    s.sessions_sel = 0;
+    session_event(&mut s, "s10", SessionPhase::Handshake, 0.0, false);
+    assert_eq!(s.sessions[s.sessions_sel].session_id, "s10");
 }

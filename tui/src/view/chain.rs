@@ -128,8 +128,11 @@ fn draw_validators(state: &State, frame: &mut Frame, area: Rect) {
     let mut lines: Vec<Line> = validators
         .iter()
         .map(|v| {
-            let signed = latest
-                .is_some_and(|b| b.signers.iter().any(|s| *s == v.account || *s == v.peer_id));
+            let signed = latest.is_some_and(|b| {
+                b.signers
+                    .iter()
+                    .any(|s| [&v.name, &v.account, &v.peer_id].contains(&s))
+            });
             Line::from(vec![
                 Span::styled(
                     if signed { "✔ " } else { "· " },

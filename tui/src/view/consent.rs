@@ -63,12 +63,16 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
                 .is_some_and(|e| state.now_ms > 0 && e <= state.now_ms);
             let (status, style) = match (c.active, expired) {
                 (true, false) => ("active", t.ok),
-                (true, true) => ("expired", t.warn),
-                (false, _) => ("revoked", t.dim),
+                // A revoked grant leaves the chain; an inactive one lapsed.
+                (_, true) | (false, _) => ("expired", t.warn),
             };
             Row::new(vec![
                 Cell::from(who),
-                Cell::from(state.name_of(&c.patient)),
+                Cell::from(
+                    c.patient_name
+                        .clone()
+                        .unwrap_or_else(|| state.name_of(&c.patient)),
+                ),
                 Cell::from(c.scope.clone()),
                 Cell::from(expires),
                 Cell::from(status).style(style),
