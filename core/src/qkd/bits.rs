@@ -86,6 +86,14 @@ impl PackedBits {
         Ok(Self { len, words })
     }
 
+    /// Wraps words for `len` bits: resized to the right word count and with
+    /// the bits past `len` cleared (for results computed word-wise).
+    pub(crate) fn from_words_masked(mut words: Vec<u64>, len: usize) -> Self {
+        words.resize(words_for(len), 0);
+        mask_tail(&mut words, len);
+        Self { len, words }
+    }
+
     /// Builds from a slice of booleans (for tests and small inputs).
     pub fn from_bools(bits: &[bool]) -> Self {
         let mut out = Self::zeros(bits.len());
