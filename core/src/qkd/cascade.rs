@@ -1,11 +1,14 @@
 //! Error correction with Cascade, as two halves: Bob (who corrects his key and
 //! drives the exchange) and Alice (who answers parity queries).
 //!
-//! The variant is the "optimized Cascade" of Martinez-Mateo, Pacher, Peev,
-//! Ciurana and Martin (2015): first block size 0.73/QBER, twice that in the
-//! second pass, half the key from the third pass on, 16 passes, each pass a
-//! fresh public permutation. Two
-//! savings are applied and every bit Alice discloses is still counted:
+//! The schedule follows Martinez-Mateo, Pacher, Peev, Ciurana and Martin
+//! (2015, "Cascade opt. (8)"): block sizes that are powers of two (a
+//! bisection then never wastes a query on an uneven split), about 1/QBER in
+//! the first pass and 3/QBER in the second, then half the key; 16 passes,
+//! each a fresh public permutation ([`BlockSchedule`]; the paper's own
+//! schedule, which leaks a little less for many more round trips, is
+//! [`BlockSchedule::PaperOpt8`]).
+//! Two savings are applied and every bit Alice discloses is still counted:
 //! - block parity inference: from the second pass on, Alice's parity of the
 //!   whole key is known, so the last block's parity is inferred, not asked;
 //! - reuse of known parities: Alice's key never changes, so every range whose
@@ -37,15 +40,38 @@ pub struct ParityRange {
 pub struct CascadeConfig {
     /// Number of passes (the last ones, with blocks of half the key, cost about one bit each).
     pub passes: u16,
-    /// First block size = this / estimated QBER (0.73 in the optimized variant).
-    pub first_block_factor: f64,
+    /// How the block size of each pass follows from the estimated QBER.
+    pub schedule: BlockSchedule,
+}
+
+/// The block sizes of the passes, as a function of the key length n and the
+/// estimated QBER Q (at least 10^-4, at most 1/2). Every block size is at
+/// most half the key.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum BlockSchedule {
+    /// Powers of two, so that a bisection never wastes a query on an uneven
+    /// split: with a = log2(1/Q) - 1/2, k1 = 2^ceil(a) (as in "Cascade opt.
+    /// (8)" of Martinez-Mateo et al.), k2 = the power of two nearest to
+    /// `second_block_factor` / Q but at least 2 k1, then n/2. A larger second
+    /// block leaks less but lengthens the chains of corrections that run one
+    /// after the other (more round trips).
+    PowersOfTwo { second_block_factor: f64 },
+    /// "Cascade opt. (8)" as published: k1 = 2^ceil(a), k2 = 2^ceil((a + 12) / 2),
+    /// k3 = 4096, then n/2. The least leakage, at 10 to 50 times the round
+    /// trips of the others.
+    PaperOpt8,
+    /// The earlier schedule: k1 = `first_block_factor` / Q (0.73 in the
+    /// paper's "optimized" variant), 2 k1, then n/2.
+    Proportional { first_block_factor: f64 },
 }
 
 impl Default for CascadeConfig {
     fn default() -> Self {
         Self {
             passes: 16,
-            first_block_factor: 0.73,
+            schedule: BlockSchedule::PowersOfTwo {
+                second_block_factor: 3.0,
+            },
         }
     }
 }
@@ -58,10 +84,20 @@ impl CascadeConfig {
                 self.passes
             )));
         }
-        if !(self.first_block_factor > 0.0 && self.first_block_factor <= 10.0) {
+        let factor = match self.schedule {
+            BlockSchedule::PowersOfTwo {
+                second_block_factor,
+            } => Some(("second_block_factor", second_block_factor)),
+            BlockSchedule::PaperOpt8 => None,
+            BlockSchedule::Proportional { first_block_factor } => {
+                Some(("first_block_factor", first_block_factor))
+            }
+        };
+        if let Some((name, f)) = factor
+            && !(f > 0.0 && f <= 10.0)
+        {
             return Err(QkdError::InvalidParameter(format!(
-                "cascade first_block_factor must be in (0, 10], not {}",
-                self.first_block_factor
+                "cascade {name} must be in (0, 10], not {f}"
             )));
         }
         Ok(())
@@ -70,19 +106,41 @@ impl CascadeConfig {
     /// Block size of each pass for a key of `n` bits at estimated QBER `qber`.
     pub fn block_sizes(&self, n: usize, qber: f64) -> Vec<usize> {
         let half = n.div_ceil(2).max(1);
-        let q = qber.max(1e-4);
-        let k1 = ((self.first_block_factor / q).round() as usize).clamp(2, half.max(2));
+        // A NaN estimate is treated as the floor (as a zero one is).
+        let q = if qber.is_nan() {
+            1e-4
+        } else {
+            qber.clamp(1e-4, 0.5)
+        };
+        // a is in [0.5, 12.8], so 2^ceil(a) is 2 to 2^13.
+        let a = (1.0 / q).log2() - 0.5;
+        let pow2 = |e: f64| 1usize << (e.clamp(0.0, 40.0) as u32);
+        let (k1, k2, k3) = match self.schedule {
+            BlockSchedule::PowersOfTwo {
+                second_block_factor,
+            } => {
+                let k1 = pow2(a.ceil());
+                let k2 = pow2((second_block_factor / q).log2().round()).max(2 * k1);
+                (k1, k2, half)
+            }
+            BlockSchedule::PaperOpt8 => (pow2(a.ceil()), pow2(((a + 12.0) / 2.0).ceil()), 4096),
+            BlockSchedule::Proportional { first_block_factor } => {
+                let k1 = ((first_block_factor / q).round() as usize).clamp(2, half.max(2));
+                // From the third pass on, blocks of half the key: about one
+                // parity bit per pass (the other is inferred from the whole
+                // key's parity), where doubling would cost n/(4 k1) + ...
+                (k1, 2 * k1, half)
+            }
+        };
         (0..self.passes)
             .map(|pass| {
                 let k = match pass {
                     0 => k1,
-                    1 => (2 * k1).min(half),
-                    // From the third pass on, blocks of half the key: about one
-                    // parity bit per pass (the other is inferred from the whole
-                    // key's parity), where doubling would cost n/(4 k1) + ...
+                    1 => k2,
+                    2 => k3,
                     _ => half,
                 };
-                k.min(n.max(1))
+                k.min(half).min(n.max(1))
             })
             .collect()
     }
@@ -213,6 +271,14 @@ impl CascadeBob {
             )));
         }
         let sizes = config.block_sizes(key.len(), qber_estimate);
+        Ok(Self::start_with_sizes(key, seed, sizes))
+    }
+
+    pub(crate) fn start_with_sizes(
+        key: PackedBits,
+        seed: [u8; 32],
+        sizes: Vec<usize>,
+    ) -> (Self, Vec<ParityRange>) {
         let mut bob = Self {
             key,
             seed,
@@ -226,7 +292,7 @@ impl CascadeBob {
             flips: 0,
         };
         let q = bob.open_pass();
-        Ok((bob, q))
+        (bob, q)
     }
 
     fn open_pass(&mut self) -> Vec<ParityRange> {
