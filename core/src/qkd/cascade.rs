@@ -19,6 +19,7 @@
 //! (they are disjoint), so a round trip carries many queries.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -217,7 +218,7 @@ struct Pass {
     alice: Vec<bool>,
     bob: Vec<bool>,
     odd: usize,
-    known: HashMap<u64, bool>,
+    known: KnownParities,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -233,6 +234,32 @@ enum Pending {
     Blocks { pass: usize, asked: usize },
     Bisect { asked: Vec<usize> },
     Done,
+}
+
+/// Alice's known parities of one pass, by range (`key_of`).
+type KnownParities = HashMap<u64, bool, BuildHasherDefault<RangeHasher>>;
+
+/// A multiply-xorshift hash for range keys. Bob derives the keys himself
+/// (Alice's answers are only the values), so nobody can choose colliding
+/// keys, and SipHash's protection is not needed.
+#[derive(Debug, Default, Clone, Copy)]
+struct RangeHasher(u64);
+
+impl Hasher for RangeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        let h = (self.0 ^ x ^ (x >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
 }
 
 fn key_of(lo: usize, hi: usize) -> u64 {
@@ -329,7 +356,7 @@ impl CascadeBob {
             alice: vec![false; blocks],
             bob,
             odd: 0,
-            known: HashMap::new(),
+            known: KnownParities::default(),
         });
         self.pending = Pending::Blocks { pass: p, asked };
         self.asked += asked as u64;
