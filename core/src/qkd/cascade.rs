@@ -4,10 +4,11 @@
 //! The schedule follows Martinez-Mateo, Pacher, Peev, Ciurana and Martin
 //! (2015, "Cascade opt. (8)"): block sizes that are powers of two (a
 //! bisection then never wastes a query on an uneven split), about 1/QBER in
-//! the first pass and 3/QBER in the second, then half the key; 16 passes,
-//! each a fresh public permutation ([`BlockSchedule`]; the paper's own
-//! schedule, which leaks a little less for many more round trips, is
-//! [`BlockSchedule::PaperOpt8`]).
+//! the first pass and 3/QBER in the second, then half the key; 16 passes.
+//! The first pass is in key order, the second in a fresh public permutation,
+//! the half-key passes in a fresh public random split ([`pass_order`]). See
+//! [`BlockSchedule`]; the paper's own schedule, which leaks a little less for
+//! many more round trips, is [`BlockSchedule::PaperOpt8`].
 //! Two savings are applied and every bit Alice discloses is still counted:
 //! - block parity inference: from the second pass on, Alice's parity of the
 //!   whole key is known, so the last block's parity is inferred, not asked;
@@ -147,12 +148,67 @@ impl CascadeConfig {
     }
 }
 
-fn permutation(seed: &[u8; 32], n: usize, pass: u16) -> Vec<u32> {
-    if pass == 0 {
-        (0..n as u32).collect()
-    } else {
-        PublicPrng::new(seed, "qward cascade permutation", u64::from(pass)).permutation(n)
+impl CascadeConfig {
+    /// The first pass whose order is a random split ([`pass_order`]): the
+    /// passes whose blocks are half the key.
+    fn first_split_pass(&self) -> u16 {
+        match self.schedule {
+            BlockSchedule::PaperOpt8 => 3,
+            BlockSchedule::PowersOfTwo { .. } | BlockSchedule::Proportional { .. } => 2,
+        }
     }
+}
+
+/// The order of pass `pass` over a key of `n` bits: position j of the pass
+/// holds key bit `perm[j]`. Returns the order and, for a split pass, its
+/// block size.
+///
+/// Pass 0 keeps the key's order; the next passes are uniformly random
+/// permutations (Fisher–Yates). From `first_split` on (the passes with blocks
+/// of half the key) the order is a random split instead: each key bit joins
+/// a set S with probability 1/2 (public random bits), the larger of S and its
+/// complement comes first, both in increasing key order, and the pass has
+/// two blocks, the larger part and the smaller. For a two-block pass only the
+/// split matters (a residual error pattern shows in the first block's parity
+/// with probability exactly 1/2 whatever it is; the order inside a block only
+/// steers the bisection), and it is built in sequential passes over words
+/// instead of n random swaps.
+fn pass_order(seed: &[u8; 32], n: usize, pass: u16, first_split: u16) -> (Vec<u32>, Option<usize>) {
+    if pass == 0 {
+        return ((0..n as u32).collect(), None);
+    }
+    if pass < first_split {
+        let perm =
+            PublicPrng::new(seed, "qward cascade permutation", u64::from(pass)).permutation(n);
+        return (perm, None);
+    }
+    let mut prng = PublicPrng::new(seed, "qward cascade split", u64::from(pass));
+    let mut mask: Vec<u64> = (0..n.div_ceil(64)).map(|_| prng.next_u64()).collect();
+    if !n.is_multiple_of(64)
+        && let Some(last) = mask.last_mut()
+    {
+        *last &= (1u64 << (n % 64)) - 1;
+    }
+    let ones: usize = mask.iter().map(|w| w.count_ones() as usize).sum();
+    // `first` selects the larger part: S itself, or its complement.
+    let first_is_s = 2 * ones >= n;
+    let mut perm = Vec::with_capacity(n);
+    for take_s in [first_is_s, !first_is_s] {
+        for (w, &m) in mask.iter().enumerate() {
+            let valid = if (w + 1) * 64 <= n {
+                u64::MAX
+            } else {
+                (1u64 << (n % 64)) - 1
+            };
+            let mut bits = if take_s { m } else { !m & valid };
+            while bits != 0 {
+                perm.push((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+    }
+    let larger = ones.max(n - ones).max(1);
+    (perm, Some(larger))
 }
 
 /// Alice's half: answers parity queries on her (reference) key.
@@ -161,6 +217,7 @@ pub struct CascadeAlice {
     key: PackedBits,
     seed: [u8; 32],
     passes: u16,
+    first_split: u16,
     /// Alice's key in each pass's order (built on first use): a range parity
     /// is then a popcount over words.
     permuted: Vec<Option<PackedBits>>,
@@ -173,6 +230,7 @@ impl CascadeAlice {
             key,
             seed,
             passes: config.passes,
+            first_split: config.first_split_pass(),
             permuted: (0..config.passes).map(|_| None).collect(),
             disclosed: 0,
         }
@@ -189,9 +247,9 @@ impl CascadeAlice {
                     self.passes
                 )));
             }
-            let (key, seed) = (&self.key, &self.seed);
+            let (key, seed, first_split) = (&self.key, &self.seed, self.first_split);
             let permuted = self.permuted[r.pass as usize]
-                .get_or_insert_with(|| key.permuted(&permutation(seed, n, r.pass)));
+                .get_or_insert_with(|| key.permuted(&pass_order(seed, n, r.pass, first_split).0));
             out.push(permuted.parity_range(r.start as usize, r.end as usize));
         }
         self.disclosed += ranges.len() as u64;
@@ -272,6 +330,8 @@ pub struct CascadeBob {
     key: PackedBits,
     seed: [u8; 32],
     sizes: Vec<usize>,
+    /// The first pass ordered by a random split ([`pass_order`]).
+    first_split: u16,
     passes: Vec<Pass>,
     searches: Vec<Search>,
     pending: Pending,
@@ -298,18 +358,11 @@ impl CascadeBob {
             )));
         }
         let sizes = config.block_sizes(key.len(), qber_estimate);
-        Ok(Self::start_with_sizes(key, seed, sizes))
-    }
-
-    pub(crate) fn start_with_sizes(
-        key: PackedBits,
-        seed: [u8; 32],
-        sizes: Vec<usize>,
-    ) -> (Self, Vec<ParityRange>) {
         let mut bob = Self {
             key,
             seed,
             sizes,
+            first_split: config.first_split_pass(),
             passes: Vec::new(),
             searches: Vec::new(),
             pending: Pending::Done,
@@ -319,14 +372,14 @@ impl CascadeBob {
             flips: 0,
         };
         let q = bob.open_pass();
-        (bob, q)
+        Ok((bob, q))
     }
 
     fn open_pass(&mut self) -> Vec<ParityRange> {
         let p = self.passes.len();
         let n = self.key.len();
-        let block = self.sizes[p];
-        let perm = permutation(&self.seed, n, p as u16);
+        let (perm, split_block) = pass_order(&self.seed, n, p as u16, self.first_split);
+        let block = split_block.unwrap_or(self.sizes[p]);
         let mut pos = vec![0u32; n];
         for (j, &i) in perm.iter().enumerate() {
             pos[i as usize] = j as u32;

@@ -191,3 +191,32 @@ fn proportional_schedule_is_k1_then_2k1_then_half_the_key() {
         assert!(bad.validate().is_err(), "{schedule:?}");
     }
 }
+
+#[test]
+fn pass_orders_are_permutations_and_split_passes_have_two_sorted_parts() {
+    for n in [1usize, 2, 63, 64, 65, 1000, 4097] {
+        for pass in 0..5u16 {
+            let (perm, split) = pass_order(&[4; 32], n, pass, 2);
+            assert_eq!(perm, pass_order(&[4; 32], n, pass, 2).0, "deterministic");
+            let mut sorted = perm.clone();
+            sorted.sort_unstable();
+            assert_eq!(
+                sorted,
+                (0..n as u32).collect::<Vec<_>>(),
+                "n={n} pass={pass}"
+            );
+            assert_eq!(split.is_some(), pass >= 2);
+            if let Some(block) = split {
+                // The larger part first, each part in increasing key order.
+                assert!(2 * block >= n && block <= n);
+                assert!(perm[..block].windows(2).all(|w| w[0] < w[1]));
+                assert!(perm[block..].windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
+    // Different passes split differently.
+    assert_ne!(
+        pass_order(&[4; 32], 1000, 2, 2).0,
+        pass_order(&[4; 32], 1000, 3, 2).0
+    );
+}
