@@ -1,5 +1,7 @@
-//! Privacy amplification with Toeplitz hashing, computed as a GF(2)
-//! polynomial product (Karatsuba), plus the naive reference it is tested against.
+//! Privacy amplification with Toeplitz hashing, computed as a GF(2) middle
+//! product with PCLMULQDQ on x86_64 (`gf2::middle`) or as the middle of the
+//! portable full product elsewhere, plus the naive reference both are tested
+//! against.
 //!
 //! The m x n Toeplitz matrix is T[i][j] = s[i - j + n - 1] for a seed s of
 //! n + m - 1 bits, and the hash of x is T x. Since (s * x)_k = sum_j s[k - j] x_j,

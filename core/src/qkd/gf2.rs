@@ -1,7 +1,7 @@
 //! Multiplication of polynomials over GF(2) held as packed bits: the portable
 //! product (Karatsuba down to 32-word operands, multiplied there by the 4-bit
 //! comb method), a software carry-less 64x64 multiply (the tests' reference),
-//! and, on x86_64 with PCLMULQDQ, the hardware middle product in [`middle`].
+//! and, on x86_64 with PCLMULQDQ, the hardware middle product in `middle`.
 //!
 //! The portable product's timing depends on the data through the comb's table
 //! lookups; this is a simulator and says so (docs/qkd.md). The PCLMULQDQ path
