@@ -86,6 +86,14 @@ impl PackedBits {
         Ok(Self { len, words })
     }
 
+    /// Wraps words for `len` bits: resized to the right word count and with
+    /// the bits past `len` cleared (for results computed word-wise).
+    pub(crate) fn from_words_masked(mut words: Vec<u64>, len: usize) -> Self {
+        words.resize(words_for(len), 0);
+        mask_tail(&mut words, len);
+        Self { len, words }
+    }
+
     /// Builds from a slice of booleans (for tests and small inputs).
     pub fn from_bools(bits: &[bool]) -> Self {
         let mut out = Self::zeros(bits.len());
@@ -163,14 +171,25 @@ impl PackedBits {
     }
 
     /// The bits in the order `perm` gives: bit j of the result is bit `perm[j]`.
+    ///
+    /// Each output word is gathered in a register and stored once (setting
+    /// the bits one by one in memory chains every store to the next load).
+    /// Positions past the end read as zero.
     pub(crate) fn permuted(&self, perm: &[u32]) -> PackedBits {
-        let mut out = PackedBits::zeros(perm.len());
-        for (j, &i) in perm.iter().enumerate() {
-            if self.get_unchecked_len(i as usize) {
-                out.words[j >> 6] |= 1 << (j & 63);
-            }
+        let words = perm
+            .chunks(64)
+            .map(|chunk| {
+                chunk.iter().enumerate().fold(0u64, |acc, (k, &i)| {
+                    let i = i as usize;
+                    let w = self.words.get(i >> 6).copied().unwrap_or(0);
+                    acc | (((w >> (i & 63)) & 1) << k)
+                })
+            })
+            .collect();
+        PackedBits {
+            len: perm.len(),
+            words,
         }
-        out
     }
 
     /// Number of ones.
@@ -410,6 +429,14 @@ mod tests {
             if s > e { std::mem::swap(&mut s, &mut e); }
             let want = bits[s..e].iter().fold(false, |p, &x| p ^ x);
             prop_assert_eq!(v.parity_range(s, e), want);
+        }
+
+        #[test]
+        fn permuted_matches_naive(bits in proptest::collection::vec(any::<bool>(), 0..300), seed in any::<u64>()) {
+            let v = PackedBits::from_bools(&bits);
+            let perm = crate::qkd::prng::PublicPrng::new(&[7; 32], "test", seed).permutation(bits.len());
+            let want: Vec<bool> = perm.iter().map(|&i| bits[i as usize]).collect();
+            prop_assert_eq!(v.permuted(&perm).to_bools(), want);
         }
 
         #[test]

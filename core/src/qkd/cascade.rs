@@ -1,11 +1,15 @@
 //! Error correction with Cascade, as two halves: Bob (who corrects his key and
 //! drives the exchange) and Alice (who answers parity queries).
 //!
-//! The variant is the "optimized Cascade" of Martinez-Mateo, Pacher, Peev,
-//! Ciurana and Martin (2015): first block size 0.73/QBER, twice that in the
-//! second pass, half the key from the third pass on, 16 passes, each pass a
-//! fresh public permutation. Two
-//! savings are applied and every bit Alice discloses is still counted:
+//! The schedule follows Martinez-Mateo, Pacher, Peev, Ciurana and Martin
+//! (2015, "Cascade opt. (8)"): block sizes that are powers of two (a
+//! bisection then never wastes a query on an uneven split), about 1/QBER in
+//! the first pass and 3/QBER in the second, then half the key; 16 passes.
+//! The first pass is in key order, the second in a fresh public permutation,
+//! the half-key passes in a fresh public random split ([`pass_order`]). See
+//! [`BlockSchedule`]; the paper's own schedule, which leaks a little less for
+//! many more round trips, is [`BlockSchedule::PaperOpt8`].
+//! Two savings are applied and every bit Alice discloses is still counted:
 //! - block parity inference: from the second pass on, Alice's parity of the
 //!   whole key is known, so the last block's parity is inferred, not asked;
 //! - reuse of known parities: Alice's key never changes, so every range whose
@@ -16,6 +20,7 @@
 //! (they are disjoint), so a round trip carries many queries.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,15 +42,38 @@ pub struct ParityRange {
 pub struct CascadeConfig {
     /// Number of passes (the last ones, with blocks of half the key, cost about one bit each).
     pub passes: u16,
-    /// First block size = this / estimated QBER (0.73 in the optimized variant).
-    pub first_block_factor: f64,
+    /// How the block size of each pass follows from the estimated QBER.
+    pub schedule: BlockSchedule,
+}
+
+/// The block sizes of the passes, as a function of the key length n and the
+/// estimated QBER Q (at least 10^-4, at most 1/2). Every block size is at
+/// most half the key.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum BlockSchedule {
+    /// Powers of two, so that a bisection never wastes a query on an uneven
+    /// split: with a = log2(1/Q) - 1/2, k1 = 2^ceil(a) (as in "Cascade opt.
+    /// (8)" of Martinez-Mateo et al.), k2 = the power of two nearest to
+    /// `second_block_factor` / Q but at least 2 k1, then n/2. A larger second
+    /// block leaks less but lengthens the chains of corrections that run one
+    /// after the other (more round trips).
+    PowersOfTwo { second_block_factor: f64 },
+    /// "Cascade opt. (8)" as published: k1 = 2^ceil(a), k2 = 2^ceil((a + 12) / 2),
+    /// k3 = 4096, then n/2. The least leakage, at 10 to 50 times the round
+    /// trips of the others.
+    PaperOpt8,
+    /// The earlier schedule: k1 = `first_block_factor` / Q (0.73 in the
+    /// paper's "optimized" variant), 2 k1, then n/2.
+    Proportional { first_block_factor: f64 },
 }
 
 impl Default for CascadeConfig {
     fn default() -> Self {
         Self {
             passes: 16,
-            first_block_factor: 0.73,
+            schedule: BlockSchedule::PowersOfTwo {
+                second_block_factor: 3.0,
+            },
         }
     }
 }
@@ -58,10 +86,20 @@ impl CascadeConfig {
                 self.passes
             )));
         }
-        if !(self.first_block_factor > 0.0 && self.first_block_factor <= 10.0) {
+        let factor = match self.schedule {
+            BlockSchedule::PowersOfTwo {
+                second_block_factor,
+            } => Some(("second_block_factor", second_block_factor)),
+            BlockSchedule::PaperOpt8 => None,
+            BlockSchedule::Proportional { first_block_factor } => {
+                Some(("first_block_factor", first_block_factor))
+            }
+        };
+        if let Some((name, f)) = factor
+            && !(f > 0.0 && f <= 10.0)
+        {
             return Err(QkdError::InvalidParameter(format!(
-                "cascade first_block_factor must be in (0, 10], not {}",
-                self.first_block_factor
+                "cascade {name} must be in (0, 10], not {f}"
             )));
         }
         Ok(())
@@ -70,30 +108,107 @@ impl CascadeConfig {
     /// Block size of each pass for a key of `n` bits at estimated QBER `qber`.
     pub fn block_sizes(&self, n: usize, qber: f64) -> Vec<usize> {
         let half = n.div_ceil(2).max(1);
-        let q = qber.max(1e-4);
-        let k1 = ((self.first_block_factor / q).round() as usize).clamp(2, half.max(2));
+        // A NaN estimate is treated as the floor (as a zero one is).
+        let q = if qber.is_nan() {
+            1e-4
+        } else {
+            qber.clamp(1e-4, 0.5)
+        };
+        // a is in [0.5, 12.8], so 2^ceil(a) is 2 to 2^13.
+        let a = (1.0 / q).log2() - 0.5;
+        let pow2 = |e: f64| 1usize << (e.clamp(0.0, 40.0) as u32);
+        let (k1, k2, k3) = match self.schedule {
+            BlockSchedule::PowersOfTwo {
+                second_block_factor,
+            } => {
+                let k1 = pow2(a.ceil());
+                let k2 = pow2((second_block_factor / q).log2().round()).max(2 * k1);
+                (k1, k2, half)
+            }
+            BlockSchedule::PaperOpt8 => (pow2(a.ceil()), pow2(((a + 12.0) / 2.0).ceil()), 4096),
+            BlockSchedule::Proportional { first_block_factor } => {
+                let k1 = ((first_block_factor / q).round() as usize).clamp(2, half.max(2));
+                // From the third pass on, blocks of half the key: about one
+                // parity bit per pass (the other is inferred from the whole
+                // key's parity), where doubling would cost n/(4 k1) + ...
+                (k1, 2 * k1, half)
+            }
+        };
         (0..self.passes)
             .map(|pass| {
                 let k = match pass {
                     0 => k1,
-                    1 => (2 * k1).min(half),
-                    // From the third pass on, blocks of half the key: about one
-                    // parity bit per pass (the other is inferred from the whole
-                    // key's parity), where doubling would cost n/(4 k1) + ...
+                    1 => k2,
+                    2 => k3,
                     _ => half,
                 };
-                k.min(n.max(1))
+                k.min(half).min(n.max(1))
             })
             .collect()
     }
 }
 
-fn permutation(seed: &[u8; 32], n: usize, pass: u16) -> Vec<u32> {
-    if pass == 0 {
-        (0..n as u32).collect()
-    } else {
-        PublicPrng::new(seed, "qward cascade permutation", u64::from(pass)).permutation(n)
+impl CascadeConfig {
+    /// The first pass whose order is a random split ([`pass_order`]): the
+    /// passes whose blocks are half the key.
+    fn first_split_pass(&self) -> u16 {
+        match self.schedule {
+            BlockSchedule::PaperOpt8 => 3,
+            BlockSchedule::PowersOfTwo { .. } | BlockSchedule::Proportional { .. } => 2,
+        }
     }
+}
+
+/// The order of pass `pass` over a key of `n` bits: position j of the pass
+/// holds key bit `perm[j]`. Returns the order and, for a split pass, its
+/// block size.
+///
+/// Pass 0 keeps the key's order; the next passes are uniformly random
+/// permutations (Fisher–Yates). From `first_split` on (the passes with blocks
+/// of half the key) the order is a random split instead: each key bit joins
+/// a set S with probability 1/2 (public random bits), the larger of S and its
+/// complement comes first, both in increasing key order, and the pass has
+/// two blocks, the larger part and the smaller. For a two-block pass only the
+/// split matters (a residual error pattern shows in the first block's parity
+/// with probability exactly 1/2 whatever it is; the order inside a block only
+/// steers the bisection), and it is built in sequential passes over words
+/// instead of n random swaps.
+fn pass_order(seed: &[u8; 32], n: usize, pass: u16, first_split: u16) -> (Vec<u32>, Option<usize>) {
+    if pass == 0 {
+        return ((0..n as u32).collect(), None);
+    }
+    if pass < first_split {
+        let perm =
+            PublicPrng::new(seed, "qward cascade permutation", u64::from(pass)).permutation(n);
+        return (perm, None);
+    }
+    let mut prng = PublicPrng::new(seed, "qward cascade split", u64::from(pass));
+    let mut mask: Vec<u64> = (0..n.div_ceil(64)).map(|_| prng.next_u64()).collect();
+    if !n.is_multiple_of(64)
+        && let Some(last) = mask.last_mut()
+    {
+        *last &= (1u64 << (n % 64)) - 1;
+    }
+    let ones: usize = mask.iter().map(|w| w.count_ones() as usize).sum();
+    // `first` selects the larger part: S itself, or its complement.
+    let first_is_s = 2 * ones >= n;
+    let mut perm = Vec::with_capacity(n);
+    for take_s in [first_is_s, !first_is_s] {
+        for (w, &m) in mask.iter().enumerate() {
+            let valid = if (w + 1) * 64 <= n {
+                u64::MAX
+            } else {
+                (1u64 << (n % 64)) - 1
+            };
+            let mut bits = if take_s { m } else { !m & valid };
+            while bits != 0 {
+                perm.push((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+    }
+    let larger = ones.max(n - ones).max(1);
+    (perm, Some(larger))
 }
 
 /// Alice's half: answers parity queries on her (reference) key.
@@ -102,6 +217,7 @@ pub struct CascadeAlice {
     key: PackedBits,
     seed: [u8; 32],
     passes: u16,
+    first_split: u16,
     /// Alice's key in each pass's order (built on first use): a range parity
     /// is then a popcount over words.
     permuted: Vec<Option<PackedBits>>,
@@ -114,6 +230,7 @@ impl CascadeAlice {
             key,
             seed,
             passes: config.passes,
+            first_split: config.first_split_pass(),
             permuted: (0..config.passes).map(|_| None).collect(),
             disclosed: 0,
         }
@@ -130,9 +247,9 @@ impl CascadeAlice {
                     self.passes
                 )));
             }
-            let (key, seed) = (&self.key, &self.seed);
+            let (key, seed, first_split) = (&self.key, &self.seed, self.first_split);
             let permuted = self.permuted[r.pass as usize]
-                .get_or_insert_with(|| key.permuted(&permutation(seed, n, r.pass)));
+                .get_or_insert_with(|| key.permuted(&pass_order(seed, n, r.pass, first_split).0));
             out.push(permuted.parity_range(r.start as usize, r.end as usize));
         }
         self.disclosed += ranges.len() as u64;
@@ -159,7 +276,7 @@ struct Pass {
     alice: Vec<bool>,
     bob: Vec<bool>,
     odd: usize,
-    known: HashMap<u64, bool>,
+    known: KnownParities,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +294,32 @@ enum Pending {
     Done,
 }
 
+/// Alice's known parities of one pass, by range (`key_of`).
+type KnownParities = HashMap<u64, bool, BuildHasherDefault<RangeHasher>>;
+
+/// A multiply-xorshift hash for range keys. Bob derives the keys himself
+/// (Alice's answers are only the values), so nobody can choose colliding
+/// keys, and SipHash's protection is not needed.
+#[derive(Debug, Default, Clone, Copy)]
+struct RangeHasher(u64);
+
+impl Hasher for RangeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        let h = (self.0 ^ x ^ (x >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
 fn key_of(lo: usize, hi: usize) -> u64 {
     ((lo as u64) << 32) | hi as u64
 }
@@ -187,6 +330,8 @@ pub struct CascadeBob {
     key: PackedBits,
     seed: [u8; 32],
     sizes: Vec<usize>,
+    /// The first pass ordered by a random split ([`pass_order`]).
+    first_split: u16,
     passes: Vec<Pass>,
     searches: Vec<Search>,
     pending: Pending,
@@ -217,6 +362,7 @@ impl CascadeBob {
             key,
             seed,
             sizes,
+            first_split: config.first_split_pass(),
             passes: Vec::new(),
             searches: Vec::new(),
             pending: Pending::Done,
@@ -232,8 +378,8 @@ impl CascadeBob {
     fn open_pass(&mut self) -> Vec<ParityRange> {
         let p = self.passes.len();
         let n = self.key.len();
-        let block = self.sizes[p];
-        let perm = permutation(&self.seed, n, p as u16);
+        let (perm, split_block) = pass_order(&self.seed, n, p as u16, self.first_split);
+        let block = split_block.unwrap_or(self.sizes[p]);
         let mut pos = vec![0u32; n];
         for (j, &i) in perm.iter().enumerate() {
             pos[i as usize] = j as u32;
@@ -263,7 +409,7 @@ impl CascadeBob {
             alice: vec![false; blocks],
             bob,
             odd: 0,
-            known: HashMap::new(),
+            known: KnownParities::default(),
         });
         self.pending = Pending::Blocks { pass: p, asked };
         self.asked += asked as u64;

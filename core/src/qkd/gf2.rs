@@ -1,10 +1,14 @@
-//! Multiplication of polynomials over GF(2) held as packed bits: Karatsuba
-//! down to 32-word operands, multiplied there by the 4-bit comb method; plus a
-//! software carry-less 64x64 multiply (the tests' reference).
+//! Multiplication of polynomials over GF(2) held as packed bits: the portable
+//! product (Karatsuba down to 32-word operands, multiplied there by the 4-bit
+//! comb method), a software carry-less 64x64 multiply (the tests' reference),
+//! and, on x86_64 with PCLMULQDQ, the hardware middle product in `middle`.
 //!
-//! The crate forbids `unsafe`, so the hardware carry-less instruction
-//! (PCLMULQDQ / PMULL) is out of reach. Timing depends on the data through the
-//! table lookups; this is a simulator and says so (docs/qkd.md).
+//! The portable product's timing depends on the data through the comb's table
+//! lookups; this is a simulator and says so (docs/qkd.md). The PCLMULQDQ path
+//! is constant-time.
+
+#[cfg(all(target_arch = "x86_64", target_feature = "pclmulqdq"))]
+pub mod middle;
 
 /// Words at or below which Karatsuba falls back to the comb method.
 const KARATSUBA_THRESHOLD: usize = 32;

@@ -31,7 +31,7 @@ pub mod verify;
 pub use alice::Alice;
 pub use bits::PackedBits;
 pub use bob::Bob;
-pub use cascade::CascadeConfig;
+pub use cascade::{BlockSchedule, CascadeConfig};
 pub use channel::{Channel, ChannelParams, Source};
 pub use error::QkdError;
 pub use eve::InterceptResend;

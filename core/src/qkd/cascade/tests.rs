@@ -111,16 +111,112 @@ fn error_free_keys_need_no_flips() {
 }
 
 #[test]
-fn schedule_is_k1_then_2k1_then_half_the_key() {
-    let sizes = CascadeConfig::default().block_sizes(10_000, 0.01);
-    assert_eq!(sizes.len(), 16);
+fn default_schedule_is_powers_of_two_then_half_the_key() {
+    let cfg = CascadeConfig::default();
+    // (Q, k1, k2): a = log2(1/Q) - 1/2, k1 = 2^ceil(a), k2 = the power of two
+    // nearest to 3/Q, at least 2 k1.
+    for (q, k1, k2) in [
+        (0.01, 128, 256),
+        (0.02, 64, 128),
+        (0.05, 16, 64),
+        (0.08, 16, 32),
+        (0.11, 8, 32),
+    ] {
+        let sizes = cfg.block_sizes(100_000, q);
+        assert_eq!(sizes.len(), 16);
+        assert_eq!(&sizes[..2], &[k1, k2], "Q = {q}");
+        assert!(sizes[2..].iter().all(|&k| k == 50_000));
+    }
+    // Short keys: no block beyond half the key; tiny keys: never 0 or past the key.
+    assert!(cfg.block_sizes(5000, 0.0001).iter().all(|&k| k == 2500));
+    for q in [0.0, 0.3, 0.9, f64::NAN] {
+        assert!(cfg.block_sizes(3, q).iter().all(|&k| (1..=3).contains(&k)));
+    }
+    assert_eq!(
+        cfg.block_sizes(10_000, f64::NAN),
+        cfg.block_sizes(10_000, 0.0)
+    );
+}
+
+#[test]
+fn paper_opt8_schedule_is_powers_of_two_then_4096_then_half_the_key() {
+    let cfg = CascadeConfig {
+        passes: 14,
+        schedule: BlockSchedule::PaperOpt8,
+    };
+    for (q, k1, k2) in [
+        (0.01, 128, 1024),
+        (0.05, 16, 256),
+        (0.08, 16, 256),
+        (0.11, 8, 256),
+    ] {
+        let sizes = cfg.block_sizes(100_000, q);
+        assert_eq!(sizes.len(), 14);
+        assert_eq!(&sizes[..3], &[k1, k2, 4096], "Q = {q}");
+        assert!(sizes[3..].iter().all(|&k| k == 50_000));
+    }
+}
+
+#[test]
+fn proportional_schedule_is_k1_then_2k1_then_half_the_key() {
+    let cfg = CascadeConfig {
+        passes: 16,
+        schedule: BlockSchedule::Proportional {
+            first_block_factor: 0.73,
+        },
+    };
+    let sizes = cfg.block_sizes(10_000, 0.01);
     assert_eq!(&sizes[..3], &[73, 146, 5000]);
     assert!(sizes[3..].iter().all(|&k| k == 5000));
-    // Tiny keys: never a block of 0 or past the key.
     assert!(
-        CascadeConfig::default()
-            .block_sizes(3, 0.3)
+        cfg.block_sizes(3, 0.3)
             .iter()
             .all(|&k| (1..=3).contains(&k))
+    );
+    for schedule in [
+        BlockSchedule::Proportional {
+            first_block_factor: 0.0,
+        },
+        BlockSchedule::PowersOfTwo {
+            second_block_factor: f64::NAN,
+        },
+        BlockSchedule::PowersOfTwo {
+            second_block_factor: 11.0,
+        },
+    ] {
+        let bad = CascadeConfig {
+            passes: 16,
+            schedule,
+        };
+        assert!(bad.validate().is_err(), "{schedule:?}");
+    }
+}
+
+#[test]
+fn pass_orders_are_permutations_and_split_passes_have_two_sorted_parts() {
+    for n in [1usize, 2, 63, 64, 65, 1000, 4097] {
+        for pass in 0..5u16 {
+            let (perm, split) = pass_order(&[4; 32], n, pass, 2);
+            assert_eq!(perm, pass_order(&[4; 32], n, pass, 2).0, "deterministic");
+            let mut sorted = perm.clone();
+            sorted.sort_unstable();
+            assert_eq!(
+                sorted,
+                (0..n as u32).collect::<Vec<_>>(),
+                "n={n} pass={pass}"
+            );
+            assert_eq!(split.is_some(), pass >= 2);
+            if let Some(block) = split {
+                // The larger part first, each part in increasing key order.
+                assert!(2 * block >= n && block <= n);
+                assert!(perm[..block].windows(2).all(|w| w[0] < w[1]));
+                assert!(perm[block..].windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
+    // Different passes split differently.
+    assert_ne!(
+        pass_order(&[4; 32], 1000, 2, 2).0,
+        pass_order(&[4; 32], 1000, 3, 2).0
     );
 }
