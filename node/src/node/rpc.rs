@@ -321,6 +321,7 @@ async fn peers(ctx: &Ctx) -> Result<Vec<PeerSummary>, RpcError> {
             role: acct.map(|(_, r)| r),
             addrs: p.addrs.iter().map(ToString::to_string).collect(),
             rtt_ms: p.rtt_ms,
+            gossip_score: p.gossip_score,
         })
         .collect())
 }
