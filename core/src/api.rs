@@ -242,6 +242,10 @@ pub struct PeerSummary {
     pub role: Option<crate::identity::Role>,
     pub addrs: Vec<String>,
     pub rtt_ms: Option<u64>,
+    /// Its gossipsub score as this node sees it (negative after it delivered
+    /// messages this node rejected; below -80 its gossip is ignored).
+    #[serde(default)]
+    pub gossip_score: Option<f64>,
 }
 
 /// A block, summarised for people (`chain_head`, `chain_blocks`).

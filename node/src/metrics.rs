@@ -22,6 +22,8 @@ pub struct Metrics {
     pub peers: AtomicU64,
     pub gossip_accepted: AtomicU64,
     pub gossip_rejected: AtomicU64,
+    pub gossip_ignored: AtomicU64,
+    pub txs_ignored: AtomicU64,
     pub blocks_synced: AtomicU64,
     pub consensus_rounds: AtomicU64,
     pub key_sessions_completed: AtomicU64,
@@ -56,7 +58,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "qward_chain_height",
                 "gauge",
@@ -111,6 +113,18 @@ impl Metrics {
                 "counter",
                 "Gossip messages rejected as invalid.",
                 &self.gossip_rejected,
+            ),
+            (
+                "qward_gossip_ignored_total",
+                "counter",
+                "Gossip messages dropped without penalty (stale, duplicate).",
+                &self.gossip_ignored,
+            ),
+            (
+                "qward_txs_ignored_total",
+                "counter",
+                "Gossiped transactions dropped as pending duplicates, replays of used nonces, too far ahead, or with the mempool full.",
+                &self.txs_ignored,
             ),
             (
                 "qward_blocks_synced_total",

@@ -199,6 +199,11 @@ impl TestNode {
 
     /// Starts `qward run` for this node, logging to its logs/node.log.
     pub fn start(&mut self) -> anyhow::Result<()> {
+        self.start_with(&[])
+    }
+
+    /// Starts `qward run RUN_ARGS` (e.g. `--metrics`), logging to logs/node.log.
+    pub fn start_with(&mut self, run_args: &[&str]) -> anyhow::Result<()> {
         if self.child.is_some() {
             return Ok(());
         }
@@ -212,6 +217,7 @@ impl TestNode {
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["--log-level", "info,libp2p=warn", "run"])
+            .args(run_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -265,6 +271,48 @@ impl TestNode {
             .await
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The connected peers as this node reports them (`peers`).
+    pub async fn peers(&self) -> anyhow::Result<Vec<qward_core::api::PeerSummary>> {
+        self.client(Duration::from_secs(30))
+            .await?
+            .call(method::PEERS, serde_json::Value::Null)
+            .await
+    }
+
+    /// The Prometheus metrics of a node started with `--metrics` (on
+    /// `metrics_port`, or API port + 1000), as name -> value.
+    pub async fn metrics(&self) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = DataDir::new(&self.dir)
+            .load_config()?
+            .metrics_port
+            .unwrap_or(self.api_port.saturating_add(1000));
+        let fetch = async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await?;
+            let mut body = String::new();
+            s.read_to_string(&mut body).await?;
+            anyhow::Ok(body)
+        };
+        let body = tokio::time::timeout(Duration::from_secs(10), fetch)
+            .await
+            .with_context(|| format!("{}: metrics did not answer", self.name))??;
+        Ok(body
+            .lines()
+            .filter(|l| l.starts_with("qward_"))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
     /// The tail of this node's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(self.dir.join("logs/node.log")).unwrap_or_default();
@@ -311,15 +359,45 @@ pub fn path_str(p: &Path) -> String {
 pub struct Impostor {
     pub identity: qward_core::identity::Identity,
     pub client: qward_node::net::NetworkClient,
+    gossip: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<CapturedGossip>>,
     task: tokio::task::JoinHandle<()>,
     drain: tokio::task::JoinHandle<()>,
 }
+
+/// A gossip message the impostor received on a topic it subscribed to.
+#[derive(Debug, Clone)]
+pub struct CapturedGossip {
+    pub topic: String,
+    pub source: qward_node::net::PeerId,
+    pub data: Vec<u8>,
+}
+
+/// Gossip messages an impostor keeps for the test, at most (later ones are dropped).
+const CAPTURE_LEN: usize = 4096;
 
 impl Impostor {
     /// Starts a swarm with the key of `as_member` (whose node must not be
     /// running) and dials every node of `net` named in `dial`.
     pub async fn start(net: &TestNet, as_member: &str, dial: &[&str]) -> anyhow::Result<Self> {
-        use qward_node::net::{Multiaddr, Network, NetworkConfig, NetworkEvent};
+        Self::start_with_limits(
+            net,
+            as_member,
+            dial,
+            qward_node::net::MessageLimits::default(),
+        )
+        .await
+    }
+
+    /// [`Impostor::start`] with this swarm's own size limits: raise them to
+    /// send what an honest node would refuse to send (oversized gossip or
+    /// requests), to see the receiver refuse it.
+    pub async fn start_with_limits(
+        net: &TestNet,
+        as_member: &str,
+        dial: &[&str],
+        limits: qward_node::net::MessageLimits,
+    ) -> anyhow::Result<Self> {
+        use qward_node::net::{GossipValidation, Multiaddr, Network, NetworkConfig, NetworkEvent};
         let me = net
             .nodes
             .iter()
@@ -345,22 +423,102 @@ impl Impostor {
             bootstrap,
             members,
             request_timeout: Duration::from_secs(30),
+            limits,
             ..NetworkConfig::default()
         };
         let (client, mut events, task) = Network::spawn(keypair, config)?;
+        let (captured, gossip) = tokio::sync::mpsc::channel(CAPTURE_LEN);
+        let reporter = client.clone();
         let drain = tokio::spawn(async move {
             while let Some(e) = events.recv().await {
-                if let NetworkEvent::InboundRequest { .. } = e {
-                    // Left unanswered: the requester times out, as with a silent peer.
+                match e {
+                    NetworkEvent::Gossip {
+                        topic,
+                        source,
+                        propagation_source,
+                        message_id,
+                        data,
+                    } => {
+                        // Kept for the test, never forwarded: the impostor relays nothing.
+                        let _ = reporter
+                            .report_validation(
+                                message_id,
+                                propagation_source,
+                                GossipValidation::Ignore,
+                            )
+                            .await;
+                        let _ = captured.try_send(CapturedGossip {
+                            topic,
+                            source,
+                            data,
+                        });
+                    }
+                    NetworkEvent::InboundRequest { .. } => {
+                        // Left unanswered: the requester times out, as with a silent peer.
+                    }
+                    _ => {}
                 }
             }
         });
         Ok(Impostor {
             identity,
             client,
+            gossip: tokio::sync::Mutex::new(gossip),
             task,
             drain,
         })
+    }
+
+    /// Subscribes to `topic` and waits until every peer in `peers` is seen on
+    /// it, so a publish reaches them all.
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        peers: &[qward_node::net::PeerId],
+    ) -> anyhow::Result<()> {
+        self.client.subscribe(topic).await?;
+        wait_for(
+            &format!("the impostor's peers on {topic}"),
+            Duration::from_secs(60),
+            || async {
+                let on = self.client.topic_peers(topic).await?;
+                Ok(peers
+                    .iter()
+                    .all(|p| on.subscribed.contains(p))
+                    .then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// Publishes `data` on `topic`, signed by the impostor's key.
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> anyhow::Result<()> {
+        self.client
+            .publish(topic, data)
+            .await
+            .with_context(|| format!("publishing on {topic}"))?;
+        Ok(())
+    }
+
+    /// The gossip received since the last call, oldest first.
+    pub async fn take_gossip(&self) -> Vec<CapturedGossip> {
+        let mut rx = self.gossip.lock().await;
+        let mut out = Vec::new();
+        while let Ok(g) = rx.try_recv() {
+            out.push(g);
+        }
+        out
+    }
+
+    /// Sends raw bytes on `/qward/sync/1` to `peer` and returns the raw answer.
+    pub async fn sync_raw(
+        &self,
+        peer: qward_node::net::PeerId,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, qward_node::net::NetError> {
+        self.client
+            .request(qward_node::net::RequestProtocol::Sync, peer, bytes)
+            .await
     }
 
     /// Waits until connected to `peer`.

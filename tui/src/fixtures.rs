@@ -72,6 +72,7 @@ pub fn peers() -> Vec<PeerSummary> {
             role: Some(m.role),
             addrs: vec![format!("/ip4/127.0.0.1/tcp/710{i}")],
             rtt_ms: Some(3 + i as u64),
+            gossip_score: Some(0.0),
         })
         .collect()
 }

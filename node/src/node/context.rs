@@ -72,11 +72,22 @@ impl NodeContext {
         self.view.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the chain view after an import.
-    pub fn set_view(&self, view: ChainView) {
-        *self.view.write().unwrap_or_else(|p| p.into_inner()) = view;
+    /// Replaces the chain view after an import and prunes the mempool
+    /// against it, as one step for every task that reads the view and then
+    /// locks the mempool. Pruned first and swapped later, a submitter could
+    /// read the old view's next nonce beside the pruned mempool, and sign a
+    /// transaction with a nonce the new block had just used: accepted,
+    /// answered with an id, then silently pruned.
+    ///
+    /// **Lock order:** the view, then the mempool; never the reverse.
+    pub fn advance_view(&self, view: ChainView) {
+        let mut current = self.view.write().unwrap_or_else(|p| p.into_inner());
+        self.mempool()
+            .prune(&view.state, view.tip.height + 1, view.tip.time_ms + 1);
+        *current = view;
     }
 
+    /// The mempool. Take the view first if both are needed (see [`Self::advance_view`]).
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
         self.mempool.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -77,7 +77,7 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
             match validation {
                 GossipValidation::Accept => Metrics::inc(&ctx.metrics.gossip_accepted),
                 GossipValidation::Reject => Metrics::inc(&ctx.metrics.gossip_rejected),
-                GossipValidation::Ignore => {}
+                GossipValidation::Ignore => Metrics::inc(&ctx.metrics.gossip_ignored),
             }
             let _ = ctx
                 .net
@@ -155,11 +155,17 @@ fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
             Ok(GossipValidation::Accept)
         }
         Err(
-            MempoolError::Duplicate(_)
+            e @ (MempoolError::Duplicate(_)
             | MempoolError::Replay { .. }
             | MempoolError::Full
-            | MempoolError::NonceGap { .. },
-        ) => Ok(GossipValidation::Ignore),
+            | MempoolError::NonceGap { .. }),
+        ) => {
+            // Honest peers send these too (a transaction that raced its block):
+            // dropped without penalty, counted, logged for debugging.
+            Metrics::inc(&ctx.metrics.txs_ignored);
+            tracing::debug!("gossiped transaction ignored: {e}");
+            Ok(GossipValidation::Ignore)
+        }
         Err(e) => {
             Metrics::inc(&ctx.metrics.txs_rejected);
             Err(e.to_string())

@@ -3,7 +3,7 @@
 //! sent, imports committed blocks (one atomic batch each), and paces heights
 //! by the configured block interval.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use qward_core::api::Event;
@@ -14,7 +14,7 @@ use qward_core::chain::{
 use qward_core::consensus::{
     Consensus, ConsensusApp, ConsensusMessage, Output, Timeout, load_safety, save_safety,
 };
-use qward_core::identity::{Identity, Role};
+use qward_core::identity::{AccountId, Identity, Role};
 use tokio::sync::{mpsc, oneshot};
 
 use super::context::{ChainView, Ctx, now_ms};
@@ -78,6 +78,10 @@ struct Driver {
     machine: Consensus,
     app: App,
     inputs: mpsc::Sender<DriverInput>,
+    /// Peer ids of members already converted: turning an account into a
+    /// peer id decompresses a curve point, too slow to redo for every member
+    /// after every block.
+    member_peers: HashMap<AccountId, crate::net::PeerId>,
 }
 
 /// Runs the driver until shutdown.
@@ -115,6 +119,7 @@ pub async fn run(
         ctx: ctx.clone(),
         machine,
         inputs: inputs_tx,
+        member_peers: HashMap::new(),
     };
     driver.update_members().await;
     let out = driver
@@ -225,10 +230,7 @@ impl Driver {
         let block = &committed.block;
         let tip = qward_core::chain::verify::tip_of(block);
         let genesis = self.ctx.view().genesis.clone();
-        self.ctx
-            .mempool()
-            .prune(&state, tip.height + 1, tip.time_ms + 1);
-        self.ctx.set_view(ChainView {
+        self.ctx.advance_view(ChainView {
             genesis,
             state,
             tip,
@@ -264,14 +266,22 @@ impl Driver {
     }
 
     /// Tells the network who may connect: the chain's active members.
-    async fn update_members(&self) {
+    async fn update_members(&mut self) {
         let members: HashSet<crate::net::PeerId> = {
             let v = self.ctx.view();
+            let known = &mut self.member_peers;
             v.state
                 .members
                 .iter()
                 .filter(|(_, m)| m.active)
-                .filter_map(|(a, _)| crate::net::peer_id_from_account(a).ok())
+                .filter_map(|(a, _)| match known.get(a) {
+                    Some(peer) => Some(*peer),
+                    None => {
+                        let peer = crate::net::peer_id_from_account(a).ok()?;
+                        known.insert(*a, peer);
+                        Some(peer)
+                    }
+                })
                 .collect()
         };
         if let Err(e) = self.ctx.net.set_members(members).await {
@@ -324,6 +334,14 @@ impl Driver {
 /// Signs a transaction of this node's own with its next nonce, adds it to the
 /// mempool and gossips it. Returns the transaction id.
 pub async fn submit_own(ctx: &Ctx, kind: TxKind) -> anyhow::Result<qward_core::chain::Hash> {
+    Ok(submit_own_with_nonce(ctx, kind).await?.0)
+}
+
+/// [`submit_own`], also returning the nonce the transaction was signed with.
+pub async fn submit_own_with_nonce(
+    ctx: &Ctx,
+    kind: TxKind,
+) -> anyhow::Result<(qward_core::chain::Hash, u64)> {
     let (signed, id) = {
         let view = ctx.view();
         let mut pool = ctx.mempool();
@@ -359,5 +377,5 @@ pub async fn submit_own(ctx: &Ctx, kind: TxKind) -> anyhow::Result<qward_core::c
         accepted: true,
         reason: None,
     });
-    Ok(id)
+    Ok((id, signed.tx.nonce))
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::context::{Ctx, now_ms};
-use super::driver::submit_own;
+use super::driver::submit_own_with_nonce;
 use super::messages::{self, outbox};
 use crate::api::{Handler, HandlerFuture};
 
@@ -262,13 +262,9 @@ impl Handler for RpcHandler {
 /// Signs and submits a transaction of this node's own; answers its id and nonce.
 async fn submit(ctx: &Ctx, req: TxRequest) -> Result<Value, RpcError> {
     let kind = tx_kind(ctx, req)?;
-    let id = submit_own(ctx, kind)
+    let (id, nonce) = submit_own_with_nonce(ctx, kind)
         .await
         .map_err(|e| RpcError::refused(e.to_string()))?;
-    let nonce = ctx
-        .mempool()
-        .next_nonce(&ctx.account, &ctx.view().state)
-        .saturating_sub(1);
     to_value(TxSubmitted {
         id: id.to_hex(),
         nonce,
@@ -321,6 +317,7 @@ async fn peers(ctx: &Ctx) -> Result<Vec<PeerSummary>, RpcError> {
             role: acct.map(|(_, r)| r),
             addrs: p.addrs.iter().map(ToString::to_string).collect(),
             rtt_ms: p.rtt_ms,
+            gossip_score: p.gossip_score,
         })
         .collect())
 }
