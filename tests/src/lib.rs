@@ -59,31 +59,69 @@ pub fn qward_ok(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A base port whose next 300 ports are free on 127.0.0.1 (checked by binding),
-/// chosen from the process id so parallel tests do not collide.
-pub fn free_base_port() -> u16 {
-    let mut candidate = 20_000 + (std::process::id() % 400) as u16 * 100;
-    for _ in 0..400 {
-        let all_free = (0..300u16)
-            .step_by(1)
-            .all(|i| std::net::TcpListener::bind(("127.0.0.1", candidate + i)).is_ok());
-        if all_free {
-            return candidate;
+/// Ports one test network may use, from its base.
+const PORTS_PER_NET: u16 = 300;
+
+/// A claim on a block of `PORTS_PER_NET` ports on 127.0.0.1, held as a lock
+/// file so that tests running in parallel processes never pick the same
+/// block; released on drop. A claim older than an hour is a crashed test's
+/// and is taken over.
+#[derive(Debug)]
+pub struct PortBlock {
+    pub base: u16,
+    lock: PathBuf,
+}
+
+impl PortBlock {
+    /// Claims a block whose ports are all free now, starting the search at a
+    /// slot derived from the process id.
+    pub fn claim() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join("qward-test-ports");
+        std::fs::create_dir_all(&dir)?;
+        let slots = (59_000 - 20_000) / PORTS_PER_NET;
+        let first = (std::process::id() % u32::from(slots)) as u16;
+        for i in 0..slots {
+            let base = 20_000 + ((first + i) % slots) * PORTS_PER_NET;
+            let lock = dir.join(base.to_string());
+            let stale = std::fs::metadata(&lock)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600));
+            if stale {
+                let _ = std::fs::remove_file(&lock);
+            }
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .is_err()
+            {
+                continue;
+            }
+            let all_free = (0..PORTS_PER_NET)
+                .all(|p| std::net::TcpListener::bind(("127.0.0.1", base + p)).is_ok());
+            if all_free {
+                return Ok(PortBlock { base, lock });
+            }
+            let _ = std::fs::remove_file(&lock);
         }
-        candidate = if candidate > 59_000 {
-            20_000
-        } else {
-            candidate + 300
-        };
+        bail!("no free block of {PORTS_PER_NET} ports on 127.0.0.1")
     }
-    candidate
+}
+
+impl Drop for PortBlock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
 }
 
 /// A devnet in a temporary directory.
 #[derive(Debug)]
 pub struct TestNet {
-    pub dir: tempfile::TempDir,
+    // Fields drop in this order: processes first, then the ports, then the files.
     pub nodes: Vec<TestNode>,
+    /// The ports the devnet's nodes use, released when it is dropped.
+    pub ports: PortBlock,
+    pub dir: tempfile::TempDir,
 }
 
 /// One node of a test network: its name, data directory, and process if running.
@@ -107,7 +145,8 @@ impl TestNet {
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("net");
-        let base = free_base_port().to_string();
+        let ports = PortBlock::claim()?;
+        let base = ports.base.to_string();
         let (h, d, p, a) = (
             hospitals.to_string(),
             doctors.to_string(),
@@ -144,7 +183,7 @@ impl TestNet {
             });
         }
         write_contacts(&nodes)?;
-        Ok(TestNet { dir, nodes })
+        Ok(TestNet { dir, nodes, ports })
     }
 
     pub fn node(&mut self, name: &str) -> &mut TestNode {
