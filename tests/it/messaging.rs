@@ -505,6 +505,16 @@ async fn delivery_survives_crashes_of_sender_and_recipient_exactly_once() {
     net.node("hospital-1").kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
     net.node("hospital-1").start().unwrap();
+    // Recovery after the crash replays RocksDB's log; wait for the API.
+    wait_for("hospital-1 back", Duration::from_secs(60), || async {
+        let n = net.nodes.iter().find(|n| n.name == "hospital-1").unwrap();
+        Ok(n.status().await.ok().map(|_| ()))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let h1 = net.node("hospital-1");
+        panic!("{e}\nrunning: {}\n{}", h1.is_running(), h1.log_tail(60))
+    });
 
     for record in [&first.record_id, &second.record_id] {
         wait_for(

@@ -61,6 +61,9 @@ pub fn qward_ok(args: &[&str]) -> anyhow::Result<String> {
 
 /// Ports one test network may use, from its base.
 const PORTS_PER_NET: u16 = 300;
+/// The range test networks take their ports from.
+const FIRST_PORT: u16 = 10_000;
+const LAST_PORT: u16 = 32_000;
 
 /// A claim on a block of `PORTS_PER_NET` ports on 127.0.0.1, held as a lock
 /// file so that tests running in parallel processes never pick the same
@@ -78,10 +81,13 @@ impl PortBlock {
     pub fn claim() -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join("qward-test-ports");
         std::fs::create_dir_all(&dir)?;
-        let slots = (59_000 - 20_000) / PORTS_PER_NET;
+        // Below Linux's ephemeral range (32768 and up): a port there may be
+        // taken as the source port of any outgoing connection while a test
+        // node is down, and the node could not listen on it again.
+        let slots = (LAST_PORT - FIRST_PORT) / PORTS_PER_NET;
         let first = (std::process::id() % u32::from(slots)) as u16;
         for i in 0..slots {
-            let base = 20_000 + ((first + i) % slots) * PORTS_PER_NET;
+            let base = FIRST_PORT + ((first + i) % slots) * PORTS_PER_NET;
             let lock = dir.join(base.to_string());
             let stale = std::fs::metadata(&lock)
                 .and_then(|m| m.modified())

@@ -41,6 +41,23 @@ const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 
 struct App {
     ctx: Ctx,
+    /// The last proposal this node validated, with the state after it: when
+    /// that exact block (every byte, signatures included) is then committed,
+    /// its import checks the certificate and reuses the validation instead of
+    /// verifying every transaction signature and re-applying the block again.
+    validated: Option<ValidatedBlock>,
+}
+
+struct ValidatedBlock {
+    digest: [u8; 32],
+    parent: qward_core::chain::Hash,
+    state: qward_core::chain::ChainState,
+}
+
+/// A digest of a block's whole encoding (transaction ids do not cover the
+/// signatures, so the block hash alone would not tell two encodings apart).
+fn block_digest(block: &Block) -> [u8; 32] {
+    *blake3::hash(&block.encode()).as_bytes()
 }
 
 impl ConsensusApp for App {
@@ -48,7 +65,13 @@ impl ConsensusApp for App {
         let view = self.ctx.view();
         let max = view.genesis.params.max_block_txs as usize;
         let candidates = self.ctx.mempool().candidates(max.saturating_mul(2));
-        build_block(&view.state, &view.tip, round, now_ms(), candidates, max).0
+        let (block, state) = build_block(&view.state, &view.tip, round, now_ms(), candidates, max);
+        self.validated = Some(ValidatedBlock {
+            digest: block_digest(&block),
+            parent: view.tip.hash,
+            state,
+        });
+        block
     }
 
     fn validate_block(&mut self, block: &Block) -> bool {
@@ -61,7 +84,14 @@ impl ConsensusApp for App {
         }
         let view = self.ctx.view();
         match validate_block(&view.state, &view.tip, block) {
-            Ok(_) => true,
+            Ok(state) => {
+                self.validated = Some(ValidatedBlock {
+                    digest: block_digest(block),
+                    parent: view.tip.hash,
+                    state,
+                });
+                true
+            }
             Err(e) => {
                 tracing::warn!(
                     height = block.header.height,
@@ -115,7 +145,10 @@ pub async fn run(
     };
     let machine = Consensus::new(chain_id, params, validators.clone(), identity, safety);
     let mut driver = Driver {
-        app: App { ctx: ctx.clone() },
+        app: App {
+            ctx: ctx.clone(),
+            validated: None,
+        },
         ctx: ctx.clone(),
         machine,
         inputs: inputs_tx,
@@ -224,9 +257,30 @@ impl Driver {
     }
 
     /// Verifies and imports one block as one atomic batch, then updates the view.
-    fn import(&self, committed: &CommittedBlock) -> anyhow::Result<()> {
+    fn import(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
         let chain = ChainStore::new(&*self.ctx.store);
-        let state = chain.import(committed)?;
+        let (parent, chain_id, validators) = {
+            let v = self.ctx.view();
+            (v.tip.hash, v.state.chain_id, v.state.validators.clone())
+        };
+        let reuse = self.app.validated.take().filter(|v| {
+            v.parent == parent
+                && committed.block.header.parent_hash == parent
+                && v.digest == block_digest(&committed.block)
+        });
+        let state = match reuse {
+            Some(v) => {
+                committed.cert.verify(
+                    chain_id,
+                    committed.block.header.height,
+                    &committed.block.hash(),
+                    &validators,
+                )?;
+                chain.import_verified(committed, &v.state)?;
+                v.state
+            }
+            None => chain.import(committed)?,
+        };
         let block = &committed.block;
         let tip = qward_core::chain::verify::tip_of(block);
         let genesis = self.ctx.view().genesis.clone();
