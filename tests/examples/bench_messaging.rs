@@ -14,25 +14,9 @@ use std::time::{Duration, Instant};
 use qward_core::api::{DeliveryState, Event, KeySessionInfo, MessageInfo, Topic, method};
 use qward_node::api::ApiClient;
 use qward_node::datadir::DataDir;
+use qward_tests::bench::{arg, percentile};
 use qward_tests::{TestNet, wait_for, workspace_root};
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn summary(mut ms: Vec<f64>) -> serde_json::Value {
     ms.sort_by(|a, b| a.total_cmp(b));
@@ -100,9 +84,9 @@ async fn messages(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let sessions = arg("--sessions", 10);
-    let small = arg("--small", 300);
-    let large = arg("--large", 30);
+    let sessions = arg("--sessions", 10) as usize;
+    let small = arg("--small", 300) as usize;
+    let large = arg("--large", 30) as usize;
     let mut net = TestNet::create(4, 0, 1, 0, 500)?;
     for n in [
         "hospital-1",

@@ -16,27 +16,11 @@ use qward_core::api::{BlockSummary, Event, Topic, TxSubmitted, method};
 use qward_core::identity::Identity;
 use qward_node::api::ApiClient;
 use qward_node::datadir::DataDir;
+use qward_tests::bench::{arg, percentile};
 use qward_tests::{TestNet, wait_for};
 use serde_json::json;
 
 const HOSPITALS: [&str; 4] = ["hospital-1", "hospital-2", "hospital-3", "hospital-4"];
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// VmRSS of a process, in MiB.
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {

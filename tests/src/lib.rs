@@ -696,3 +696,25 @@ pub fn phr_of_size(example: &Path, size: usize) -> Vec<u8> {
     v["entry"] = serde_json::json!(all);
     serde_json::to_vec(&v).expect("JSON")
 }
+
+/// Small helpers shared by the benchmark examples.
+pub mod bench {
+    /// The value after `name` on the command line, or `default`.
+    pub fn arg(name: &str, default: u64) -> u64 {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// The `p` quantile (0 to 1) of sorted values, nearest rank; NaN when empty.
+    pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[i.min(sorted.len() - 1)]
+    }
+}
