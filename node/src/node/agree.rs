@@ -134,10 +134,11 @@ pub fn set_link(ctx: &Ctx, peer: AccountId, p: &LinkParams) -> Result<LinkModel,
     Ok(l)
 }
 
-fn api_phase(phase: Phase, opened: bool) -> SessionPhase {
+/// The API phase of a session whose handshake is done (the initiator's
+/// handshake is published before any of these).
+fn api_phase(phase: Phase) -> SessionPhase {
     match phase {
-        Phase::Preparing if opened => SessionPhase::Transmitting,
-        Phase::Preparing => SessionPhase::Handshake,
+        Phase::Preparing => SessionPhase::Transmitting,
         Phase::Sifting => SessionPhase::Sifting,
         Phase::Estimating => SessionPhase::Estimating,
         Phase::Correcting => SessionPhase::Correcting,
@@ -180,8 +181,14 @@ fn publish(ctx: &Ctx, info: &KeySessionInfo) {
     }
 }
 
-/// Installs the key of a confirmed session, and logs and publishes its end.
-fn finish(ctx: &Ctx, peer: &AccountId, outcome: AgreementOutcome, mut shown: KeySessionInfo) {
+/// Installs the key of a confirmed session, and logs and publishes its end;
+/// answers the session as published.
+fn finish(
+    ctx: &Ctx,
+    peer: &AccountId,
+    outcome: AgreementOutcome,
+    mut shown: KeySessionInfo,
+) -> KeySessionInfo {
     let who = super::dispatch::account_label(ctx, peer);
     if outcome.key.is_none() && shown.abort_reason.is_none() {
         shown.abort_reason = outcome
@@ -235,6 +242,7 @@ fn finish(ctx: &Ctx, peer: &AccountId, outcome: AgreementOutcome, mut shown: Key
         }
     }
     publish(ctx, &shown);
+    shown
 }
 
 /// Makes sure a fresh key with `peer` exists, running a session if not.
@@ -335,7 +343,7 @@ pub async fn agree(ctx: &Ctx, peer: AccountId) -> Result<KeySessionInfo, KeyUnav
         match step {
             InitiatorStep::Finished(outcome) => break outcome,
             InitiatorStep::Send(next) => {
-                let phase = api_phase(init.phase(), true);
+                let phase = api_phase(init.phase());
                 if phase != shown.phase {
                     shown = info(ctx, &session, &peer, started_ms, phase, init.report());
                     publish(ctx, &shown);
@@ -345,7 +353,7 @@ pub async fn agree(ctx: &Ctx, peer: AccountId) -> Result<KeySessionInfo, KeyUnav
         }
     };
     let audit = outcome.audit();
-    shown = info(
+    let last = info(
         ctx,
         &session,
         &peer,
@@ -353,13 +361,7 @@ pub async fn agree(ctx: &Ctx, peer: AccountId) -> Result<KeySessionInfo, KeyUnav
         SessionPhase::Done,
         &outcome.report,
     );
-    finish(ctx, &peer, outcome, shown.clone());
-    let shown = ctx
-        .agree
-        .recent()
-        .into_iter()
-        .find(|s| s.session_id == shown.session_id)
-        .unwrap_or(shown);
+    let shown = finish(ctx, &peer, outcome, last);
     if let Err(e) = super::driver::submit_own(ctx, TxKind::AuditKeySession(audit)).await {
         tracing::warn!("the audit of key session with {who} was not submitted: {e:#}");
     }
@@ -462,7 +464,7 @@ async fn respond(ctx: &Ctx, peer: AccountId, request: AgreeRequest) -> AgreeResp
     let Ok((mut serving, response, outcome)) = moved else {
         return refused("the session task failed".into());
     };
-    let phase = api_phase(serving.responder.phase(), true);
+    let phase = api_phase(serving.responder.phase());
     let changed = phase != serving.info.phase;
     serving.info = info(
         ctx,
@@ -473,7 +475,9 @@ async fn respond(ctx: &Ctx, peer: AccountId, request: AgreeRequest) -> AgreeResp
         serving.responder.report(),
     );
     match outcome {
-        Some(outcome) => finish(ctx, &peer, outcome, serving.info.clone()),
+        Some(outcome) => {
+            finish(ctx, &peer, outcome, serving.info);
+        }
         None => {
             if changed && phase != SessionPhase::Done {
                 publish(ctx, &serving.info);

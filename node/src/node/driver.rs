@@ -259,23 +259,25 @@ impl Driver {
     /// Verifies and imports one block as one atomic batch, then updates the view.
     fn import(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
         let chain = ChainStore::new(&*self.ctx.store);
-        let (parent, chain_id, validators) = {
-            let v = self.ctx.view();
-            (v.tip.hash, v.state.chain_id, v.state.validators.clone())
-        };
-        let reuse = self.app.validated.take().filter(|v| {
-            v.parent == parent
-                && committed.block.header.parent_hash == parent
-                && v.digest == block_digest(&committed.block)
-        });
+        let parent = self.ctx.view().tip.hash;
+        // The digest covers the header, so an equal digest also means the
+        // same parent; the tip check makes sure the view has not moved since.
+        let reuse = self
+            .app
+            .validated
+            .take()
+            .filter(|v| v.parent == parent && v.digest == block_digest(&committed.block));
         let state = match reuse {
             Some(v) => {
-                committed.cert.verify(
-                    chain_id,
-                    committed.block.header.height,
-                    &committed.block.hash(),
-                    &validators,
-                )?;
+                {
+                    let view = self.ctx.view();
+                    committed.cert.verify(
+                        view.state.chain_id,
+                        committed.block.header.height,
+                        &committed.block.hash(),
+                        &view.state.validators,
+                    )?;
+                }
                 chain.import_verified(committed, &v.state)?;
                 v.state
             }

@@ -373,10 +373,7 @@ pub fn tx_kind(ctx: &Ctx, req: TxRequest) -> Result<TxKind, RpcError> {
 }
 
 fn name(ctx: &Ctx, a: &AccountId) -> String {
-    ctx.contacts
-        .name_of(a)
-        .map(str::to_string)
-        .unwrap_or_else(|| a.short())
+    super::dispatch::account_label(ctx, a)
 }
 
 /// A one-line description of a transaction for people.

@@ -99,22 +99,19 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
         let receipt = Receipt::issue(&ctx.identity, &envelope, existing.received_ms)?;
         return Ok(MsgResponse::Receipt { receipt });
     }
+    if super::find_inbox(&ctx.store, &h.record_id)?.is_some() {
+        // The same id from another sender (the same sender was answered above).
+        return Ok(refused(
+            format!("record id {} is already taken in this inbox", h.record_id),
+            Retry::Never,
+        ));
+    }
     let now = now_ms();
-    let policy = ReplayPolicy::default();
-    let check = policy.check(&envelope, now, |k| {
-        ctx.store
-            .get(Column::Inbox, &replay_key(&k.0))
-            .ok()
-            .flatten()
-            .is_some()
-    });
-    let forget_after = match check {
-        ReplayCheck::Fresh {
-            forget_after_ms, ..
-        } => forget_after_ms,
-        ReplayCheck::Duplicate { .. } => {
-            return Ok(refused("replayed envelope".into(), Retry::Never));
-        }
+    // The inbox itself is the seen-set: a (sender, record id) already stored
+    // was answered above, stricter than the replay key (which also covers the
+    // nonce), and kept as long as the record. What is left to check is age.
+    match ReplayPolicy::default().check(&envelope, now, |_| false) {
+        ReplayCheck::Fresh { .. } | ReplayCheck::Duplicate { .. } => {}
         ReplayCheck::TooOld { age_ms, max_age_ms } => {
             return Ok(refused(
                 format!("envelope is {age_ms} ms old, older than {max_age_ms} ms"),
@@ -130,7 +127,7 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
                 Retry::Later,
             ));
         }
-    };
+    }
     if let Err(e) = qward_core::fhir::validate(h.kind, &plaintext) {
         return Ok(refused(
             format!("not a valid {} record: {e}", h.kind),
@@ -168,8 +165,8 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
     );
     batch.put(
         Column::Inbox,
-        replay_key(&qward_core::envelope::ReplayKey::of(&envelope).0),
-        forget_after.to_be_bytes().to_vec(),
+        super::okey(b'i', &h.record_id),
+        sender.0.to_vec(),
     );
     batch.set_sync(true);
     ctx.store
@@ -187,12 +184,6 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
     emit(ctx, &inbox_info(ctx, &entry));
     let receipt = Receipt::issue(&ctx.identity, &envelope, now)?;
     Ok(MsgResponse::Receipt { receipt })
-}
-
-fn replay_key(k: &[u8; 32]) -> Vec<u8> {
-    let mut key = vec![b'r'];
-    key.extend_from_slice(k);
-    key
 }
 
 /// The chain's rules for who may send what to whom; `Some` refuses. A missing

@@ -5,7 +5,8 @@
 //! id -> the payload sealed at rest, `v` + record id -> the envelope once
 //! sealed for the network. `Column::Inbox`: `m` + sender + record id ->
 //! [`InboxEntry`], `p` + sender + record id -> the plaintext sealed at rest,
-//! `r` + replay key -> when it may be forgotten. Every change of a message is
+//! `i` + record id -> the sender (record ids are unique in an inbox, so a
+//! person can name a record by its id alone). Every change of a message is
 //! one synced `WriteBatch`, so a crash leaves the old state or the new one.
 
 pub mod inbox;
@@ -235,11 +236,16 @@ pub fn inbox_entries(store: &RocksStore) -> anyhow::Result<Vec<InboxEntry>> {
         .collect()
 }
 
-/// The inbox entry with `record` from any sender.
+/// The inbox entry with `record` from any sender (through the `i` index).
 pub fn find_inbox(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<InboxEntry>> {
-    Ok(inbox_entries(store)?
-        .into_iter()
-        .find(|e| e.record_id == *record))
+    let Some(sender) = store.get(Column::Inbox, &okey(b'i', record))? else {
+        return Ok(None);
+    };
+    let sender: [u8; 32] = sender
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("inbox index of record {record} is not an account"))?;
+    inbox_entry(store, &AccountId(sender), record)
 }
 
 fn name(ctx: &Ctx, a: &AccountId) -> Option<String> {

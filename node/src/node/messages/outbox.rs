@@ -377,10 +377,10 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
         }
     };
     let peer = peer_id_from_account(&entry.to)?;
-    let request = MsgRequest::Deliver {
-        envelope: envelope.clone(),
-    }
-    .encode();
+    // Encoded, then taken back for the receipt check: no copy of the envelope.
+    let message = MsgRequest::Deliver { envelope };
+    let request = message.encode();
+    let MsgRequest::Deliver { envelope } = message;
     let answer = ctx.net.request(RequestProtocol::Msg, peer, request).await;
     let response = match answer {
         Err(e) => return retry_later(entry, format!("recipient not reached: {e}")),
