@@ -34,6 +34,7 @@ impl CommitCertificate {
     /// the signers must hold more than 2/3 of the power.
     pub fn verify(
         &self,
+        genesis: &Hash,
         chain_id: u64,
         height: u64,
         block_hash: &Hash,
@@ -69,6 +70,7 @@ impl CommitCertificate {
             });
         }
         let message = vote_signing_bytes(
+            genesis,
             chain_id,
             self.height,
             self.round,

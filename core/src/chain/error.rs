@@ -49,8 +49,20 @@ pub enum TxError {
     BadPower { found: u64, max: u64 },
     #[error("removing {0} would leave no validator")]
     LastValidator(AccountId),
-    #[error("{0} already voted for this validator change")]
+    #[error("{0} already voted for this proposal")]
     AlreadyVoted(AccountId),
+    #[error(
+        "{0} is not a validator: admitting a hospital, changing the validator set and revoking \
+         a member another hospital registered need votes from validators holding more than 2/3 \
+         of the voting power"
+    )]
+    VoterNotValidator(AccountId),
+    #[error("{0} is not a valid ed25519 public key")]
+    BadKey(AccountId),
+    #[error("a validator may have at most {max} open proposals; wait for some to pass or expire")]
+    TooManyProposals { max: usize },
+    #[error("a patient may hold at most {max} consents; revoke some first")]
+    TooManyConsents { max: usize },
     #[error("consent expiry {expires_at_ms} is not after the block time {block_time_ms}")]
     ConsentExpiryInPast {
         expires_at_ms: u64,
@@ -125,6 +137,8 @@ pub enum BlockError {
         #[source]
         source: TxError,
     },
+    #[error("the certificate's round {cert_round} is before the block's round {block_round}")]
+    CertBeforeProposal { cert_round: u32, block_round: u32 },
     #[error("commit certificate invalid: {0}")]
     Certificate(#[from] CertError),
 }

@@ -107,7 +107,8 @@ impl Genesis {
     pub fn initial_state(&self) -> Result<ChainState, GenesisRuleError> {
         self.validate()?;
         let set = ValidatorSet::new(self.validators.clone())?;
-        let mut state = ChainState::new(self.chain_id, set);
+        let mut state = ChainState::new(self.chain_id, self.hash(), set);
+        state.proposal_ttl_blocks = self.params.proposal_ttl_blocks;
         for m in &self.members {
             state.members.insert(
                 m.account,
@@ -115,6 +116,7 @@ impl Genesis {
                     role: m.role,
                     active: true,
                     next_nonce: 0,
+                    registered_by: None,
                 },
             );
         }

@@ -2,6 +2,8 @@
 //! state transition, genesis, verification and storage. No health data ever
 //! goes on the chain, only ids, hashes, roles, consent and audit facts.
 
+#[cfg(test)]
+mod attack_tests;
 pub mod block;
 pub mod certificate;
 pub mod error;
@@ -22,7 +24,7 @@ pub use certificate::{CommitCertificate, CommitSig};
 pub use error::{BlockError, CertError, ChainStoreError, TxError};
 pub use genesis::{Genesis, GenesisMember, GenesisRuleError};
 pub use hash::{Hash, merkle_root};
-pub use state::{ChainState, Member, ValidatorChange};
+pub use state::{ChainState, GovernanceAction, Member, OpenProposal, VoteTally};
 pub use store::{ChainStore, InitOutcome, TxLocation, VerifyReport};
 pub use tx::{
     ConsentGrant, ConsentScope, KeySessionAudit, MAX_TX_BYTES, RecordAnchor, SessionOutcome,

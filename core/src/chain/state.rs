@@ -1,6 +1,16 @@
 //! The chain state and its transition function: members and nonces, the
-//! validator set and pending validator votes, consents, the audit log, and
-//! the rules every transaction must pass (typed [`TxError`] otherwise).
+//! validator set, governance proposals voted by validator power, consents,
+//! anchored records, evidence, the audit log, and the rules every transaction
+//! must pass (typed [`TxError`] otherwise).
+//!
+//! **Invariant:** no single member can change who validates or who belongs
+//! to the network beyond what it registered itself. Admitting a hospital,
+//! adding, removing or re-weighting a validator, and revoking a member that
+//! the author did not register are [`GovernanceAction`]s: each takes effect
+//! only once validators holding more than 2/3 of the total voting power have
+//! voted for it. Every collection a transaction can grow is bounded per
+//! author or expires: open proposals per validator and by age, consents per
+//! patient, evidence by age.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,11 +21,19 @@ use crate::identity::{AccountId, Role};
 
 use super::error::TxError;
 use super::hash::Hash;
-use super::tx::{ConsentScope, Transaction, TxKind};
+use super::tx::{ConsentScope, RecordAnchor, SignedTransaction, TxKind};
 use super::validator_set::{MAX_VALIDATOR_POWER, Validator, ValidatorSet};
 
 /// The largest encoded state accepted when reading it back from storage.
-pub const MAX_STATE_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_STATE_BYTES: usize = 256 * 1024 * 1024;
+/// Governance proposals one validator may have opened and still open.
+pub const MAX_OPEN_PROPOSALS_PER_VALIDATOR: usize = 16;
+/// Consents one patient may hold at once (grantee and scope pairs).
+pub const MAX_CONSENTS_PER_PATIENT: usize = 1024;
+/// Evidence older than this many blocks is refused, and forgotten.
+pub const EVIDENCE_MAX_AGE_BLOCKS: u64 = 10_000;
+/// How long a governance proposal stays open when genesis does not say.
+pub const DEFAULT_PROPOSAL_TTL_BLOCKS: u64 = 86_400;
 
 /// A member of the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,13 +42,104 @@ pub struct Member {
     pub active: bool,
     /// The nonce the member's next transaction must carry.
     pub next_nonce: u64,
+    /// The hospital that registered this member on its own (a doctor,
+    /// patient or auditor); `None` for genesis members and admitted hospitals.
+    pub registered_by: Option<AccountId>,
 }
 
-/// A change to the validator set that hospitals vote on.
+/// A change that validators vote on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum ValidatorChange {
-    Add { account: AccountId, power: u64 },
-    Remove { account: AccountId },
+pub enum GovernanceAction {
+    /// Admit a new member with the Hospital role.
+    AdmitHospital { account: AccountId },
+    /// Revoke a member that the voter did not register.
+    RevokeMember { account: AccountId },
+    /// Make a hospital a validator with `power`, or change a validator's power.
+    SetValidator { account: AccountId, power: u64 },
+    /// Remove a validator.
+    RemoveValidator { account: AccountId },
+}
+
+impl GovernanceAction {
+    /// The account the action is about.
+    pub fn account(&self) -> AccountId {
+        match *self {
+            GovernanceAction::AdmitHospital { account }
+            | GovernanceAction::RevokeMember { account }
+            | GovernanceAction::SetValidator { account, .. }
+            | GovernanceAction::RemoveValidator { account } => account,
+        }
+    }
+
+    /// A short description, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            GovernanceAction::AdmitHospital { account } => {
+                format!("admit {} as a hospital", account.short())
+            }
+            GovernanceAction::RevokeMember { account } => format!("revoke {}", account.short()),
+            GovernanceAction::SetValidator { account, power } => {
+                format!("make {} a validator with power {power}", account.short())
+            }
+            GovernanceAction::RemoveValidator { account } => {
+                format!("remove validator {}", account.short())
+            }
+        }
+    }
+}
+
+/// An open governance proposal: who opened it, when, and who voted for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenProposal {
+    /// The validator whose vote opened it (counted against its quota).
+    pub opener: AccountId,
+    /// The height of the block that opened it; it expires `proposal_ttl_blocks` later.
+    pub opened_at: u64,
+    pub voters: BTreeSet<AccountId>,
+}
+
+/// Where a governance vote stands after it was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteTally {
+    /// Voting power of the current validators that voted for it.
+    pub power: u64,
+    /// The validators' total power; the action passes above 2/3 of it.
+    pub total: u64,
+    /// Whether the action took effect.
+    pub passed: bool,
+}
+
+/// What a checked transaction will change, computed without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Effect {
+    Register {
+        account: AccountId,
+        role: Role,
+        by: AccountId,
+    },
+    Revoke {
+        account: AccountId,
+    },
+    Vote {
+        action: GovernanceAction,
+        voter: AccountId,
+        tally: VoteTally,
+    },
+    GrantConsent {
+        key: (AccountId, AccountId, ConsentScope),
+        expires_at_ms: u64,
+    },
+    RevokeConsent {
+        key: (AccountId, AccountId, ConsentScope),
+    },
+    Anchor {
+        key: Hash,
+    },
+    Audit,
+    Evidence {
+        key: (AccountId, u64, u32, u8),
+        offender: AccountId,
+    },
 }
 
 /// Everything the chain agrees on. Append-only facts (record anchors,
@@ -39,14 +148,22 @@ pub enum ValidatorChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainState {
     pub chain_id: u64,
+    /// The hash of the genesis this state descends from: every signature on
+    /// the chain binds it.
+    pub genesis_hash: Hash,
+    /// Blocks a governance proposal stays open.
+    pub proposal_ttl_blocks: u64,
     pub members: BTreeMap<AccountId, Member>,
     pub validators: ValidatorSet,
-    /// Open validator-change votes: the change and the hospitals that voted for it.
-    pub validator_votes: BTreeMap<ValidatorChange, BTreeSet<AccountId>>,
+    /// Open governance proposals and their votes.
+    pub proposals: BTreeMap<GovernanceAction, OpenProposal>,
     /// (patient, grantee, scope) to expiry in unix milliseconds.
     pub consents: BTreeMap<(AccountId, AccountId, ConsentScope), u64>,
-    /// (offender, height, round, step) of evidence already recorded.
+    /// (offender, height, round, step) of evidence recorded in the last
+    /// [`EVIDENCE_MAX_AGE_BLOCKS`] blocks.
     pub evidence: BTreeSet<(AccountId, u64, u32, u8)>,
+    /// Keys ([`RecordAnchor::key`]) of every anchored record.
+    pub anchored: BTreeSet<Hash>,
     pub anchors: u64,
     pub audits: u64,
     /// Running hash over every anchor, audit and evidence in chain order.
@@ -54,14 +171,17 @@ pub struct ChainState {
 }
 
 impl ChainState {
-    pub fn new(chain_id: u64, validators: ValidatorSet) -> Self {
+    pub fn new(chain_id: u64, genesis_hash: Hash, validators: ValidatorSet) -> Self {
         ChainState {
             chain_id,
+            genesis_hash,
+            proposal_ttl_blocks: DEFAULT_PROPOSAL_TTL_BLOCKS,
             members: BTreeMap::new(),
             validators,
-            validator_votes: BTreeMap::new(),
+            proposals: BTreeMap::new(),
             consents: BTreeMap::new(),
             evidence: BTreeSet::new(),
+            anchored: BTreeSet::new(),
             anchors: 0,
             audits: 0,
             log_hash: Hash::ZERO,
@@ -70,7 +190,7 @@ impl ChainState {
 
     /// The state root that block headers commit to.
     pub fn root(&self) -> Hash {
-        Hash::digest("qward/state/v1", &codec::encode_infallible(self))
+        Hash::digest("qward/state/v2", &codec::encode_infallible(self))
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -104,14 +224,39 @@ impl ChainState {
         })
     }
 
-    fn active_hospitals(&self) -> usize {
-        self.members
-            .values()
-            .filter(|m| m.active && m.role == Role::Hospital)
-            .count()
+    /// Whether `author` anchored `record_id`.
+    pub fn is_anchored(&self, author: &AccountId, record_id: &Hash) -> bool {
+        self.anchored
+            .contains(&RecordAnchor::key(author, record_id))
     }
 
-    fn author_role(&self, tx: &Transaction) -> Result<Role, TxError> {
+    /// The open proposal for `action`, if any.
+    pub fn proposal(&self, action: &GovernanceAction) -> Option<&OpenProposal> {
+        self.proposals.get(action)
+    }
+
+    /// Voting power of the current validators among `voters`.
+    pub fn tally_power(&self, voters: &BTreeSet<AccountId>) -> u64 {
+        voters
+            .iter()
+            .filter_map(|v| self.validators.power_of(v))
+            .sum()
+    }
+
+    /// What happens at the start of block `height`, before its transactions:
+    /// expired proposals and evidence older than the window are forgotten.
+    pub fn begin_block(&mut self, height: u64) {
+        let ttl = self.proposal_ttl_blocks;
+        self.proposals
+            .retain(|_, p| p.opened_at.saturating_add(ttl) > height);
+        if height > EVIDENCE_MAX_AGE_BLOCKS {
+            let oldest = height - EVIDENCE_MAX_AGE_BLOCKS;
+            self.evidence.retain(|&(_, h, _, _)| h >= oldest);
+        }
+    }
+
+    fn author_role(&self, stx: &SignedTransaction) -> Result<Role, TxError> {
+        let tx = &stx.tx;
         let member = self
             .members
             .get(&tx.author)
@@ -129,21 +274,155 @@ impl ChainState {
         Ok(member.role)
     }
 
-    /// Applies one transaction whose signature the caller has checked. On
-    /// error the state is unchanged.
-    pub fn apply(
-        &mut self,
-        tx: &Transaction,
+    /// Checks one transaction (signature checked by the caller) against this
+    /// state without changing it: `Ok` exactly when [`ChainState::apply`]
+    /// would succeed.
+    pub fn check(
+        &self,
+        stx: &SignedTransaction,
         block_height: u64,
         block_time_ms: u64,
     ) -> Result<(), TxError> {
+        self.effect(stx, block_height, block_time_ms).map(|_| ())
+    }
+
+    /// Applies one transaction whose signature the caller has checked. On
+    /// error the state is unchanged. Returns the tally when it was a vote.
+    pub fn apply(
+        &mut self,
+        stx: &SignedTransaction,
+        block_height: u64,
+        block_time_ms: u64,
+    ) -> Result<Option<VoteTally>, TxError> {
+        let effect = self.effect(stx, block_height, block_time_ms)?;
+        let mut tally = None;
+        match effect {
+            Effect::Register { account, role, by } => {
+                self.members.insert(
+                    account,
+                    Member {
+                        role,
+                        active: true,
+                        next_nonce: 0,
+                        registered_by: Some(by),
+                    },
+                );
+            }
+            Effect::Revoke { account } => self.deactivate(&account),
+            Effect::Vote {
+                action,
+                voter,
+                tally: t,
+            } => {
+                tally = Some(t);
+                if t.passed {
+                    self.proposals.remove(&action);
+                    self.enact(action);
+                } else {
+                    self.proposals
+                        .entry(action)
+                        .or_insert_with(|| OpenProposal {
+                            opener: voter,
+                            opened_at: block_height,
+                            voters: BTreeSet::new(),
+                        })
+                        .voters
+                        .insert(voter);
+                }
+            }
+            Effect::GrantConsent { key, expires_at_ms } => {
+                self.consents.insert(key, expires_at_ms);
+            }
+            Effect::RevokeConsent { key } => {
+                self.consents.remove(&key);
+            }
+            Effect::Anchor { key } => {
+                self.anchored.insert(key);
+                self.anchors += 1;
+                self.extend_log(stx);
+            }
+            Effect::Audit => {
+                self.audits += 1;
+                self.extend_log(stx);
+            }
+            Effect::Evidence { key, offender } => {
+                self.evidence.insert(key);
+                self.extend_log(stx);
+                // The consequence: the offender loses its power from the next
+                // height on, until validators vote it back in. The last
+                // validator stays (a chain with none could not go on).
+                if let Ok(next) = self.validators.with_removed(&offender) {
+                    self.validators = next;
+                }
+            }
+        }
+        if let Some(m) = self.members.get_mut(&stx.tx.author) {
+            m.next_nonce += 1;
+        }
+        Ok(tally)
+    }
+
+    fn deactivate(&mut self, account: &AccountId) {
+        if let Some(m) = self.members.get_mut(account) {
+            m.active = false;
+        }
+    }
+
+    /// Carries out a governance action that has passed. Its preconditions
+    /// were checked in the same transaction.
+    fn enact(&mut self, action: GovernanceAction) {
+        match action {
+            GovernanceAction::AdmitHospital { account } => {
+                self.members.insert(
+                    account,
+                    Member {
+                        role: Role::Hospital,
+                        active: true,
+                        next_nonce: 0,
+                        registered_by: None,
+                    },
+                );
+            }
+            GovernanceAction::RevokeMember { account } => self.deactivate(&account),
+            GovernanceAction::SetValidator { account, power } => {
+                let next = self
+                    .validators
+                    .with_removed(&account)
+                    .ok()
+                    .unwrap_or_else(|| self.validators.clone());
+                let updated = if next.contains(&account) {
+                    // The only validator changing its own power: replace in place.
+                    ValidatorSet::new(vec![Validator { account, power }]).ok()
+                } else {
+                    next.with_added(Validator { account, power }).ok()
+                };
+                if let Some(set) = updated {
+                    self.validators = set;
+                }
+            }
+            GovernanceAction::RemoveValidator { account } => {
+                if let Ok(next) = self.validators.with_removed(&account) {
+                    self.validators = next;
+                }
+            }
+        }
+    }
+
+    /// The effect of one transaction, or why the rules refuse it.
+    fn effect(
+        &self,
+        stx: &SignedTransaction,
+        block_height: u64,
+        block_time_ms: u64,
+    ) -> Result<Effect, TxError> {
+        let tx = &stx.tx;
         if tx.chain_id != self.chain_id {
             return Err(TxError::WrongChain {
                 expected: self.chain_id,
                 found: tx.chain_id,
             });
         }
-        let role = self.author_role(tx)?;
+        let role = self.author_role(stx)?;
         let need = |needed: Role, action: &'static str| -> Result<(), TxError> {
             if role == needed {
                 Ok(())
@@ -165,32 +444,39 @@ impl ChainState {
                 if self.members.contains_key(account) {
                     return Err(TxError::AlreadyMember(*account));
                 }
-                self.members.insert(
-                    *account,
-                    Member {
-                        role: *new_role,
-                        active: true,
-                        next_nonce: 0,
-                    },
-                );
+                if account.verifying_key().is_err() {
+                    return Err(TxError::BadKey(*account));
+                }
+                if *new_role == Role::Hospital {
+                    return self.vote(
+                        GovernanceAction::AdmitHospital { account: *account },
+                        tx.author,
+                    );
+                }
+                Ok(Effect::Register {
+                    account: *account,
+                    role: *new_role,
+                    by: tx.author,
+                })
             }
             TxKind::RevokeMember { account } => {
                 need(Role::Hospital, "revoking a member")?;
-                if self.role_of(account).is_none() {
+                let Some(target) = self.members.get(account).filter(|m| m.active) else {
                     return Err(TxError::NotMember(*account));
-                }
+                };
                 if self.validators.contains(account) {
                     return Err(TxError::RevokeValidator(*account));
                 }
-                if let Some(m) = self.members.get_mut(account) {
-                    m.active = false;
+                if target.role != Role::Hospital && target.registered_by == Some(tx.author) {
+                    return Ok(Effect::Revoke { account: *account });
                 }
+                self.vote(
+                    GovernanceAction::RevokeMember { account: *account },
+                    tx.author,
+                )
             }
             TxKind::AddValidator { account, power } => {
                 need(Role::Hospital, "voting on a validator")?;
-                if self.validators.contains(account) {
-                    return Err(TxError::AlreadyValidator(*account));
-                }
                 if self.role_of(account) != Some(Role::Hospital) {
                     return Err(TxError::ValidatorNotHospital(*account));
                 }
@@ -200,13 +486,16 @@ impl ChainState {
                         max: MAX_VALIDATOR_POWER,
                     });
                 }
+                if self.validators.power_of(account) == Some(*power) {
+                    return Err(TxError::AlreadyValidator(*account));
+                }
                 self.vote(
-                    ValidatorChange::Add {
+                    GovernanceAction::SetValidator {
                         account: *account,
                         power: *power,
                     },
                     tx.author,
-                )?;
+                )
             }
             TxKind::RemoveValidator { account } => {
                 need(Role::Hospital, "voting on a validator")?;
@@ -216,7 +505,10 @@ impl ChainState {
                 if self.validators.len() == 1 {
                     return Err(TxError::LastValidator(*account));
                 }
-                self.vote(ValidatorChange::Remove { account: *account }, tx.author)?;
+                self.vote(
+                    GovernanceAction::RemoveValidator { account: *account },
+                    tx.author,
+                )
             }
             TxKind::GrantConsent(grant) => {
                 need(Role::Patient, "granting consent")?;
@@ -232,28 +524,39 @@ impl ChainState {
                         block_time_ms,
                     });
                 }
-                self.consents
-                    .insert((tx.author, grant.grantee, grant.scope), grant.expires_at_ms);
+                let key = (tx.author, grant.grantee, grant.scope);
+                if !self.consents.contains_key(&key)
+                    && self.consents_of(&tx.author) >= MAX_CONSENTS_PER_PATIENT
+                {
+                    return Err(TxError::TooManyConsents {
+                        max: MAX_CONSENTS_PER_PATIENT,
+                    });
+                }
+                Ok(Effect::GrantConsent {
+                    key,
+                    expires_at_ms: grant.expires_at_ms,
+                })
             }
             TxKind::RevokeConsent { grantee, scope } => {
                 need(Role::Patient, "revoking consent")?;
-                if self
-                    .consents
-                    .remove(&(tx.author, *grantee, *scope))
-                    .is_none()
-                {
+                let key = (tx.author, *grantee, *scope);
+                if !self.consents.contains_key(&key) {
                     return Err(TxError::NoSuchConsent {
                         grantee: *grantee,
                         scope: scope.as_str(),
                     });
                 }
+                Ok(Effect::RevokeConsent { key })
             }
             TxKind::AnchorRecord(anchor) => {
                 if self.role_of(&anchor.recipient).is_none() {
                     return Err(TxError::NotMember(anchor.recipient));
                 }
-                self.anchors += 1;
-                self.extend_log(tx);
+                let key = RecordAnchor::key(&tx.author, &anchor.record_id);
+                if self.anchored.contains(&key) {
+                    return Err(TxError::DuplicateAnchor(anchor.record_id));
+                }
+                Ok(Effect::Anchor { key })
             }
             TxKind::AuditKeySession(audit) => {
                 if audit.peer_a == audit.peer_b
@@ -264,12 +567,11 @@ impl ChainState {
                 if audit.qber_ppm > 1_000_000 {
                     return Err(TxError::QberOutOfRange(audit.qber_ppm));
                 }
-                self.audits += 1;
-                self.extend_log(tx);
+                Ok(Effect::Audit)
             }
             TxKind::SubmitEvidence(evidence) => {
                 evidence
-                    .verify(self.chain_id)
+                    .verify(&self.genesis_hash, self.chain_id)
                     .map_err(|e| TxError::BadEvidence(e.to_string()))?;
                 let offender = evidence.offender();
                 if self.members.get(&offender).map(|m| m.role) != Some(Role::Hospital) {
@@ -282,64 +584,76 @@ impl ChainState {
                         "evidence is from a height not reached yet".into(),
                     ));
                 }
-                if !self.evidence.insert(evidence.key()) {
+                if evidence.height().saturating_add(EVIDENCE_MAX_AGE_BLOCKS) < block_height {
+                    return Err(TxError::BadEvidence(format!(
+                        "evidence is more than {EVIDENCE_MAX_AGE_BLOCKS} blocks old"
+                    )));
+                }
+                let key = evidence.key();
+                if self.evidence.contains(&key) {
                     return Err(TxError::DuplicateEvidence);
                 }
-                self.extend_log(tx);
+                Ok(Effect::Evidence { key, offender })
             }
         }
-        if let Some(m) = self.members.get_mut(&tx.author) {
-            m.next_nonce += 1;
-        }
-        Ok(())
     }
 
-    fn extend_log(&mut self, tx: &Transaction) {
-        let mut buf = [0u8; 64];
-        buf[..32].copy_from_slice(&self.log_hash.0);
-        buf[32..].copy_from_slice(&tx.id().0);
-        self.log_hash = Hash::digest("qward/log/v1", &buf);
+    fn consents_of(&self, patient: &AccountId) -> usize {
+        let lo = (*patient, AccountId([0; 32]), ConsentScope::Records);
+        let hi = (*patient, AccountId([0xff; 32]), ConsentScope::All);
+        self.consents.range(lo..=hi).count()
     }
 
-    fn vote(&mut self, change: ValidatorChange, voter: AccountId) -> Result<(), TxError> {
-        let mut voters = self
-            .validator_votes
-            .get(&change)
-            .cloned()
-            .unwrap_or_default();
-        if !voters.insert(voter) {
-            return Err(TxError::AlreadyVoted(voter));
-        }
-        let hospitals = self.active_hospitals();
-        let active_votes = voters
-            .iter()
-            .filter(|v| {
-                self.members
-                    .get(v)
-                    .is_some_and(|m| m.active && m.role == Role::Hospital)
-            })
-            .count();
-        if active_votes * 3 <= hospitals * 2 {
-            self.validator_votes.insert(change, voters);
-            return Ok(());
-        }
-        let (account, next) = match change {
-            ValidatorChange::Add { account, power } => (
-                account,
-                self.validators.with_added(Validator { account, power }),
-            ),
-            ValidatorChange::Remove { account } => {
-                (account, self.validators.with_removed(&account))
+    /// A validator's vote for `action`: opens the proposal or adds to it, and
+    /// says whether it passes now.
+    fn vote(&self, action: GovernanceAction, voter: AccountId) -> Result<Effect, TxError> {
+        let Some(power) = self.validators.power_of(&voter) else {
+            return Err(TxError::VoterNotValidator(voter));
+        };
+        let earlier = match self.proposals.get(&action) {
+            Some(open) => {
+                if open.voters.contains(&voter) {
+                    return Err(TxError::AlreadyVoted(voter));
+                }
+                self.tally_power(&open.voters)
+            }
+            None => {
+                let opened = self
+                    .proposals
+                    .values()
+                    .filter(|p| p.opener == voter)
+                    .count();
+                if opened >= MAX_OPEN_PROPOSALS_PER_VALIDATOR {
+                    return Err(TxError::TooManyProposals {
+                        max: MAX_OPEN_PROPOSALS_PER_VALIDATOR,
+                    });
+                }
+                0
             }
         };
-        // Checked before the vote: the set cannot become empty or hold a duplicate.
-        self.validators = next.map_err(|_| TxError::LastValidator(account))?;
-        // Votes about this account are settled or stale now.
-        self.validator_votes.retain(|c, _| match c {
-            ValidatorChange::Add { account: a, .. } | ValidatorChange::Remove { account: a } => {
-                *a != account
-            }
-        });
-        Ok(())
+        let tally_power = earlier + power;
+        let tally = VoteTally {
+            power: tally_power,
+            total: self.validators.total_power(),
+            passed: self.validators.is_quorum(tally_power),
+        };
+        if tally.passed
+            && let GovernanceAction::RemoveValidator { account } = action
+            && self.validators.with_removed(&account).is_err()
+        {
+            return Err(TxError::LastValidator(account));
+        }
+        Ok(Effect::Vote {
+            action,
+            voter,
+            tally,
+        })
+    }
+
+    fn extend_log(&mut self, stx: &SignedTransaction) {
+        let mut buf = [0u8; 64];
+        buf[..32].copy_from_slice(&self.log_hash.0);
+        buf[32..].copy_from_slice(&stx.id().0);
+        self.log_hash = Hash::digest("qward/log/v1", &buf);
     }
 }

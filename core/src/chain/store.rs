@@ -5,11 +5,15 @@
 //! Layout: `Meta` holds `chain/genesis` (canonical genesis) and `chain/tip`;
 //! `State` holds `chain/state` (the state after the tip); `Blocks` maps a
 //! big-endian height to a [`CommittedBlock`]; `BlockIndex` maps `b`+hash to a
-//! height, `t`+tx id to (height, index) and `r`+record id to a tx id.
+//! height, `t`+tx id to (height, index) and `r`+anchor key (author and
+//! record id, [`RecordAnchor::key`]) to a tx id. Every import is written
+//! with `sync`: a node acts on an imported block (votes on the next height,
+//! answers receipts) only once the block is on disk.
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
+use crate::identity::AccountId;
 use crate::storage::{Column, Store, WriteBatch};
 
 use super::block::CommittedBlock;
@@ -17,7 +21,7 @@ use super::error::{BlockError, ChainStoreError};
 use super::genesis::Genesis;
 use super::hash::Hash;
 use super::state::ChainState;
-use super::tx::{SignedTransaction, TxKind};
+use super::tx::{RecordAnchor, SignedTransaction, TxKind};
 use super::verify::{self, ChainTip};
 
 const GENESIS_KEY: &[u8] = b"chain/genesis";
@@ -193,7 +197,8 @@ impl<'a> ChainStore<'a> {
                 codec::encode_infallible(&loc),
             );
             if let TxKind::AnchorRecord(a) = &t.tx.kind {
-                batch.put(Column::BlockIndex, prefixed(b'r', &a.record_id), id.0);
+                let key = RecordAnchor::key(&t.tx.author, &a.record_id);
+                batch.put(Column::BlockIndex, prefixed(b'r', &key), id.0);
             }
         }
         batch.put(Column::State, STATE_KEY, next_state.encode());
@@ -202,6 +207,7 @@ impl<'a> ChainStore<'a> {
             TIP_KEY,
             codec::encode_infallible(&verify::tip_of(block)),
         );
+        batch.set_sync(true);
         batch
     }
 
@@ -252,11 +258,16 @@ impl<'a> ChainStore<'a> {
             .map(|t| (loc, t)))
     }
 
-    /// The id of the transaction that anchored `record_id`.
-    pub fn anchor_tx(&self, record_id: &Hash) -> Result<Option<Hash>, ChainStoreError> {
+    /// The id of the transaction in which `author` anchored `record_id`.
+    pub fn anchor_tx(
+        &self,
+        author: &AccountId,
+        record_id: &Hash,
+    ) -> Result<Option<Hash>, ChainStoreError> {
+        let key = RecordAnchor::key(author, record_id);
         Ok(self
             .store
-            .get(Column::BlockIndex, &prefixed(b'r', record_id))?
+            .get(Column::BlockIndex, &prefixed(b'r', &key))?
             .and_then(|b| b.try_into().ok().map(Hash)))
     }
 

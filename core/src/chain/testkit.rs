@@ -8,12 +8,13 @@ use crate::consensus::{ConsensusParams, Vote, VoteStep};
 use crate::identity::{AccountId, Identity};
 
 use super::{
-    Block, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis,
+    Block, Hash, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis,
     SignedTransaction, Transaction, TxKind, build_block, verify::tip_of,
 };
 
 /// Precommit signatures of `signers` for `block` in `round`, as a certificate.
 pub fn certify(
+    genesis: &Hash,
     chain_id: u64,
     block: &Block,
     round: u32,
@@ -31,7 +32,7 @@ pub fn certify(
                 block_hash: Some(hash),
                 validator: id.account(),
             }
-            .sign(id);
+            .sign(genesis, id);
             CommitSig {
                 validator: id.account(),
                 sig: sv.sig,
@@ -100,7 +101,7 @@ impl TestChain {
             kind,
         };
         *nonce += 1;
-        tx.sign(author)
+        tx.sign(&self.state.genesis_hash, author)
     }
 
     /// Forgets locally counted nonces (after a transaction was rejected), so
@@ -136,7 +137,13 @@ impl TestChain {
             .iter()
             .filter(|k| self.state.validators.contains(&k.account()))
             .collect();
-        let cert = certify(self.genesis.chain_id, &block, 0, &signers);
+        let cert = certify(
+            &self.state.genesis_hash,
+            self.genesis.chain_id,
+            &block,
+            0,
+            &signers,
+        );
         self.tip = tip_of(&block);
         self.state = next;
         self.nonces.clear();

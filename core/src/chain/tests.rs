@@ -1,6 +1,7 @@
 //! Tests of the chain rules, the store and the auditor's verify: typed
-//! rejections, validator changes by vote, tampering and removal, and
-//! decoders that never panic on random or truncated bytes.
+//! rejections, governance by validator power (and the attacks of a single
+//! Byzantine hospital it stops), blocks that pin every byte, tampering and
+//! removal, and decoders that never panic on random or truncated bytes.
 
 use proptest::prelude::*;
 
@@ -40,11 +41,11 @@ use crate::identity::Identity;
 
 fn apply_one(chain: &mut TestChain, tx: SignedTransaction) -> Result<(), TxError> {
     let h = chain.tip.height + 1;
-    let r = chain.state.apply(&tx.tx, h, chain.tip.time_ms + 1);
+    let r = chain.state.apply(&tx, h, chain.tip.time_ms + 1);
     if r.is_err() {
         chain.forget_pending();
     }
-    r
+    r.map(|_| ())
 }
 
 #[test]
@@ -233,25 +234,29 @@ fn key_session_audit_rules() {
 }
 
 #[test]
-fn validator_set_changes_by_vote_of_more_than_two_thirds_and_verifies() {
+fn validator_set_changes_by_vote_of_more_than_two_thirds_of_the_power_and_verifies() {
     let mut chain = TestChain::new(4, 4);
     let store = MemStore::new();
     let cs = ChainStore::new(&store);
     cs.init(&chain.genesis).unwrap();
-    // Block 1: a fifth hospital joins as a member (5 active hospitals now).
+    // Block 1: three of the four validators (3/4 of the power) admit a fifth hospital.
     let new = chain.add_key(4);
     let new_acc = chain.keys[new].account();
-    let tx = chain.sign_by(
-        0,
-        TxKind::RegisterMember {
-            account: new_acc,
-            role: Role::Hospital,
-        },
-    );
-    let cb = chain.commit(vec![tx]).clone();
+    let admit = |chain: &mut TestChain, i| {
+        chain.sign_by(
+            i,
+            TxKind::RegisterMember {
+                account: new_acc,
+                role: Role::Hospital,
+            },
+        )
+    };
+    let votes: Vec<_> = (0..3).map(|i| admit(&mut chain, i)).collect();
+    let cb = chain.commit(votes).clone();
     cs.import(&cb).unwrap();
-    // Block 2: three of five vote to add it: 3/5 is not more than 2/3.
-    let votes: Vec<_> = (0..3)
+    assert_eq!(chain.state.role_of(&new_acc), Some(Role::Hospital));
+    // Block 2: two of four vote to make it a validator: 2/4 is not more than 2/3.
+    let votes: Vec<_> = (0..2)
         .map(|i| {
             chain.sign_by(
                 i,
@@ -276,7 +281,19 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_and_verifies() {
         apply_one(&mut chain, dup),
         Err(TxError::AlreadyVoted(chain.keys[0].account()))
     );
-    // Block 3: the fourth vote (4/5 > 2/3) adds it.
+    // A hospital that is not a validator has no vote.
+    let not_validator = chain.sign_by(
+        new,
+        TxKind::AddValidator {
+            account: new_acc,
+            power: 1,
+        },
+    );
+    assert_eq!(
+        apply_one(&mut chain, not_validator),
+        Err(TxError::VoterNotValidator(new_acc))
+    );
+    // Block 3: the third vote (3/4 > 2/3) adds it.
     let vote = chain.sign_by(
         3,
         TxKind::AddValidator {
@@ -288,6 +305,7 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_and_verifies() {
     cs.import(&cb).unwrap();
     assert!(chain.state.validators.contains(&new_acc));
     assert_eq!(chain.state.validators.len(), 5);
+    assert!(chain.state.proposals.is_empty(), "a passed proposal stayed open");
     // Block 4 is certified by the new set of five (the builder signs with all five).
     let cb = chain.commit(vec![]).clone();
     assert_eq!(cb.cert.sigs.len(), 5);
@@ -309,7 +327,13 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_and_verifies() {
     // A block certified by the old set after the change is refused.
     let mut stale = chain.blocks[5].clone();
     let old_signers: Vec<&Identity> = chain.keys[..4].iter().collect();
-    stale.cert = testkit::certify(chain.genesis.chain_id, &stale.block, 0, &old_signers);
+    stale.cert = testkit::certify(
+        &chain.state.genesis_hash,
+        chain.genesis.chain_id,
+        &stale.block,
+        0,
+        &old_signers,
+    );
     let err = verify::verify_committed(
         &store_state_before(&chain, 5),
         &tip_before(&chain, 5),
@@ -403,7 +427,10 @@ fn store_reads_blocks_transactions_and_anchors() {
     let TxKind::AnchorRecord(a) = &tx.tx.kind else {
         panic!("anchor expected")
     };
-    assert_eq!(cs.anchor_tx(&a.record_id).unwrap(), Some(tx.id()));
+    assert_eq!(
+        cs.anchor_tx(&tx.tx.author, &a.record_id).unwrap(),
+        Some(tx.id())
+    );
     assert_eq!(cs.state().unwrap(), chain.state);
 }
 
@@ -533,8 +560,8 @@ proptest! {
             };
             let before = chain.state.clone();
             let nonce_before = before.members.get(&tx.tx.author).map(|m| m.next_nonce);
-            match chain.state.apply(&tx.tx, 1, chain.tip.time_ms + 1) {
-                Ok(()) => prop_assert_eq!(chain.state.members[&tx.tx.author].next_nonce, nonce_before.unwrap() + 1),
+            match chain.state.apply(&tx, 1, chain.tip.time_ms + 1) {
+                Ok(_) => prop_assert_eq!(chain.state.members[&tx.tx.author].next_nonce, nonce_before.unwrap() + 1),
                 Err(_) => {
                     prop_assert_eq!(&chain.state, &before);
                     chain.forget_pending();

@@ -2,9 +2,12 @@
 //! anchors, key-session audits, evidence), their signatures and encoding.
 //!
 //! A transaction names its chain, its author and the author's next nonce, and
-//! is signed by the author under [`TX_DOMAIN`]. Its id is the hash of the
-//! canonical encoding of the unsigned transaction. No health data ever goes in
-//! a transaction: only ids, hashes, roles, consent and audit facts.
+//! is signed by the author under [`TX_DOMAIN`] over the chain's genesis hash
+//! and its canonical encoding, so a signature is valid on one chain only. Its
+//! id is the hash of the whole signed encoding, signature included: a block's
+//! transactions root, and so its hash, pins every byte of every transaction.
+//! No health data ever goes in a transaction: only ids, hashes, roles,
+//! consent and audit facts.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +19,8 @@ use super::hash::Hash;
 
 /// The domain tag of transaction signatures.
 pub const TX_DOMAIN: &str = "qward/tx/v1";
-/// The domain tag of transaction ids.
-pub const TX_ID_DOMAIN: &str = "qward/tx-id/v1";
+/// The domain tag of transaction ids (over the signed encoding).
+pub const TX_ID_DOMAIN: &str = "qward/tx-id/v2";
 /// The largest encoded signed transaction accepted (evidence is the largest kind).
 pub const MAX_TX_BYTES: usize = 2048;
 
@@ -57,6 +60,8 @@ pub struct ConsentGrant {
 }
 
 /// Proof that an encrypted record was delivered: hashes and ids only.
+/// The anchor is bound to its author (the record's sender): its key on the
+/// chain is [`RecordAnchor::key`] of (author, record id), anchored once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordAnchor {
     /// The record's id (chosen by the sender, e.g. a hash of the envelope id).
@@ -65,6 +70,18 @@ pub struct RecordAnchor {
     pub ciphertext_hash: Hash,
     /// Who received it.
     pub recipient: AccountId,
+}
+
+impl RecordAnchor {
+    /// The chain's key for `author`'s anchor of `record_id`: another member
+    /// anchoring the same record id gets another key, so it can neither
+    /// squat nor overwrite the sender's anchor.
+    pub fn key(author: &AccountId, record_id: &Hash) -> Hash {
+        let mut buf = [0u8; 64];
+        buf[..32].copy_from_slice(&author.0);
+        buf[32..].copy_from_slice(&record_id.0);
+        Hash::digest("qward/anchor-key/v1", &buf)
+    }
 }
 
 /// How a key-agreement session ended.
@@ -96,14 +113,19 @@ pub struct KeySessionAudit {
 /// What a transaction does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxKind {
-    /// A hospital admits a member with a role.
+    /// A hospital admits a doctor, patient or auditor on its own. With the
+    /// Hospital role it is a validator's vote to admit a hospital instead,
+    /// which takes effect once validators holding more than 2/3 of the voting
+    /// power have voted for it.
     RegisterMember { account: AccountId, role: Role },
-    /// A hospital revokes a member (not a validator: remove it as validator first).
+    /// Revokes a member (never a validator: remove it as validator first).
+    /// The hospital that registered a doctor, patient or auditor revokes it
+    /// on its own; any other revocation is a validator's vote (same threshold).
     RevokeMember { account: AccountId },
-    /// A hospital's vote to make a hospital a validator; takes effect once more
-    /// than 2/3 of the active hospitals voted for the same change.
+    /// A validator's vote to make a hospital a validator with `power`, or to
+    /// change a validator's power (same threshold).
     AddValidator { account: AccountId, power: u64 },
-    /// A hospital's vote to remove a validator (same threshold).
+    /// A validator's vote to remove a validator (same threshold).
     RemoveValidator { account: AccountId },
     /// A patient grants consent.
     GrantConsent(ConsentGrant),
@@ -149,19 +171,19 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// The canonical bytes that are signed and hashed.
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        codec::encode_infallible(self)
+    /// The canonical bytes that are signed: the genesis hash of the chain the
+    /// transaction is for, then its encoding.
+    pub fn signing_bytes(&self, genesis: &Hash) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(160);
+        bytes.extend_from_slice(&genesis.0);
+        bytes.extend_from_slice(&codec::encode_infallible(self));
+        bytes
     }
 
-    /// The transaction id.
-    pub fn id(&self) -> Hash {
-        Hash::digest(TX_ID_DOMAIN, &self.signing_bytes())
-    }
-
-    /// Signs the transaction. The identity must be the author.
-    pub fn sign(self, identity: &Identity) -> SignedTransaction {
-        let sig = identity.sign(TX_DOMAIN, &self.signing_bytes());
+    /// Signs the transaction for the chain named by `genesis`. The identity
+    /// must be the author.
+    pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedTransaction {
+        let sig = identity.sign(TX_DOMAIN, &self.signing_bytes(genesis));
         SignedTransaction { tx: self, sig }
     }
 }
@@ -174,16 +196,19 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
+    /// The transaction id: the hash of the whole signed encoding, so two
+    /// encodings that differ in any byte (a signature byte included) are
+    /// different transactions.
     pub fn id(&self) -> Hash {
-        self.tx.id()
+        Hash::digest(TX_ID_DOMAIN, &self.encode())
     }
 
-    /// Checks the author's signature (strict).
-    pub fn verify_signature(&self) -> Result<(), identity::IdentityError> {
+    /// Checks the author's signature (strict) for the chain named by `genesis`.
+    pub fn verify_signature(&self, genesis: &Hash) -> Result<(), identity::IdentityError> {
         identity::verify(
             &self.tx.author,
             TX_DOMAIN,
-            &self.tx.signing_bytes(),
+            &self.tx.signing_bytes(genesis),
             &self.sig,
         )
     }
@@ -204,6 +229,8 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
+    const GENESIS: Hash = Hash([9; 32]);
+
     fn sample(id: &Identity) -> SignedTransaction {
         Transaction {
             chain_id: 7,
@@ -215,22 +242,49 @@ mod tests {
                 expires_at_ms: 99,
             }),
         }
-        .sign(id)
+        .sign(&GENESIS, id)
     }
 
     #[test]
-    fn signature_covers_every_field() {
+    fn signature_covers_every_field_and_the_genesis() {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let id = Identity::generate(&mut rng);
         let stx = sample(&id);
-        stx.verify_signature().unwrap();
+        stx.verify_signature(&GENESIS).unwrap();
         let mut other = stx.clone();
         other.tx.nonce = 4;
-        assert!(other.verify_signature().is_err());
+        assert!(other.verify_signature(&GENESIS).is_err());
         let mut other = stx.clone();
         other.tx.chain_id = 8;
-        assert!(other.verify_signature().is_err());
+        assert!(other.verify_signature(&GENESIS).is_err());
         assert_ne!(other.id(), stx.id());
+        // The same chain id with another genesis is another chain.
+        assert!(stx.verify_signature(&Hash([8; 32])).is_err());
+    }
+
+    #[test]
+    fn the_id_covers_the_signature() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let id = Identity::generate(&mut rng);
+        let stx = sample(&id);
+        for byte in [0, 31, 32, 63] {
+            let mut flipped = stx.clone();
+            flipped.sig.0[byte] ^= 1;
+            assert_ne!(flipped.id(), stx.id(), "signature byte {byte}");
+            assert!(flipped.verify_signature(&GENESIS).is_err());
+        }
+        assert_eq!(stx.clone().id(), stx.id());
+    }
+
+    #[test]
+    fn anchor_keys_are_bound_to_their_author() {
+        let record = Hash([1; 32]);
+        let (a, b) = (AccountId([2; 32]), AccountId([3; 32]));
+        assert_ne!(RecordAnchor::key(&a, &record), RecordAnchor::key(&b, &record));
+        assert_ne!(
+            RecordAnchor::key(&a, &record),
+            RecordAnchor::key(&a, &Hash([4; 32]))
+        );
     }
 
     #[test]

@@ -23,9 +23,10 @@ pub struct ChainTip {
     pub time_ms: u64,
 }
 
-/// Checks every transaction signature in one batch; names the first bad one.
-pub fn verify_tx_signatures(txs: &[SignedTransaction]) -> Result<(), BlockError> {
-    let bodies: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+/// Checks every transaction signature for the chain named by `genesis` in
+/// one batch; names the first bad one.
+pub fn verify_tx_signatures(genesis: &Hash, txs: &[SignedTransaction]) -> Result<(), BlockError> {
+    let bodies: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes(genesis)).collect();
     let items: Vec<SignedItem<'_>> = txs
         .iter()
         .zip(&bodies)
@@ -49,7 +50,8 @@ pub fn verify_tx_signatures(txs: &[SignedTransaction]) -> Result<(), BlockError>
     })
 }
 
-/// Applies `txs` (signatures already checked) to a copy of `state`.
+/// Starts block `height` on a copy of `state` and applies `txs` (signatures
+/// already checked) to it.
 pub fn apply_txs(
     state: &ChainState,
     height: u64,
@@ -63,8 +65,9 @@ pub fn apply_txs(
         });
     }
     let mut next = state.clone();
+    next.begin_block(height);
     for (index, t) in txs.iter().enumerate() {
-        next.apply(&t.tx, height, time_ms)
+        next.apply(t, height, time_ms)
             .map_err(|source| BlockError::Tx {
                 index,
                 id: t.id(),
@@ -119,7 +122,7 @@ pub fn validate_block(
     if Block::compute_tx_root(&block.txs) != h.tx_root {
         return Err(BlockError::TxRoot);
     }
-    verify_tx_signatures(&block.txs)?;
+    verify_tx_signatures(&state.genesis_hash, &block.txs)?;
     let next = apply_txs(state, h.height, h.time_ms, &block.txs)?;
     if next.root() != h.state_root {
         return Err(BlockError::StateRoot);
@@ -135,7 +138,15 @@ pub fn verify_committed(
     committed: &CommittedBlock,
 ) -> Result<ChainState, BlockError> {
     let block = &committed.block;
+    // Precommits for a block are signed in the round it was proposed in or later.
+    if committed.cert.round < block.header.round {
+        return Err(BlockError::CertBeforeProposal {
+            cert_round: committed.cert.round,
+            block_round: block.header.round,
+        });
+    }
     committed.cert.verify(
+        &state.genesis_hash,
         state.chain_id,
         block.header.height,
         &block.hash(),
@@ -158,6 +169,7 @@ pub fn build_block(
     let height = tip.height + 1;
     let time_ms = time_ms.max(tip.time_ms + 1);
     let mut next = state.clone();
+    next.begin_block(height);
     let mut txs = Vec::new();
     for t in candidates {
         if txs.len() >= max_txs.min(MAX_BLOCK_TXS) {
@@ -167,7 +179,9 @@ pub fn build_block(
             .members
             .get(&t.tx.author)
             .is_some_and(|m| m.next_nonce == t.tx.nonce);
-        if nonce_fits && t.verify_signature().is_ok() && next.apply(&t.tx, height, time_ms).is_ok()
+        if nonce_fits
+            && t.verify_signature(&state.genesis_hash).is_ok()
+            && next.apply(&t, height, time_ms).is_ok()
         {
             txs.push(t);
         }

@@ -109,6 +109,7 @@ struct RoundState {
 #[derive(Debug)]
 pub struct Consensus {
     chain_id: u64,
+    genesis_hash: Hash,
     params: ConsensusParams,
     identity: Option<Identity>,
     validators: ValidatorSet,
@@ -132,6 +133,7 @@ impl Consensus {
     /// Call [`Consensus::start_height`] to begin.
     pub fn new(
         chain_id: u64,
+        genesis_hash: Hash,
         params: ConsensusParams,
         validators: ValidatorSet,
         identity: Option<Identity>,
@@ -139,6 +141,7 @@ impl Consensus {
     ) -> Self {
         Consensus {
             chain_id,
+            genesis_hash,
             params,
             identity,
             validators,
@@ -279,7 +282,7 @@ impl Consensus {
         let Some(power) = self.validators.power_of(&signer) else {
             return false;
         };
-        if msg.verify().is_err() {
+        if msg.verify(&self.genesis_hash).is_err() {
             return false;
         }
         self.record(msg, power, out)
@@ -345,7 +348,7 @@ impl Consensus {
                         proposer,
                         block,
                     }
-                    .sign(identity);
+                    .sign(&self.genesis_hash, identity);
                     let msg = ConsensusMessage::Proposal(sp);
                     self.safety
                         .record(self.height, round, PROPOSE_CODE, msg.clone());
@@ -422,7 +425,7 @@ impl Consensus {
             block_hash,
             validator: identity.account(),
         }
-        .sign(identity);
+        .sign(&self.genesis_hash, identity);
         let msg = ConsensusMessage::Vote(sv);
         self.safety.record(h, r, code, msg.clone());
         self.safety.locked = self.locked.clone();

@@ -240,6 +240,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
         timeout_precommit_ms: 100,
         timeout_delta_ms: 50,
         max_block_txs: 50,
+        ..ConsensusParams::default()
     };
     let (genesis, ids, patient) = sim_genesis(cfg.seed, cfg.validators, params.clone());
     let mut violations = Vec::new();
@@ -261,7 +262,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                     recipient: ids[0].account(),
                 }),
             }
-            .sign(&patient)
+            .sign(&genesis.hash(), &patient)
         })
         .collect();
     let byz_key = test_identity(cfg.seed, 0);
@@ -276,6 +277,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
             SimNode {
                 consensus: Consensus::new(
                     genesis.chain_id,
+                    genesis.hash(),
                     params.clone(),
                     state0.validators.clone(),
                     Some(id),
@@ -510,7 +512,7 @@ fn byzantine_copies(
                     block_hash: other,
                     ..sv.vote.clone()
                 }
-                .sign(key),
+                .sign(&app.state.genesis_hash, key),
             )
         }
         ConsensusMessage::Proposal(sp) => {
@@ -528,7 +530,7 @@ fn byzantine_copies(
                     block,
                     ..sp.proposal.clone()
                 }
-                .sign(key),
+                .sign(&app.state.genesis_hash, key),
             )
         }
     };

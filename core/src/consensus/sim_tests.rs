@@ -60,10 +60,11 @@ fn equivocation_yields_evidence_the_chain_accepts_once() {
         .first()
         .expect("equivocation produced evidence")
         .clone();
-    ev.verify(r.chain_id).unwrap();
+    ev.verify(&r.final_state.genesis_hash, r.chain_id).unwrap();
     let reporter = sim::test_identity(7, 1);
     let mut state = r.final_state.clone();
     let nonce = state.members[&reporter.account()].next_nonce;
+    let genesis = state.genesis_hash;
     let tx = Transaction {
         chain_id: r.chain_id,
         author: reporter.account(),
@@ -71,13 +72,19 @@ fn equivocation_yields_evidence_the_chain_accepts_once() {
         kind: TxKind::SubmitEvidence(Box::new(ev.clone())),
     };
     let height = r.min_honest_height() + 1;
-    state.apply(&tx, height, u64::MAX / 2).unwrap();
+    let offender = ev.offender();
+    assert!(state.validators.contains(&offender));
+    state
+        .apply(&tx.clone().sign(&genesis, &reporter), height, u64::MAX / 2)
+        .unwrap();
+    // The consequence: the offender has no power from the next height on.
+    assert!(!state.validators.contains(&offender));
     let again = Transaction {
         nonce: nonce + 1,
         ..tx
     };
     assert_eq!(
-        state.apply(&again, height, u64::MAX / 2),
+        state.apply(&again.sign(&genesis, &reporter), height, u64::MAX / 2),
         Err(TxError::DuplicateEvidence)
     );
 }
@@ -103,7 +110,7 @@ proptest! {
         if equivocate {
             prop_assert!(!r.evidence.is_empty(), "no evidence from an equivocating validator");
             for ev in &r.evidence {
-                prop_assert!(ev.verify(r.chain_id).is_ok());
+                prop_assert!(ev.verify(&r.final_state.genesis_hash, r.chain_id).is_ok());
                 prop_assert_eq!(ev.offender(), sim::test_identity(seed, 0).account());
             }
         }

@@ -13,6 +13,13 @@ pub struct ConsensusParams {
     pub timeout_delta_ms: u64,
     /// The most transactions a proposer puts in a block.
     pub max_block_txs: u32,
+    /// Blocks a governance proposal stays open before it expires unpassed.
+    #[serde(default = "default_proposal_ttl_blocks")]
+    pub proposal_ttl_blocks: u64,
+}
+
+fn default_proposal_ttl_blocks() -> u64 {
+    crate::chain::state::DEFAULT_PROPOSAL_TTL_BLOCKS
 }
 
 impl Default for ConsensusParams {
@@ -23,6 +30,7 @@ impl Default for ConsensusParams {
             timeout_precommit_ms: 1000,
             timeout_delta_ms: 500,
             max_block_txs: 2000,
+            proposal_ttl_blocks: default_proposal_ttl_blocks(),
         }
     }
 }
@@ -40,6 +48,9 @@ impl ConsensusParams {
         }
         if self.timeout_delta_ms > 600_000 {
             return Err("timeout_delta_ms must be at most 600000".into());
+        }
+        if self.proposal_ttl_blocks == 0 {
+            return Err("proposal_ttl_blocks must be at least 1".into());
         }
         if self.max_block_txs == 0
             || self.max_block_txs as usize > crate::chain::verify::MAX_BLOCK_TXS

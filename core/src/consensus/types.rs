@@ -37,17 +37,19 @@ pub const PROPOSE_CODE: u8 = 1;
 
 /// The bytes a vote signature covers.
 pub fn vote_signing_bytes(
+    genesis: &Hash,
     chain_id: u64,
     height: u64,
     round: u32,
     step: VoteStep,
     block_hash: Option<&Hash>,
 ) -> Vec<u8> {
-    codec::encode_infallible(&(chain_id, height, round, step.code(), block_hash))
+    codec::encode_infallible(&(genesis, chain_id, height, round, step.code(), block_hash))
 }
 
 /// The bytes a proposal signature covers.
 pub fn proposal_signing_bytes(
+    genesis: &Hash,
     chain_id: u64,
     height: u64,
     round: u32,
@@ -55,6 +57,7 @@ pub fn proposal_signing_bytes(
     valid_round: Option<u32>,
 ) -> Vec<u8> {
     codec::encode_infallible(&(
+        genesis,
         chain_id,
         height,
         round,
@@ -76,8 +79,9 @@ pub struct Vote {
 }
 
 impl Vote {
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis: &Hash) -> Vec<u8> {
         vote_signing_bytes(
+            genesis,
             self.chain_id,
             self.height,
             self.round,
@@ -87,8 +91,8 @@ impl Vote {
     }
 
     /// Signs the vote; `identity` must be `validator`.
-    pub fn sign(self, identity: &Identity) -> SignedVote {
-        let sig = identity.sign(VOTE_DOMAIN, &self.signing_bytes());
+    pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedVote {
+        let sig = identity.sign(VOTE_DOMAIN, &self.signing_bytes(genesis));
         SignedVote { vote: self, sig }
     }
 }
@@ -101,11 +105,11 @@ pub struct SignedVote {
 }
 
 impl SignedVote {
-    pub fn verify(&self) -> Result<(), IdentityError> {
+    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         identity::verify(
             &self.vote.validator,
             VOTE_DOMAIN,
-            &self.vote.signing_bytes(),
+            &self.vote.signing_bytes(genesis),
             &self.sig,
         )
     }
@@ -124,8 +128,9 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis: &Hash) -> Vec<u8> {
         proposal_signing_bytes(
+            genesis,
             self.chain_id,
             self.height,
             self.round,
@@ -134,8 +139,8 @@ impl Proposal {
         )
     }
 
-    pub fn sign(self, identity: &Identity) -> SignedProposal {
-        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes());
+    pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedProposal {
+        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes(genesis));
         SignedProposal {
             proposal: self,
             sig,
@@ -151,11 +156,11 @@ pub struct SignedProposal {
 }
 
 impl SignedProposal {
-    pub fn verify(&self) -> Result<(), IdentityError> {
+    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         identity::verify(
             &self.proposal.proposer,
             PROPOSAL_DOMAIN,
-            &self.proposal.signing_bytes(),
+            &self.proposal.signing_bytes(genesis),
             &self.sig,
         )
     }
@@ -198,10 +203,10 @@ impl ConsensusMessage {
         }
     }
 
-    pub fn verify(&self) -> Result<(), IdentityError> {
+    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         match self {
-            ConsensusMessage::Proposal(p) => p.verify(),
-            ConsensusMessage::Vote(v) => v.verify(),
+            ConsensusMessage::Proposal(p) => p.verify(genesis),
+            ConsensusMessage::Vote(v) => v.verify(genesis),
         }
     }
 
@@ -266,7 +271,7 @@ impl Evidence {
 
     /// Checks that both votes are validly signed by one validator for one
     /// slot of `chain_id` and name different blocks.
-    pub fn verify(&self, chain_id: u64) -> Result<(), EvidenceError> {
+    pub fn verify(&self, genesis: &Hash, chain_id: u64) -> Result<(), EvidenceError> {
         let (a, b) = (&self.first.vote, &self.second.vote);
         if a.chain_id != chain_id
             || b.chain_id != chain_id
@@ -281,8 +286,8 @@ impl Evidence {
             return Err(EvidenceError::SameBlock);
         }
         self.first
-            .verify()
-            .and(self.second.verify())
+            .verify(genesis)
+            .and(self.second.verify(genesis))
             .map_err(|_| EvidenceError::BadSignature)
     }
 }
