@@ -43,7 +43,8 @@ fn tx_throughput(c: &mut Criterion) {
             &txs,
             |b, txs| {
                 b.iter(|| {
-                    verify_tx_signatures(black_box(txs)).unwrap_or_else(|e| unreachable!("{e}"));
+                    verify_tx_signatures(&state.genesis_hash, black_box(txs))
+                        .unwrap_or_else(|e| unreachable!("{e}"));
                     apply_txs(&state, 1, chain.tip.time_ms + 1, txs)
                         .unwrap_or_else(|e| unreachable!("{e}"))
                 })
@@ -55,7 +56,8 @@ fn tx_throughput(c: &mut Criterion) {
             |b, txs| {
                 b.iter(|| {
                     for t in txs {
-                        t.verify_signature().unwrap_or_else(|e| unreachable!("{e}"));
+                        t.verify_signature(&state.genesis_hash)
+                            .unwrap_or_else(|e| unreachable!("{e}"));
                     }
                     apply_txs(&state, 1, chain.tip.time_ms + 1, txs)
                         .unwrap_or_else(|e| unreachable!("{e}"))

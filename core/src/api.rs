@@ -504,6 +504,25 @@ pub struct TxStatus {
     pub id: String,
     pub pending: bool,
     pub height: Option<u64>,
+    /// For a final governance vote: where its proposal stands now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<ProposalStatus>,
+}
+
+/// Where a governance proposal stands (admit a hospital, change a validator,
+/// revoke a member another hospital registered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalStatus {
+    /// What it does, for people.
+    pub action: String,
+    /// "pending", "passed" or "expired".
+    pub state: String,
+    /// Voting power of the validators that voted for it (while pending).
+    pub voting_power: u64,
+    /// The validators' total power; it passes above 2/3 of it.
+    pub total_power: u64,
+    /// The last height at which it can still pass (while pending).
+    pub open_until_height: Option<u64>,
 }
 
 /// One log line kept by the node for `logs`.

@@ -220,10 +220,14 @@ pub struct SignedItem<'a> {
     pub sig: &'a Sig,
 }
 
-/// Verifies many signatures at once (ed25519 batch verification, about twice
-/// as fast as one by one). Accepts exactly what [`verify`] accepts: weak
-/// (small-order) keys and small-order `R` are refused up front, as the strict
-/// check does. On failure it falls back to one-by-one checks and returns the
+/// Verifies many signatures at once (ed25519 batch verification). Accepts
+/// exactly what [`verify`] (`verify_strict`, cofactorless) accepts: weak
+/// (small-order) keys and small-order `R` are refused up front as the strict
+/// check does, and an item whose key or `R` has a torsion component (where
+/// the cofactored batch equation and the cofactorless strict one can
+/// disagree) is decided by the strict check alone; only items whose key and
+/// `R` are in the prime-order subgroup, where the two equations agree, are
+/// batched. On failure it falls back to one-by-one checks and returns the
 /// index of the first bad signature, so a caller can name it.
 pub fn verify_batch(items: &[SignedItem<'_>]) -> Result<(), (usize, IdentityError)> {
     if items.is_empty() {
@@ -232,34 +236,53 @@ pub fn verify_batch(items: &[SignedItem<'_>]) -> Result<(), (usize, IdentityErro
     let mut keys = Vec::with_capacity(items.len());
     let mut sigs = Vec::with_capacity(items.len());
     let mut messages = Vec::with_capacity(items.len());
+    let mut batched = Vec::with_capacity(items.len());
+    let mut key_torsion_free: std::collections::BTreeMap<&AccountId, bool> =
+        std::collections::BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let key = item.account.verifying_key().map_err(|e| (i, e))?;
-        if key.is_weak() || r_is_small_order(item.sig) {
+        let Some(r) = r_point(item.sig) else {
             return Err((i, IdentityError::BadSignature));
+        };
+        if key.is_weak() || r.is_small_order() {
+            return Err((i, IdentityError::BadSignature));
+        }
+        let key_ok = *key_torsion_free
+            .entry(item.account)
+            .or_insert_with(|| key.to_edwards().is_torsion_free());
+        if !(key_ok && r.is_torsion_free()) {
+            verify(item.account, item.domain, item.message, item.sig).map_err(|e| (i, e))?;
+            continue;
         }
         keys.push(key);
         sigs.push(ed25519_dalek::Signature::from_bytes(&item.sig.0));
         messages.push(domain_separated(item.domain, item.message));
+        batched.push(i);
+    }
+    if batched.is_empty() {
+        return Ok(());
     }
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
         return Ok(());
     }
-    for (i, item) in items.iter().enumerate() {
-        verify(item.account, item.domain, item.message, item.sig).map_err(|e| (i, e))?;
+    for &i in &batched {
+        if let Some(item) = items.get(i) {
+            verify(item.account, item.domain, item.message, item.sig).map_err(|e| (i, e))?;
+        }
     }
     // The batch failed but every single check passed: treat as invalid anyway
     // (cannot happen for honest signatures; refuse rather than guess).
-    Err((0, IdentityError::BadSignature))
+    Err((
+        batched.first().copied().unwrap_or(0),
+        IdentityError::BadSignature,
+    ))
 }
 
-fn r_is_small_order(sig: &Sig) -> bool {
+fn r_point(sig: &Sig) -> Option<curve25519_dalek::edwards::EdwardsPoint> {
     let mut r = [0u8; 32];
     r.copy_from_slice(&sig.0[..32]);
-    match curve25519_dalek::edwards::CompressedEdwardsY(r).decompress() {
-        Some(point) => point.is_small_order(),
-        None => true,
-    }
+    curve25519_dalek::edwards::CompressedEdwardsY(r).decompress()
 }
 
 #[cfg(test)]
@@ -336,6 +359,70 @@ mod tests {
         items(&sigs).unwrap();
         sigs[5].0[40] ^= 1;
         assert_eq!(items(&sigs), Err((5, IdentityError::BadSignature)));
+    }
+
+    /// A signature whose `R` has a torsion component passes the cofactored
+    /// batch equation but not the strict (cofactorless) check; so does one by
+    /// a key with a torsion component. Both must get the strict answer.
+    #[test]
+    fn batch_verification_agrees_with_strict_on_torsion_components() {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::{Digest, Sha512};
+
+        let domain = "qward/test";
+        let message = b"torsion".as_slice();
+        let signed = domain_separated(domain, message);
+        let scalar = |tag: &[u8]| Scalar::from_bytes_mod_order(*blake3::hash(tag).as_bytes());
+        // s = r + H(R || A || M) a, with R and A as given (R = rB + t_r, A = aB + t_a).
+        let forge = |t_r: usize, t_a: usize| -> (AccountId, Sig) {
+            let (a, r) = (scalar(b"a"), scalar(b"r"));
+            let public = (a * B + EIGHT_TORSION[t_a]).compress();
+            let big_r = (r * B + EIGHT_TORSION[t_r]).compress();
+            let mut h = Sha512::new();
+            h.update(big_r.as_bytes());
+            h.update(public.as_bytes());
+            h.update(&signed);
+            let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+            let s = r + k * a;
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(big_r.as_bytes());
+            sig[32..].copy_from_slice(s.as_bytes());
+            (AccountId(public.to_bytes()), Sig(sig))
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let honest = Identity::generate(&mut rng);
+        let honest_sig = honest.sign(domain, message);
+        let honest_acc = honest.account();
+        for (t_r, t_a) in [(0, 0), (1, 0), (4, 0), (0, 1), (0, 2), (3, 5)] {
+            let (account, sig) = forge(t_r, t_a);
+            let strict = verify(&account, domain, message, &sig);
+            if (t_r, t_a) == (0, 0) {
+                assert_eq!(strict, Ok(()), "the forge helper signs correctly");
+            }
+            if t_r != 0 && t_a == 0 {
+                assert!(strict.is_err(), "strict accepted a torsion R");
+            }
+            let items = [
+                SignedItem {
+                    account: &honest_acc,
+                    domain,
+                    message,
+                    sig: &honest_sig,
+                },
+                SignedItem {
+                    account: &account,
+                    domain,
+                    message,
+                    sig: &sig,
+                },
+            ];
+            let batch = verify_batch(&items).map_err(|(_, e)| e);
+            assert_eq!(
+                batch, strict,
+                "batch and strict disagree for torsion ({t_r}, {t_a})"
+            );
+        }
     }
 
     #[test]

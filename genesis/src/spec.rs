@@ -27,6 +27,10 @@ pub struct ConsensusSpec {
     pub timeout_delta_ms: u64,
     #[serde(default = "d_max_txs")]
     pub max_block_txs: u32,
+    /// Blocks a governance proposal (admit a hospital, change a validator,
+    /// revoke another hospital's member) stays open for votes.
+    #[serde(default = "d_proposal_ttl")]
+    pub proposal_ttl_blocks: u64,
 }
 
 fn d_propose() -> u64 {
@@ -43,6 +47,9 @@ fn d_delta() -> u64 {
 }
 fn d_max_txs() -> u32 {
     ConsensusParams::default().max_block_txs
+}
+fn d_proposal_ttl() -> u64 {
+    ConsensusParams::default().proposal_ttl_blocks
 }
 fn d_power() -> u64 {
     1
@@ -65,6 +72,7 @@ impl From<&ConsensusParams> for ConsensusSpec {
             timeout_precommit_ms: p.timeout_precommit_ms,
             timeout_delta_ms: p.timeout_delta_ms,
             max_block_txs: p.max_block_txs,
+            proposal_ttl_blocks: p.proposal_ttl_blocks,
         }
     }
 }
@@ -77,6 +85,7 @@ impl From<&ConsensusSpec> for ConsensusParams {
             timeout_precommit_ms: s.timeout_precommit_ms,
             timeout_delta_ms: s.timeout_delta_ms,
             max_block_txs: s.max_block_txs,
+            proposal_ttl_blocks: s.proposal_ttl_blocks,
         }
     }
 }

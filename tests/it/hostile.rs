@@ -93,6 +93,9 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
     }
     wait_all_height(&net, 3, Duration::from_secs(120)).await;
     let chain_id = chain_id_of(&node(&net, "hospital-1").status().await.unwrap().chain_id);
+    let genesis = qward_genesis::load_genesis(&net.node("hospital-1").dir.join("genesis.toml"))
+        .expect("genesis")
+        .hash();
     let consensus_topic = format!("qward/{chain_id}/consensus");
     let tx_topic = format!("qward/{chain_id}/tx");
 
@@ -199,7 +202,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
             // Claims to be hospital-1's vote; signed with hospital-4's key.
             validator: account_of(&net, "hospital-1"),
         }
-        .sign(&attacker.identity),
+        .sign(&genesis, &attacker.identity),
     );
     let forged_tx = Transaction {
         chain_id,
@@ -210,7 +213,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
             role: Role::Doctor,
         },
     }
-    .sign(&attacker.identity);
+    .sign(&genesis, &attacker.identity);
     let attacks: [(&str, Vec<u8>); 5] = [
         (&tx_topic, vec![0x5a; 4 * MIB + 1]),
         (
@@ -375,7 +378,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
             block_hash: Some(Hash([9; 32])),
             validator: attacker.identity.account(),
         }
-        .sign(&attacker.identity),
+        .sign(&genesis, &attacker.identity),
     );
     attacker
         .publish(&consensus_topic, stale_vote.encode())

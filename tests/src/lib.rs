@@ -249,6 +249,15 @@ impl TestNode {
 
     /// Starts `qward run RUN_ARGS` (e.g. `--metrics`), logging to logs/node.log.
     pub fn start_with(&mut self, run_args: &[&str]) -> anyhow::Result<()> {
+        self.start_with_env(run_args, &[])
+    }
+
+    /// [`TestNode::start_with`], with extra environment variables for the process.
+    pub fn start_with_env(
+        &mut self,
+        run_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         if self.child.is_some() {
             return Ok(());
         }
@@ -263,6 +272,7 @@ impl TestNode {
             .arg(&self.dir)
             .args(["--log-level", "info,libp2p=warn", "run"])
             .args(run_args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

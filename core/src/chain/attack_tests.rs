@@ -45,7 +45,11 @@ fn one_hospital_cannot_admit_puppet_hospitals_or_take_over_the_validator_set() {
             .expect("admitting a hospital is a vote");
         assert!(!tally.passed, "one validator of four admitted a hospital");
         assert_eq!((tally.power, tally.total), (1, 4));
-        assert_eq!(chain.state.role_of(&account), None, "a puppet became a member");
+        assert_eq!(
+            chain.state.role_of(&account),
+            None,
+            "a puppet became a member"
+        );
         let tx = chain.sign_by(
             0,
             TxKind::AddValidator {
@@ -89,22 +93,42 @@ fn one_hospital_revokes_only_the_members_it_registered() {
     let tx = register(&mut chain, 0, doctor_acc, Role::Doctor);
     apply_one(&mut chain, tx).unwrap();
     // Another hospital alone cannot cut the doctor off: its revocation is a vote.
-    let tx = chain.sign_by(1, TxKind::RevokeMember { account: doctor_acc });
+    let tx = chain.sign_by(
+        1,
+        TxKind::RevokeMember {
+            account: doctor_acc,
+        },
+    );
     let tally = apply_one(&mut chain, tx).unwrap().expect("a vote");
     assert!(!tally.passed);
     assert_eq!(chain.state.role_of(&doctor_acc), Some(Role::Doctor));
     // Nor can it revoke a genesis patient alone.
     let patient_acc = chain.patient.account();
-    let tx = chain.sign_by(1, TxKind::RevokeMember { account: patient_acc });
+    let tx = chain.sign_by(
+        1,
+        TxKind::RevokeMember {
+            account: patient_acc,
+        },
+    );
     assert!(!apply_one(&mut chain, tx).unwrap().expect("a vote").passed);
     assert_eq!(chain.state.role_of(&patient_acc), Some(Role::Patient));
     // The registering hospital revokes its own doctor at once.
-    let tx = chain.sign_by(0, TxKind::RevokeMember { account: doctor_acc });
+    let tx = chain.sign_by(
+        0,
+        TxKind::RevokeMember {
+            account: doctor_acc,
+        },
+    );
     assert_eq!(apply_one(&mut chain, tx), Ok(None));
     assert_eq!(chain.state.role_of(&doctor_acc), None);
     // The patient goes only when more than 2/3 of the power agrees.
     for i in [2usize, 3] {
-        let tx = chain.sign_by(i, TxKind::RevokeMember { account: patient_acc });
+        let tx = chain.sign_by(
+            i,
+            TxKind::RevokeMember {
+                account: patient_acc,
+            },
+        );
         let tally = apply_one(&mut chain, tx).unwrap().expect("a vote");
         assert_eq!(tally.passed, i == 3);
     }
@@ -156,7 +180,10 @@ fn open_proposals_expire_are_pruned_and_are_bounded_per_validator() {
     for _ in 0..3 {
         chain.commit(vec![]);
     }
-    assert!(chain.state.proposals.is_empty(), "an expired proposal stayed");
+    assert!(
+        chain.state.proposals.is_empty(),
+        "an expired proposal stayed"
+    );
     // Votes cast before the expiry no longer count: two fresh votes of four do not pass.
     for i in [1usize, 2] {
         let tx = register(&mut chain, i, acc, Role::Hospital);

@@ -243,6 +243,72 @@ impl ChainState {
             .sum()
     }
 
+    /// The governance action a final transaction voted for, if it was a vote.
+    /// Read on a later state, so a member registered or revoked by its own
+    /// hospital (not a vote) is told apart by who registered it.
+    pub fn governance_action(&self, tx: &super::tx::Transaction) -> Option<GovernanceAction> {
+        match tx.kind {
+            TxKind::RegisterMember {
+                account,
+                role: Role::Hospital,
+            } => Some(GovernanceAction::AdmitHospital { account }),
+            TxKind::RevokeMember { account } => {
+                let own = self.members.get(&account).is_some_and(|m| {
+                    m.role != Role::Hospital && m.registered_by == Some(tx.author)
+                });
+                (!own).then_some(GovernanceAction::RevokeMember { account })
+            }
+            TxKind::AddValidator { account, power } => {
+                Some(GovernanceAction::SetValidator { account, power })
+            }
+            TxKind::RemoveValidator { account } => {
+                Some(GovernanceAction::RemoveValidator { account })
+            }
+            _ => None,
+        }
+    }
+
+    /// Where `action` stands: open (with its tally), or whether its effect
+    /// holds now (passed) or not (expired unpassed, or undone since).
+    pub fn proposal_status(&self, action: &GovernanceAction) -> crate::api::ProposalStatus {
+        let total = self.validators.total_power();
+        let (state, power, until) = match self.proposals.get(action) {
+            Some(open) => (
+                "pending",
+                self.tally_power(&open.voters),
+                Some(
+                    open.opened_at
+                        .saturating_add(self.proposal_ttl_blocks)
+                        .saturating_sub(1),
+                ),
+            ),
+            None => {
+                let holds = match *action {
+                    GovernanceAction::AdmitHospital { account } => {
+                        self.role_of(&account) == Some(Role::Hospital)
+                    }
+                    GovernanceAction::RevokeMember { account } => {
+                        self.members.get(&account).is_some_and(|m| !m.active)
+                    }
+                    GovernanceAction::SetValidator { account, power } => {
+                        self.validators.power_of(&account) == Some(power)
+                    }
+                    GovernanceAction::RemoveValidator { account } => {
+                        !self.validators.contains(&account)
+                    }
+                };
+                (if holds { "passed" } else { "expired" }, 0, None)
+            }
+        };
+        crate::api::ProposalStatus {
+            action: action.describe(),
+            state: state.into(),
+            voting_power: power,
+            total_power: total,
+            open_until_height: until,
+        }
+    }
+
     /// What happens at the start of block `height`, before its transactions:
     /// expired proposals and evidence older than the window are forgotten.
     pub fn begin_block(&mut self, height: u64) {

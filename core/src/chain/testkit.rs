@@ -8,7 +8,7 @@ use crate::consensus::{ConsensusParams, Vote, VoteStep};
 use crate::identity::{AccountId, Identity};
 
 use super::{
-    Block, Hash, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis,
+    Block, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis, Hash,
     SignedTransaction, Transaction, TxKind, build_block, verify::tip_of,
 };
 

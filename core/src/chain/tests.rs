@@ -305,7 +305,10 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_of_the_power_and_verifi
     cs.import(&cb).unwrap();
     assert!(chain.state.validators.contains(&new_acc));
     assert_eq!(chain.state.validators.len(), 5);
-    assert!(chain.state.proposals.is_empty(), "a passed proposal stayed open");
+    assert!(
+        chain.state.proposals.is_empty(),
+        "a passed proposal stayed open"
+    );
     // Block 4 is certified by the new set of five (the builder signs with all five).
     let cb = chain.commit(vec![]).clone();
     assert_eq!(cb.cert.sigs.len(), 5);

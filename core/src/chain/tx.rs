@@ -280,7 +280,10 @@ mod tests {
     fn anchor_keys_are_bound_to_their_author() {
         let record = Hash([1; 32]);
         let (a, b) = (AccountId([2; 32]), AccountId([3; 32]));
-        assert_ne!(RecordAnchor::key(&a, &record), RecordAnchor::key(&b, &record));
+        assert_ne!(
+            RecordAnchor::key(&a, &record),
+            RecordAnchor::key(&b, &record)
+        );
         assert_ne!(
             RecordAnchor::key(&a, &record),
             RecordAnchor::key(&a, &Hash([4; 32]))

@@ -4,7 +4,7 @@
 use qward_core::chain::{ChainState, CommittedBlock, SignedTransaction, TxKind};
 use serde_json::{Value, json};
 
-/// The validator set and open validator votes.
+/// The validator set and the open governance proposals with their votes.
 pub fn validators_json(state: &ChainState) -> Value {
     let validators: Vec<Value> = state
         .validators
@@ -13,12 +13,16 @@ pub fn validators_json(state: &ChainState) -> Value {
         .map(|v| json!({ "account": v.account.to_hex(), "power": v.power }))
         .collect();
     let votes: Vec<Value> = state
-        .validator_votes
+        .proposals
         .iter()
-        .map(|(change, voters)| {
+        .map(|(action, open)| {
             json!({
-                "change": format!("{change:?}"),
-                "votes": voters.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
+                "change": action.describe(),
+                "account": action.account().to_hex(),
+                "opened_at_height": open.opened_at,
+                "expires_at_height": open.opened_at.saturating_add(state.proposal_ttl_blocks),
+                "voting_power": state.tally_power(&open.voters),
+                "votes": open.voters.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
             })
         })
         .collect();

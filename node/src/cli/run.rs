@@ -14,9 +14,22 @@ pub struct RunArgs {
     /// else the API port + 1000).
     #[arg(long)]
     pub metrics: bool,
+    /// Test-only: play a Byzantine validator against the network (needs
+    /// QWARD_BYZANTINE_TEST=1). Never use it in a deployment.
+    #[arg(long, value_enum, hide = true)]
+    pub byzantine: Option<crate::node::byzantine::Strategy>,
 }
 
 pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if args.byzantine.is_some()
+        && std::env::var(crate::node::byzantine::ENABLE_ENV).as_deref() != Ok("1")
+    {
+        anyhow::bail!(
+            "--byzantine makes this node attack its network and is for tests only; \
+             set {}=1 to run it",
+            crate::node::byzantine::ENABLE_ENV
+        );
+    }
     let dir = DataDir::resolve(data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -25,6 +38,7 @@ pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode>
         dir,
         RunOptions {
             metrics: args.metrics,
+            byzantine: args.byzantine,
         },
     ))?;
     Ok(ExitCode::SUCCESS)

@@ -119,6 +119,27 @@ pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
     })
 }
 
+/// One line on a governance vote's proposal, for people.
+fn describe_proposal(p: &qward_core::api::ProposalStatus) -> String {
+    match p.state.as_str() {
+        "pending" => format!(
+            "the proposal to {} is pending: validators holding {} of {} voting power voted for it; \
+             it takes effect above 2/3{}",
+            p.action,
+            p.voting_power,
+            p.total_power,
+            p.open_until_height
+                .map(|h| format!(", if reached by block {h}"))
+                .unwrap_or_default()
+        ),
+        "passed" => format!("the proposal to {} passed and is in effect", p.action),
+        _ => format!(
+            "the proposal to {} expired without a vote of more than 2/3 of the voting power",
+            p.action
+        ),
+    }
+}
+
 /// Prints a submitted transaction and, with `--wait`, waits for it to be final.
 pub async fn report(
     client: &crate::api::ApiClient,
@@ -144,6 +165,9 @@ pub async fn report(
                     println!("{}", serde_json::to_string(&st)?);
                 } else {
                     println!("{} final in block {h}", sub.id);
+                    if let Some(p) = &st.proposal {
+                        println!("{}", describe_proposal(p));
+                    }
                 }
                 return Ok(ExitCode::SUCCESS);
             }

@@ -56,6 +56,9 @@ pub struct NodeContext {
     pub contacts: Contacts,
     pub started: Instant,
     pub driver: mpsc::Sender<DriverInput>,
+    /// Wakes the sync task at once: consensus saw the network ahead of this
+    /// node, or a decided block failed to import.
+    pub sync_wake: tokio::sync::Notify,
     pub shutdown: watch::Sender<bool>,
     pub listen: RwLock<Vec<Multiaddr>>,
     /// Agreed keys (RocksDB-backed).

@@ -113,10 +113,11 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
 async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
     let msg =
         ConsensusMessage::decode(data).map_err(|e| format!("malformed consensus message: {e}"))?;
-    let (chain_id, tip, is_validator) = {
+    let (chain_id, genesis, tip, is_validator) = {
         let v = ctx.view();
         (
             v.state.chain_id,
+            v.state.genesis_hash,
             v.tip.height,
             v.state.validators.contains(&msg.signer()),
         )
@@ -124,7 +125,7 @@ async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, St
     if msg.chain_id() != chain_id {
         return Err(format!("consensus message for chain {}", msg.chain_id()));
     }
-    msg.verify()
+    msg.verify(&genesis)
         .map_err(|_| "consensus message with a bad signature".to_string())?;
     if msg.height() <= tip {
         return Ok(GossipValidation::Ignore);

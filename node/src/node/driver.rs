@@ -42,22 +42,16 @@ const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 struct App {
     ctx: Ctx,
     /// The last proposal this node validated, with the state after it: when
-    /// that exact block (every byte, signatures included) is then committed,
+    /// that exact block (its hash pins every byte, signatures included) is then committed,
     /// its import checks the certificate and reuses the validation instead of
     /// verifying every transaction signature and re-applying the block again.
     validated: Option<ValidatedBlock>,
 }
 
 struct ValidatedBlock {
-    digest: [u8; 32],
+    hash: qward_core::chain::Hash,
     parent: qward_core::chain::Hash,
     state: qward_core::chain::ChainState,
-}
-
-/// A digest of a block's whole encoding (transaction ids do not cover the
-/// signatures, so the block hash alone would not tell two encodings apart).
-fn block_digest(block: &Block) -> [u8; 32] {
-    *blake3::hash(&block.encode()).as_bytes()
 }
 
 impl ConsensusApp for App {
@@ -67,7 +61,7 @@ impl ConsensusApp for App {
         let candidates = self.ctx.mempool().candidates(max.saturating_mul(2));
         let (block, state) = build_block(&view.state, &view.tip, round, now_ms(), candidates, max);
         self.validated = Some(ValidatedBlock {
-            digest: block_digest(&block),
+            hash: block.hash(),
             parent: view.tip.hash,
             state,
         });
@@ -86,7 +80,7 @@ impl ConsensusApp for App {
         match validate_block(&view.state, &view.tip, block) {
             Ok(state) => {
                 self.validated = Some(ValidatedBlock {
-                    digest: block_digest(block),
+                    hash: block.hash(),
                     parent: view.tip.hash,
                     state,
                 });
@@ -112,6 +106,8 @@ struct Driver {
     /// peer id decompresses a curve point, too slow to redo for every member
     /// after every block.
     member_peers: HashMap<AccountId, crate::net::PeerId>,
+    /// Test-only misbehaviour (`qward run --byzantine`).
+    byzantine: Option<super::byzantine::Byzantine>,
 }
 
 /// Runs the driver until shutdown.
@@ -119,6 +115,7 @@ pub async fn run(
     ctx: Ctx,
     mut inputs: mpsc::Receiver<DriverInput>,
     inputs_tx: mpsc::Sender<DriverInput>,
+    byzantine: Option<super::byzantine::Strategy>,
 ) {
     let safety = match load_safety(&*ctx.store) {
         Ok(s) => s,
@@ -129,10 +126,11 @@ pub async fn run(
             return;
         }
     };
-    let (chain_id, params, validators, next_height) = {
+    let (chain_id, genesis_hash, params, validators, next_height) = {
         let v = ctx.view();
         (
             v.state.chain_id,
+            v.state.genesis_hash,
             v.genesis.params.clone(),
             v.state.validators.clone(),
             v.tip.height + 1,
@@ -143,7 +141,14 @@ pub async fn run(
     } else {
         None
     };
-    let machine = Consensus::new(chain_id, params, validators.clone(), identity, safety);
+    let machine = Consensus::new(
+        chain_id,
+        genesis_hash,
+        params,
+        validators.clone(),
+        identity,
+        safety,
+    );
     let mut driver = Driver {
         app: App {
             ctx: ctx.clone(),
@@ -153,6 +158,12 @@ pub async fn run(
         machine,
         inputs: inputs_tx,
         member_peers: HashMap::new(),
+        byzantine: byzantine.and_then(|strategy| {
+            tracing::warn!("BYZANTINE TEST MODE: this node attacks its network ({strategy:?})");
+            Identity::from_secret_bytes(ctx.identity.secret_bytes().as_slice())
+                .ok()
+                .map(|id| super::byzantine::Byzantine::new(strategy, id))
+        }),
     };
     driver.update_members().await;
     let out = driver
@@ -176,6 +187,9 @@ impl Driver {
     async fn on_input(&mut self, input: DriverInput) {
         match input {
             DriverInput::Gossip(msg) => {
+                if let Some(copy) = self.byzantine.as_mut().and_then(|b| b.relay(&msg)) {
+                    self.publish(copy).await;
+                }
                 let out = self.machine.on_message(*msg, &mut self.app);
                 self.handle(out).await;
             }
@@ -218,10 +232,19 @@ impl Driver {
                     }
                 }
                 Output::Broadcast(msg) => {
-                    if persisted {
-                        let topic = self.ctx.consensus_topic();
-                        if let Err(e) = self.ctx.net.publish(&topic, msg.encode()).await {
-                            tracing::debug!("consensus message not published: {e}");
+                    if !persisted {
+                        continue;
+                    }
+                    match self.byzantine.as_mut() {
+                        None => self.publish(msg).await,
+                        Some(b) => {
+                            let sent = {
+                                let view = self.ctx.view();
+                                b.outgoing(msg, &view)
+                            };
+                            for m in sent {
+                                self.publish(m).await;
+                            }
                         }
                     }
                 }
@@ -246,10 +269,24 @@ impl Driver {
         }
     }
 
+    async fn publish(&self, msg: ConsensusMessage) {
+        let topic = self.ctx.consensus_topic();
+        if let Err(e) = self.ctx.net.publish(&topic, msg.encode()).await {
+            tracing::debug!("consensus message not published: {e}");
+        }
+    }
+
     async fn commit(&mut self, committed: CommittedBlock) {
         let height = committed.block.header.height;
         if let Err(e) = self.import(&committed) {
-            tracing::error!(height, "cannot import a committed block: {e}");
+            // The machine is decided at this height with no block: fetch the
+            // committed block from peers (sync verifies it as `chain verify`
+            // does, and restarts consensus on the next height).
+            tracing::error!(
+                height,
+                "cannot import a committed block, fetching it from peers: {e}"
+            );
+            self.ctx.sync_wake.notify_one();
             return;
         }
         self.after_import().await;
@@ -260,18 +297,20 @@ impl Driver {
     fn import(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
         let chain = ChainStore::new(&*self.ctx.store);
         let parent = self.ctx.view().tip.hash;
-        // The digest covers the header, so an equal digest also means the
-        // same parent; the tip check makes sure the view has not moved since.
+        // The block hash covers the header and every transaction byte, so an
+        // equal hash is the same block with the same parent; the tip check
+        // makes sure the view has not moved since.
         let reuse = self
             .app
             .validated
             .take()
-            .filter(|v| v.parent == parent && v.digest == block_digest(&committed.block));
+            .filter(|v| v.parent == parent && v.hash == committed.block.hash());
         let state = match reuse {
             Some(v) => {
                 {
                     let view = self.ctx.view();
                     committed.cert.verify(
+                        &view.state.genesis_hash,
                         view.state.chain_id,
                         committed.block.header.height,
                         &committed.block.hash(),
@@ -408,16 +447,19 @@ pub async fn submit_own_with_nonce(
             nonce,
             kind,
         };
+        let signed: SignedTransaction = tx.sign(&view.state.genesis_hash, &ctx.identity);
         // Refuse at once what the chain's rules would refuse, rather than
         // leave it in the mempool (checked when no earlier one of ours is pending).
         let next = view.state.members.get(&ctx.account).map(|m| m.next_nonce);
         if next == Some(nonce) {
-            let mut trial = view.state.clone();
-            trial
-                .apply(&tx, view.tip.height + 1, now_ms().max(view.tip.time_ms + 1))
+            view.state
+                .check(
+                    &signed,
+                    view.tip.height + 1,
+                    now_ms().max(view.tip.time_ms + 1),
+                )
                 .map_err(|e| anyhow::anyhow!("the chain would refuse this transaction: {e}"))?;
         }
-        let signed: SignedTransaction = tx.sign(&ctx.identity);
         let id = pool.insert(signed.clone(), &view.state)?;
         (signed, id)
     };

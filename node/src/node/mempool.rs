@@ -97,7 +97,7 @@ impl Mempool {
         if self.by_id.len() >= MAX_TXS {
             return Err(MempoolError::Full);
         }
-        tx.verify_signature()
+        tx.verify_signature(&state.genesis_hash)
             .map_err(|_| MempoolError::BadSignature)?;
         self.by_author.insert((author, tx.tx.nonce), id);
         self.by_id.insert(id, tx);
@@ -138,7 +138,7 @@ impl Mempool {
                 .by_author
                 .get(&key)
                 .and_then(|id| self.by_id.get(id))
-                .is_some_and(|t| state.clone().apply(&t.tx, next_height, time_ms).is_err());
+                .is_some_and(|t| state.check(t, next_height, time_ms).is_err());
             if refused && let Some(id) = self.by_author.remove(&key) {
                 self.by_id.remove(&id);
             }

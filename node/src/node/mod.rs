@@ -3,6 +3,7 @@
 
 pub mod addrs;
 pub mod agree;
+pub mod byzantine;
 pub mod context;
 pub mod dispatch;
 pub mod driver;
@@ -36,6 +37,8 @@ use crate::net::{Multiaddr, Network, NetworkConfig, peer_id_from_account};
 pub struct RunOptions {
     /// Serve Prometheus metrics (on `metrics_port`, or API port + 1000).
     pub metrics: bool,
+    /// Test-only: misbehave as a Byzantine validator (see `byzantine.rs`).
+    pub byzantine: Option<byzantine::Strategy>,
 }
 
 /// Opens the database and makes sure the chain is initialised from the data
@@ -144,6 +147,7 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         contacts,
         started: Instant::now(),
         driver: driver_tx.clone(),
+        sync_wake: tokio::sync::Notify::new(),
         shutdown,
         listen: RwLock::new(Vec::new()),
         keys,
@@ -166,7 +170,12 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(dispatch::run(ctx.clone(), net_events)),
-        tokio::spawn(driver::run(ctx.clone(), driver_rx, driver_tx)),
+        tokio::spawn(driver::run(
+            ctx.clone(),
+            driver_rx,
+            driver_tx,
+            opts.byzantine,
+        )),
         tokio::spawn(sync::run(ctx.clone())),
         tokio::spawn(messages::outbox::run(ctx.clone())),
         tokio::spawn(addrs::run(ctx.clone())),

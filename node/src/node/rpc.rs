@@ -96,10 +96,16 @@ impl Handler for RpcHandler {
                         .transaction(&hash)
                         .map_err(internal)?;
                     let pending = found.is_none() && ctx.mempool().contains(&hash);
+                    let proposal = found.as_ref().and_then(|(_, stx)| {
+                        let view = ctx.view();
+                        let action = view.state.governance_action(&stx.tx)?;
+                        Some(view.state.proposal_status(&action))
+                    });
                     to_value(TxStatus {
                         id,
                         pending,
                         height: found.map(|(loc, _)| loc.height),
+                        proposal,
                     })
                 }
                 method::CHAIN_HEAD => {

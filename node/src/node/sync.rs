@@ -83,8 +83,10 @@ async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> anyhow::Result<SyncR
     Ok(codec::decode(&bytes, MAX_RESPONSE_BYTES + 1024 * 1024)?)
 }
 
-/// Runs the sync loop until shutdown: every second (and at once after
-/// progress), asks the next peer its height and fetches what is missing.
+/// Runs the sync loop until shutdown: every second, at once after progress,
+/// and at once when woken (consensus saw the network ahead of this node, or
+/// a decided block failed to import), asks the next peer its height and
+/// fetches what is missing.
 pub async fn run(ctx: Ctx) {
     let mut shutdown = ctx.shutdown.subscribe();
     let mut turn = 0usize;
@@ -104,6 +106,7 @@ pub async fn run(ctx: Ctx) {
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             _ = tokio::time::sleep(pause) => {}
+            _ = ctx.sync_wake.notified() => {}
         }
     }
 }
@@ -131,8 +134,10 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
     if theirs != genesis {
         anyhow::bail!("peer {peer} is on another chain");
     }
-    // A validator one block behind usually catches up through consensus itself.
-    if their_height <= height + 1 {
+    // One block behind is behind: a validator that missed the messages of a
+    // committed height never gets them again from consensus, so it must fetch
+    // the block (waiting for two blocks stalled a lone laggard for good).
+    if their_height <= height {
         return Ok(0);
     }
     let req = SyncRequest::Blocks {

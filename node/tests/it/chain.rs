@@ -125,16 +125,21 @@ fn validator_set_change_by_vote_passes_chain_verify() {
     cs.init(&chain.genesis).unwrap();
     let new = chain.add_key(1);
     let acc = chain.keys[new].account();
-    let tx = chain.sign_by(
-        0,
-        TxKind::RegisterMember {
-            account: acc,
-            role: Role::Hospital,
-        },
-    );
-    let cb = chain.commit(vec![tx]).clone();
+    // Admitting a hospital and adding a validator each need votes of more than 2/3 of the power.
+    let admit = (0..3)
+        .map(|i| {
+            chain.sign_by(
+                i,
+                TxKind::RegisterMember {
+                    account: acc,
+                    role: Role::Hospital,
+                },
+            )
+        })
+        .collect();
+    let cb = chain.commit(admit).clone();
     cs.import(&cb).unwrap();
-    let votes = (0..4)
+    let votes = (0..3)
         .map(|i| {
             chain.sign_by(
                 i,
@@ -155,7 +160,13 @@ fn validator_set_change_by_vote_passes_chain_verify() {
     // so instead check that a certificate of only three of the new five is refused.
     let mut weak = chain.commit(vec![]).clone();
     let three: Vec<&Identity> = chain.keys[..3].iter().collect();
-    weak.cert = certify(chain.genesis.chain_id, &weak.block, 0, &three);
+    weak.cert = certify(
+        &chain.state.genesis_hash,
+        chain.genesis.chain_id,
+        &weak.block,
+        0,
+        &three,
+    );
     assert!(cs.import(&weak).is_err());
     drop(db);
     let (code, v) = verify_json(dir.path());
@@ -276,7 +287,7 @@ fn validator_never_signs_twice_for_one_height_and_round_after_restart() {
                 proposer: proposer_acc,
                 block: block.clone(),
             }
-            .sign(proposer),
+            .sign(&chain.genesis.hash(), proposer),
         )
     };
     let me =
@@ -300,6 +311,7 @@ fn validator_never_signs_twice_for_one_height_and_round_after_restart() {
         let mut app = FixedApp { block: a.clone() };
         let mut c = Consensus::new(
             chain.genesis.chain_id,
+            chain.genesis.hash(),
             ConsensusParams::default(),
             set.clone(),
             Some(me()),
@@ -327,6 +339,7 @@ fn validator_never_signs_twice_for_one_height_and_round_after_restart() {
     let mut app = FixedApp { block: b.clone() };
     let mut c = Consensus::new(
         chain.genesis.chain_id,
+        chain.genesis.hash(),
         ConsensusParams::default(),
         set.clone(),
         Some(me()),

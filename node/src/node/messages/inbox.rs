@@ -255,7 +255,7 @@ pub fn check_anchors(ctx: &Ctx) {
             continue;
         };
         let id = anchor_record_id(&sender, &record);
-        let Ok(Some(tx_id)) = chain.anchor_tx(&id) else {
+        let Ok(Some(tx_id)) = chain.anchor_tx(&sender, &id) else {
             continue;
         };
         let Ok(Some((_, tx))) = chain.transaction(&tx_id) else {

@@ -280,7 +280,7 @@ fn check_anchors(ctx: &Ctx) {
             continue;
         };
         let id = anchor_record_id(&ctx.account, &record);
-        match qward_core::chain::ChainStore::new(&*ctx.store).anchor_tx(&id) {
+        match qward_core::chain::ChainStore::new(&*ctx.store).anchor_tx(&ctx.account, &id) {
             Ok(Some(tx)) => {
                 entry.state = DeliveryState::Anchored;
                 entry.anchor_tx = Some(tx.0);
