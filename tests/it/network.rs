@@ -230,3 +230,72 @@ async fn unregistered_node_is_kept_out_until_a_hospital_registers_it() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", outsider.log_tail(30)));
 }
+
+/// One hospital cannot admit a hospital: `qward tx register KEY --role
+/// hospital` leaves KEY a pending proposal, and the CLI says so, until
+/// validators holding more than 2/3 of the voting power have voted for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admitting_a_hospital_needs_votes_of_more_than_two_thirds_of_the_power() {
+    let mut net = TestNet::create(4, 0, 0, 0, 200).expect("devnet");
+    start_all(&mut net, &HOSPITALS);
+    wait_height(&net, "hospital-1", 2, Duration::from_secs(90))
+        .await
+        .expect("chain grows");
+    let key = qward_core::identity::Identity::from_secret_bytes(&[77; 32])
+        .expect("seed")
+        .account()
+        .to_hex();
+    let vote = |name: &str| {
+        let dir = path_str(&net.nodes.iter().find(|n| n.name == name).unwrap().dir);
+        let out = qward(&[
+            "--data-dir",
+            &dir,
+            "tx",
+            "register",
+            &key,
+            "--role",
+            "hospital",
+            "--wait",
+        ])
+        .expect("qward tx register");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{name}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let first = vote("hospital-1");
+    assert!(
+        first.contains("is pending") && first.contains("1 of 4 voting power"),
+        "{first}"
+    );
+    let dir = path_str(&net.node("hospital-1").dir);
+    let validators = || {
+        let out = qward(&["--data-dir", &dir, "chain", "show", "validators", "--json"])
+            .expect("chain show");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let shown = validators();
+    assert_eq!(
+        shown["pending_votes"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["pending_votes"][0]["account"],
+        key.as_str(),
+        "{shown}"
+    );
+    let second = vote("hospital-2");
+    assert!(second.contains("2 of 4 voting power"), "{second}");
+    let third = vote("hospital-3");
+    assert!(third.contains("passed and is in effect"), "{third}");
+    let shown = validators();
+    assert_eq!(
+        shown["pending_votes"].as_array().map(Vec::len),
+        Some(0),
+        "{shown}"
+    );
+}

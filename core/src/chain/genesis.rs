@@ -110,7 +110,7 @@ impl Genesis {
         let mut state = ChainState::new(self.chain_id, self.hash(), set);
         state.proposal_ttl_blocks = self.params.proposal_ttl_blocks;
         for m in &self.members {
-            state.members.insert(
+            state.put_member(
                 m.account,
                 Member {
                     role: m.role,
@@ -120,6 +120,7 @@ impl Genesis {
                 },
             );
         }
+        state.touched.0.clear();
         Ok(state)
     }
 

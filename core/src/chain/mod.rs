@@ -9,7 +9,9 @@ pub mod certificate;
 pub mod error;
 pub mod genesis;
 pub mod hash;
+pub mod lthash;
 pub mod state;
+pub mod state_entries;
 pub mod store;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;

@@ -16,16 +16,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, CodecError};
+use crate::codec;
 use crate::identity::{AccountId, Role};
 
 use super::error::TxError;
 use super::hash::Hash;
+use super::lthash::LtHash;
+use super::state_entries::Touched;
 use super::tx::{ConsentScope, RecordAnchor, SignedTransaction, TxKind};
 use super::validator_set::{MAX_VALIDATOR_POWER, Validator, ValidatorSet};
 
-/// The largest encoded state accepted when reading it back from storage.
-pub const MAX_STATE_BYTES: usize = 256 * 1024 * 1024;
 /// Governance proposals one validator may have opened and still open.
 pub const MAX_OPEN_PROPOSALS_PER_VALIDATOR: usize = 16;
 /// Consents one patient may hold at once (grantee and scope pairs).
@@ -142,10 +142,15 @@ enum Effect {
     },
 }
 
-/// Everything the chain agrees on. Append-only facts (record anchors,
-/// key-session audits, evidence) are folded into `log_hash` and counted; the
-/// facts themselves stay in the blocks and the store's indexes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything the chain agrees on. Audits and evidence are folded into
+/// `log_hash` and counted; the facts themselves stay in the blocks and the
+/// store's indexes. The store keeps the state entry by entry
+/// (`state_entries.rs`), and the root is kept up to date per changed entry.
+///
+/// The collections are public to read; every change goes through the
+/// tracked mutations of `state_entries.rs`, which keep the root's
+/// accumulator and the block's list of touched keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainState {
     pub chain_id: u64,
     /// The hash of the genesis this state descends from: every signature on
@@ -168,6 +173,11 @@ pub struct ChainState {
     pub audits: u64,
     /// Running hash over every anchor, audit and evidence in chain order.
     pub log_hash: Hash,
+    /// The multiset hash of every entry (members, proposals, consents,
+    /// evidence, anchors), updated per change.
+    pub(super) entries: LtHash,
+    /// Keys changed since the start of the current block.
+    pub(super) touched: Touched,
 }
 
 impl ChainState {
@@ -185,20 +195,17 @@ impl ChainState {
             anchors: 0,
             audits: 0,
             log_hash: Hash::ZERO,
+            entries: LtHash::default(),
+            touched: Touched::default(),
         }
     }
 
-    /// The state root that block headers commit to.
+    /// The state root that block headers commit to: the meta record and the
+    /// multiset hash of the entries. Never re-encodes the entries.
     pub fn root(&self) -> Hash {
-        Hash::digest("qward/state/v2", &codec::encode_infallible(self))
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode_infallible(self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
-        codec::decode(bytes, MAX_STATE_BYTES)
+        let mut bytes = codec::encode_infallible(&self.meta());
+        bytes.extend_from_slice(&self.entries.digest().0);
+        Hash::digest("qward/state/v3", &bytes)
     }
 
     /// An active member's role.
@@ -311,13 +318,30 @@ impl ChainState {
 
     /// What happens at the start of block `height`, before its transactions:
     /// expired proposals and evidence older than the window are forgotten.
+    /// Starts the block's list of touched keys afresh.
     pub fn begin_block(&mut self, height: u64) {
+        self.touched.0.clear();
         let ttl = self.proposal_ttl_blocks;
-        self.proposals
-            .retain(|_, p| p.opened_at.saturating_add(ttl) > height);
+        let expired: Vec<GovernanceAction> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.opened_at.saturating_add(ttl) <= height)
+            .map(|(a, _)| *a)
+            .collect();
+        for action in expired {
+            self.remove_proposal(&action);
+        }
         if height > EVIDENCE_MAX_AGE_BLOCKS {
             let oldest = height - EVIDENCE_MAX_AGE_BLOCKS;
-            self.evidence.retain(|&(_, h, _, _)| h >= oldest);
+            let old: Vec<_> = self
+                .evidence
+                .iter()
+                .filter(|&&(_, h, _, _)| h < oldest)
+                .copied()
+                .collect();
+            for key in old {
+                self.remove_evidence(&key);
+            }
         }
     }
 
@@ -364,7 +388,7 @@ impl ChainState {
         let mut tally = None;
         match effect {
             Effect::Register { account, role, by } => {
-                self.members.insert(
+                self.put_member(
                     account,
                     Member {
                         role,
@@ -382,28 +406,30 @@ impl ChainState {
             } => {
                 tally = Some(t);
                 if t.passed {
-                    self.proposals.remove(&action);
+                    self.remove_proposal(&action);
                     self.enact(action);
                 } else {
-                    self.proposals
-                        .entry(action)
-                        .or_insert_with(|| OpenProposal {
+                    let mut open = self
+                        .proposals
+                        .get(&action)
+                        .cloned()
+                        .unwrap_or(OpenProposal {
                             opener: voter,
                             opened_at: block_height,
                             voters: BTreeSet::new(),
-                        })
-                        .voters
-                        .insert(voter);
+                        });
+                    open.voters.insert(voter);
+                    self.put_proposal(action, open);
                 }
             }
             Effect::GrantConsent { key, expires_at_ms } => {
-                self.consents.insert(key, expires_at_ms);
+                self.put_consent(key, expires_at_ms);
             }
             Effect::RevokeConsent { key } => {
-                self.consents.remove(&key);
+                self.remove_consent(&key);
             }
             Effect::Anchor { key } => {
-                self.anchored.insert(key);
+                self.insert_anchor(key);
                 self.anchors += 1;
                 self.extend_log(stx);
             }
@@ -412,7 +438,7 @@ impl ChainState {
                 self.extend_log(stx);
             }
             Effect::Evidence { key, offender } => {
-                self.evidence.insert(key);
+                self.insert_evidence(key);
                 self.extend_log(stx);
                 // The consequence: the offender loses its power from the next
                 // height on, until validators vote it back in. The last
@@ -422,16 +448,12 @@ impl ChainState {
                 }
             }
         }
-        if let Some(m) = self.members.get_mut(&stx.tx.author) {
-            m.next_nonce += 1;
-        }
+        self.update_member(&stx.tx.author, |m| m.next_nonce += 1);
         Ok(tally)
     }
 
     fn deactivate(&mut self, account: &AccountId) {
-        if let Some(m) = self.members.get_mut(account) {
-            m.active = false;
-        }
+        self.update_member(account, |m| m.active = false);
     }
 
     /// Carries out a governance action that has passed. Its preconditions
@@ -439,7 +461,7 @@ impl ChainState {
     fn enact(&mut self, action: GovernanceAction) {
         match action {
             GovernanceAction::AdmitHospital { account } => {
-                self.members.insert(
+                self.put_member(
                     account,
                     Member {
                         role: Role::Hospital,

@@ -3,7 +3,10 @@
 //! id, and the auditor's full re-verification from genesis.
 //!
 //! Layout: `Meta` holds `chain/genesis` (canonical genesis) and `chain/tip`;
-//! `State` holds `chain/state` (the state after the tip); `Blocks` maps a
+//! `State` holds the state after the tip entry by entry (`state_entries.rs`:
+//! a small meta record, then one entry per member, proposal, consent,
+//! evidence slot and anchor; an import writes only the entries its block
+//! touched); `Blocks` maps a
 //! big-endian height to a [`CommittedBlock`]; `BlockIndex` maps `b`+hash to a
 //! height, `t`+tx id to (height, index) and `r`+anchor key (author and
 //! record id, [`RecordAnchor::key`]) to a tx id. Every import is written
@@ -20,13 +23,15 @@ use super::block::CommittedBlock;
 use super::error::{BlockError, ChainStoreError};
 use super::genesis::Genesis;
 use super::hash::Hash;
-use super::state::ChainState;
+use super::state::{ChainState, Member, OpenProposal};
+use super::state_entries::{self, MAX_ENTRY_BYTES, MAX_META_BYTES, META_KEY, StateMeta};
 use super::tx::{RecordAnchor, SignedTransaction, TxKind};
 use super::verify::{self, ChainTip};
 
 const GENESIS_KEY: &[u8] = b"chain/genesis";
 const TIP_KEY: &[u8] = b"chain/tip";
-const STATE_KEY: &[u8] = b"chain/state";
+/// State entries read from the store per page when loading.
+const STATE_PAGE: usize = 4096;
 
 /// Where a transaction sits in the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +90,53 @@ fn prefixed(prefix: u8, hash: &Hash) -> Vec<u8> {
     k
 }
 
+/// Puts one stored state entry into `state`; a malformed one is a decode error.
+fn load_entry(state: &mut ChainState, key: &[u8], value: &[u8]) -> Result<(), ChainStoreError> {
+    let bad = |what: &str| ChainStoreError::Decode {
+        what: format!("chain state entry ({what})"),
+        source: CodecError::Malformed(format!("key {}", hex::encode(key))),
+    };
+    let account = |bytes: &[u8]| -> Option<AccountId> { bytes.try_into().ok().map(AccountId) };
+    let (kind, rest) = key.split_first().ok_or_else(|| bad("empty key"))?;
+    match kind {
+        b'S' if rest.is_empty() => {}
+        b'm' => {
+            let a = account(rest).ok_or_else(|| bad("member key"))?;
+            let m: Member =
+                codec::decode(value, MAX_ENTRY_BYTES).map_err(decode_err("member entry"))?;
+            state.members.insert(a, m);
+        }
+        b'p' => {
+            let action =
+                codec::decode(rest, MAX_ENTRY_BYTES).map_err(decode_err("proposal key"))?;
+            let open: OpenProposal =
+                codec::decode(value, MAX_ENTRY_BYTES).map_err(decode_err("proposal entry"))?;
+            state.proposals.insert(action, open);
+        }
+        b'c' if rest.len() == 65 => {
+            let (p, g) = (account(&rest[..32]), account(&rest[32..64]));
+            let scope = state_entries::scope_from_byte(rest[64]);
+            let exp: [u8; 8] = value.try_into().map_err(|_| bad("consent expiry"))?;
+            match (p, g, scope) {
+                (Some(p), Some(g), Some(s)) => {
+                    state.consents.insert((p, g, s), u64::from_le_bytes(exp));
+                }
+                _ => return Err(bad("consent key")),
+            }
+        }
+        b'e' => {
+            let k = codec::decode(rest, MAX_ENTRY_BYTES).map_err(decode_err("evidence key"))?;
+            state.evidence.insert(k);
+        }
+        b'a' => {
+            let k: [u8; 32] = rest.try_into().map_err(|_| bad("anchor key"))?;
+            state.anchored.insert(Hash(k));
+        }
+        _ => return Err(bad("unknown kind")),
+    }
+    Ok(())
+}
+
 impl<'a> ChainStore<'a> {
     pub fn new(store: &'a dyn Store) -> Self {
         ChainStore { store }
@@ -113,7 +165,16 @@ impl<'a> ChainStore<'a> {
             TIP_KEY,
             codec::encode_infallible(&genesis.tip()),
         );
-        batch.put(Column::State, STATE_KEY, state.encode());
+        batch.put(
+            Column::State,
+            META_KEY,
+            codec::encode_infallible(&state.meta()),
+        );
+        for key in state.all_keys() {
+            if let Some(value) = state.entry_value(&key) {
+                batch.put(Column::State, key.store_key(), value);
+            }
+        }
         batch.set_sync(true);
         self.store.write(batch)?;
         Ok(InitOutcome::Initialised)
@@ -138,13 +199,36 @@ impl<'a> ChainStore<'a> {
         codec::decode(&b, 64).map_err(decode_err("chain tip"))
     }
 
-    /// The state after the tip.
+    /// The state after the tip, read entry by entry.
     pub fn state(&self) -> Result<ChainState, ChainStoreError> {
         let b = self
             .store
-            .get(Column::State, STATE_KEY)?
+            .get(Column::State, META_KEY)?
             .ok_or(ChainStoreError::NotInitialised)?;
-        ChainState::decode(&b).map_err(decode_err("chain state"))
+        let meta: StateMeta =
+            codec::decode(&b, MAX_META_BYTES).map_err(decode_err("chain state meta"))?;
+        let mut state = ChainState::new(meta.chain_id, meta.genesis_hash, meta.validators);
+        state.proposal_ttl_blocks = meta.proposal_ttl_blocks;
+        state.anchors = meta.anchors;
+        state.audits = meta.audits;
+        state.log_hash = meta.log_hash;
+        let mut start: Vec<u8> = Vec::new();
+        loop {
+            let page = self.store.range(Column::State, &start, None, STATE_PAGE)?;
+            let full = page.len() == STATE_PAGE;
+            for (key, value) in &page {
+                load_entry(&mut state, key, value)?;
+            }
+            match page.last() {
+                Some((key, _)) if full => {
+                    start = key.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        state.rehash_entries();
+        Ok(state)
     }
 
     /// Verifies `committed` against the stored tip and state, then imports it.
@@ -201,7 +285,17 @@ impl<'a> ChainStore<'a> {
                 batch.put(Column::BlockIndex, prefixed(b'r', &key), id.0);
             }
         }
-        batch.put(Column::State, STATE_KEY, next_state.encode());
+        batch.put(
+            Column::State,
+            META_KEY,
+            codec::encode_infallible(&next_state.meta()),
+        );
+        for key in next_state.touched() {
+            match next_state.entry_value(key) {
+                Some(value) => batch.put(Column::State, key.store_key(), value),
+                None => batch.delete(Column::State, key.store_key()),
+            }
+        }
         batch.put(
             Column::Meta,
             TIP_KEY,
