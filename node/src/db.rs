@@ -7,7 +7,7 @@ use qward_core::storage::{BatchOp, Column, Entry, Store, StoreError, WriteBatch}
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteOptions};
 
 /// The schema this build reads and writes. Bumped when the layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -24,6 +24,10 @@ pub enum OpenError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "the database at {path} has schema version {found}, from an older qward whose chain this one cannot read (version 2 signs over the genesis hash and stores the state entry by entry); start a new data directory with `qward init` (a devnet: `qward devnet down`, then delete its folder)"
+    )]
+    OlderSchema { path: PathBuf, found: u32 },
     #[error("the database at {path} has an unreadable schema version")]
     BadSchema { path: PathBuf },
     #[error("cannot open the database at {path}: {reason}")]
@@ -165,6 +169,12 @@ impl RocksStore {
 }
 
 fn check_schema(path: &Path, found: u32) -> Result<(), OpenError> {
+    if found < SCHEMA_VERSION {
+        return Err(OpenError::OlderSchema {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
     if found > SCHEMA_VERSION {
         return Err(OpenError::NewerSchema {
             path: path.to_path_buf(),
@@ -278,6 +288,21 @@ mod tests {
         let err = RocksStore::open(&path).unwrap_err();
         assert!(matches!(err, OpenError::NewerSchema { .. }), "{err}");
         assert!(err.to_string().contains("upgrade qward"));
+    }
+
+    #[test]
+    fn older_schema_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = RocksStore::create(&path).unwrap();
+            store
+                .put(Column::Meta, SCHEMA_KEY, &1u32.to_le_bytes())
+                .unwrap();
+        }
+        let err = RocksStore::open(&path).unwrap_err();
+        assert!(matches!(err, OpenError::OlderSchema { found: 1, .. }), "{err}");
+        assert!(err.to_string().contains("qward init"));
     }
 
     #[test]
