@@ -108,6 +108,7 @@ impl Genesis {
         self.validate()?;
         let set = ValidatorSet::new(self.validators.clone())?;
         let mut state = ChainState::new(self.chain_id, set);
+        state.genesis_hash = self.hash();
         for m in &self.members {
             state.members.insert(
                 m.account,

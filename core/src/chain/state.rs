@@ -39,6 +39,8 @@ pub enum ValidatorChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainState {
     pub chain_id: u64,
+    /// The genesis hash; consensus signatures are bound to it.
+    pub genesis_hash: Hash,
     pub members: BTreeMap<AccountId, Member>,
     pub validators: ValidatorSet,
     /// Open validator-change votes: the change and the hospitals that voted for it.
@@ -57,6 +59,7 @@ impl ChainState {
     pub fn new(chain_id: u64, validators: ValidatorSet) -> Self {
         ChainState {
             chain_id,
+            genesis_hash: Hash::ZERO,
             members: BTreeMap::new(),
             validators,
             validator_votes: BTreeMap::new(),
@@ -269,7 +272,7 @@ impl ChainState {
             }
             TxKind::SubmitEvidence(evidence) => {
                 evidence
-                    .verify(self.chain_id)
+                    .verify(&self.genesis_hash, self.chain_id)
                     .map_err(|e| TxError::BadEvidence(e.to_string()))?;
                 let offender = evidence.offender();
                 if self.members.get(&offender).map(|m| m.role) != Some(Role::Hospital) {

@@ -8,12 +8,14 @@ use crate::consensus::{ConsensusParams, Vote, VoteStep};
 use crate::identity::{AccountId, Identity};
 
 use super::{
-    Block, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis,
+    Block, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis, Hash,
     SignedTransaction, Transaction, TxKind, build_block, verify::tip_of,
 };
 
-/// Precommit signatures of `signers` for `block` in `round`, as a certificate.
+/// Precommit signatures of `signers` for `block` in `round`, as a certificate
+/// of the chain (`genesis`, `chain_id`).
 pub fn certify(
+    genesis: &Hash,
     chain_id: u64,
     block: &Block,
     round: u32,
@@ -31,7 +33,7 @@ pub fn certify(
                 block_hash: Some(hash),
                 validator: id.account(),
             }
-            .sign(id);
+            .sign(genesis, id);
             CommitSig {
                 validator: id.account(),
                 sig: sv.sig,
@@ -136,7 +138,13 @@ impl TestChain {
             .iter()
             .filter(|k| self.state.validators.contains(&k.account()))
             .collect();
-        let cert = certify(self.genesis.chain_id, &block, 0, &signers);
+        let cert = certify(
+            &self.genesis.hash(),
+            self.genesis.chain_id,
+            &block,
+            0,
+            &signers,
+        );
         self.tip = tip_of(&block);
         self.state = next;
         self.nonces.clear();

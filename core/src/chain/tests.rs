@@ -309,7 +309,13 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_and_verifies() {
     // A block certified by the old set after the change is refused.
     let mut stale = chain.blocks[5].clone();
     let old_signers: Vec<&Identity> = chain.keys[..4].iter().collect();
-    stale.cert = testkit::certify(chain.genesis.chain_id, &stale.block, 0, &old_signers);
+    stale.cert = testkit::certify(
+        &chain.genesis.hash(),
+        chain.genesis.chain_id,
+        &stale.block,
+        0,
+        &old_signers,
+    );
     let err = verify::verify_committed(
         &store_state_before(&chain, 5),
         &tip_before(&chain, 5),

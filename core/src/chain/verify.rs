@@ -136,6 +136,7 @@ pub fn verify_committed(
 ) -> Result<ChainState, BlockError> {
     let block = &committed.block;
     committed.cert.verify(
+        &state.genesis_hash,
         state.chain_id,
         block.header.height,
         &block.hash(),

@@ -19,8 +19,21 @@ use super::types::{
 
 /// Messages more than this many rounds ahead are dropped (bounds memory).
 pub const MAX_ROUNDS_AHEAD: u32 = 64;
-/// Messages buffered for future heights, at most.
+/// Rounds above the current one in which one validator's messages are kept:
+/// its highest ones. A validator flooding messages for many future rounds
+/// only ever occupies this many (an honest one is in one round at a time).
+pub const MAX_FUTURE_ROUNDS_PER_VALIDATOR: usize = 2;
+/// Messages buffered for future heights, at most (all signers together).
 pub const MAX_FUTURE_MESSAGES: usize = 4096;
+/// Messages buffered for future heights per signer, at most (fewer when the
+/// validator set is so large that all of them would exceed
+/// [`MAX_FUTURE_MESSAGES`]): one validator cannot fill the buffer.
+pub const MAX_FUTURE_MESSAGES_PER_SIGNER: usize = 64;
+/// Proposals (which carry whole blocks) buffered for future heights per signer.
+pub const MAX_FUTURE_PROPOSALS_PER_SIGNER: usize = 2;
+/// Messages for heights more than this far above the current one are not
+/// buffered (they still count towards [`Consensus::sync_target`]).
+pub const MAX_HEIGHTS_AHEAD: u64 = 2;
 
 /// What the driver provides: blocks to propose and block validation.
 pub trait ConsensusApp {
@@ -57,40 +70,90 @@ pub enum Step {
     Precommit,
 }
 
-/// The votes of one round and step. An equivocating validator's votes count
-/// once for each block they name: safe, because two quorums for different
-/// blocks would need more than f validators voting for both; and needed, so
-/// that a polka relayed to a node that first saw the conflicting vote counts.
+/// One validator's votes in one round and step: the first, and at most one
+/// that conflicts with it (kept to count and to prove the equivocation).
+#[derive(Debug)]
+struct ValidatorVotes {
+    first: SignedVote,
+    conflicting: Option<SignedVote>,
+    power: u64,
+}
+
+/// The votes of one round and step, at most two per validator. An
+/// equivocating validator's votes count once for each of the (at most two)
+/// blocks they name: safe, because two quorums for different blocks would
+/// need more than f validators voting for both; and needed, so that a polka
+/// relayed to a node that first saw the conflicting vote counts. Any further
+/// conflicting vote is dropped: a validator signing votes for millions of
+/// random hashes costs this set two entries.
 #[derive(Debug, Default)]
 struct VoteSet {
-    votes: BTreeMap<(AccountId, Option<Hash>), SignedVote>,
-    first: BTreeMap<AccountId, Option<Hash>>,
+    by_validator: BTreeMap<AccountId, ValidatorVotes>,
     power: BTreeMap<Option<Hash>, u64>,
     total: u64,
 }
 
 impl VoteSet {
-    /// Adds a vote; returns the validator's earlier vote if this one conflicts with it.
+    /// Adds a vote; returns the validator's first vote if this one is the
+    /// first to conflict with it (the equivocation to report).
     fn add(&mut self, vote: SignedVote, power: u64) -> Option<SignedVote> {
         let (validator, hash) = (vote.vote.validator, vote.vote.block_hash);
-        if self.votes.contains_key(&(validator, hash)) {
+        let Some(entry) = self.by_validator.get_mut(&validator) else {
+            *self.power.entry(hash).or_default() += power;
+            self.total += power;
+            self.by_validator.insert(
+                validator,
+                ValidatorVotes {
+                    first: vote,
+                    conflicting: None,
+                    power,
+                },
+            );
+            return None;
+        };
+        if entry.first.vote.block_hash == hash || entry.conflicting.is_some() {
             return None;
         }
-        let conflict = match self.first.get(&validator) {
-            Some(first) => self.votes.get(&(validator, *first)).cloned(),
-            None => {
-                self.first.insert(validator, hash);
-                self.total += power;
-                None
-            }
+        *self.power.entry(hash).or_default() += entry.power;
+        let first = entry.first.clone();
+        entry.conflicting = Some(vote);
+        Some(first)
+    }
+
+    /// Forgets `validator`'s votes (and their power).
+    fn remove(&mut self, validator: &AccountId) {
+        let Some(entry) = self.by_validator.remove(validator) else {
+            return;
         };
-        *self.power.entry(hash).or_default() += power;
-        self.votes.insert((validator, hash), vote);
-        conflict
+        self.total = self.total.saturating_sub(entry.power);
+        let hashes = std::iter::once(entry.first.vote.block_hash)
+            .chain(entry.conflicting.map(|v| v.vote.block_hash));
+        for hash in hashes {
+            if let Some(p) = self.power.get_mut(&hash) {
+                *p = p.saturating_sub(entry.power);
+                if *p == 0 {
+                    self.power.remove(&hash);
+                }
+            }
+        }
     }
 
     fn power_for(&self, hash: &Option<Hash>) -> u64 {
         self.power.get(hash).copied().unwrap_or(0)
+    }
+
+    /// Every stored vote, by validator (each validator's first vote first).
+    fn votes(&self) -> impl Iterator<Item = &SignedVote> {
+        self.by_validator
+            .values()
+            .flat_map(|e| std::iter::once(&e.first).chain(e.conflicting.as_ref()))
+    }
+
+    fn len(&self) -> usize {
+        self.by_validator
+            .values()
+            .map(|e| 1 + usize::from(e.conflicting.is_some()))
+            .sum()
     }
 }
 
@@ -105,10 +168,40 @@ struct RoundState {
     polka_handled: bool,
 }
 
+impl RoundState {
+    /// Forgets everything `validator` sent in this round.
+    fn remove(&mut self, validator: &AccountId) {
+        self.prevotes.remove(validator);
+        self.precommits.remove(validator);
+        if self
+            .proposal
+            .as_ref()
+            .is_some_and(|(sp, _)| sp.proposal.proposer == *validator)
+        {
+            self.proposal = None;
+        }
+        self.senders.remove(validator);
+    }
+}
+
+/// What this node has seen of heights above its own, per validator of the
+/// current set (so bounded by the set's size, whatever the message count).
+#[derive(Debug, Default)]
+struct LaterHeights {
+    /// The highest height each validator signed a message for.
+    seen: BTreeMap<AccountId, u64>,
+    /// Each validator's precommit at the highest (height, round) above ours.
+    precommits: BTreeMap<AccountId, (u64, u32, Hash)>,
+    /// The highest later height at which more than 2/3 of the power
+    /// precommitted one block (a commit certificate's worth).
+    certified: u64,
+}
+
 /// One validator's (or observer's) consensus instance.
 #[derive(Debug)]
 pub struct Consensus {
     chain_id: u64,
+    genesis_hash: Hash,
     params: ConsensusParams,
     identity: Option<Identity>,
     validators: ValidatorSet,
@@ -121,17 +214,20 @@ pub struct Consensus {
     decided: bool,
     safety: SafetyState,
     validity: BTreeMap<Hash, bool>,
-    future: Vec<ConsensusMessage>,
+    /// Verified messages for later heights, per signer.
+    future: BTreeMap<AccountId, Vec<ConsensusMessage>>,
     evidence_seen: BTreeSet<(AccountId, u32, u8)>,
-    highest_seen_height: u64,
+    later: LaterHeights,
 }
 
 impl Consensus {
-    /// A consensus instance for `chain_id`. `identity` is `None` for a node
-    /// that follows without voting; `safety` is the persisted signing record.
+    /// A consensus instance for the chain (`chain_id`, `genesis_hash`): only
+    /// messages signed for both count. `identity` is `None` for a node that
+    /// follows without voting; `safety` is the persisted signing record.
     /// Call [`Consensus::start_height`] to begin.
     pub fn new(
         chain_id: u64,
+        genesis_hash: Hash,
         params: ConsensusParams,
         validators: ValidatorSet,
         identity: Option<Identity>,
@@ -139,6 +235,7 @@ impl Consensus {
     ) -> Self {
         Consensus {
             chain_id,
+            genesis_hash,
             params,
             identity,
             validators,
@@ -151,9 +248,9 @@ impl Consensus {
             decided: true,
             safety,
             validity: BTreeMap::new(),
-            future: Vec::new(),
+            future: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
-            highest_seen_height: 0,
+            later: LaterHeights::default(),
         }
     }
 
@@ -174,10 +271,53 @@ impl Consensus {
         self.decided
     }
 
-    /// The highest height seen in any message: above `height()` means this
-    /// node is behind and should sync blocks.
-    pub fn highest_seen_height(&self) -> u64 {
-        self.highest_seen_height
+    /// Whether this node is behind, and how far: `Some(h)` with `h >
+    /// height()` once validators holding more than 1/3 of the power (so at
+    /// least one honest one) have signed messages at height `h` or above, or
+    /// more than 2/3 of the power precommitted one block at height `h`. Either
+    /// way the blocks below `h` are final elsewhere, so the driver should
+    /// fetch blocks above its tip from peers, import them and call
+    /// [`Consensus::start_height`]. The highest such height; `None` when the
+    /// node is not known to be behind. Only verified messages of validators
+    /// of the current set count, once per signer.
+    pub fn sync_target(&self) -> Option<u64> {
+        let mut seen: Vec<(u64, u64)> = self
+            .later
+            .seen
+            .iter()
+            .filter_map(|(a, &h)| self.validators.power_of(a).map(|p| (h, p)))
+            .collect();
+        seen.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let mut power = 0u64;
+        let mut moved_on = 0;
+        for (h, p) in seen {
+            power = power.saturating_add(p);
+            if self.validators.is_one_third(power) {
+                moved_on = h;
+                break;
+            }
+        }
+        let target = moved_on.max(self.later.certified);
+        (target > self.height).then_some(target)
+    }
+
+    /// Votes stored for the current height (all rounds): at most two per
+    /// validator, step and kept round.
+    pub fn stored_votes(&self) -> usize {
+        self.rounds
+            .values()
+            .map(|rs| rs.prevotes.len() + rs.precommits.len())
+            .sum()
+    }
+
+    /// Rounds of the current height with stored messages.
+    pub fn stored_rounds(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// Messages buffered for later heights.
+    pub fn buffered_messages(&self) -> usize {
+        self.future.values().map(Vec::len).sum()
     }
 
     pub fn safety(&self) -> &SafetyState {
@@ -190,6 +330,9 @@ impl Consensus {
 
     /// Starts consensus on `height` with the validator set that certifies it
     /// (paper line 10). Resumes the round and lock of the persisted record.
+    /// Valid in any state: after this node's own commit, or after the driver
+    /// imported blocks from peers (the machine may then still be mid-round,
+    /// or decided on a block whose import failed, at a lower height).
     pub fn start_height(
         &mut self,
         height: u64,
@@ -209,15 +352,25 @@ impl Consensus {
             round = self.safety.round;
             self.locked = self.safety.locked.clone();
         }
+        let set = &self.validators;
+        self.later.seen.retain(|a, _| set.contains(a));
+        self.later
+            .precommits
+            .retain(|a, (h, _, _)| *h > height && set.contains(a));
+        let mut now = Vec::new();
+        for list in self.future.values_mut() {
+            let (current, rest): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .filter(|m| m.height() >= height)
+                .partition(|m| m.height() == height);
+            now.extend(current);
+            *list = rest;
+        }
+        self.future.retain(|_, list| !list.is_empty());
         let mut out = Vec::new();
         self.start_round(round, app, &mut out);
-        let buffered = std::mem::take(&mut self.future);
-        for msg in buffered {
-            if msg.height() == height {
-                self.accept(msg, &mut out);
-            } else if msg.height() > height {
-                self.future.push(msg);
-            }
+        for msg in now {
+            self.accept_verified(msg, &mut out);
         }
         self.process(app, &mut out);
         out
@@ -229,11 +382,8 @@ impl Consensus {
         if msg.chain_id() != self.chain_id {
             return out;
         }
-        self.highest_seen_height = self.highest_seen_height.max(msg.height());
         if msg.height() > self.height {
-            if self.future.len() < MAX_FUTURE_MESSAGES && msg.height() <= self.height + 2 {
-                self.future.push(msg);
-            }
+            self.on_later_height(msg);
             return out;
         }
         if msg.height() < self.height || self.decided {
@@ -243,6 +393,93 @@ impl Consensus {
             self.process(app, &mut out);
         }
         out
+    }
+
+    /// A message for a later height: counts towards [`Consensus::sync_target`]
+    /// (once per signer) and is buffered, a bounded number per signer, for
+    /// when this node gets there. Signatures are checked only when the
+    /// message can change something, so a repeated flood costs no crypto.
+    fn on_later_height(&mut self, msg: ConsensusMessage) {
+        let signer = msg.signer();
+        if !self.validators.contains(&signer) {
+            return;
+        }
+        let height = msg.height();
+        let raises_seen = self.later.seen.get(&signer).is_none_or(|&h| h < height);
+        let precommit = match &msg {
+            ConsensusMessage::Vote(sv) if sv.vote.step == VoteStep::Precommit => sv
+                .vote
+                .block_hash
+                .filter(|_| {
+                    self.later
+                        .precommits
+                        .get(&signer)
+                        .is_none_or(|&(h, r, _)| (h, r) < (height, sv.vote.round))
+                })
+                .map(|hash| (sv.vote.round, hash)),
+            _ => None,
+        };
+        let bufferable = height <= self.height.saturating_add(MAX_HEIGHTS_AHEAD)
+            && !self
+                .future
+                .get(&signer)
+                .is_some_and(|list| list.contains(&msg));
+        if !(raises_seen || precommit.is_some() || bufferable) {
+            return;
+        }
+        if msg.verify(&self.genesis_hash).is_err() {
+            return;
+        }
+        if raises_seen {
+            self.later.seen.insert(signer, height);
+        }
+        if let Some((round, hash)) = precommit {
+            self.later.precommits.insert(signer, (height, round, hash));
+            let power: u64 = self
+                .later
+                .precommits
+                .iter()
+                .filter(|(_, p)| **p == (height, round, hash))
+                .filter_map(|(a, _)| self.validators.power_of(a))
+                .sum();
+            if self.validators.is_quorum(power) {
+                self.later.certified = self.later.certified.max(height);
+            }
+        }
+        if bufferable {
+            self.buffer(signer, msg);
+        }
+    }
+
+    /// Buffers a verified later-height message, evicting the signer's lowest
+    /// (height, round) messages beyond its share.
+    fn buffer(&mut self, signer: AccountId, msg: ConsensusMessage) {
+        let cap = (MAX_FUTURE_MESSAGES / self.validators.len().max(1))
+            .clamp(1, MAX_FUTURE_MESSAGES_PER_SIGNER);
+        let list = self.future.entry(signer).or_default();
+        list.push(msg);
+        let is_proposal = |m: &ConsensusMessage| matches!(m, ConsensusMessage::Proposal(_));
+        while list.iter().filter(|m| is_proposal(m)).count() > MAX_FUTURE_PROPOSALS_PER_SIGNER {
+            let lowest = list
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| is_proposal(m))
+                .min_by_key(|(_, m)| (m.height(), m.round()))
+                .map(|(i, _)| i);
+            if let Some(i) = lowest {
+                list.remove(i);
+            }
+        }
+        while list.len() > cap {
+            let lowest = list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, m)| (m.height(), m.round()))
+                .map(|(i, _)| i);
+            if let Some(i) = lowest {
+                list.remove(i);
+            }
+        }
     }
 
     /// Handles a timeout the driver scheduled (paper lines 57-65).
@@ -271,6 +508,17 @@ impl Consensus {
 
     /// Checks and records a message for the current height; false if dropped.
     fn accept(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) -> bool {
+        if msg.round() > self.round.saturating_add(MAX_ROUNDS_AHEAD)
+            || !self.validators.contains(&msg.signer())
+            || msg.verify(&self.genesis_hash).is_err()
+        {
+            return false;
+        }
+        self.accept_verified(msg, out)
+    }
+
+    /// [`Consensus::accept`] for a message whose signature was checked.
+    fn accept_verified(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) -> bool {
         let round = msg.round();
         if round > self.round.saturating_add(MAX_ROUNDS_AHEAD) {
             return false;
@@ -279,23 +527,82 @@ impl Consensus {
         let Some(power) = self.validators.power_of(&signer) else {
             return false;
         };
-        if msg.verify().is_err() {
+        if let ConsensusMessage::Proposal(sp) = &msg
+            && !self.proposal_fits(sp)
+        {
+            return false;
+        }
+        if !self.make_room(signer, round) {
             return false;
         }
         self.record(msg, power, out)
+    }
+
+    /// Whether a proposal may be recorded at all: from the round's proposer,
+    /// for this height, with a block of this height whose `header.round` is
+    /// the round it was first proposed in: the proposal's round, or for a
+    /// re-proposed valid block at most its `valid_round`.
+    fn proposal_fits(&self, sp: &SignedProposal) -> bool {
+        let p = &sp.proposal;
+        let header = &p.block.header;
+        let round_ok = match p.valid_round {
+            None => header.round == p.round,
+            Some(vr) => header.round <= vr,
+        };
+        p.proposer == self.validators.proposer(self.height, p.round)
+            && p.height == self.height
+            && header.height == self.height
+            && round_ok
+    }
+
+    /// Keeps each validator's messages to [`MAX_FUTURE_ROUNDS_PER_VALIDATOR`]
+    /// rounds above the current one: a message for another future round
+    /// evicts the validator's lowest one if it is higher, else is dropped.
+    /// Rounds up to the current one are always open.
+    fn make_room(&mut self, signer: AccountId, round: u32) -> bool {
+        if round <= self.round {
+            return true;
+        }
+        let held: Vec<u32> = self
+            .rounds
+            .range(self.round + 1..)
+            .filter(|(_, rs)| rs.senders.contains_key(&signer))
+            .map(|(&r, _)| r)
+            .collect();
+        if held.contains(&round) || held.len() < MAX_FUTURE_ROUNDS_PER_VALIDATOR {
+            return true;
+        }
+        let Some(&lowest) = held.first() else {
+            return true;
+        };
+        if round < lowest {
+            return false;
+        }
+        if let Some(rs) = self.rounds.get_mut(&lowest) {
+            rs.remove(&signer);
+            if rs.senders.is_empty() && rs.proposal.is_none() {
+                self.rounds.remove(&lowest);
+            }
+        }
+        true
     }
 
     /// Records a verified message (also used for this node's own).
     fn record(&mut self, msg: ConsensusMessage, power: u64, out: &mut Vec<Output>) -> bool {
         let round = msg.round();
         let signer = msg.signer();
-        let expected_proposer = self.validators.proposer(self.height, round);
+        if let ConsensusMessage::Proposal(sp) = &msg
+            && (!self.proposal_fits(sp)
+                || self
+                    .rounds
+                    .get(&round)
+                    .is_some_and(|rs| rs.proposal.is_some()))
+        {
+            return false;
+        }
         let rs = self.rounds.entry(round).or_default();
         match msg {
             ConsensusMessage::Proposal(sp) => {
-                if sp.proposal.proposer != expected_proposer || rs.proposal.is_some() {
-                    return false;
-                }
                 let hash = sp.proposal.block.hash();
                 rs.proposal = Some((sp, hash));
             }
@@ -345,7 +652,7 @@ impl Consensus {
                         proposer,
                         block,
                     }
-                    .sign(identity);
+                    .sign(&self.genesis_hash, identity);
                     let msg = ConsensusMessage::Proposal(sp);
                     self.safety
                         .record(self.height, round, PROPOSE_CODE, msg.clone());
@@ -382,7 +689,7 @@ impl Consensus {
             return;
         };
         if let Some(rs) = self.rounds.get(&vr) {
-            for v in rs.prevotes.votes.values() {
+            for v in rs.prevotes.votes() {
                 if v.vote.block_hash == Some(hash) {
                     out.push(Output::Broadcast(ConsensusMessage::Vote(v.clone())));
                 }
@@ -422,7 +729,7 @@ impl Consensus {
             block_hash,
             validator: identity.account(),
         }
-        .sign(identity);
+        .sign(&self.genesis_hash, identity);
         let msg = ConsensusMessage::Vote(sv);
         self.safety.record(h, r, code, msg.clone());
         self.safety.locked = self.locked.clone();
@@ -483,8 +790,7 @@ impl Consensus {
             .get(&r)
             .map(|rs| {
                 rs.precommits
-                    .votes
-                    .values()
+                    .votes()
                     .filter(|v| v.vote.block_hash == Some(hash))
                     .map(|v| CommitSig {
                         validator: v.vote.validator,

@@ -49,7 +49,7 @@ fn four_validators_reach_height_100_under_delay_reorder_and_loss() {
 #[test]
 fn equivocation_yields_evidence_the_chain_accepts_once() {
     let cfg = SimConfig {
-        byzantine: Some(Byzantine::Equivocate),
+        byzantine: vec![(0, Byzantine::Equivocate)],
         target_height: 10,
         ..SimConfig::new(7)
     };
@@ -60,7 +60,7 @@ fn equivocation_yields_evidence_the_chain_accepts_once() {
         .first()
         .expect("equivocation produced evidence")
         .clone();
-    ev.verify(r.chain_id).unwrap();
+    ev.verify(&r.genesis_hash, r.chain_id).unwrap();
     let reporter = sim::test_identity(7, 1);
     let mut state = r.final_state.clone();
     let nonce = state.members[&reporter.account()].next_nonce;
@@ -91,7 +91,7 @@ proptest! {
     #[test]
     fn one_byzantine_of_four_never_splits_honest_validators(seed: u64, equivocate: bool) {
         let cfg = SimConfig {
-            byzantine: Some(if equivocate { Byzantine::Equivocate } else { Byzantine::InvalidProposals }),
+            byzantine: vec![(0, if equivocate { Byzantine::Equivocate } else { Byzantine::InvalidProposals })],
             target_height: 6,
             ..SimConfig::new(seed)
         };
@@ -103,7 +103,7 @@ proptest! {
         if equivocate {
             prop_assert!(!r.evidence.is_empty(), "no evidence from an equivocating validator");
             for ev in &r.evidence {
-                prop_assert!(ev.verify(r.chain_id).is_ok());
+                prop_assert!(ev.verify(&r.genesis_hash, r.chain_id).is_ok());
                 prop_assert_eq!(ev.offender(), sim::test_identity(seed, 0).account());
             }
         }

@@ -1,5 +1,6 @@
 //! Consensus messages and what they sign: proposals, prevotes and precommits
-//! over (chain id, height, round, step, block hash) under a domain tag, and
+//! over (genesis hash, chain id, height, round, step, block hash) under a
+//! domain tag, and
 //! the evidence of a validator that signed two votes for one height and round.
 
 use serde::{Deserialize, Serialize};
@@ -35,19 +36,23 @@ impl VoteStep {
 /// The signing step code of a proposal.
 pub const PROPOSE_CODE: u8 = 1;
 
-/// The bytes a vote signature covers.
+/// The bytes a vote signature covers. The genesis hash binds the vote to one
+/// chain, so a key reused on another network with the same `chain_id` (a test
+/// net, a fork from another genesis) cannot have its votes replayed here.
 pub fn vote_signing_bytes(
+    genesis: &Hash,
     chain_id: u64,
     height: u64,
     round: u32,
     step: VoteStep,
     block_hash: Option<&Hash>,
 ) -> Vec<u8> {
-    codec::encode_infallible(&(chain_id, height, round, step.code(), block_hash))
+    codec::encode_infallible(&(genesis, chain_id, height, round, step.code(), block_hash))
 }
 
-/// The bytes a proposal signature covers.
+/// The bytes a proposal signature covers (bound to the genesis like votes).
 pub fn proposal_signing_bytes(
+    genesis: &Hash,
     chain_id: u64,
     height: u64,
     round: u32,
@@ -55,6 +60,7 @@ pub fn proposal_signing_bytes(
     valid_round: Option<u32>,
 ) -> Vec<u8> {
     codec::encode_infallible(&(
+        genesis,
         chain_id,
         height,
         round,
@@ -76,8 +82,9 @@ pub struct Vote {
 }
 
 impl Vote {
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis: &Hash) -> Vec<u8> {
         vote_signing_bytes(
+            genesis,
             self.chain_id,
             self.height,
             self.round,
@@ -86,9 +93,9 @@ impl Vote {
         )
     }
 
-    /// Signs the vote; `identity` must be `validator`.
-    pub fn sign(self, identity: &Identity) -> SignedVote {
-        let sig = identity.sign(VOTE_DOMAIN, &self.signing_bytes());
+    /// Signs the vote for the chain of `genesis`; `identity` must be `validator`.
+    pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedVote {
+        let sig = identity.sign(VOTE_DOMAIN, &self.signing_bytes(genesis));
         SignedVote { vote: self, sig }
     }
 }
@@ -101,11 +108,12 @@ pub struct SignedVote {
 }
 
 impl SignedVote {
-    pub fn verify(&self) -> Result<(), IdentityError> {
+    /// Checks the signature for the chain of `genesis`.
+    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         identity::verify(
             &self.vote.validator,
             VOTE_DOMAIN,
-            &self.vote.signing_bytes(),
+            &self.vote.signing_bytes(genesis),
             &self.sig,
         )
     }
@@ -124,8 +132,9 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis: &Hash) -> Vec<u8> {
         proposal_signing_bytes(
+            genesis,
             self.chain_id,
             self.height,
             self.round,
@@ -134,8 +143,9 @@ impl Proposal {
         )
     }
 
-    pub fn sign(self, identity: &Identity) -> SignedProposal {
-        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes());
+    /// Signs the proposal for the chain of `genesis`; `identity` must be `proposer`.
+    pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedProposal {
+        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes(genesis));
         SignedProposal {
             proposal: self,
             sig,
@@ -151,11 +161,12 @@ pub struct SignedProposal {
 }
 
 impl SignedProposal {
-    pub fn verify(&self) -> Result<(), IdentityError> {
+    /// Checks the signature for the chain of `genesis`.
+    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         identity::verify(
             &self.proposal.proposer,
             PROPOSAL_DOMAIN,
-            &self.proposal.signing_bytes(),
+            &self.proposal.signing_bytes(genesis),
             &self.sig,
         )
     }
@@ -198,10 +209,11 @@ impl ConsensusMessage {
         }
     }
 
-    pub fn verify(&self) -> Result<(), IdentityError> {
+    /// Checks the signer's signature for the chain of `genesis`.
+    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         match self {
-            ConsensusMessage::Proposal(p) => p.verify(),
-            ConsensusMessage::Vote(v) => v.verify(),
+            ConsensusMessage::Proposal(p) => p.verify(genesis),
+            ConsensusMessage::Vote(v) => v.verify(genesis),
         }
     }
 
@@ -265,8 +277,8 @@ impl Evidence {
     }
 
     /// Checks that both votes are validly signed by one validator for one
-    /// slot of `chain_id` and name different blocks.
-    pub fn verify(&self, chain_id: u64) -> Result<(), EvidenceError> {
+    /// slot of the chain (`genesis`, `chain_id`) and name different blocks.
+    pub fn verify(&self, genesis: &Hash, chain_id: u64) -> Result<(), EvidenceError> {
         let (a, b) = (&self.first.vote, &self.second.vote);
         if a.chain_id != chain_id
             || b.chain_id != chain_id
@@ -281,8 +293,8 @@ impl Evidence {
             return Err(EvidenceError::SameBlock);
         }
         self.first
-            .verify()
-            .and(self.second.verify())
+            .verify(genesis)
+            .and(self.second.verify(genesis))
             .map_err(|_| EvidenceError::BadSignature)
     }
 }
