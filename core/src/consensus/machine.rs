@@ -184,17 +184,12 @@ impl RoundState {
     }
 }
 
-/// What this node has seen of heights above its own, per validator of the
-/// current set (so bounded by the set's size, whatever the message count).
+/// What this node has seen of heights above its own: per validator of the
+/// current set, the highest height it signed a message for (so bounded by
+/// the set's size, whatever the message count).
 #[derive(Debug, Default)]
 struct LaterHeights {
-    /// The highest height each validator signed a message for.
     seen: BTreeMap<AccountId, u64>,
-    /// Each validator's precommit at the highest (height, round) above ours.
-    precommits: BTreeMap<AccountId, (u64, u32, Hash)>,
-    /// The highest later height at which more than 2/3 of the power
-    /// precommitted one block (a commit certificate's worth).
-    certified: u64,
 }
 
 /// One validator's (or observer's) consensus instance.
@@ -271,15 +266,18 @@ impl Consensus {
         self.decided
     }
 
-    /// Whether this node is behind, and how far: `Some(h)` with `h >
-    /// height()` once validators holding more than 1/3 of the power (so at
-    /// least one honest one) have signed messages at height `h` or above, or
-    /// more than 2/3 of the power precommitted one block at height `h`. Either
-    /// way the blocks below `h` are final elsewhere, so the driver should
-    /// fetch blocks above its tip from peers, import them and call
-    /// [`Consensus::start_height`]. The highest such height; `None` when the
-    /// node is not known to be behind. Only verified messages of validators
-    /// of the current set count, once per signer.
+    /// Whether this node is behind, and how far: `Some(h)`, the highest
+    /// height above `height()` at or above which validators holding more than
+    /// 1/3 of the power (so at least one honest one) have signed messages.
+    /// An honest validator only moves past a height once it is final, so the
+    /// blocks below `h` are final elsewhere: the driver should fetch blocks
+    /// above its tip from peers, import them and call
+    /// [`Consensus::start_height`]. This also covers a commit certificate's
+    /// worth of precommits (more than 2/3) for a later height. `None` when
+    /// the node is not known to be behind. Only verified messages of
+    /// validators of the current set count, once per signer (a flood from
+    /// one validator, however long, moves nothing). A query, not an output:
+    /// the driver polls it on its sync tick.
     pub fn sync_target(&self) -> Option<u64> {
         let mut seen: Vec<(u64, u64)> = self
             .later
@@ -297,8 +295,7 @@ impl Consensus {
                 break;
             }
         }
-        let target = moved_on.max(self.later.certified);
-        (target > self.height).then_some(target)
+        (moved_on > self.height).then_some(moved_on)
     }
 
     /// Votes stored for the current height (all rounds): at most two per
@@ -354,9 +351,6 @@ impl Consensus {
         }
         let set = &self.validators;
         self.later.seen.retain(|a, _| set.contains(a));
-        self.later
-            .precommits
-            .retain(|a, (h, _, _)| *h > height && set.contains(a));
         let mut now = Vec::new();
         for list in self.future.values_mut() {
             let (current, rest): (Vec<_>, Vec<_>) = std::mem::take(list)
@@ -406,25 +400,12 @@ impl Consensus {
         }
         let height = msg.height();
         let raises_seen = self.later.seen.get(&signer).is_none_or(|&h| h < height);
-        let precommit = match &msg {
-            ConsensusMessage::Vote(sv) if sv.vote.step == VoteStep::Precommit => sv
-                .vote
-                .block_hash
-                .filter(|_| {
-                    self.later
-                        .precommits
-                        .get(&signer)
-                        .is_none_or(|&(h, r, _)| (h, r) < (height, sv.vote.round))
-                })
-                .map(|hash| (sv.vote.round, hash)),
-            _ => None,
-        };
         let bufferable = height <= self.height.saturating_add(MAX_HEIGHTS_AHEAD)
             && !self
                 .future
                 .get(&signer)
                 .is_some_and(|list| list.contains(&msg));
-        if !(raises_seen || precommit.is_some() || bufferable) {
+        if !(raises_seen || bufferable) {
             return;
         }
         if msg.verify(&self.genesis_hash).is_err() {
@@ -432,19 +413,6 @@ impl Consensus {
         }
         if raises_seen {
             self.later.seen.insert(signer, height);
-        }
-        if let Some((round, hash)) = precommit {
-            self.later.precommits.insert(signer, (height, round, hash));
-            let power: u64 = self
-                .later
-                .precommits
-                .iter()
-                .filter(|(_, p)| **p == (height, round, hash))
-                .filter_map(|(a, _)| self.validators.power_of(a))
-                .sum();
-            if self.validators.is_quorum(power) {
-                self.later.certified = self.later.certified.max(height);
-            }
         }
         if bufferable {
             self.buffer(signer, msg);

@@ -298,3 +298,68 @@ impl Evidence {
             .map_err(|_| EvidenceError::BadSignature)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::testkit::{TestChain, certify};
+
+    #[test]
+    fn signatures_for_one_genesis_do_not_verify_for_another_with_the_same_chain_id() {
+        let mut chain = TestChain::new(3, 4);
+        let (genesis_a, genesis_b) = (chain.genesis.hash(), Hash([7; 32]));
+        let chain_id = chain.genesis.chain_id;
+        let key = &chain.keys[0];
+        let vote = |hash: Option<Hash>| Vote {
+            chain_id,
+            height: 1,
+            round: 0,
+            step: VoteStep::Precommit,
+            block_hash: hash,
+            validator: key.account(),
+        };
+        let signed = vote(None).sign(&genesis_a, key);
+        assert!(signed.verify(&genesis_a).is_ok());
+        assert!(signed.verify(&genesis_b).is_err());
+        let msg = ConsensusMessage::Vote(signed.clone());
+        assert!(msg.verify(&genesis_b).is_err());
+
+        let other = vote(Some(Hash([1; 32]))).sign(&genesis_a, key);
+        let evidence = Evidence::new(signed, other);
+        assert_eq!(evidence.verify(&genesis_a, chain_id), Ok(()));
+        assert_eq!(
+            evidence.verify(&genesis_b, chain_id),
+            Err(EvidenceError::BadSignature)
+        );
+
+        let block = chain.commit(Vec::new()).block.clone();
+        let proposal = Proposal {
+            chain_id,
+            height: 1,
+            round: 0,
+            valid_round: None,
+            proposer: block.header.proposer,
+            block: block.clone(),
+        };
+        let proposer = chain
+            .keys
+            .iter()
+            .find(|k| k.account() == block.header.proposer)
+            .expect("the proposer's key");
+        let sp = proposal.sign(&genesis_a, proposer);
+        assert!(sp.verify(&genesis_a).is_ok());
+        assert!(sp.verify(&genesis_b).is_err());
+
+        let signers: Vec<&Identity> = chain.keys.iter().collect();
+        let cert = certify(&genesis_a, chain_id, &block, 0, &signers);
+        let set = &chain.state.validators;
+        assert!(
+            cert.verify(&genesis_a, chain_id, 1, &block.hash(), set)
+                .is_ok()
+        );
+        assert!(
+            cert.verify(&genesis_b, chain_id, 1, &block.hash(), set)
+                .is_err()
+        );
+    }
+}
