@@ -159,7 +159,8 @@ impl VoteSet {
 
 #[derive(Debug, Default)]
 struct RoundState {
-    proposal: Option<(SignedProposal, Hash)>,
+    /// The proposal, its block hash and its block's content digest.
+    proposal: Option<(SignedProposal, Hash, Hash)>,
     prevotes: VoteSet,
     precommits: VoteSet,
     senders: BTreeMap<AccountId, u64>,
@@ -176,7 +177,7 @@ impl RoundState {
         if self
             .proposal
             .as_ref()
-            .is_some_and(|(sp, _)| sp.proposal.proposer == *validator)
+            .is_some_and(|(sp, _, _)| sp.proposal.proposer == *validator)
         {
             self.proposal = None;
         }
@@ -208,11 +209,18 @@ pub struct Consensus {
     rounds: BTreeMap<u32, RoundState>,
     decided: bool,
     safety: SafetyState,
+    /// Validity by block content digest (not header hash: two blocks with
+    /// one header can differ, e.g. in a signature the hash does not cover).
     validity: BTreeMap<Hash, bool>,
     /// Verified messages for later heights, per signer.
     future: BTreeMap<AccountId, Vec<ConsensusMessage>>,
     evidence_seen: BTreeSet<(AccountId, u32, u8)>,
     later: LaterHeights,
+    /// The proposal and certificate of this node's last commit, re-sent to
+    /// validators still at that height (once per round of ours): without
+    /// them a validator that lost them could never finish that height.
+    last_commit: Option<(SignedProposal, CommitCertificate)>,
+    last_commit_sent_in: Option<(u64, u32)>,
 }
 
 impl Consensus {
@@ -246,6 +254,8 @@ impl Consensus {
             future: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
             later: LaterHeights::default(),
+            last_commit: None,
+            last_commit_sent_in: None,
         }
     }
 
@@ -266,18 +276,21 @@ impl Consensus {
         self.decided
     }
 
-    /// Whether this node is behind, and how far: `Some(h)`, the highest
-    /// height above `height()` at or above which validators holding more than
-    /// 1/3 of the power (so at least one honest one) have signed messages.
-    /// An honest validator only moves past a height once it is final, so the
-    /// blocks below `h` are final elsewhere: the driver should fetch blocks
-    /// above its tip from peers, import them and call
-    /// [`Consensus::start_height`]. This also covers a commit certificate's
-    /// worth of precommits (more than 2/3) for a later height. `None` when
-    /// the node is not known to be behind. Only verified messages of
-    /// validators of the current set count, once per signer (a flood from
-    /// one validator, however long, moves nothing). A query, not an output:
-    /// the driver polls it on its sync tick.
+    /// Whether this node is behind: `Some(h)` with `h > height()` means the
+    /// blocks below `h` are final elsewhere, so the driver should fetch the
+    /// blocks above its tip from peers, import them and call
+    /// [`Consensus::start_height`]. `h` is the highest of:
+    /// - the height at or above which validators holding more than 1/3 of
+    ///   the power (so at least one honest one, and an honest validator only
+    ///   moves past a final height) signed messages. This covers a commit
+    ///   certificate's worth (more than 2/3) of precommits at a later height;
+    /// - `height() + 1` when more than 2/3 of the power precommitted a block
+    ///   at this height whose proposal this node lacks (or holds in an
+    ///   invalid version), so it cannot commit that block itself.
+    ///
+    /// Only verified messages of validators of the current set count, once
+    /// per signer: a flood from one validator, however long, moves nothing.
+    /// A query, not an output: the driver polls it on its sync tick.
     pub fn sync_target(&self) -> Option<u64> {
         let mut seen: Vec<(u64, u64)> = self
             .later
@@ -295,7 +308,24 @@ impl Consensus {
                 break;
             }
         }
-        (moved_on > self.height).then_some(moved_on)
+        // Precommits of more than 2/3 for a block at this height whose
+        // proposal this node lacks (or holds in a different version): that
+        // block is final elsewhere and only sync can bring it.
+        let final_here = self.rounds.values().any(|rs| {
+            rs.precommits.power.iter().any(|(hash, &power)| {
+                hash.is_some()
+                    && self.validators.is_quorum(power)
+                    && rs.proposal.as_ref().is_none_or(|(_, h, content)| {
+                        Some(*h) != *hash || self.validity.get(content) == Some(&false)
+                    })
+            })
+        });
+        let target = if final_here && !self.decided {
+            moved_on.max(self.height + 1)
+        } else {
+            moved_on
+        };
+        (target > self.height).then_some(target)
     }
 
     /// Votes stored for the current height (all rounds): at most two per
@@ -380,13 +410,49 @@ impl Consensus {
             self.on_later_height(msg);
             return out;
         }
-        if msg.height() < self.height || self.decided {
+        if msg.height() < self.height {
+            self.resend_last_commit(&msg, &mut out);
+            return out;
+        }
+        if self.decided {
             return out;
         }
         if self.accept(msg, &mut out) {
             self.process(app, &mut out);
         }
         out
+    }
+
+    /// Re-sends the last commit's proposal and precommits when a validator
+    /// is heard at that height (the one below ours), at most once per round
+    /// of ours: the Tendermint gossip of the last commit to peers behind.
+    fn resend_last_commit(&mut self, msg: &ConsensusMessage, out: &mut Vec<Output>) {
+        let Some((sp, cert)) = &self.last_commit else {
+            return;
+        };
+        let now = (self.height, self.round);
+        if cert.height != msg.height()
+            || self.last_commit_sent_in == Some(now)
+            || !self.validators.contains(&msg.signer())
+        {
+            return;
+        }
+        self.last_commit_sent_in = Some(now);
+        out.push(Output::Broadcast(ConsensusMessage::Proposal(sp.clone())));
+        for cs in &cert.sigs {
+            let vote = Vote {
+                chain_id: self.chain_id,
+                height: cert.height,
+                round: cert.round,
+                step: VoteStep::Precommit,
+                block_hash: Some(cert.block_hash),
+                validator: cs.validator,
+            };
+            out.push(Output::Broadcast(ConsensusMessage::Vote(SignedVote {
+                vote,
+                sig: cs.sig,
+            })));
+        }
     }
 
     /// A message for a later height: counts towards [`Consensus::sync_target`]
@@ -555,16 +621,26 @@ impl Consensus {
         true
     }
 
+    /// Whether `round` can take a proposal of `block`: it has none, or holds
+    /// one found invalid with the same block hash but other content (a copy
+    /// with altered bytes the hash does not cover, relayed under the
+    /// proposer's signature of the hash), which the genuine one replaces.
+    fn proposal_slot_open(&self, round: u32, block: &Block) -> bool {
+        let Some((_, hash, content)) = self.rounds.get(&round).and_then(|rs| rs.proposal.as_ref())
+        else {
+            return true;
+        };
+        *hash == block.hash()
+            && self.validity.get(content) == Some(&false)
+            && *content != content_digest(block)
+    }
+
     /// Records a verified message (also used for this node's own).
     fn record(&mut self, msg: ConsensusMessage, power: u64, out: &mut Vec<Output>) -> bool {
         let round = msg.round();
         let signer = msg.signer();
         if let ConsensusMessage::Proposal(sp) = &msg
-            && (!self.proposal_fits(sp)
-                || self
-                    .rounds
-                    .get(&round)
-                    .is_some_and(|rs| rs.proposal.is_some()))
+            && (!self.proposal_fits(sp) || !self.proposal_slot_open(round, &sp.proposal.block))
         {
             return false;
         }
@@ -572,7 +648,8 @@ impl Consensus {
         match msg {
             ConsensusMessage::Proposal(sp) => {
                 let hash = sp.proposal.block.hash();
-                rs.proposal = Some((sp, hash));
+                let content = content_digest(&sp.proposal.block);
+                rs.proposal = Some((sp, hash, content));
             }
             ConsensusMessage::Vote(sv) => {
                 let step = sv.vote.step;
@@ -591,12 +668,12 @@ impl Consensus {
         true
     }
 
-    fn is_valid(&mut self, block: &Block, hash: Hash, app: &mut dyn ConsensusApp) -> bool {
-        if let Some(&v) = self.validity.get(&hash) {
+    fn is_valid(&mut self, block: &Block, content: Hash, app: &mut dyn ConsensusApp) -> bool {
+        if let Some(&v) = self.validity.get(&content) {
             return v;
         }
         let v = block.header.height == self.height && app.validate_block(block);
-        self.validity.insert(hash, v);
+        self.validity.insert(content, v);
         v
     }
 
@@ -738,19 +815,20 @@ impl Consensus {
     fn rule_commit(&mut self, app: &mut dyn ConsensusApp, out: &mut Vec<Output>) -> bool {
         let mut found = None;
         for (&r, rs) in &self.rounds {
-            if let Some((sp, hash)) = &rs.proposal
+            if let Some((sp, hash, content)) = &rs.proposal
                 && self
                     .validators
                     .is_quorum(rs.precommits.power_for(&Some(*hash)))
             {
-                found = Some((r, sp.proposal.block.clone(), *hash));
+                found = Some((r, sp.clone(), *hash, *content));
                 break;
             }
         }
-        let Some((r, block, hash)) = found else {
+        let Some((r, sp, hash, content)) = found else {
             return false;
         };
-        if !self.is_valid(&block, hash, app) {
+        let block = sp.proposal.block.clone();
+        if !self.is_valid(&block, content, app) {
             return false;
         }
         let sigs = self
@@ -774,6 +852,7 @@ impl Consensus {
             sigs,
         };
         self.decided = true;
+        self.last_commit = Some((sp, cert.clone()));
         out.push(Output::Commit { block, cert });
         true
     }
@@ -804,7 +883,7 @@ impl Consensus {
         if self.step != Step::Propose {
             return false;
         }
-        let Some((sp, hash)) = self
+        let Some((sp, hash, content)) = self
             .rounds
             .get(&self.round)
             .and_then(|rs| rs.proposal.clone())
@@ -814,7 +893,7 @@ impl Consensus {
         let locked_hash = self.locked.as_ref().map(|(_, b)| b.hash());
         let vote = match sp.proposal.valid_round {
             None => {
-                let ok = self.is_valid(&sp.proposal.block, hash, app)
+                let ok = self.is_valid(&sp.proposal.block, content, app)
                     && (locked_hash.is_none() || locked_hash == Some(hash));
                 ok.then_some(hash)
             }
@@ -828,7 +907,7 @@ impl Consensus {
                     return false;
                 }
                 let locked_round = self.locked.as_ref().map(|(r, _)| *r);
-                let ok = self.is_valid(&sp.proposal.block, hash, app)
+                let ok = self.is_valid(&sp.proposal.block, content, app)
                     && (locked_round.is_none_or(|lr| lr <= vr) || locked_hash == Some(hash));
                 ok.then_some(hash)
             }
@@ -850,7 +929,7 @@ impl Consensus {
         if rs.polka_handled {
             return false;
         }
-        let Some((sp, hash)) = rs.proposal.clone() else {
+        let Some((sp, hash, content)) = rs.proposal.clone() else {
             return false;
         };
         if !self
@@ -859,7 +938,7 @@ impl Consensus {
         {
             return false;
         }
-        if !self.is_valid(&sp.proposal.block, hash, app) {
+        if !self.is_valid(&sp.proposal.block, content, app) {
             return false;
         }
         if let Some(rs) = self.rounds.get_mut(&round) {
@@ -920,4 +999,9 @@ impl Consensus {
         }
         quorum_prevotes || quorum_precommits
     }
+}
+
+/// A digest of a block's whole encoding (header and every transaction byte).
+fn content_digest(block: &Block) -> Hash {
+    Hash::digest("qward/consensus/block-content", &block.encode())
 }

@@ -1,6 +1,8 @@
 //! Simulation tests of the consensus machine: honest liveness and agreement
-//! under delay, reordering and loss; safety with one Byzantine validator over
-//! many seeds; evidence that the chain accepts.
+//! under delay, reordering and loss; a node that misses a whole height
+//! catching up through `sync_target`; safety and liveness after GST with 1
+//! of 4 and 2 of 7 Byzantine validators under every strategy over many seeds
+//! (`QWARD_SIM_SEEDS`); evidence that the chain accepts.
 
 use proptest::prelude::*;
 
@@ -108,4 +110,137 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_node_that_misses_every_message_of_one_height_catches_up_by_sync() {
+    for seed in [5u64, 6] {
+        let cfg = SimConfig {
+            target_height: 12,
+            loss_per_mille: 0,
+            deaf: Some((3, 5)),
+            ..SimConfig::new(seed)
+        };
+        let r = sim::run(&cfg);
+        assert_agreement(&r, 12);
+        let rec = &r.records[3][4];
+        assert!(rec.synced, "node 3 got block 5 by sync: {rec:?}");
+        assert!(
+            r.records[3][5..].iter().any(|c| !c.synced),
+            "and then kept committing itself"
+        );
+    }
+}
+
+/// The seeds for each (strategy, validator count) pair: `QWARD_SIM_SEEDS`
+/// in total (default 112, i.e. 8 per pair: about 50 s).
+fn seeds_per_case(cases: usize) -> u64 {
+    let total: u64 = std::env::var("QWARD_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(112);
+    (total / cases as u64).max(1)
+}
+
+/// Which validators misbehave: `count` distinct indexes drawn from the seed.
+fn byzantine_indexes(seed: u64, validators: usize, count: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut x = seed;
+    while out.len() < count {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = (x >> 33) as usize % validators;
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// After GST a height takes at most this many rounds past round 0: each of
+/// the f Byzantine proposers can spoil its round, an honest node may be
+/// one round behind when a height starts, and a lock taken before GST may
+/// cost one more round to release.
+fn rounds_bound_after_gst(byzantine: usize) -> u32 {
+    2 * byzantine as u32 + 3
+}
+
+#[test]
+fn sim_byzantine() {
+    let shapes = [(4usize, 1usize), (7, 2)];
+    let per_case = seeds_per_case(shapes.len() * Byzantine::ALL.len());
+    let (mut runs, mut safety, mut liveness, mut slow) = (0u64, Vec::new(), Vec::new(), Vec::new());
+    let mut max_after_gst = 0u32;
+    let mut max_votes = 0usize;
+    for (validators, byz) in shapes {
+        for strategy in Byzantine::ALL {
+            let mut worst = 0u32;
+            let started = std::time::Instant::now();
+            for k in 0..per_case {
+                let seed = 0x5eed_0000 + k * 7919 + validators as u64;
+                let cfg = SimConfig {
+                    validators,
+                    target_height: 6,
+                    loss_per_mille: 150,
+                    max_delay_ms: 80,
+                    gst_ms: 2_000,
+                    max_delay_after_gst_ms: 20,
+                    byzantine: byzantine_indexes(seed, validators, byz)
+                        .into_iter()
+                        .map(|i| (i, strategy))
+                        .collect(),
+                    max_time_ms: 120_000,
+                    ..SimConfig::new(seed)
+                };
+                let r = sim::run(&cfg);
+                runs += 1;
+                let label = format!("{byz} of {validators} {strategy:?} seed {seed}");
+                if !r.conflicts().is_empty()
+                    || !r.violations.is_empty()
+                    || r.verify_ok.contains(&false)
+                {
+                    safety.push(format!(
+                        "{label}: conflicts {:?} violations {:?}",
+                        r.conflicts(),
+                        r.violations
+                    ));
+                }
+                if r.min_honest_height() < cfg.target_height {
+                    liveness.push(format!(
+                        "{label}: reached {} at {} ms: {:?}",
+                        r.min_honest_height(),
+                        r.sim_time_ms,
+                        r.debug
+                    ));
+                }
+                let after = r.max_rounds_after_gst().unwrap_or(0);
+                if after > rounds_bound_after_gst(byz) {
+                    slow.push(format!(
+                        "{label}: {after} rounds after GST, per height {:?}",
+                        r.max_round_per_height()
+                    ));
+                }
+                worst = worst.max(after);
+                max_votes = max_votes.max(r.max_stored_votes);
+            }
+            println!(
+                "{byz} of {validators} {strategy:?}: {per_case} seeds, max rounds after GST {worst}, {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            max_after_gst = max_after_gst.max(worst);
+        }
+    }
+    println!(
+        "sim_byzantine: {runs} runs, {} safety violations, {} liveness failures, {} over the rounds bound, max rounds after GST {max_after_gst}, max stored votes {max_votes}",
+        safety.len(),
+        liveness.len(),
+        slow.len()
+    );
+    for line in safety.iter().chain(&liveness).chain(&slow).take(20) {
+        println!("  {line}");
+    }
+    assert!(safety.is_empty(), "safety: {safety:?}");
+    assert!(liveness.is_empty(), "liveness: {liveness:?}");
+    assert!(slow.is_empty(), "rounds after GST: {slow:?}");
 }
