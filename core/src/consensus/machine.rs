@@ -298,7 +298,7 @@ impl Consensus {
             .iter()
             .filter_map(|(a, &h)| self.validators.power_of(a).map(|p| (h, p)))
             .collect();
-        seen.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        seen.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
         let mut power = 0u64;
         let mut moved_on = 0;
         for (h, p) in seen {

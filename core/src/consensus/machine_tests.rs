@@ -11,7 +11,9 @@ use super::safety::SafetyState;
 use super::timeouts::{ConsensusParams, Timeout, TimeoutStep};
 use super::types::{ConsensusMessage, Proposal, Vote, VoteStep};
 use crate::chain::testkit::TestChain;
-use crate::chain::{Block, ChainState, ChainTip, Hash, build_block, validate_block};
+use crate::chain::{
+    Block, ChainState, ChainTip, Hash, RecordAnchor, TxKind, build_block, validate_block,
+};
 use crate::identity::{AccountId, Identity};
 
 const SEED: u64 = 11;
@@ -391,4 +393,52 @@ fn sync_two_blocks_and_commit_the_next(h: &mut Harness) {
     assert!(!h.machine.is_decided());
     let out = h.commit_current_height();
     assert_eq!(committed(&out).map(Block::height), Some(3));
+}
+
+#[test]
+fn a_same_hash_copy_with_a_flipped_tx_signature_is_never_committed() {
+    let mut h = Harness::new();
+    let patient = clone_key(&h.chain.patient);
+    let recipient = h.chain.keys[0].account();
+    let tx = h.chain.sign(
+        &patient,
+        TxKind::AnchorRecord(RecordAnchor {
+            record_id: Hash([4; 32]),
+            ciphertext_hash: Hash([5; 32]),
+            recipient,
+        }),
+    );
+    let (genuine, _) = build_block(
+        &h.app.state,
+        &h.app.tip,
+        0,
+        h.app.tip.time_ms + 1000,
+        [tx],
+        10,
+    );
+    assert_eq!(genuine.txs.len(), 1);
+    let mut copy = genuine.clone();
+    copy.txs[0].sig.0[0] ^= 1;
+    let hash = genuine.hash();
+    // Round 0: the genuine block is proposed and validated, gets a polka
+    // from the others, but this node's precommit round times out.
+    h.deliver(h.proposal(0, None, genuine.clone()));
+    for i in h.others(1, 0) {
+        h.deliver(h.vote(i, 1, 0, VoteStep::Prevote, Some(hash)));
+    }
+    h.timeout(0, TimeoutStep::Precommit);
+    assert_eq!(h.machine.round(), 1);
+    // Round 1: the re-proposal arrives first as the altered copy, which
+    // carries the proposer's signature whenever the hash does not cover
+    // transaction signatures; then the genuine one.
+    let mut outs = h.deliver(h.proposal(1, Some(0), copy.clone()));
+    outs.extend(h.deliver(h.proposal(1, Some(0), genuine.clone())));
+    for i in h.others(1, 1) {
+        for step in [VoteStep::Prevote, VoteStep::Precommit] {
+            outs.extend(h.deliver(h.vote(i, 1, 1, step, Some(hash))));
+        }
+    }
+    let block = committed(&outs).expect("the genuine block is committed");
+    assert_eq!(block, &genuine, "never the copy with the bad signature");
+    assert!(validate_block(&h.app.state, &h.app.tip, block).is_ok());
 }
