@@ -31,7 +31,8 @@ impl CommitCertificate {
     /// Checks that the certificate proves `block_hash` final at `height` for
     /// `validators`. Every signature present must verify (a certificate with
     /// one bad signature is rejected even if the rest reach the quorum), and
-    /// the signers must hold more than 2/3 of the power.
+    /// the signers must hold more than 2/3 of the power. Signatures are
+    /// checked for the chain of `genesis` and `chain_id`.
     pub fn verify(
         &self,
         genesis: &Hash,

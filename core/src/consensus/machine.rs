@@ -19,8 +19,21 @@ use super::types::{
 
 /// Messages more than this many rounds ahead are dropped (bounds memory).
 pub const MAX_ROUNDS_AHEAD: u32 = 64;
-/// Messages buffered for future heights, at most.
+/// Rounds above the current one in which one validator's messages are kept:
+/// its highest ones. A validator flooding messages for many future rounds
+/// only ever occupies this many (an honest one is in one round at a time).
+pub const MAX_FUTURE_ROUNDS_PER_VALIDATOR: usize = 2;
+/// Messages buffered for future heights, at most (all signers together).
 pub const MAX_FUTURE_MESSAGES: usize = 4096;
+/// Messages buffered for future heights per signer, at most (fewer when the
+/// validator set is so large that all of them would exceed
+/// [`MAX_FUTURE_MESSAGES`]): one validator cannot fill the buffer.
+pub const MAX_FUTURE_MESSAGES_PER_SIGNER: usize = 64;
+/// Proposals (which carry whole blocks) buffered for future heights per signer.
+pub const MAX_FUTURE_PROPOSALS_PER_SIGNER: usize = 2;
+/// Messages for heights more than this far above the current one are not
+/// buffered (they still count towards [`Consensus::sync_target`]).
+pub const MAX_HEIGHTS_AHEAD: u64 = 2;
 
 /// What the driver provides: blocks to propose and block validation.
 pub trait ConsensusApp {
@@ -57,52 +70,127 @@ pub enum Step {
     Precommit,
 }
 
-/// The votes of one round and step. An equivocating validator's votes count
-/// once for each block they name: safe, because two quorums for different
-/// blocks would need more than f validators voting for both; and needed, so
-/// that a polka relayed to a node that first saw the conflicting vote counts.
+/// One validator's votes in one round and step: the first, and at most one
+/// that conflicts with it (kept to count and to prove the equivocation).
+#[derive(Debug)]
+struct ValidatorVotes {
+    first: SignedVote,
+    conflicting: Option<SignedVote>,
+    power: u64,
+}
+
+/// The votes of one round and step, at most two per validator. An
+/// equivocating validator's votes count once for each of the (at most two)
+/// blocks they name: safe, because two quorums for different blocks would
+/// need more than f validators voting for both; and needed, so that a polka
+/// relayed to a node that first saw the conflicting vote counts. Any further
+/// conflicting vote is dropped: a validator signing votes for millions of
+/// random hashes costs this set two entries.
 #[derive(Debug, Default)]
 struct VoteSet {
-    votes: BTreeMap<(AccountId, Option<Hash>), SignedVote>,
-    first: BTreeMap<AccountId, Option<Hash>>,
+    by_validator: BTreeMap<AccountId, ValidatorVotes>,
     power: BTreeMap<Option<Hash>, u64>,
     total: u64,
 }
 
 impl VoteSet {
-    /// Adds a vote; returns the validator's earlier vote if this one conflicts with it.
+    /// Adds a vote; returns the validator's first vote if this one is the
+    /// first to conflict with it (the equivocation to report).
     fn add(&mut self, vote: SignedVote, power: u64) -> Option<SignedVote> {
         let (validator, hash) = (vote.vote.validator, vote.vote.block_hash);
-        if self.votes.contains_key(&(validator, hash)) {
+        let Some(entry) = self.by_validator.get_mut(&validator) else {
+            *self.power.entry(hash).or_default() += power;
+            self.total += power;
+            self.by_validator.insert(
+                validator,
+                ValidatorVotes {
+                    first: vote,
+                    conflicting: None,
+                    power,
+                },
+            );
+            return None;
+        };
+        if entry.first.vote.block_hash == hash || entry.conflicting.is_some() {
             return None;
         }
-        let conflict = match self.first.get(&validator) {
-            Some(first) => self.votes.get(&(validator, *first)).cloned(),
-            None => {
-                self.first.insert(validator, hash);
-                self.total += power;
-                None
-            }
+        *self.power.entry(hash).or_default() += entry.power;
+        let first = entry.first.clone();
+        entry.conflicting = Some(vote);
+        Some(first)
+    }
+
+    /// Forgets `validator`'s votes (and their power).
+    fn remove(&mut self, validator: &AccountId) {
+        let Some(entry) = self.by_validator.remove(validator) else {
+            return;
         };
-        *self.power.entry(hash).or_default() += power;
-        self.votes.insert((validator, hash), vote);
-        conflict
+        self.total = self.total.saturating_sub(entry.power);
+        let hashes = std::iter::once(entry.first.vote.block_hash)
+            .chain(entry.conflicting.map(|v| v.vote.block_hash));
+        for hash in hashes {
+            if let Some(p) = self.power.get_mut(&hash) {
+                *p = p.saturating_sub(entry.power);
+                if *p == 0 {
+                    self.power.remove(&hash);
+                }
+            }
+        }
     }
 
     fn power_for(&self, hash: &Option<Hash>) -> u64 {
         self.power.get(hash).copied().unwrap_or(0)
     }
+
+    /// Every stored vote, by validator (each validator's first vote first).
+    fn votes(&self) -> impl Iterator<Item = &SignedVote> {
+        self.by_validator
+            .values()
+            .flat_map(|e| std::iter::once(&e.first).chain(e.conflicting.as_ref()))
+    }
+
+    fn len(&self) -> usize {
+        self.by_validator
+            .values()
+            .map(|e| 1 + usize::from(e.conflicting.is_some()))
+            .sum()
+    }
 }
 
 #[derive(Debug, Default)]
 struct RoundState {
-    proposal: Option<(SignedProposal, Hash)>,
+    /// The proposal, its block hash and its block's content digest.
+    proposal: Option<(SignedProposal, Hash, Hash)>,
     prevotes: VoteSet,
     precommits: VoteSet,
     senders: BTreeMap<AccountId, u64>,
     prevote_timeout_scheduled: bool,
     precommit_timeout_scheduled: bool,
     polka_handled: bool,
+}
+
+impl RoundState {
+    /// Forgets everything `validator` sent in this round.
+    fn remove(&mut self, validator: &AccountId) {
+        self.prevotes.remove(validator);
+        self.precommits.remove(validator);
+        if self
+            .proposal
+            .as_ref()
+            .is_some_and(|(sp, _, _)| sp.proposal.proposer == *validator)
+        {
+            self.proposal = None;
+        }
+        self.senders.remove(validator);
+    }
+}
+
+/// What this node has seen of heights above its own: per validator of the
+/// current set, the highest height it signed a message for (so bounded by
+/// the set's size, whatever the message count).
+#[derive(Debug, Default)]
+struct LaterHeights {
+    seen: BTreeMap<AccountId, u64>,
 }
 
 /// One validator's (or observer's) consensus instance.
@@ -121,15 +209,24 @@ pub struct Consensus {
     rounds: BTreeMap<u32, RoundState>,
     decided: bool,
     safety: SafetyState,
+    /// Validity by block content digest (not header hash: two blocks with
+    /// one header can differ, e.g. in a signature the hash does not cover).
     validity: BTreeMap<Hash, bool>,
-    future: Vec<ConsensusMessage>,
+    /// Verified messages for later heights, per signer.
+    future: BTreeMap<AccountId, Vec<ConsensusMessage>>,
     evidence_seen: BTreeSet<(AccountId, u32, u8)>,
-    highest_seen_height: u64,
+    later: LaterHeights,
+    /// The proposal and certificate of this node's last commit, re-sent to
+    /// validators still at that height (once per round of ours): without
+    /// them a validator that lost them could never finish that height.
+    last_commit: Option<(SignedProposal, CommitCertificate)>,
+    last_commit_sent_in: Option<(u64, u32)>,
 }
 
 impl Consensus {
-    /// A consensus instance for `chain_id`. `identity` is `None` for a node
-    /// that follows without voting; `safety` is the persisted signing record.
+    /// A consensus instance for the chain (`chain_id`, `genesis_hash`): only
+    /// messages signed for both count. `identity` is `None` for a node that
+    /// follows without voting; `safety` is the persisted signing record.
     /// Call [`Consensus::start_height`] to begin.
     pub fn new(
         chain_id: u64,
@@ -154,9 +251,11 @@ impl Consensus {
             decided: true,
             safety,
             validity: BTreeMap::new(),
-            future: Vec::new(),
+            future: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
-            highest_seen_height: 0,
+            later: LaterHeights::default(),
+            last_commit: None,
+            last_commit_sent_in: None,
         }
     }
 
@@ -177,10 +276,75 @@ impl Consensus {
         self.decided
     }
 
-    /// The highest height seen in any message: above `height()` means this
-    /// node is behind and should sync blocks.
-    pub fn highest_seen_height(&self) -> u64 {
-        self.highest_seen_height
+    /// Whether this node is behind: `Some(h)` with `h > height()` means the
+    /// blocks below `h` are final elsewhere, so the driver should fetch the
+    /// blocks above its tip from peers, import them and call
+    /// [`Consensus::start_height`]. `h` is the highest of:
+    /// - the height at or above which validators holding more than 1/3 of
+    ///   the power (so at least one honest one, and an honest validator only
+    ///   moves past a final height) signed messages. This covers a commit
+    ///   certificate's worth (more than 2/3) of precommits at a later height;
+    /// - `height() + 1` when more than 2/3 of the power precommitted a block
+    ///   at this height whose proposal this node lacks (or holds in an
+    ///   invalid version), so it cannot commit that block itself.
+    ///
+    /// Only verified messages of validators of the current set count, once
+    /// per signer: a flood from one validator, however long, moves nothing.
+    /// A query, not an output: the driver polls it on its sync tick.
+    pub fn sync_target(&self) -> Option<u64> {
+        let mut seen: Vec<(u64, u64)> = self
+            .later
+            .seen
+            .iter()
+            .filter_map(|(a, &h)| self.validators.power_of(a).map(|p| (h, p)))
+            .collect();
+        seen.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+        let mut power = 0u64;
+        let mut moved_on = 0;
+        for (h, p) in seen {
+            power = power.saturating_add(p);
+            if self.validators.is_one_third(power) {
+                moved_on = h;
+                break;
+            }
+        }
+        // Precommits of more than 2/3 for a block at this height whose
+        // proposal this node lacks (or holds in a different version): that
+        // block is final elsewhere and only sync can bring it.
+        let final_here = self.rounds.values().any(|rs| {
+            rs.precommits.power.iter().any(|(hash, &power)| {
+                hash.is_some()
+                    && self.validators.is_quorum(power)
+                    && rs.proposal.as_ref().is_none_or(|(_, h, content)| {
+                        Some(*h) != *hash || self.validity.get(content) == Some(&false)
+                    })
+            })
+        });
+        let target = if final_here && !self.decided {
+            moved_on.max(self.height + 1)
+        } else {
+            moved_on
+        };
+        (target > self.height).then_some(target)
+    }
+
+    /// Votes stored for the current height (all rounds): at most two per
+    /// validator, step and kept round.
+    pub fn stored_votes(&self) -> usize {
+        self.rounds
+            .values()
+            .map(|rs| rs.prevotes.len() + rs.precommits.len())
+            .sum()
+    }
+
+    /// Rounds of the current height with stored messages.
+    pub fn stored_rounds(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// Messages buffered for later heights.
+    pub fn buffered_messages(&self) -> usize {
+        self.future.values().map(Vec::len).sum()
     }
 
     pub fn safety(&self) -> &SafetyState {
@@ -193,6 +357,9 @@ impl Consensus {
 
     /// Starts consensus on `height` with the validator set that certifies it
     /// (paper line 10). Resumes the round and lock of the persisted record.
+    /// Valid in any state: after this node's own commit, or after the driver
+    /// imported blocks from peers (the machine may then still be mid-round,
+    /// or decided on a block whose import failed, at a lower height).
     pub fn start_height(
         &mut self,
         height: u64,
@@ -212,15 +379,22 @@ impl Consensus {
             round = self.safety.round;
             self.locked = self.safety.locked.clone();
         }
+        let set = &self.validators;
+        self.later.seen.retain(|a, _| set.contains(a));
+        let mut now = Vec::new();
+        for list in self.future.values_mut() {
+            let (current, rest): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .filter(|m| m.height() >= height)
+                .partition(|m| m.height() == height);
+            now.extend(current);
+            *list = rest;
+        }
+        self.future.retain(|_, list| !list.is_empty());
         let mut out = Vec::new();
         self.start_round(round, app, &mut out);
-        let buffered = std::mem::take(&mut self.future);
-        for msg in buffered {
-            if msg.height() == height {
-                self.accept(msg, &mut out);
-            } else if msg.height() > height {
-                self.future.push(msg);
-            }
+        for msg in now {
+            self.accept_verified(msg, &mut out);
         }
         self.process(app, &mut out);
         out
@@ -232,20 +406,114 @@ impl Consensus {
         if msg.chain_id() != self.chain_id {
             return out;
         }
-        self.highest_seen_height = self.highest_seen_height.max(msg.height());
         if msg.height() > self.height {
-            if self.future.len() < MAX_FUTURE_MESSAGES && msg.height() <= self.height + 2 {
-                self.future.push(msg);
-            }
+            self.on_later_height(msg);
             return out;
         }
-        if msg.height() < self.height || self.decided {
+        if msg.height() < self.height {
+            self.resend_last_commit(&msg, &mut out);
+            return out;
+        }
+        if self.decided {
             return out;
         }
         if self.accept(msg, &mut out) {
             self.process(app, &mut out);
         }
         out
+    }
+
+    /// Re-sends the last commit's proposal and precommits when a validator
+    /// is heard at that height (the one below ours), at most once per round
+    /// of ours: the Tendermint gossip of the last commit to peers behind.
+    fn resend_last_commit(&mut self, msg: &ConsensusMessage, out: &mut Vec<Output>) {
+        let Some((sp, cert)) = &self.last_commit else {
+            return;
+        };
+        let now = (self.height, self.round);
+        if cert.height != msg.height()
+            || self.last_commit_sent_in == Some(now)
+            || !self.validators.contains(&msg.signer())
+        {
+            return;
+        }
+        self.last_commit_sent_in = Some(now);
+        out.push(Output::Broadcast(ConsensusMessage::Proposal(sp.clone())));
+        for cs in &cert.sigs {
+            let vote = Vote {
+                chain_id: self.chain_id,
+                height: cert.height,
+                round: cert.round,
+                step: VoteStep::Precommit,
+                block_hash: Some(cert.block_hash),
+                validator: cs.validator,
+            };
+            out.push(Output::Broadcast(ConsensusMessage::Vote(SignedVote {
+                vote,
+                sig: cs.sig,
+            })));
+        }
+    }
+
+    /// A message for a later height: counts towards [`Consensus::sync_target`]
+    /// (once per signer) and is buffered, a bounded number per signer, for
+    /// when this node gets there. Signatures are checked only when the
+    /// message can change something, so a repeated flood costs no crypto.
+    fn on_later_height(&mut self, msg: ConsensusMessage) {
+        let signer = msg.signer();
+        if !self.validators.contains(&signer) {
+            return;
+        }
+        let height = msg.height();
+        let raises_seen = self.later.seen.get(&signer).is_none_or(|&h| h < height);
+        let bufferable = height <= self.height.saturating_add(MAX_HEIGHTS_AHEAD)
+            && !self
+                .future
+                .get(&signer)
+                .is_some_and(|list| list.contains(&msg));
+        if !(raises_seen || bufferable) {
+            return;
+        }
+        if msg.verify(&self.genesis_hash).is_err() {
+            return;
+        }
+        if raises_seen {
+            self.later.seen.insert(signer, height);
+        }
+        if bufferable {
+            self.buffer(signer, msg);
+        }
+    }
+
+    /// Buffers a verified later-height message, evicting the signer's lowest
+    /// (height, round) messages beyond its share.
+    fn buffer(&mut self, signer: AccountId, msg: ConsensusMessage) {
+        let cap = (MAX_FUTURE_MESSAGES / self.validators.len().max(1))
+            .clamp(1, MAX_FUTURE_MESSAGES_PER_SIGNER);
+        let list = self.future.entry(signer).or_default();
+        list.push(msg);
+        let is_proposal = |m: &ConsensusMessage| matches!(m, ConsensusMessage::Proposal(_));
+        while list.iter().filter(|m| is_proposal(m)).count() > MAX_FUTURE_PROPOSALS_PER_SIGNER {
+            let lowest = list
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| is_proposal(m))
+                .min_by_key(|(_, m)| (m.height(), m.round()))
+                .map(|(i, _)| i);
+            if let Some(i) = lowest {
+                list.remove(i);
+            }
+        }
+        while list.len() > cap {
+            let lowest = list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, m)| (m.height(), m.round()))
+                .map(|(i, _)| i);
+            if let Some(i) = lowest {
+                list.remove(i);
+            }
+        }
     }
 
     /// Handles a timeout the driver scheduled (paper lines 57-65).
@@ -274,6 +542,17 @@ impl Consensus {
 
     /// Checks and records a message for the current height; false if dropped.
     fn accept(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) -> bool {
+        if msg.round() > self.round.saturating_add(MAX_ROUNDS_AHEAD)
+            || !self.validators.contains(&msg.signer())
+            || msg.verify(&self.genesis_hash).is_err()
+        {
+            return false;
+        }
+        self.accept_verified(msg, out)
+    }
+
+    /// [`Consensus::accept`] for a message whose signature was checked.
+    fn accept_verified(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) -> bool {
         let round = msg.round();
         if round > self.round.saturating_add(MAX_ROUNDS_AHEAD) {
             return false;
@@ -282,25 +561,95 @@ impl Consensus {
         let Some(power) = self.validators.power_of(&signer) else {
             return false;
         };
-        if msg.verify(&self.genesis_hash).is_err() {
+        if let ConsensusMessage::Proposal(sp) = &msg
+            && !self.proposal_fits(sp)
+        {
+            return false;
+        }
+        if !self.make_room(signer, round) {
             return false;
         }
         self.record(msg, power, out)
+    }
+
+    /// Whether a proposal may be recorded at all: from the round's proposer,
+    /// for this height, with a block of this height whose `header.round` is
+    /// the round it was first proposed in: the proposal's round, or for a
+    /// re-proposed valid block at most its `valid_round`.
+    fn proposal_fits(&self, sp: &SignedProposal) -> bool {
+        let p = &sp.proposal;
+        let header = &p.block.header;
+        let round_ok = match p.valid_round {
+            None => header.round == p.round,
+            Some(vr) => header.round <= vr,
+        };
+        p.proposer == self.validators.proposer(self.height, p.round)
+            && p.height == self.height
+            && header.height == self.height
+            && round_ok
+    }
+
+    /// Keeps each validator's messages to [`MAX_FUTURE_ROUNDS_PER_VALIDATOR`]
+    /// rounds above the current one: a message for another future round
+    /// evicts the validator's lowest one if it is higher, else is dropped.
+    /// Rounds up to the current one are always open.
+    fn make_room(&mut self, signer: AccountId, round: u32) -> bool {
+        if round <= self.round {
+            return true;
+        }
+        let held: Vec<u32> = self
+            .rounds
+            .range(self.round + 1..)
+            .filter(|(_, rs)| rs.senders.contains_key(&signer))
+            .map(|(&r, _)| r)
+            .collect();
+        if held.contains(&round) || held.len() < MAX_FUTURE_ROUNDS_PER_VALIDATOR {
+            return true;
+        }
+        let Some(&lowest) = held.first() else {
+            return true;
+        };
+        if round < lowest {
+            return false;
+        }
+        if let Some(rs) = self.rounds.get_mut(&lowest) {
+            rs.remove(&signer);
+            if rs.senders.is_empty() && rs.proposal.is_none() {
+                self.rounds.remove(&lowest);
+            }
+        }
+        true
+    }
+
+    /// Whether `round` can take a proposal of `block`: it has none, or holds
+    /// one found invalid with the same block hash but other content (a copy
+    /// with altered bytes the hash does not cover, relayed under the
+    /// proposer's signature of the hash), which the genuine one replaces.
+    fn proposal_slot_open(&self, round: u32, block: &Block) -> bool {
+        let Some((_, hash, content)) = self.rounds.get(&round).and_then(|rs| rs.proposal.as_ref())
+        else {
+            return true;
+        };
+        *hash == block.hash()
+            && self.validity.get(content) == Some(&false)
+            && *content != content_digest(block)
     }
 
     /// Records a verified message (also used for this node's own).
     fn record(&mut self, msg: ConsensusMessage, power: u64, out: &mut Vec<Output>) -> bool {
         let round = msg.round();
         let signer = msg.signer();
-        let expected_proposer = self.validators.proposer(self.height, round);
+        if let ConsensusMessage::Proposal(sp) = &msg
+            && (!self.proposal_fits(sp) || !self.proposal_slot_open(round, &sp.proposal.block))
+        {
+            return false;
+        }
         let rs = self.rounds.entry(round).or_default();
         match msg {
             ConsensusMessage::Proposal(sp) => {
-                if sp.proposal.proposer != expected_proposer || rs.proposal.is_some() {
-                    return false;
-                }
                 let hash = sp.proposal.block.hash();
-                rs.proposal = Some((sp, hash));
+                let content = content_digest(&sp.proposal.block);
+                rs.proposal = Some((sp, hash, content));
             }
             ConsensusMessage::Vote(sv) => {
                 let step = sv.vote.step;
@@ -319,12 +668,12 @@ impl Consensus {
         true
     }
 
-    fn is_valid(&mut self, block: &Block, hash: Hash, app: &mut dyn ConsensusApp) -> bool {
-        if let Some(&v) = self.validity.get(&hash) {
+    fn is_valid(&mut self, block: &Block, content: Hash, app: &mut dyn ConsensusApp) -> bool {
+        if let Some(&v) = self.validity.get(&content) {
             return v;
         }
         let v = block.header.height == self.height && app.validate_block(block);
-        self.validity.insert(hash, v);
+        self.validity.insert(content, v);
         v
     }
 
@@ -385,7 +734,7 @@ impl Consensus {
             return;
         };
         if let Some(rs) = self.rounds.get(&vr) {
-            for v in rs.prevotes.votes.values() {
+            for v in rs.prevotes.votes() {
                 if v.vote.block_hash == Some(hash) {
                     out.push(Output::Broadcast(ConsensusMessage::Vote(v.clone())));
                 }
@@ -466,19 +815,20 @@ impl Consensus {
     fn rule_commit(&mut self, app: &mut dyn ConsensusApp, out: &mut Vec<Output>) -> bool {
         let mut found = None;
         for (&r, rs) in &self.rounds {
-            if let Some((sp, hash)) = &rs.proposal
+            if let Some((sp, hash, content)) = &rs.proposal
                 && self
                     .validators
                     .is_quorum(rs.precommits.power_for(&Some(*hash)))
             {
-                found = Some((r, sp.proposal.block.clone(), *hash));
+                found = Some((r, sp.clone(), *hash, *content));
                 break;
             }
         }
-        let Some((r, block, hash)) = found else {
+        let Some((r, sp, hash, content)) = found else {
             return false;
         };
-        if !self.is_valid(&block, hash, app) {
+        let block = sp.proposal.block.clone();
+        if !self.is_valid(&block, content, app) {
             return false;
         }
         let sigs = self
@@ -486,8 +836,7 @@ impl Consensus {
             .get(&r)
             .map(|rs| {
                 rs.precommits
-                    .votes
-                    .values()
+                    .votes()
                     .filter(|v| v.vote.block_hash == Some(hash))
                     .map(|v| CommitSig {
                         validator: v.vote.validator,
@@ -503,6 +852,7 @@ impl Consensus {
             sigs,
         };
         self.decided = true;
+        self.last_commit = Some((sp, cert.clone()));
         out.push(Output::Commit { block, cert });
         true
     }
@@ -533,7 +883,7 @@ impl Consensus {
         if self.step != Step::Propose {
             return false;
         }
-        let Some((sp, hash)) = self
+        let Some((sp, hash, content)) = self
             .rounds
             .get(&self.round)
             .and_then(|rs| rs.proposal.clone())
@@ -543,7 +893,7 @@ impl Consensus {
         let locked_hash = self.locked.as_ref().map(|(_, b)| b.hash());
         let vote = match sp.proposal.valid_round {
             None => {
-                let ok = self.is_valid(&sp.proposal.block, hash, app)
+                let ok = self.is_valid(&sp.proposal.block, content, app)
                     && (locked_hash.is_none() || locked_hash == Some(hash));
                 ok.then_some(hash)
             }
@@ -557,7 +907,7 @@ impl Consensus {
                     return false;
                 }
                 let locked_round = self.locked.as_ref().map(|(r, _)| *r);
-                let ok = self.is_valid(&sp.proposal.block, hash, app)
+                let ok = self.is_valid(&sp.proposal.block, content, app)
                     && (locked_round.is_none_or(|lr| lr <= vr) || locked_hash == Some(hash));
                 ok.then_some(hash)
             }
@@ -579,7 +929,7 @@ impl Consensus {
         if rs.polka_handled {
             return false;
         }
-        let Some((sp, hash)) = rs.proposal.clone() else {
+        let Some((sp, hash, content)) = rs.proposal.clone() else {
             return false;
         };
         if !self
@@ -588,7 +938,7 @@ impl Consensus {
         {
             return false;
         }
-        if !self.is_valid(&sp.proposal.block, hash, app) {
+        if !self.is_valid(&sp.proposal.block, content, app) {
             return false;
         }
         if let Some(rs) = self.rounds.get_mut(&round) {
@@ -649,4 +999,9 @@ impl Consensus {
         }
         quorum_prevotes || quorum_precommits
     }
+}
+
+/// A digest of a block's whole encoding (header and every transaction byte).
+fn content_digest(block: &Block) -> Hash {
+    Hash::digest("qward/consensus/block-content", &block.encode())
 }

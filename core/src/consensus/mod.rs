@@ -11,6 +11,8 @@ pub mod types;
 pub mod sim;
 
 #[cfg(test)]
+mod machine_tests;
+#[cfg(test)]
 mod sim_tests;
 
 pub use machine::{Consensus, ConsensusApp, Output, Step};

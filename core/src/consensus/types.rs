@@ -1,5 +1,6 @@
 //! Consensus messages and what they sign: proposals, prevotes and precommits
-//! over (chain id, height, round, step, block hash) under a domain tag, and
+//! over (genesis hash, chain id, height, round, step, block hash) under a
+//! domain tag, and
 //! the evidence of a validator that signed two votes for one height and round.
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,9 @@ impl VoteStep {
 /// The signing step code of a proposal.
 pub const PROPOSE_CODE: u8 = 1;
 
-/// The bytes a vote signature covers.
+/// The bytes a vote signature covers. The genesis hash binds the vote to one
+/// chain, so a key reused on another network with the same `chain_id` (a test
+/// net, a fork from another genesis) cannot have its votes replayed here.
 pub fn vote_signing_bytes(
     genesis: &Hash,
     chain_id: u64,
@@ -47,7 +50,7 @@ pub fn vote_signing_bytes(
     codec::encode_infallible(&(genesis, chain_id, height, round, step.code(), block_hash))
 }
 
-/// The bytes a proposal signature covers.
+/// The bytes a proposal signature covers (bound to the genesis like votes).
 pub fn proposal_signing_bytes(
     genesis: &Hash,
     chain_id: u64,
@@ -90,7 +93,7 @@ impl Vote {
         )
     }
 
-    /// Signs the vote; `identity` must be `validator`.
+    /// Signs the vote for the chain of `genesis`; `identity` must be `validator`.
     pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedVote {
         let sig = identity.sign(VOTE_DOMAIN, &self.signing_bytes(genesis));
         SignedVote { vote: self, sig }
@@ -105,6 +108,7 @@ pub struct SignedVote {
 }
 
 impl SignedVote {
+    /// Checks the signature for the chain of `genesis`.
     pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         identity::verify(
             &self.vote.validator,
@@ -139,6 +143,7 @@ impl Proposal {
         )
     }
 
+    /// Signs the proposal for the chain of `genesis`; `identity` must be `proposer`.
     pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedProposal {
         let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes(genesis));
         SignedProposal {
@@ -156,6 +161,7 @@ pub struct SignedProposal {
 }
 
 impl SignedProposal {
+    /// Checks the signature for the chain of `genesis`.
     pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         identity::verify(
             &self.proposal.proposer,
@@ -203,6 +209,7 @@ impl ConsensusMessage {
         }
     }
 
+    /// Checks the signer's signature for the chain of `genesis`.
     pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
         match self {
             ConsensusMessage::Proposal(p) => p.verify(genesis),
@@ -270,7 +277,7 @@ impl Evidence {
     }
 
     /// Checks that both votes are validly signed by one validator for one
-    /// slot of `chain_id` and name different blocks.
+    /// slot of the chain (`genesis`, `chain_id`) and name different blocks.
     pub fn verify(&self, genesis: &Hash, chain_id: u64) -> Result<(), EvidenceError> {
         let (a, b) = (&self.first.vote, &self.second.vote);
         if a.chain_id != chain_id
@@ -289,5 +296,70 @@ impl Evidence {
             .verify(genesis)
             .and(self.second.verify(genesis))
             .map_err(|_| EvidenceError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::testkit::{TestChain, certify};
+
+    #[test]
+    fn signatures_for_one_genesis_do_not_verify_for_another_with_the_same_chain_id() {
+        let mut chain = TestChain::new(3, 4);
+        let (genesis_a, genesis_b) = (chain.genesis.hash(), Hash([7; 32]));
+        let chain_id = chain.genesis.chain_id;
+        let key = &chain.keys[0];
+        let vote = |hash: Option<Hash>| Vote {
+            chain_id,
+            height: 1,
+            round: 0,
+            step: VoteStep::Precommit,
+            block_hash: hash,
+            validator: key.account(),
+        };
+        let signed = vote(None).sign(&genesis_a, key);
+        assert!(signed.verify(&genesis_a).is_ok());
+        assert!(signed.verify(&genesis_b).is_err());
+        let msg = ConsensusMessage::Vote(signed.clone());
+        assert!(msg.verify(&genesis_b).is_err());
+
+        let other = vote(Some(Hash([1; 32]))).sign(&genesis_a, key);
+        let evidence = Evidence::new(signed, other);
+        assert_eq!(evidence.verify(&genesis_a, chain_id), Ok(()));
+        assert_eq!(
+            evidence.verify(&genesis_b, chain_id),
+            Err(EvidenceError::BadSignature)
+        );
+
+        let block = chain.commit(Vec::new()).block.clone();
+        let proposal = Proposal {
+            chain_id,
+            height: 1,
+            round: 0,
+            valid_round: None,
+            proposer: block.header.proposer,
+            block: block.clone(),
+        };
+        let proposer = chain
+            .keys
+            .iter()
+            .find(|k| k.account() == block.header.proposer)
+            .expect("the proposer's key");
+        let sp = proposal.sign(&genesis_a, proposer);
+        assert!(sp.verify(&genesis_a).is_ok());
+        assert!(sp.verify(&genesis_b).is_err());
+
+        let signers: Vec<&Identity> = chain.keys.iter().collect();
+        let cert = certify(&genesis_a, chain_id, &block, 0, &signers);
+        let set = &chain.state.validators;
+        assert!(
+            cert.verify(&genesis_a, chain_id, 1, &block.hash(), set)
+                .is_ok()
+        );
+        assert!(
+            cert.verify(&genesis_b, chain_id, 1, &block.hash(), set)
+                .is_err()
+        );
     }
 }
