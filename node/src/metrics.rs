@@ -25,6 +25,7 @@ pub struct Metrics {
     pub gossip_ignored: AtomicU64,
     pub txs_ignored: AtomicU64,
     pub blocks_synced: AtomicU64,
+    pub sync_wakeups: AtomicU64,
     pub consensus_rounds: AtomicU64,
     pub key_sessions_completed: AtomicU64,
     pub key_sessions_aborted: AtomicU64,
@@ -131,6 +132,12 @@ impl Metrics {
                 "counter",
                 "Blocks imported by block sync.",
                 &self.blocks_synced,
+            ),
+            (
+                "qward_sync_wakeups_total",
+                "counter",
+                "Times consensus showed the network past this node and woke block sync.",
+                &self.sync_wakeups,
             ),
             (
                 "qward_consensus_rounds_total",

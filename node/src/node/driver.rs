@@ -192,6 +192,7 @@ impl Driver {
                 }
                 let out = self.machine.on_message(*msg, &mut self.app);
                 self.handle(out).await;
+                self.wake_sync_if_behind();
             }
             DriverInput::Timeout(t) => {
                 let out = self.machine.on_timeout(t, &mut self.app);
@@ -266,6 +267,16 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// Wakes the sync task when consensus shows the network past this node
+    /// (more than 1/3 of the power at a later height, or a quorum of
+    /// precommits for a block it lacks): it cannot catch up by voting.
+    fn wake_sync_if_behind(&self) {
+        if self.machine.sync_target().is_some() {
+            Metrics::inc(&self.ctx.metrics.sync_wakeups);
+            self.ctx.sync_wake.notify_one();
         }
     }
 
