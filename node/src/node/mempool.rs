@@ -1071,4 +1071,38 @@ mod tests {
         assert_eq!(pool.parked_len(), 0);
         assert!(pool.candidates(10).is_empty());
     }
+
+    #[test]
+    fn only_a_faulty_transaction_blames_the_peer_that_relayed_it() {
+        let pool_state = [
+            MempoolError::Duplicate(String::new()),
+            MempoolError::Replay { nonce: 0, next: 1 },
+            MempoolError::NoncePending { nonce: 0 },
+            MempoolError::NonceGap {
+                nonce: 300,
+                next: 0,
+                last: 255,
+            },
+            MempoolError::TooManyParked {
+                nonce: 3,
+                missing: 1,
+                max: 16,
+            },
+            MempoolError::ParkedWhenFull {
+                nonce: 3,
+                missing: 1,
+            },
+            MempoolError::Full { max_txs: MAX_TXS },
+        ];
+        assert!(pool_state.iter().all(|e| !e.blames_sender()));
+        let faulty = [
+            MempoolError::NotMember(String::new()),
+            MempoolError::BadSignature,
+            MempoolError::WrongChain {
+                got: 1,
+                expected: 2,
+            },
+        ];
+        assert!(faulty.iter().all(MempoolError::blames_sender));
+    }
 }
