@@ -9,7 +9,6 @@ use tokio::sync::mpsc;
 
 use super::context::Ctx;
 use super::driver::DriverInput;
-use super::mempool::MempoolError;
 use super::sync;
 use crate::metrics::Metrics;
 use crate::net::{GossipValidation, NetworkEvent, RequestProtocol};
@@ -148,21 +147,18 @@ fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
     let tx = SignedTransaction::decode(data).map_err(|e| format!("malformed transaction: {e}"))?;
     let result = {
         let view = ctx.view();
-        ctx.mempool().insert(tx, &view.state)
+        ctx.mempool()
+            .insert(tx, &view.state, super::context::now_ms())
     };
     match result {
         Ok(_) => {
             Metrics::set(&ctx.metrics.mempool_size, ctx.mempool().len() as u64);
             Ok(GossipValidation::Accept)
         }
-        Err(
-            e @ (MempoolError::Duplicate(_)
-            | MempoolError::Replay { .. }
-            | MempoolError::Full
-            | MempoolError::NonceGap { .. }),
-        ) => {
-            // Honest peers send these too (a transaction that raced its block):
-            // dropped without penalty, counted, logged for debugging.
+        Err(e) if !e.blames_sender() => {
+            // Honest peers send these too (a transaction that raced its block,
+            // or met this pool's quotas): dropped without penalty, counted,
+            // logged for debugging.
             Metrics::inc(&ctx.metrics.txs_ignored);
             tracing::debug!("gossiped transaction ignored: {e}");
             Ok(GossipValidation::Ignore)

@@ -471,7 +471,7 @@ pub async fn submit_own_with_nonce(
                 )
                 .map_err(|e| anyhow::anyhow!("the chain would refuse this transaction: {e}"))?;
         }
-        let id = pool.insert(signed.clone(), &view.state)?;
+        let id = pool.insert(signed.clone(), &view.state, now_ms())?;
         (signed, id)
     };
     Metrics::inc(&ctx.metrics.txs_submitted);
