@@ -4,7 +4,7 @@
 //! and Byzantine validators with one of several strategies each.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::chain::{
     Block, ChainState, ChainStore, ChainTip, CommittedBlock, Genesis, GenesisMember, Hash,
@@ -302,6 +302,10 @@ struct SimNode {
     records: Vec<CommitRecord>,
     /// When this node started its current height.
     started_ms: u64,
+    /// (height, round) of the proposals a `CorruptBytes` node already
+    /// relayed corrupted: once each, or two such nodes would relay each
+    /// other's copies (flipping the byte back and forth) forever.
+    relayed: BTreeSet<(u64, u32)>,
 }
 
 #[derive(Debug)]
@@ -473,6 +477,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                 store,
                 records: Vec::new(),
                 started_ms: 0,
+                relayed: BTreeSet::new(),
             }
         })
         .collect();
@@ -569,6 +574,9 @@ pub fn run(cfg: &SimConfig) -> SimResult {
             Event::Deliver { to, msg } => {
                 if cfg.strategy(to, msg.height()) == Some(Byzantine::CorruptBytes)
                     && let ConsensusMessage::Proposal(sp) = msg.as_ref()
+                    && nodes[to]
+                        .relayed
+                        .insert((sp.proposal.height, sp.proposal.round))
                     && let Some(relayed) = flip_tx_sig(&sp.proposal.block)
                 {
                     // Relays the honest proposal with a corrupted transaction
