@@ -301,7 +301,10 @@ mod tests {
                 .unwrap();
         }
         let err = RocksStore::open(&path).unwrap_err();
-        assert!(matches!(err, OpenError::OlderSchema { found: 1, .. }), "{err}");
+        assert!(
+            matches!(err, OpenError::OlderSchema { found: 1, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("qward init"));
     }
 

@@ -271,7 +271,13 @@ async fn admitting_a_hospital_needs_votes_of_more_than_two_thirds_of_the_power()
         first.contains("is pending") && first.contains("1 of 4 voting power"),
         "{first}"
     );
-    let dir = path_str(&net.node("hospital-1").dir);
+    let dir = path_str(
+        &net.nodes
+            .iter()
+            .find(|n| n.name == "hospital-1")
+            .unwrap()
+            .dir,
+    );
     let validators = || {
         let out = qward(&["--data-dir", &dir, "chain", "show", "validators", "--json"])
             .expect("chain show");

@@ -34,18 +34,21 @@ pub enum Strategy {
     /// Sends its proposals and votes only every other height (a selective
     /// sender, as seen from a gossip network).
     Selective,
-    /// Each strategy in turn, a few heights each, equivocation last (it is
-    /// the one that costs the validator its power once evidence is final).
+    /// Each strategy in turn, eight heights each (see [`MIXED`]).
     Mixed,
 }
 
+/// The order of [`Strategy::Mixed`]: what honest nodes can only ignore
+/// first; then equivocation, whose evidence costs the validator its power;
+/// then corrupted signatures, which gossip scoring answers by cutting the
+/// sender off (played earlier, they would hide the equivocation).
 const MIXED: [Strategy; 6] = [
-    Strategy::Corrupt,
     Strategy::InvalidProposals,
     Strategy::Flood,
     Strategy::Withhold,
     Strategy::Selective,
     Strategy::Equivocate,
+    Strategy::Corrupt,
 ];
 /// Heights each strategy of [`Strategy::Mixed`] is played for.
 const HEIGHTS_PER_STRATEGY: u64 = 8;

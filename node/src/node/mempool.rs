@@ -655,7 +655,9 @@ mod tests {
 
         let mut other_chain = register(&mut chain, 1, 13);
         other_chain.tx.chain_id += 1;
-        let other_chain = other_chain.tx.sign(&chain.state.genesis_hash, &chain.keys[1]);
+        let other_chain = other_chain
+            .tx
+            .sign(&chain.state.genesis_hash, &chain.keys[1]);
         assert!(matches!(
             pool.insert(other_chain, &chain.state, now),
             Err(MempoolError::WrongChain { .. })
