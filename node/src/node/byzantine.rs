@@ -97,7 +97,7 @@ impl Byzantine {
         match strategy {
             Strategy::Withhold => Vec::new(),
             Strategy::Selective => {
-                if msg.height() % 2 == 0 {
+                if msg.height().is_multiple_of(2) {
                     vec![msg]
                 } else {
                     Vec::new()
