@@ -33,7 +33,7 @@ const GOSSIP_DEDUP_WINDOW: Duration = Duration::from_secs(66);
 const REJECTION_REASONS: [&str; 5] = [
     "message exceeds the gossip size limit",
     "malformed consensus message",
-    "consensus message with a bad signature",
+    "consensus message refused: the signature does not verify",
     "malformed transaction",
     "signature does not verify",
 ];

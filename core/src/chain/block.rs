@@ -55,6 +55,14 @@ impl Block {
         self.header.height
     }
 
+    /// Whether the transactions are the ones the header's `tx_root` names.
+    /// Only then does the block hash (of the header) pin every byte of the
+    /// block: a transaction id covers its signature, and the root covers
+    /// every id in order.
+    pub fn body_matches_header(&self) -> bool {
+        Block::compute_tx_root(&self.txs) == self.header.tx_root
+    }
+
     /// The Merkle root of these transactions' ids.
     pub fn compute_tx_root(txs: &[SignedTransaction]) -> Hash {
         let ids: Vec<Hash> = txs.iter().map(SignedTransaction::id).collect();

@@ -53,48 +53,65 @@ impl CommitCertificate {
                 found: self.block_hash,
             });
         }
-        let mut power = 0u64;
-        let mut previous: Option<AccountId> = None;
-        for cs in &self.sigs {
-            if previous.is_some_and(|p| p >= cs.validator) {
-                return Err(CertError::UnsortedOrDuplicate(cs.validator));
-            }
-            previous = Some(cs.validator);
-            power += validators
-                .power_of(&cs.validator)
-                .ok_or(CertError::UnknownValidator(cs.validator))?;
-        }
-        if !validators.is_quorum(power) {
-            return Err(CertError::NoQuorum {
-                have: power,
-                total: validators.total_power(),
-            });
-        }
-        let message = vote_signing_bytes(
+        verify_vote_quorum(
+            &self.sigs,
+            VoteStep::Precommit,
             genesis,
             chain_id,
-            self.height,
-            self.round,
-            VoteStep::Precommit,
-            Some(&self.block_hash),
-        );
-        let items: Vec<SignedItem<'_>> = self
-            .sigs
-            .iter()
-            .map(|cs| SignedItem {
-                account: &cs.validator,
-                domain: crate::consensus::VOTE_DOMAIN,
-                message: &message,
-                sig: &cs.sig,
-            })
-            .collect();
-        identity::verify_batch(&items).map_err(|(i, _)| {
-            CertError::BadSignature(
-                self.sigs
-                    .get(i)
-                    .map(|cs| cs.validator)
-                    .unwrap_or(AccountId([0; 32])),
-            )
-        })
+            (self.height, self.round),
+            &self.block_hash,
+            validators,
+        )
     }
+}
+
+/// Checks that `sigs` are `step` votes of more than 2/3 of `validators`'
+/// power for `block_hash` at (`height`, `round`): sorted by validator with
+/// no duplicates, every signer a validator, every signature valid (one bad
+/// signature rejects the lot even if the rest reach the quorum).
+pub fn verify_vote_quorum(
+    sigs: &[CommitSig],
+    step: VoteStep,
+    genesis: &Hash,
+    chain_id: u64,
+    (height, round): (u64, u32),
+    block_hash: &Hash,
+    validators: &ValidatorSet,
+) -> Result<(), CertError> {
+    let mut power = 0u64;
+    let mut previous: Option<AccountId> = None;
+    for cs in sigs {
+        if previous.is_some_and(|p| p >= cs.validator) {
+            return Err(CertError::UnsortedOrDuplicate(cs.validator));
+        }
+        previous = Some(cs.validator);
+        power = power.saturating_add(
+            validators
+                .power_of(&cs.validator)
+                .ok_or(CertError::UnknownValidator(cs.validator))?,
+        );
+    }
+    if !validators.is_quorum(power) {
+        return Err(CertError::NoQuorum {
+            have: power,
+            total: validators.total_power(),
+        });
+    }
+    let message = vote_signing_bytes(genesis, chain_id, height, round, step, Some(block_hash));
+    let items: Vec<SignedItem<'_>> = sigs
+        .iter()
+        .map(|cs| SignedItem {
+            account: &cs.validator,
+            domain: crate::consensus::VOTE_DOMAIN,
+            message: &message,
+            sig: &cs.sig,
+        })
+        .collect();
+    identity::verify_batch(&items).map_err(|(i, _)| {
+        CertError::BadSignature(
+            sigs.get(i)
+                .map(|cs| cs.validator)
+                .unwrap_or(AccountId([0; 32])),
+        )
+    })
 }

@@ -22,7 +22,7 @@ pub mod validator_set;
 pub mod verify;
 
 pub use block::{Block, BlockHeader, CommittedBlock, MAX_BLOCK_BYTES};
-pub use certificate::{CommitCertificate, CommitSig};
+pub use certificate::{CommitCertificate, CommitSig, verify_vote_quorum};
 pub use error::{BlockError, CertError, ChainStoreError, TxError};
 pub use genesis::{Genesis, GenesisMember, GenesisRuleError};
 pub use hash::{Hash, merkle_root};

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::chain::{Block, CommitCertificate, CommitSig, Hash, ValidatorSet};
+use crate::chain::{Block, CommitCertificate, CommitSig, Hash, ValidatorSet, verify_vote_quorum};
 use crate::identity::{AccountId, Identity};
 
 use super::safety::SafetyState;
@@ -159,14 +159,19 @@ impl VoteSet {
 
 #[derive(Debug, Default)]
 struct RoundState {
-    /// The proposal, its block hash and its block's content digest.
-    proposal: Option<(SignedProposal, Hash, Hash)>,
+    /// The proposal and its block hash (which pins every byte of the
+    /// block: a proposal whose transactions are not the ones its header
+    /// names does not verify).
+    proposal: Option<(SignedProposal, Hash)>,
     prevotes: VoteSet,
     precommits: VoteSet,
     senders: BTreeMap<AccountId, u64>,
     prevote_timeout_scheduled: bool,
     precommit_timeout_scheduled: bool,
     polka_handled: bool,
+    /// The round's proposer sent a proposal with a polka that does not
+    /// prove itself; its further proposals in this round are not checked.
+    proposal_refused: bool,
 }
 
 impl RoundState {
@@ -177,7 +182,7 @@ impl RoundState {
         if self
             .proposal
             .as_ref()
-            .is_some_and(|(sp, _, _)| sp.proposal.proposer == *validator)
+            .is_some_and(|(sp, _)| sp.proposal.proposer == *validator)
         {
             self.proposal = None;
         }
@@ -209,8 +214,7 @@ pub struct Consensus {
     rounds: BTreeMap<u32, RoundState>,
     decided: bool,
     safety: SafetyState,
-    /// Validity by block content digest (not header hash: two blocks with
-    /// one header can differ, e.g. in a signature the hash does not cover).
+    /// Validity by block hash.
     validity: BTreeMap<Hash, bool>,
     /// Verified messages for later heights, per signer.
     future: BTreeMap<AccountId, Vec<ConsensusMessage>>,
@@ -315,8 +319,8 @@ impl Consensus {
             rs.precommits.power.iter().any(|(hash, &power)| {
                 hash.is_some()
                     && self.validators.is_quorum(power)
-                    && rs.proposal.as_ref().is_none_or(|(_, h, content)| {
-                        Some(*h) != *hash || self.validity.get(content) == Some(&false)
+                    && rs.proposal.as_ref().is_none_or(|(_, h)| {
+                        Some(*h) != *hash || self.validity.get(h) == Some(&false)
                     })
             })
         });
@@ -562,7 +566,7 @@ impl Consensus {
             return false;
         };
         if let ConsensusMessage::Proposal(sp) = &msg
-            && !self.proposal_fits(sp)
+            && !self.proposal_acceptable(sp)
         {
             return false;
         }
@@ -581,12 +585,47 @@ impl Consensus {
         let header = &p.block.header;
         let round_ok = match p.valid_round {
             None => header.round == p.round,
-            Some(vr) => header.round <= vr,
+            Some(vr) => vr < p.round && header.round <= vr,
         };
         p.proposer == self.validators.proposer(self.height, p.round)
             && p.height == self.height
             && header.height == self.height
             && round_ok
+    }
+
+    /// Whether a verified proposal from the network may be recorded: it
+    /// fits ([`Consensus::proposal_fits`]), its round holds no proposal yet
+    /// (and refused none), and a re-proposal's polka proves more than 2/3
+    /// of the prevote power for its block in its `valid_round`. A proposer
+    /// that sent a bad polka is not heard again in that round, so its
+    /// proposals cost at most one polka check per round.
+    fn proposal_acceptable(&mut self, sp: &SignedProposal) -> bool {
+        let p = &sp.proposal;
+        if !self.proposal_fits(sp)
+            || self
+                .rounds
+                .get(&p.round)
+                .is_some_and(|rs| rs.proposal.is_some() || rs.proposal_refused)
+        {
+            return false;
+        }
+        let Some(vr) = p.valid_round else {
+            return true;
+        };
+        let proven = verify_vote_quorum(
+            &sp.polka,
+            VoteStep::Prevote,
+            &self.genesis_hash,
+            self.chain_id,
+            (self.height, vr),
+            &p.block.hash(),
+            &self.validators,
+        )
+        .is_ok();
+        if !proven {
+            self.rounds.entry(p.round).or_default().proposal_refused = true;
+        }
+        proven
     }
 
     /// Keeps each validator's messages to [`MAX_FUTURE_ROUNDS_PER_VALIDATOR`]
@@ -621,26 +660,16 @@ impl Consensus {
         true
     }
 
-    /// Whether `round` can take a proposal of `block`: it has none, or holds
-    /// one found invalid with the same block hash but other content (a copy
-    /// with altered bytes the hash does not cover, relayed under the
-    /// proposer's signature of the hash), which the genuine one replaces.
-    fn proposal_slot_open(&self, round: u32, block: &Block) -> bool {
-        let Some((_, hash, content)) = self.rounds.get(&round).and_then(|rs| rs.proposal.as_ref())
-        else {
-            return true;
-        };
-        *hash == block.hash()
-            && self.validity.get(content) == Some(&false)
-            && *content != content_digest(block)
-    }
-
     /// Records a verified message (also used for this node's own).
     fn record(&mut self, msg: ConsensusMessage, power: u64, out: &mut Vec<Output>) -> bool {
         let round = msg.round();
         let signer = msg.signer();
         if let ConsensusMessage::Proposal(sp) = &msg
-            && (!self.proposal_fits(sp) || !self.proposal_slot_open(round, &sp.proposal.block))
+            && (!self.proposal_fits(sp)
+                || self
+                    .rounds
+                    .get(&round)
+                    .is_some_and(|rs| rs.proposal.is_some()))
         {
             return false;
         }
@@ -648,8 +677,7 @@ impl Consensus {
         match msg {
             ConsensusMessage::Proposal(sp) => {
                 let hash = sp.proposal.block.hash();
-                let content = content_digest(&sp.proposal.block);
-                rs.proposal = Some((sp, hash, content));
+                rs.proposal = Some((sp, hash));
             }
             ConsensusMessage::Vote(sv) => {
                 let step = sv.vote.step;
@@ -668,12 +696,12 @@ impl Consensus {
         true
     }
 
-    fn is_valid(&mut self, block: &Block, content: Hash, app: &mut dyn ConsensusApp) -> bool {
-        if let Some(&v) = self.validity.get(&content) {
+    fn is_valid(&mut self, block: &Block, hash: Hash, app: &mut dyn ConsensusApp) -> bool {
+        if let Some(&v) = self.validity.get(&hash) {
             return v;
         }
         let v = block.header.height == self.height && app.validate_block(block);
-        self.validity.insert(content, v);
+        self.validity.insert(hash, v);
         v
     }
 
@@ -684,12 +712,12 @@ impl Consensus {
         let proposer = self.validators.proposer(self.height, round);
         if self.me() == Some(proposer) {
             if self.safety.may_sign(self.height, round, PROPOSE_CODE) {
-                let (block, valid_round) = match &self.valid {
-                    Some((vr, b)) => (b.clone(), Some(*vr)),
-                    None => (app.build_block(self.height, round), None),
+                let (block, valid_round, polka) = match self.valid_with_polka() {
+                    Some((vr, b, polka)) => (b, Some(vr), polka),
+                    None => (app.build_block(self.height, round), None, Vec::new()),
                 };
                 if let Some(identity) = &self.identity {
-                    let sp = Proposal {
+                    let mut sp = Proposal {
                         chain_id: self.chain_id,
                         height: self.height,
                         round,
@@ -698,15 +726,13 @@ impl Consensus {
                         block,
                     }
                     .sign(&self.genesis_hash, identity);
+                    sp.polka = polka;
                     let msg = ConsensusMessage::Proposal(sp);
                     self.safety
                         .record(self.height, round, PROPOSE_CODE, msg.clone());
                     self.safety.locked = self.locked.clone();
                     out.push(Output::PersistSafety(self.safety.clone()));
                     self.emit_own(msg, out);
-                    if let Some(vr) = valid_round {
-                        self.relay_polka(vr, out);
-                    }
                 }
             } else if let Some(msg) = self
                 .safety
@@ -726,20 +752,31 @@ impl Consensus {
         });
     }
 
-    /// Re-sends the prevotes that justify re-proposing the valid value of
-    /// round `vr`: validators that lost them could otherwise never accept it
-    /// (Tendermint assumes gossip eventually delivers every vote).
-    fn relay_polka(&self, vr: u32, out: &mut Vec<Output>) {
-        let Some(hash) = self.valid.as_ref().map(|(_, b)| b.hash()) else {
-            return;
-        };
-        if let Some(rs) = self.rounds.get(&vr) {
-            for v in rs.prevotes.votes() {
-                if v.vote.block_hash == Some(hash) {
-                    out.push(Output::Broadcast(ConsensusMessage::Vote(v.clone())));
-                }
-            }
-        }
+    /// The valid block (paper: validValue, validRound) with the prevotes
+    /// for it in its round, which a re-proposal carries as its polka; `None`
+    /// if there is no valid block, or (never expected) its round no longer
+    /// holds more than 2/3 of the prevote power for it.
+    fn valid_with_polka(&self) -> Option<(u32, Block, Vec<CommitSig>)> {
+        let (vr, block) = self.valid.as_ref()?;
+        let hash = block.hash();
+        let polka: Vec<CommitSig> = self
+            .rounds
+            .get(vr)?
+            .prevotes
+            .votes()
+            .filter(|v| v.vote.block_hash == Some(hash))
+            .map(|v| CommitSig {
+                validator: v.vote.validator,
+                sig: v.sig,
+            })
+            .collect();
+        let power = polka
+            .iter()
+            .filter_map(|cs| self.validators.power_of(&cs.validator))
+            .fold(0u64, u64::saturating_add);
+        self.validators
+            .is_quorum(power)
+            .then(|| (*vr, block.clone(), polka))
     }
 
     fn emit_own(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) {
@@ -815,20 +852,20 @@ impl Consensus {
     fn rule_commit(&mut self, app: &mut dyn ConsensusApp, out: &mut Vec<Output>) -> bool {
         let mut found = None;
         for (&r, rs) in &self.rounds {
-            if let Some((sp, hash, content)) = &rs.proposal
+            if let Some((sp, hash)) = &rs.proposal
                 && self
                     .validators
                     .is_quorum(rs.precommits.power_for(&Some(*hash)))
             {
-                found = Some((r, sp.clone(), *hash, *content));
+                found = Some((r, sp.clone(), *hash));
                 break;
             }
         }
-        let Some((r, sp, hash, content)) = found else {
+        let Some((r, sp, hash)) = found else {
             return false;
         };
         let block = sp.proposal.block.clone();
-        if !self.is_valid(&block, content, app) {
+        if !self.is_valid(&block, hash, app) {
             return false;
         }
         let sigs = self
@@ -883,7 +920,7 @@ impl Consensus {
         if self.step != Step::Propose {
             return false;
         }
-        let Some((sp, hash, content)) = self
+        let Some((sp, hash)) = self
             .rounds
             .get(&self.round)
             .and_then(|rs| rs.proposal.clone())
@@ -893,21 +930,16 @@ impl Consensus {
         let locked_hash = self.locked.as_ref().map(|(_, b)| b.hash());
         let vote = match sp.proposal.valid_round {
             None => {
-                let ok = self.is_valid(&sp.proposal.block, content, app)
+                let ok = self.is_valid(&sp.proposal.block, hash, app)
                     && (locked_hash.is_none() || locked_hash == Some(hash));
                 ok.then_some(hash)
             }
+            // A recorded re-proposal's polka (prevotes of more than 2/3 for
+            // its block in round vr < this round) was checked on receipt
+            // (or is this node's own).
             Some(vr) => {
-                let polka = vr < self.round
-                    && self.rounds.get(&vr).is_some_and(|rs| {
-                        self.validators
-                            .is_quorum(rs.prevotes.power_for(&Some(hash)))
-                    });
-                if !polka {
-                    return false;
-                }
                 let locked_round = self.locked.as_ref().map(|(r, _)| *r);
-                let ok = self.is_valid(&sp.proposal.block, content, app)
+                let ok = self.is_valid(&sp.proposal.block, hash, app)
                     && (locked_round.is_none_or(|lr| lr <= vr) || locked_hash == Some(hash));
                 ok.then_some(hash)
             }
@@ -929,7 +961,7 @@ impl Consensus {
         if rs.polka_handled {
             return false;
         }
-        let Some((sp, hash, content)) = rs.proposal.clone() else {
+        let Some((sp, hash)) = rs.proposal.clone() else {
             return false;
         };
         if !self
@@ -938,7 +970,7 @@ impl Consensus {
         {
             return false;
         }
-        if !self.is_valid(&sp.proposal.block, content, app) {
+        if !self.is_valid(&sp.proposal.block, hash, app) {
             return false;
         }
         if let Some(rs) = self.rounds.get_mut(&round) {
@@ -999,9 +1031,4 @@ impl Consensus {
         }
         quorum_prevotes || quorum_precommits
     }
-}
-
-/// A digest of a block's whole encoding (header and every transaction byte).
-fn content_digest(block: &Block) -> Hash {
-    Hash::digest("qward/consensus/block-content", &block.encode())
 }

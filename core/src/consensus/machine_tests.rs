@@ -9,10 +9,10 @@ use super::machine::{
 };
 use super::safety::SafetyState;
 use super::timeouts::{ConsensusParams, Timeout, TimeoutStep};
-use super::types::{ConsensusMessage, Proposal, Vote, VoteStep};
+use super::types::{ConsensusMessage, MessageError, Proposal, Vote, VoteStep};
 use crate::chain::testkit::TestChain;
 use crate::chain::{
-    Block, ChainState, ChainTip, Hash, RecordAnchor, TxKind, build_block, validate_block,
+    Block, ChainState, ChainTip, CommitSig, Hash, RecordAnchor, TxKind, build_block, validate_block,
 };
 use crate::identity::{AccountId, Identity};
 
@@ -129,6 +129,54 @@ impl Harness {
             }
             .sign(&self.chain.genesis.hash(), self.key(&proposer)),
         )
+    }
+
+    /// A re-proposal of `block` in `round` with `valid_round` `vr`, carrying
+    /// as its polka the round-`vr` prevotes for it of validators `signers`.
+    fn reproposal(&self, round: u32, vr: u32, block: Block, signers: &[usize]) -> ConsensusMessage {
+        let height = self.machine.height();
+        let hash = Some(block.hash());
+        let mut polka: Vec<CommitSig> = signers
+            .iter()
+            .map(
+                |&i| match self.vote(i, height, vr, VoteStep::Prevote, hash) {
+                    ConsensusMessage::Vote(v) => CommitSig {
+                        validator: v.vote.validator,
+                        sig: v.sig,
+                    },
+                    ConsensusMessage::Proposal(_) => unreachable!("vote() makes votes"),
+                },
+            )
+            .collect();
+        polka.sort_by_key(|cs| cs.validator);
+        match self.proposal(round, Some(vr), block) {
+            ConsensusMessage::Proposal(mut sp) => {
+                sp.polka = polka;
+                ConsensusMessage::Proposal(sp)
+            }
+            ConsensusMessage::Vote(_) => unreachable!("proposal() makes proposals"),
+        }
+    }
+
+    /// Moves the machine to the first round after its current one whose
+    /// proposer is another validator; returns that round.
+    fn to_round_proposed_by_another(&mut self) -> u32 {
+        let me = self.chain.keys[self.me].account();
+        loop {
+            let round = self.machine.round();
+            self.timeout(round, TimeoutStep::Precommit);
+            let next = self.machine.round();
+            assert_eq!(next, round + 1);
+            if self
+                .chain
+                .state
+                .validators
+                .proposer(self.machine.height(), next)
+                != me
+            {
+                return next;
+            }
+        }
     }
 
     /// The valid block the proposer of `round` builds.
@@ -306,17 +354,15 @@ fn proposals_whose_header_round_or_height_lie_are_refused() {
     h.timeout(0, TimeoutStep::Prevote);
     h.timeout(0, TimeoutStep::Precommit);
     assert_eq!(h.machine.round(), 1);
-    for i in h.others(1, 0) {
-        h.deliver(h.vote(i, 1, 0, VoteStep::Prevote, Some(hash)));
-    }
+    let others = h.others(1, 0);
     let mut relabelled = genuine.clone();
     relabelled.header.round = 1;
     assert_eq!(
-        own_prevote(&h.deliver(h.proposal(1, Some(0), relabelled))),
+        own_prevote(&h.deliver(h.reproposal(1, 0, relabelled, &others))),
         None
     );
     assert_eq!(
-        own_prevote(&h.deliver(h.proposal(1, Some(0), genuine))),
+        own_prevote(&h.deliver(h.reproposal(1, 0, genuine, &others))),
         Some(Some(hash)),
         "the re-proposed valid block of round 0 is accepted"
     );
@@ -395,9 +441,9 @@ fn sync_two_blocks_and_commit_the_next(h: &mut Harness) {
     assert_eq!(committed(&out).map(Block::height), Some(3));
 }
 
-#[test]
-fn a_same_hash_copy_with_a_flipped_tx_signature_is_never_committed() {
-    let mut h = Harness::new();
+/// A block of one anchor transaction for height 1, and a copy of it with one
+/// byte of that transaction's signature flipped (same header, so same hash).
+fn block_and_altered_copy(h: &mut Harness, round: u32) -> (Block, Block) {
     let patient = clone_key(&h.chain.patient);
     let recipient = h.chain.keys[0].account();
     let tx = h.chain.sign(
@@ -411,7 +457,7 @@ fn a_same_hash_copy_with_a_flipped_tx_signature_is_never_committed() {
     let (genuine, _) = build_block(
         &h.app.state,
         &h.app.tip,
-        0,
+        round,
         h.app.tip.time_ms + 1000,
         [tx],
         10,
@@ -419,26 +465,112 @@ fn a_same_hash_copy_with_a_flipped_tx_signature_is_never_committed() {
     assert_eq!(genuine.txs.len(), 1);
     let mut copy = genuine.clone();
     copy.txs[0].sig.0[0] ^= 1;
+    assert_eq!(copy.hash(), genuine.hash());
+    (genuine, copy)
+}
+
+#[test]
+fn a_relayed_copy_with_altered_transactions_does_not_verify_and_spoils_no_round() {
+    let mut h = Harness::new();
+    let (genuine, copy) = block_and_altered_copy(&mut h, 0);
+    // The copy under the proposer's own signature of the (unchanged) hash:
+    // what any relay can make of an honest proposal.
+    let relayed = h.proposal(0, None, copy);
+    assert_eq!(
+        relayed.verify(&h.chain.genesis.hash()),
+        Err(MessageError::BodyMismatch)
+    );
+    // It reaches this node first: dropped, so no nil prevote.
+    let out = h.deliver(relayed);
+    assert_eq!(
+        own_prevote(&out),
+        None,
+        "no vote on a copy that does not verify"
+    );
+    // The genuine proposal still gets this node's prevote.
+    let out = h.deliver(h.proposal(0, None, genuine.clone()));
+    assert_eq!(own_prevote(&out), Some(Some(genuine.hash())));
+}
+
+#[test]
+fn a_same_hash_copy_with_a_flipped_tx_signature_is_never_committed() {
+    let mut h = Harness::new();
+    let (genuine, copy) = block_and_altered_copy(&mut h, 0);
     let hash = genuine.hash();
     // Round 0: the genuine block is proposed and validated, gets a polka
     // from the others, but this node's precommit round times out.
     h.deliver(h.proposal(0, None, genuine.clone()));
-    for i in h.others(1, 0) {
+    let others = h.others(1, 0);
+    for &i in &others {
         h.deliver(h.vote(i, 1, 0, VoteStep::Prevote, Some(hash)));
     }
-    h.timeout(0, TimeoutStep::Precommit);
-    assert_eq!(h.machine.round(), 1);
-    // Round 1: the re-proposal arrives first as the altered copy, which
-    // carries the proposer's signature whenever the hash does not cover
-    // transaction signatures; then the genuine one.
-    let mut outs = h.deliver(h.proposal(1, Some(0), copy.clone()));
-    outs.extend(h.deliver(h.proposal(1, Some(0), genuine.clone())));
-    for i in h.others(1, 1) {
+    let round = h.to_round_proposed_by_another();
+    // The re-proposal arrives first as the altered copy, then the genuine one.
+    let mut outs = h.deliver(h.reproposal(round, 0, copy.clone(), &others));
+    outs.extend(h.deliver(h.reproposal(round, 0, genuine.clone(), &others)));
+    for i in h.others(1, round) {
         for step in [VoteStep::Prevote, VoteStep::Precommit] {
-            outs.extend(h.deliver(h.vote(i, 1, 1, step, Some(hash))));
+            outs.extend(h.deliver(h.vote(i, 1, round, step, Some(hash))));
         }
     }
     let block = committed(&outs).expect("the genuine block is committed");
     assert_eq!(block, &genuine, "never the copy with the bad signature");
     assert!(validate_block(&h.app.state, &h.app.tip, block).is_ok());
+}
+
+/// Round 0 at this node: it prevoted nil (the proposal came late), the two
+/// honest others prevoted the block, and validator `x` (the last of the
+/// others) sent it two conflicting prevotes, nil and a random hash, before
+/// its prevote for the block, which the vote set (first and one conflicting
+/// vote per validator) then drops. This node sees no polka in round 0.
+/// Returns the block and the others (`x` last).
+fn round_zero_with_an_equivocator(h: &mut Harness) -> (Block, Vec<usize>) {
+    let block = h.block(0);
+    let hash = Some(block.hash());
+    let others = h.others(1, 0);
+    let x = others[2];
+    assert_eq!(own_prevote(&h.timeout(0, TimeoutStep::Propose)), Some(None));
+    h.deliver(h.vote(x, 1, 0, VoteStep::Prevote, None));
+    h.deliver(h.vote(x, 1, 0, VoteStep::Prevote, Some(Hash([9; 32]))));
+    h.deliver(h.proposal(0, None, block.clone()));
+    for &i in &others {
+        h.deliver(h.vote(i, 1, 0, VoteStep::Prevote, hash));
+    }
+    (block, others)
+}
+
+#[test]
+fn a_reproposal_proves_its_polka_even_where_an_equivocators_vote_was_dropped() {
+    let mut h = Harness::new();
+    let (block, others) = round_zero_with_an_equivocator(&mut h);
+    let round = h.to_round_proposed_by_another();
+    // A validator locked on the block re-proposes it: the polka it carries
+    // (including x's prevote for the block, which this node dropped) is
+    // enough for this node's prevote, whatever else it holds.
+    let out = h.deliver(h.reproposal(round, 0, block.clone(), &others));
+    assert_eq!(own_prevote(&out), Some(Some(block.hash())));
+}
+
+#[test]
+fn a_reproposal_whose_polka_falls_short_is_refused_with_the_proposers_later_ones() {
+    let mut h = Harness::new();
+    let (block, others) = round_zero_with_an_equivocator(&mut h);
+    let round = h.to_round_proposed_by_another();
+    // Two of four is no polka; nor is a copy without one.
+    let short = h.reproposal(round, 0, block.clone(), &others[..2]);
+    assert_eq!(own_prevote(&h.deliver(short)), None);
+    let bare = match h.reproposal(round, 0, block.clone(), &others) {
+        ConsensusMessage::Proposal(mut sp) => {
+            sp.polka.clear();
+            ConsensusMessage::Proposal(sp)
+        }
+        v => v,
+    };
+    assert_eq!(
+        bare.verify(&h.chain.genesis.hash()),
+        Err(MessageError::PolkaMismatch)
+    );
+    // The proposer that sent the bad polka is not heard again this round.
+    let good = h.reproposal(round, 0, block, &others);
+    assert_eq!(own_prevote(&h.deliver(good)), None);
 }

@@ -32,9 +32,9 @@ pub enum Byzantine {
     /// its proposals with one byte of a transaction signature flipped
     /// (re-signed by itself); and relays every honest proposal it receives to
     /// everyone with one transaction-signature byte flipped, keeping the
-    /// proposer's signature. That relayed copy only verifies while a block's
-    /// hash does not cover transaction signatures (transaction ids without
-    /// the signature); it is then a different block under the same hash.
+    /// proposer's signature (which covers the header hash, unchanged). Such
+    /// copies must not verify: their transactions are not the ones the
+    /// header's root names.
     CorruptBytes,
     /// At even heights sends nothing; at odd heights signs everything but
     /// never sends its precommits.
@@ -587,6 +587,7 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                             ..sp.proposal.clone()
                         },
                         sig: sp.sig,
+                        polka: sp.polka.clone(),
                     });
                     for peer in (0..n).filter(|&p| p != to) {
                         net.send(cfg, peer, copy.clone());

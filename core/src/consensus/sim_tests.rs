@@ -168,37 +168,51 @@ fn byzantine_indexes(seed: u64, validators: usize, count: usize) -> Vec<usize> {
 /// After GST a height takes at most this many rounds past round 0: each of
 /// the f Byzantine proposers can spoil its round, an honest node may be
 /// one round behind when a height starts, and a lock taken before GST may
-/// cost one more round to release.
+/// cost one more round to release. Checked over seeds, not derived (over
+/// 2,800 seeds the worst was 3 for 1 of 4 and 6 for 2 of 7).
 fn rounds_bound_after_gst(byzantine: usize) -> u32 {
     2 * byzantine as u32 + 3
 }
 
-/// Whether a transaction's id covers its signature. Until it does, a block
-/// with one transaction-signature byte flipped keeps its hash, so the
-/// `CorruptBytes` relay (a copy under the proposer's own signature) reaches
-/// honest nodes before the genuine proposal and spoils rounds: safety and
-/// eventual progress hold, but no round bound after GST does.
-fn tx_ids_cover_signatures() -> bool {
-    let chain = crate::chain::testkit::TestChain::new(1, 4);
-    let tx = Transaction {
-        chain_id: chain.genesis.chain_id,
-        author: chain.patient.account(),
-        nonce: 0,
-        kind: TxKind::AnchorRecord(crate::chain::RecordAnchor {
-            record_id: crate::chain::Hash([1; 32]),
-            ciphertext_hash: crate::chain::Hash([2; 32]),
-            recipient: chain.patient.account(),
-        }),
+/// The settings of one `sim_byzantine` run: `byz` of `validators` misbehave
+/// with `strategy`; 15% loss and up to 80 ms delay before GST at 2 s.
+fn byzantine_case(validators: usize, byz: usize, strategy: Byzantine, seed: u64) -> SimConfig {
+    SimConfig {
+        validators,
+        target_height: 6,
+        loss_per_mille: 150,
+        max_delay_ms: 80,
+        gst_ms: 2_000,
+        max_delay_after_gst_ms: 20,
+        byzantine: byzantine_indexes(seed, validators, byz)
+            .into_iter()
+            .map(|i| (i, strategy))
+            .collect(),
+        max_time_ms: 120_000,
+        ..SimConfig::new(seed)
     }
-    .sign(&chain.state.genesis_hash, &chain.patient);
-    let mut flipped = tx.clone();
-    flipped.sig.0[0] ^= 1;
-    tx.id() != flipped.id()
+}
+
+/// Runs found stalled over 10,000 seeds of `sim_byzantine`, kept as
+/// regression cases: every honest node reaches the target height.
+#[test]
+fn runs_that_once_stalled_finish() {
+    let cases = [
+        (7, 2, Byzantine::CorruptBytes, 1_593_390_162u64),
+        (7, 2, Byzantine::CorruptBytes, 1_594_823_501),
+        (7, 2, Byzantine::CorruptBytes, 1_597_436_771),
+        (7, 2, Byzantine::Mixed, 1_597_143_768),
+        (4, 1, Byzantine::Mixed, 1_593_548_539),
+    ];
+    for (validators, byz, strategy, seed) in cases {
+        let cfg = byzantine_case(validators, byz, strategy, seed);
+        let r = sim::run(&cfg);
+        assert_agreement(&r, cfg.target_height);
+    }
 }
 
 #[test]
 fn sim_byzantine() {
-    let bounded_corrupt = tx_ids_cover_signatures();
     let shapes = [(4usize, 1usize), (7, 2)];
     let per_case = seeds_per_case(shapes.len() * Byzantine::ALL.len());
     let (mut runs, mut safety, mut liveness, mut slow) = (0u64, Vec::new(), Vec::new(), Vec::new());
@@ -210,20 +224,7 @@ fn sim_byzantine() {
             let started = std::time::Instant::now();
             for k in 0..per_case {
                 let seed = 0x5eed_0000 + k * 7919 + validators as u64;
-                let cfg = SimConfig {
-                    validators,
-                    target_height: 6,
-                    loss_per_mille: 150,
-                    max_delay_ms: 80,
-                    gst_ms: 2_000,
-                    max_delay_after_gst_ms: 20,
-                    byzantine: byzantine_indexes(seed, validators, byz)
-                        .into_iter()
-                        .map(|i| (i, strategy))
-                        .collect(),
-                    max_time_ms: 120_000,
-                    ..SimConfig::new(seed)
-                };
+                let cfg = byzantine_case(validators, byz, strategy, seed);
                 let r = sim::run(&cfg);
                 runs += 1;
                 let label = format!("{byz} of {validators} {strategy:?} seed {seed}");
@@ -246,17 +247,7 @@ fn sim_byzantine() {
                     ));
                 }
                 let after = r.max_rounds_after_gst().unwrap_or(0);
-                // Mixed draws CorruptBytes at some heights. With 2 of 7
-                // Byzantine validators that sign nothing valid, the quorum
-                // needs every honest vote: an honest node still syncing a
-                // height missed before GST stalls each round until its sync
-                // tick, so the rounds depend on sync latency, not on f. That
-                // bound is not derived yet (an open finding, docs/chain.md):
-                // the rounds are reported for 2 of 7, asserted for 1 of 4.
-                let bounded = (bounded_corrupt
-                    || !matches!(strategy, Byzantine::CorruptBytes | Byzantine::Mixed))
-                    && byz == 1;
-                if bounded && after > rounds_bound_after_gst(byz) {
+                if after > rounds_bound_after_gst(byz) {
                     slow.push(format!(
                         "{label}: {after} rounds after GST, per height {:?}",
                         r.max_round_per_height()

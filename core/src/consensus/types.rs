@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{Block, Hash, MAX_BLOCK_BYTES};
+use crate::chain::{Block, CommitSig, Hash, MAX_BLOCK_BYTES};
 use crate::codec::{self, CodecError};
 use crate::identity::{self, AccountId, Identity, IdentityError, Sig};
 
@@ -149,6 +149,7 @@ impl Proposal {
         SignedProposal {
             proposal: self,
             sig,
+            polka: Vec::new(),
         }
     }
 }
@@ -158,18 +159,51 @@ impl Proposal {
 pub struct SignedProposal {
     pub proposal: Proposal,
     pub sig: Sig,
+    /// For a re-proposal (`valid_round` set), the justification: prevotes of
+    /// more than 2/3 of the power for this block in `valid_round`, sorted by
+    /// validator; empty otherwise. They prove themselves, so the proposer's
+    /// signature does not cover them. Carried in the proposal rather than
+    /// relayed beside it because a node may hold two conflicting prevotes
+    /// of an equivocating validator already and drop a third, the one the
+    /// polka needs: without it, a validator locked on this block could
+    /// never win the others over.
+    pub polka: Vec<CommitSig>,
 }
 
 impl SignedProposal {
-    /// Checks the signature for the chain of `genesis`.
-    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
+    /// Checks the signature for the chain of `genesis`, and that the block's
+    /// transactions are the ones its header names. The signature covers the
+    /// block hash (of the header) only, so without the second check anyone
+    /// could relay an honest proposal with altered transaction bytes under
+    /// the proposer's valid signature: a copy that races the genuine one
+    /// and makes honest validators prevote nil.
+    pub fn verify(&self, genesis: &Hash) -> Result<(), MessageError> {
         identity::verify(
             &self.proposal.proposer,
             PROPOSAL_DOMAIN,
             &self.proposal.signing_bytes(genesis),
             &self.sig,
         )
+        .map_err(|_| MessageError::BadSignature)?;
+        if !self.proposal.block.body_matches_header() {
+            return Err(MessageError::BodyMismatch);
+        }
+        if self.proposal.valid_round.is_none() != self.polka.is_empty() {
+            return Err(MessageError::PolkaMismatch);
+        }
+        Ok(())
     }
+}
+
+/// Why a consensus message does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("the proposed block's transactions are not the ones its header names")]
+    BodyMismatch,
+    #[error("a re-proposal without its polka, or a polka without a valid round")]
+    PolkaMismatch,
 }
 
 /// What validators gossip.
@@ -209,11 +243,12 @@ impl ConsensusMessage {
         }
     }
 
-    /// Checks the signer's signature for the chain of `genesis`.
-    pub fn verify(&self, genesis: &Hash) -> Result<(), IdentityError> {
+    /// Checks the signer's signature for the chain of `genesis` (and a
+    /// proposal's block body, see [`SignedProposal::verify`]).
+    pub fn verify(&self, genesis: &Hash) -> Result<(), MessageError> {
         match self {
             ConsensusMessage::Proposal(p) => p.verify(genesis),
-            ConsensusMessage::Vote(v) => v.verify(genesis),
+            ConsensusMessage::Vote(v) => v.verify(genesis).map_err(|_| MessageError::BadSignature),
         }
     }
 

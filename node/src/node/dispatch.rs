@@ -125,7 +125,7 @@ async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, St
         return Err(format!("consensus message for chain {}", msg.chain_id()));
     }
     msg.verify(&genesis)
-        .map_err(|_| "consensus message with a bad signature".to_string())?;
+        .map_err(|e| format!("consensus message refused: {e}"))?;
     if msg.height() <= tip {
         return Ok(GossipValidation::Ignore);
     }
