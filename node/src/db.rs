@@ -7,7 +7,7 @@ use qward_core::storage::{BatchOp, Column, Entry, Store, StoreError, WriteBatch}
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteOptions};
 
 /// The schema this build reads and writes. Bumped when the layout changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -25,7 +25,7 @@ pub enum OpenError {
         supported: u32,
     },
     #[error(
-        "the database at {path} has schema version {found}, from an older qward whose chain this one cannot read (version 2 signs over the genesis hash and stores the state entry by entry); start a new data directory with `qward init` (a devnet: `qward devnet down`, then delete its folder)"
+        "the database at {path} has schema version {found}, from an older qward whose records this one cannot read (version 3: a validator's signing record holds proposals with their polka; version 2: signatures over the genesis hash, the state stored entry by entry); start a new data directory with `qward init` (a devnet: `qward devnet down`, then delete its folder)"
     )]
     OlderSchema { path: PathBuf, found: u32 },
     #[error("the database at {path} has an unreadable schema version")]
