@@ -11,15 +11,6 @@ use crate::consensus::{Evidence, Vote, VoteStep};
 use crate::identity::{AccountId, Identity, Role};
 use crate::storage::MemStore;
 
-fn apply_one(chain: &mut TestChain, tx: SignedTransaction) -> Result<Option<VoteTally>, TxError> {
-    let h = chain.tip.height + 1;
-    let r = chain.state.apply(&tx, h, chain.tip.time_ms + 1);
-    if r.is_err() {
-        chain.forget_pending();
-    }
-    r
-}
-
 fn patient(chain: &TestChain) -> Identity {
     match Identity::from_secret_bytes(chain.patient.secret_bytes().as_slice()) {
         Ok(p) => p,
@@ -40,7 +31,8 @@ fn one_hospital_cannot_admit_puppet_hospitals_or_take_over_the_validator_set() {
     for &p in &puppets {
         let account = chain.keys[p].account();
         let tx = register(&mut chain, 0, account, Role::Hospital);
-        let tally = apply_one(&mut chain, tx)
+        let tally = chain
+            .apply_one(tx)
             .unwrap()
             .expect("admitting a hospital is a vote");
         assert!(!tally.passed, "one validator of four admitted a hospital");
@@ -58,7 +50,7 @@ fn one_hospital_cannot_admit_puppet_hospitals_or_take_over_the_validator_set() {
             },
         );
         assert_eq!(
-            apply_one(&mut chain, tx),
+            chain.apply_one(tx),
             Err(TxError::ValidatorNotHospital(account))
         );
     }
@@ -66,11 +58,11 @@ fn one_hospital_cannot_admit_puppet_hospitals_or_take_over_the_validator_set() {
     let doctor = chain.add_key(200);
     let doctor_acc = chain.keys[doctor].account();
     let tx = register(&mut chain, 0, doctor_acc, Role::Doctor);
-    assert_eq!(apply_one(&mut chain, tx), Ok(None));
+    assert_eq!(chain.apply_one(tx), Ok(None));
     let target = chain.keys[1].account();
     let tx = chain.sign_by(doctor, TxKind::RemoveValidator { account: target });
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::WrongRole { .. })
     ));
     assert_eq!(chain.state.validators, validators_before);
@@ -78,7 +70,7 @@ fn one_hospital_cannot_admit_puppet_hospitals_or_take_over_the_validator_set() {
     let first = chain.keys[puppets[0]].account();
     for i in [1usize, 2] {
         let tx = register(&mut chain, i, first, Role::Hospital);
-        let tally = apply_one(&mut chain, tx).unwrap().expect("a vote");
+        let tally = chain.apply_one(tx).unwrap().expect("a vote");
         assert_eq!(tally.passed, i == 2);
     }
     assert_eq!(chain.state.role_of(&first), Some(Role::Hospital));
@@ -91,7 +83,7 @@ fn one_hospital_revokes_only_the_members_it_registered() {
     let doctor = chain.add_key(1);
     let doctor_acc = chain.keys[doctor].account();
     let tx = register(&mut chain, 0, doctor_acc, Role::Doctor);
-    apply_one(&mut chain, tx).unwrap();
+    chain.apply_one(tx).unwrap();
     // Another hospital alone cannot cut the doctor off: its revocation is a vote.
     let tx = chain.sign_by(
         1,
@@ -99,7 +91,7 @@ fn one_hospital_revokes_only_the_members_it_registered() {
             account: doctor_acc,
         },
     );
-    let tally = apply_one(&mut chain, tx).unwrap().expect("a vote");
+    let tally = chain.apply_one(tx).unwrap().expect("a vote");
     assert!(!tally.passed);
     assert_eq!(chain.state.role_of(&doctor_acc), Some(Role::Doctor));
     // Nor can it revoke a genesis patient alone.
@@ -110,7 +102,7 @@ fn one_hospital_revokes_only_the_members_it_registered() {
             account: patient_acc,
         },
     );
-    assert!(!apply_one(&mut chain, tx).unwrap().expect("a vote").passed);
+    assert!(!chain.apply_one(tx).unwrap().expect("a vote").passed);
     assert_eq!(chain.state.role_of(&patient_acc), Some(Role::Patient));
     // The registering hospital revokes its own doctor at once.
     let tx = chain.sign_by(
@@ -119,7 +111,7 @@ fn one_hospital_revokes_only_the_members_it_registered() {
             account: doctor_acc,
         },
     );
-    assert_eq!(apply_one(&mut chain, tx), Ok(None));
+    assert_eq!(chain.apply_one(tx), Ok(None));
     assert_eq!(chain.state.role_of(&doctor_acc), None);
     // The patient goes only when more than 2/3 of the power agrees.
     for i in [2usize, 3] {
@@ -129,7 +121,7 @@ fn one_hospital_revokes_only_the_members_it_registered() {
                 account: patient_acc,
             },
         );
-        let tally = apply_one(&mut chain, tx).unwrap().expect("a vote");
+        let tally = chain.apply_one(tx).unwrap().expect("a vote");
         assert_eq!(tally.passed, i == 3);
     }
     assert_eq!(chain.state.role_of(&patient_acc), None);
@@ -148,7 +140,7 @@ fn voting_power_decides_not_the_head_count() {
                 power: 10,
             },
         );
-        apply_one(&mut chain, tx).unwrap();
+        chain.apply_one(tx).unwrap();
     }
     assert_eq!(chain.state.validators.power_of(&heavy), Some(10));
     assert_eq!(chain.state.validators.total_power(), 13);
@@ -156,13 +148,13 @@ fn voting_power_decides_not_the_head_count() {
     let target = chain.keys[0].account();
     for i in 1..4 {
         let tx = chain.sign_by(i, TxKind::RemoveValidator { account: target });
-        assert!(!apply_one(&mut chain, tx).unwrap().expect("a vote").passed);
+        assert!(!chain.apply_one(tx).unwrap().expect("a vote").passed);
     }
     assert!(chain.state.validators.contains(&target));
     // ...while hospital 0's 10 of 13 passes on its own.
     let other = chain.keys[3].account();
     let tx = chain.sign_by(0, TxKind::RemoveValidator { account: other });
-    assert!(apply_one(&mut chain, tx).unwrap().expect("a vote").passed);
+    assert!(chain.apply_one(tx).unwrap().expect("a vote").passed);
     assert!(!chain.state.validators.contains(&other));
 }
 
@@ -187,7 +179,7 @@ fn open_proposals_expire_are_pruned_and_are_bounded_per_validator() {
     // Votes cast before the expiry no longer count: two fresh votes of four do not pass.
     for i in [1usize, 2] {
         let tx = register(&mut chain, i, acc, Role::Hospital);
-        apply_one(&mut chain, tx).unwrap();
+        chain.apply_one(tx).unwrap();
     }
     assert_eq!(chain.state.role_of(&acc), None);
     // One validator can keep only a bounded number of proposals open.
@@ -196,18 +188,18 @@ fn open_proposals_expire_are_pruned_and_are_bounded_per_validator() {
         let k = chain.add_key(1000 + i);
         let acc = chain.keys[k].account();
         let tx = register(&mut chain, 0, acc, Role::Hospital);
-        apply_one(&mut chain, tx).unwrap();
+        chain.apply_one(tx).unwrap();
     }
     let k = chain.add_key(2000);
     let acc = chain.keys[k].account();
     let tx = register(&mut chain, 0, acc, Role::Hospital);
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::TooManyProposals { .. })
     ));
     // Another validator still opens its own.
     let tx = register(&mut chain, 1, acc, Role::Hospital);
-    assert!(apply_one(&mut chain, tx).is_ok());
+    assert!(chain.apply_one(tx).is_ok());
 }
 
 #[test]
@@ -315,7 +307,7 @@ fn a_record_anchor_cannot_be_squatted_overwritten_or_repeated() {
     // Anchoring the same record twice is refused.
     let again = chain.sign(&p, anchor(1, hospital));
     assert_eq!(
-        apply_one(&mut chain, again),
+        chain.apply_one(again),
         Err(TxError::DuplicateAnchor(record_id))
     );
     assert!(cs.verify_chain().ok);

@@ -9,7 +9,7 @@ use crate::identity::{AccountId, Identity};
 
 use super::{
     Block, ChainState, ChainTip, CommitCertificate, CommitSig, CommittedBlock, Genesis, Hash,
-    SignedTransaction, Transaction, TxKind, build_block, verify::tip_of,
+    SignedTransaction, Transaction, TxError, TxKind, VoteTally, build_block, verify::tip_of,
 };
 
 /// Precommit signatures of `signers` for `block` in `round`, as a certificate.
@@ -108,6 +108,17 @@ impl TestChain {
     /// the next one is signed with the state's nonce.
     pub fn forget_pending(&mut self) {
         self.nonces.clear();
+    }
+
+    /// Applies `tx` to the state as the next block would (without making a
+    /// block); on refusal forgets the locally counted nonces.
+    pub fn apply_one(&mut self, tx: SignedTransaction) -> Result<Option<VoteTally>, TxError> {
+        let h = self.tip.height + 1;
+        let r = self.state.apply(&tx, h, self.tip.time_ms + 1);
+        if r.is_err() {
+            self.forget_pending();
+        }
+        r
     }
 
     /// Signs a transaction by hospital key `i`.

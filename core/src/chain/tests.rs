@@ -39,15 +39,6 @@ fn stored_chain(blocks: u64) -> (TestChain, MemStore) {
 
 use crate::identity::Identity;
 
-fn apply_one(chain: &mut TestChain, tx: SignedTransaction) -> Result<(), TxError> {
-    let h = chain.tip.height + 1;
-    let r = chain.state.apply(&tx, h, chain.tip.time_ms + 1);
-    if r.is_err() {
-        chain.forget_pending();
-    }
-    r.map(|_| ())
-}
-
 #[test]
 fn membership_rules_are_enforced_with_typed_errors() {
     let mut chain = TestChain::new(1, 4);
@@ -63,7 +54,7 @@ fn membership_rules_are_enforced_with_typed_errors() {
         },
     );
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::WrongRole {
             needed: Role::Hospital,
             ..
@@ -77,11 +68,11 @@ fn membership_rules_are_enforced_with_typed_errors() {
             role: Role::Doctor,
         },
     );
-    apply_one(&mut chain, tx.clone()).unwrap();
+    chain.apply_one(tx.clone()).unwrap();
     assert_eq!(chain.state.role_of(&doctor_acc), Some(Role::Doctor));
     // Replaying the same signed transaction fails on its nonce.
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::BadNonce {
             expected: 1,
             found: 0,
@@ -95,37 +86,31 @@ fn membership_rules_are_enforced_with_typed_errors() {
             role: Role::Doctor,
         },
     );
-    assert_eq!(
-        apply_one(&mut chain, tx),
-        Err(TxError::AlreadyMember(doctor_acc))
-    );
+    assert_eq!(chain.apply_one(tx), Err(TxError::AlreadyMember(doctor_acc)));
     // A validator cannot be revoked; a doctor can, and then cannot act.
     let v = chain.keys[2].account();
     let tx = chain.sign_by(0, TxKind::RevokeMember { account: v });
-    assert_eq!(apply_one(&mut chain, tx), Err(TxError::RevokeValidator(v)));
+    assert_eq!(chain.apply_one(tx), Err(TxError::RevokeValidator(v)));
     let tx = chain.sign_by(
         0,
         TxKind::RevokeMember {
             account: doctor_acc,
         },
     );
-    apply_one(&mut chain, tx).unwrap();
+    chain.apply_one(tx).unwrap();
     let tx = chain.sign_by(doctor, anchor(v, 1));
-    assert_eq!(
-        apply_one(&mut chain, tx),
-        Err(TxError::AuthorRevoked(doctor_acc))
-    );
+    assert_eq!(chain.apply_one(tx), Err(TxError::AuthorRevoked(doctor_acc)));
     // An unknown author and a wrong chain are refused.
     let stranger = chain.add_key(2);
     let tx = chain.sign_by(stranger, anchor(v, 2));
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::UnknownAuthor(_))
     ));
     let mut tx = chain.sign_by(0, anchor(v, 3));
     tx.tx.chain_id += 1;
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::WrongChain { .. })
     ));
 }
@@ -145,13 +130,13 @@ fn consent_rules_and_lookup() {
     };
     let tx = chain.sign(&patient, grant(now));
     assert!(matches!(
-        apply_one(&mut chain, tx),
+        chain.apply_one(tx),
         Err(TxError::ConsentExpiryInPast { .. })
     ));
     // A failed transaction does not consume the nonce; re-sign with the same one.
     let mut chain2 = TestChain::new(2, 4);
     let tx = chain2.sign(&patient, grant(now + 10_000));
-    apply_one(&mut chain2, tx).unwrap();
+    chain2.apply_one(tx).unwrap();
     let pa = patient.account();
     assert!(
         chain2
@@ -170,7 +155,7 @@ fn consent_rules_and_lookup() {
     );
     let tx = chain2.sign_by(0, grant(now + 10_000));
     assert!(matches!(
-        apply_one(&mut chain2, tx),
+        chain2.apply_one(tx),
         Err(TxError::WrongRole {
             needed: Role::Patient,
             ..
@@ -183,7 +168,7 @@ fn consent_rules_and_lookup() {
             scope: ConsentScope::Records,
         },
     );
-    apply_one(&mut chain2, tx).unwrap();
+    chain2.apply_one(tx).unwrap();
     assert!(
         !chain2
             .state
@@ -197,7 +182,7 @@ fn consent_rules_and_lookup() {
         },
     );
     assert!(matches!(
-        apply_one(&mut chain2, tx),
+        chain2.apply_one(tx),
         Err(TxError::NoSuchConsent { .. })
     ));
 }
@@ -220,15 +205,12 @@ fn key_session_audit_rules() {
         if ok { b } else { AccountId([9; 32]) }
     }
     let tx = chain.sign_by(2, audit(true, 10_000));
-    assert_eq!(apply_one(&mut chain, tx), Err(TxError::AuditAuthorNotPeer));
+    assert_eq!(chain.apply_one(tx), Err(TxError::AuditAuthorNotPeer));
     let tx = chain.sign_by(0, audit(true, 1_000_001));
-    assert_eq!(
-        apply_one(&mut chain, tx),
-        Err(TxError::QberOutOfRange(1_000_001))
-    );
+    assert_eq!(chain.apply_one(tx), Err(TxError::QberOutOfRange(1_000_001)));
     let before = chain.state.log_hash;
     let tx = chain.sign_by(0, audit(true, 30_000));
-    apply_one(&mut chain, tx).unwrap();
+    chain.apply_one(tx).unwrap();
     assert_eq!(chain.state.audits, 1);
     assert_ne!(chain.state.log_hash, before);
 }
@@ -278,7 +260,7 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_of_the_power_and_verifi
         },
     );
     assert_eq!(
-        apply_one(&mut chain, dup),
+        chain.apply_one(dup),
         Err(TxError::AlreadyVoted(chain.keys[0].account()))
     );
     // A hospital that is not a validator has no vote.
@@ -290,7 +272,7 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_of_the_power_and_verifi
         },
     );
     assert_eq!(
-        apply_one(&mut chain, not_validator),
+        chain.apply_one(not_validator),
         Err(TxError::VoterNotValidator(new_acc))
     );
     // Block 3: the third vote (3/4 > 2/3) adds it.

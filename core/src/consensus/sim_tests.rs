@@ -140,12 +140,12 @@ fn a_node_that_misses_every_message_of_one_height_catches_up_by_sync() {
 }
 
 /// The seeds for each (strategy, validator count) pair: `QWARD_SIM_SEEDS`
-/// in total (default 112, i.e. 8 per pair: about 50 s).
+/// in total (default 280, i.e. 20 per pair: about 50 s on one core).
 fn seeds_per_case(cases: usize) -> u64 {
     let total: u64 = std::env::var("QWARD_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(112);
+        .unwrap_or(280);
     (total / cases as u64).max(1)
 }
 
