@@ -1,0 +1,130 @@
+//! Who may send which health record to whom, under the chain's membership
+//! and consents at a given time: one rule set, checked by the sender before
+//! it agrees a key or seals anything, and by the recipient before it stores
+//! a record. Both read the same chain, so a sender refuses at once what its
+//! recipient would refuse; they differ only when one of them is behind the
+//! other on the chain, which [`Refusal::retry`] accounts for.
+//!
+//! The rules, in the order they are checked:
+//! 1. a node does not send to itself;
+//! 2. sender and recipient are active members, and the recipient is no
+//!    auditor (auditors read the chain, never health records);
+//! 3. the record is about a registered patient;
+//! 4. a personal health record (PHR) comes from its patient (to any member
+//!    but an auditor), or from a hospital: to the patient, or to a member
+//!    the patient consented to for `Records`;
+//! 5. a medical report comes from a doctor or a hospital: to the patient, or
+//!    to a member the patient consented to for `Reports`.
+//!
+//! A consent counts while it has not expired at `now_ms`; `All` covers both
+//! scopes.
+
+use crate::chain::{ChainState, ConsentScope};
+use crate::identity::{AccountId, Role};
+
+use super::RecordKind;
+use super::wire::Retry;
+
+/// One record's delivery, as the policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub kind: RecordKind,
+    pub sender: AccountId,
+    pub recipient: AccountId,
+    /// Whom the record is about.
+    pub patient: AccountId,
+}
+
+/// Why a delivery is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("a node does not send records to itself")]
+    ToSelf,
+    #[error("the sender {0} is not an active member")]
+    SenderNotMember(AccountId),
+    #[error("the recipient {0} is not an active member")]
+    RecipientNotMember(AccountId),
+    #[error("auditors read the chain, not health records")]
+    RecipientIsAuditor,
+    #[error("the record's patient {0} is not a registered patient")]
+    NotAPatient(AccountId),
+    #[error(
+        "a {0} does not send others' personal health records: only the patient or a hospital does"
+    )]
+    PhrSender(Role),
+    #[error("a {0} does not issue medical reports: only a doctor or a hospital does")]
+    ReportSender(Role),
+    #[error("patient {patient} has given {recipient} no consent for {scope:?} (or it expired)")]
+    NoConsent {
+        patient: AccountId,
+        recipient: AccountId,
+        scope: ConsentScope,
+    },
+}
+
+impl Refusal {
+    /// What a recipient refusing with this tells the sender. A missing
+    /// consent may be missing only at the recipient so far (a block behind
+    /// the sender, who checked it): the sender may try again while its own
+    /// chain shows the consent. Every other refusal is final.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Refusal::NoConsent { .. } => Retry::Later,
+            _ => Retry::Never,
+        }
+    }
+}
+
+/// Checks `delivery` against `state` at `now_ms` (see the module docs).
+pub fn check(state: &ChainState, delivery: &Delivery, now_ms: u64) -> Result<(), Refusal> {
+    let Delivery {
+        kind,
+        sender,
+        recipient,
+        patient,
+    } = *delivery;
+    if sender == recipient {
+        return Err(Refusal::ToSelf);
+    }
+    let sender_role = state
+        .role_of(&sender)
+        .ok_or(Refusal::SenderNotMember(sender))?;
+    match state.role_of(&recipient) {
+        None => return Err(Refusal::RecipientNotMember(recipient)),
+        Some(Role::Auditor) => return Err(Refusal::RecipientIsAuditor),
+        Some(_) => {}
+    }
+    if state.role_of(&patient) != Some(Role::Patient) {
+        return Err(Refusal::NotAPatient(patient));
+    }
+    let scope = match kind {
+        RecordKind::Phr => {
+            if sender == patient {
+                return Ok(());
+            }
+            if sender_role != Role::Hospital {
+                return Err(Refusal::PhrSender(sender_role));
+            }
+            ConsentScope::Records
+        }
+        RecordKind::Report => {
+            if !matches!(sender_role, Role::Doctor | Role::Hospital) {
+                return Err(Refusal::ReportSender(sender_role));
+            }
+            ConsentScope::Reports
+        }
+    };
+    if recipient == patient || state.consent_allows(&patient, &recipient, scope, now_ms) {
+        Ok(())
+    } else {
+        Err(Refusal::NoConsent {
+            patient,
+            recipient,
+            scope,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
