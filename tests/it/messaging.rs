@@ -340,6 +340,26 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
 async fn an_eavesdropper_aborts_the_session_and_nothing_is_sealed_under_its_key() {
     let mut net = TestNet::create(4, 0, 1, 0, 200).expect("devnet");
     start_net(&HOSPITALS, &["patient-1"], &mut net).await;
+    // The test is about Eve, not about dialling: wait for the connection.
+    wait_for(
+        "patient-1 to connect to hospital-1",
+        Duration::from_secs(60),
+        || async {
+            let peers = net
+                .nodes
+                .iter()
+                .find(|n| n.name == "patient-1")
+                .unwrap()
+                .peers()
+                .await?;
+            Ok(peers
+                .iter()
+                .any(|p| p.name.as_deref() == Some("hospital-1"))
+                .then_some(()))
+        },
+    )
+    .await
+    .expect("connected");
 
     for (fraction, expected_qber) in [("1.0", 0.25), ("0.5", 0.125)] {
         // Eve is put on the link at the hospital's end.
@@ -586,6 +606,35 @@ async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() 
         MsgResponse::Receipt { .. } => panic!("accepted: {r:?}"),
     };
 
+    // A report about the patient goes to a hospital only under the
+    // patient's Reports consent (see the doctor's refusal below).
+    cli(
+        &net,
+        "patient-1",
+        &[
+            "consent",
+            "grant",
+            "hospital-1",
+            "--scope",
+            "reports",
+            "--wait",
+        ],
+    );
+    wait_for(
+        "hospital-1 to see its Reports consent",
+        Duration::from_secs(30),
+        || async {
+            let list: Vec<qward_core::api::ConsentInfo> =
+                json_of(&cli(&net, "hospital-1", &["consent", "list", "--json"]));
+            Ok(list
+                .iter()
+                .any(|c| c.grantee == h1.to_hex() && c.scope == "reports" && c.active)
+                .then_some(()))
+        },
+    )
+    .await
+    .expect("consent visible");
+
     // A valid report is stored once; its replay is acknowledged, not stored again.
     let env = seal(
         &key,
@@ -685,6 +734,17 @@ async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() 
         &doctor,
         header(RecordKind::Phr, doctor, me),
         &phr,
+        keep,
+    )
+    .await;
+    assert!(why.contains("consent"), "{why}");
+    // A report about the patient, who gave the doctor no Reports consent.
+    let why = refusal(
+        &mallory,
+        &dkey,
+        &doctor,
+        header(RecordKind::Report, doctor, me),
+        &report,
         keep,
     )
     .await;

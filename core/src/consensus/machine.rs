@@ -442,7 +442,9 @@ impl Consensus {
             return;
         }
         self.last_commit_sent_in = Some(now);
-        out.push(Output::Broadcast(ConsensusMessage::Proposal(sp.clone())));
+        out.push(Output::Broadcast(ConsensusMessage::Proposal(Box::new(
+            sp.clone(),
+        ))));
         for cs in &cert.sigs {
             let vote = Vote {
                 chain_id: self.chain_id,
@@ -677,7 +679,7 @@ impl Consensus {
         match msg {
             ConsensusMessage::Proposal(sp) => {
                 let hash = sp.proposal.block.hash();
-                rs.proposal = Some((sp, hash));
+                rs.proposal = Some((*sp, hash));
             }
             ConsensusMessage::Vote(sv) => {
                 let step = sv.vote.step;
@@ -727,7 +729,7 @@ impl Consensus {
                     }
                     .sign(&self.genesis_hash, identity);
                     sp.polka = polka;
-                    let msg = ConsensusMessage::Proposal(sp);
+                    let msg = ConsensusMessage::Proposal(Box::new(sp));
                     self.safety
                         .record(self.height, round, PROPOSE_CODE, msg.clone());
                     self.safety.locked = self.locked.clone();

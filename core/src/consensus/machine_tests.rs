@@ -118,7 +118,7 @@ impl Harness {
     fn proposal(&self, round: u32, valid_round: Option<u32>, block: Block) -> ConsensusMessage {
         let height = self.machine.height();
         let proposer = self.chain.state.validators.proposer(height, round);
-        ConsensusMessage::Proposal(
+        ConsensusMessage::Proposal(Box::new(
             Proposal {
                 chain_id: self.chain.genesis.chain_id,
                 height,
@@ -128,7 +128,7 @@ impl Harness {
                 block,
             }
             .sign(&self.chain.genesis.hash(), self.key(&proposer)),
-        )
+        ))
     }
 
     /// A re-proposal of `block` in `round` with `valid_round` `vr`, carrying
@@ -160,7 +160,7 @@ impl Harness {
 
     /// Moves the machine to the first round after its current one whose
     /// proposer is another validator; returns that round.
-    fn to_round_proposed_by_another(&mut self) -> u32 {
+    fn advance_to_a_round_proposed_by_another(&mut self) -> u32 {
         let me = self.chain.keys[self.me].account();
         loop {
             let round = self.machine.round();
@@ -504,7 +504,7 @@ fn a_same_hash_copy_with_a_flipped_tx_signature_is_never_committed() {
     for &i in &others {
         h.deliver(h.vote(i, 1, 0, VoteStep::Prevote, Some(hash)));
     }
-    let round = h.to_round_proposed_by_another();
+    let round = h.advance_to_a_round_proposed_by_another();
     // The re-proposal arrives first as the altered copy, then the genuine one.
     let mut outs = h.deliver(h.reproposal(round, 0, copy.clone(), &others));
     outs.extend(h.deliver(h.reproposal(round, 0, genuine.clone(), &others)));
@@ -543,7 +543,7 @@ fn round_zero_with_an_equivocator(h: &mut Harness) -> (Block, Vec<usize>) {
 fn a_reproposal_proves_its_polka_even_where_an_equivocators_vote_was_dropped() {
     let mut h = Harness::new();
     let (block, others) = round_zero_with_an_equivocator(&mut h);
-    let round = h.to_round_proposed_by_another();
+    let round = h.advance_to_a_round_proposed_by_another();
     // A validator locked on the block re-proposes it: the polka it carries
     // (including x's prevote for the block, which this node dropped) is
     // enough for this node's prevote, whatever else it holds.
@@ -555,7 +555,7 @@ fn a_reproposal_proves_its_polka_even_where_an_equivocators_vote_was_dropped() {
 fn a_reproposal_whose_polka_falls_short_is_refused_with_the_proposers_later_ones() {
     let mut h = Harness::new();
     let (block, others) = round_zero_with_an_equivocator(&mut h);
-    let round = h.to_round_proposed_by_another();
+    let round = h.advance_to_a_round_proposed_by_another();
     // Two of four is no polka; nor is a copy without one.
     let short = h.reproposal(round, 0, block.clone(), &others[..2]);
     assert_eq!(own_prevote(&h.deliver(short)), None);

@@ -581,14 +581,14 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                 {
                     // Relays the honest proposal with a corrupted transaction
                     // signature under the proposer's own signature.
-                    let copy = ConsensusMessage::Proposal(SignedProposal {
+                    let copy = ConsensusMessage::Proposal(Box::new(SignedProposal {
                         proposal: Proposal {
                             block: relayed,
                             ..sp.proposal.clone()
                         },
                         sig: sp.sig,
                         polka: sp.polka.clone(),
-                    });
+                    }));
                     for peer in (0..n).filter(|&p| p != to) {
                         net.send(cfg, peer, copy.clone());
                     }
@@ -755,13 +755,13 @@ fn byzantine_send(b: Byzantine, ctx: &Sender<'_>, net: &mut Network, msg: Consen
             }
             ConsensusMessage::Proposal(sp) => {
                 let corrupted = flip_tx_sig(&sp.proposal.block).map(|block| {
-                    ConsensusMessage::Proposal(
+                    ConsensusMessage::Proposal(Box::new(
                         Proposal {
                             block,
                             ..sp.proposal.clone()
                         }
                         .sign(ctx.genesis_hash, ctx.key),
-                    )
+                    ))
                 });
                 let original = ConsensusMessage::Proposal(sp);
                 for to in ctx.peers() {
@@ -848,13 +848,13 @@ fn equivocating_twin(ctx: &Sender<'_>, msg: &ConsensusMessage) -> ConsensusMessa
                 std::iter::empty(),
                 0,
             );
-            ConsensusMessage::Proposal(
+            ConsensusMessage::Proposal(Box::new(
                 Proposal {
                     block,
                     ..sp.proposal.clone()
                 }
                 .sign(ctx.genesis_hash, ctx.key),
-            )
+            ))
         }
     }
 }

@@ -209,7 +209,8 @@ pub enum MessageError {
 /// What validators gossip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConsensusMessage {
-    Proposal(SignedProposal),
+    /// Boxed: a proposal carries a block, a vote is small.
+    Proposal(Box<SignedProposal>),
     Vote(SignedVote),
 }
 

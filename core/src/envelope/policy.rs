@@ -36,25 +36,15 @@ pub struct Delivery {
 }
 
 /// Why a delivery is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    #[error("a node does not send records to itself")]
     ToSelf,
-    #[error("the sender {0} is not an active member")]
     SenderNotMember(AccountId),
-    #[error("the recipient {0} is not an active member")]
     RecipientNotMember(AccountId),
-    #[error("auditors read the chain, not health records")]
     RecipientIsAuditor,
-    #[error("the record's patient {0} is not a registered patient")]
     NotAPatient(AccountId),
-    #[error(
-        "a {0} does not send others' personal health records: only the patient or a hospital does"
-    )]
     PhrSender(Role),
-    #[error("a {0} does not issue medical reports: only a doctor or a hospital does")]
     ReportSender(Role),
-    #[error("patient {patient} has given {recipient} no consent for {scope:?} (or it expired)")]
     NoConsent {
         patient: AccountId,
         recipient: AccountId,
@@ -73,7 +63,51 @@ impl Refusal {
             _ => Retry::Never,
         }
     }
+
+    /// The reason in words, naming accounts with `name` (a node passes its
+    /// contact names; `Display` uses short account ids).
+    pub fn explain(&self, name: impl Fn(&AccountId) -> String) -> String {
+        match self {
+            Refusal::ToSelf => "a node does not send records to itself".into(),
+            Refusal::SenderNotMember(a) => {
+                format!("the sender {} is not an active member", name(a))
+            }
+            Refusal::RecipientNotMember(a) => {
+                format!("the recipient {} is not an active member", name(a))
+            }
+            Refusal::RecipientIsAuditor => "auditors read the chain, not health records".into(),
+            Refusal::NotAPatient(a) => format!("{} is not a registered patient", name(a)),
+            Refusal::PhrSender(role) => format!(
+                "a {role} does not send others' personal health records: only the patient or a hospital does"
+            ),
+            Refusal::ReportSender(role) => {
+                format!("a {role} does not issue medical reports: only a doctor or a hospital does")
+            }
+            Refusal::NoConsent {
+                patient,
+                recipient,
+                scope,
+            } => format!(
+                "no consent from patient {} for {} to receive their {}",
+                name(patient),
+                name(recipient),
+                match scope {
+                    ConsentScope::Records => "records",
+                    ConsentScope::Reports => "reports",
+                    ConsentScope::All => "records and reports",
+                }
+            ),
+        }
+    }
 }
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.explain(|a| a.short()))
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// Checks `delivery` against `state` at `now_ms` (see the module docs).
 pub fn check(state: &ChainState, delivery: &Delivery, now_ms: u64) -> Result<(), Refusal> {

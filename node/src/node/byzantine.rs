@@ -130,12 +130,13 @@ impl Byzantine {
                 ConsensusMessage::Proposal(p) => {
                     let mut block = p.proposal.block.clone();
                     block.header.state_root = self.random_hash();
-                    let bad = Proposal {
+                    let mut bad = Proposal {
                         block,
                         ..p.proposal.clone()
                     }
                     .sign(&genesis, &self.identity);
-                    vec![ConsensusMessage::Proposal(bad)]
+                    bad.polka = p.polka.clone();
+                    vec![ConsensusMessage::Proposal(Box::new(bad))]
                 }
                 vote => vec![vote],
             },
@@ -156,13 +157,13 @@ impl Byzantine {
                     }
                     ConsensusMessage::Proposal(p) => {
                         let block = second_block(view, &p.proposal.block);
-                        ConsensusMessage::Proposal(
+                        ConsensusMessage::Proposal(Box::new(
                             Proposal {
                                 block,
                                 ..p.proposal.clone()
                             }
                             .sign(&genesis, &self.identity),
-                        )
+                        ))
                     }
                 };
                 vec![twin, msg]

@@ -278,7 +278,7 @@ fn validator_never_signs_twice_for_one_height_and_round_after_restart() {
         .position(|k| k.account() != proposer_acc)
         .unwrap();
     let proposal = |block: &qward_core::chain::Block| {
-        ConsensusMessage::Proposal(
+        ConsensusMessage::Proposal(Box::new(
             Proposal {
                 chain_id: chain.genesis.chain_id,
                 height: 1,
@@ -288,7 +288,7 @@ fn validator_never_signs_twice_for_one_height_and_round_after_restart() {
                 block: block.clone(),
             }
             .sign(&chain.genesis.hash(), proposer),
-        )
+        ))
     };
     let me =
         || Identity::from_secret_bytes(chain.keys[me_index].secret_bytes().as_slice()).unwrap();

@@ -5,13 +5,14 @@
 //! reads stored records back, and checks the chain's anchors of them.
 
 use anyhow::Context;
-use qward_core::chain::{ChainStore, ConsentScope, TxKind};
+use qward_core::chain::{ChainStore, TxKind};
+use qward_core::envelope::policy::{self, Delivery};
 use qward_core::envelope::wire::{MsgRequest, MsgResponse, Retry, anchor_record_id};
 use qward_core::envelope::{
-    AtRestKey, Envelope, Receipt, RecordKind, ReplayCheck, ReplayPolicy, anchor_hash, open,
-    open_at_rest, seal_at_rest,
+    AtRestKey, Envelope, Receipt, ReplayCheck, ReplayPolicy, anchor_hash, open, open_at_rest,
+    seal_at_rest,
 };
-use qward_core::identity::{AccountId, Role};
+use qward_core::identity::AccountId;
 use qward_core::storage::{Column, Store, WriteBatch};
 
 use super::{AnchorCheck, InboxEntry, emit, ikey, inbox_entry, inbox_info};
@@ -186,48 +187,21 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
     Ok(MsgResponse::Receipt { receipt })
 }
 
-/// The chain's rules for who may send what to whom; `Some` refuses. A missing
-/// consent may only be missing here so far (this node a block behind the
-/// sender, who checked it): the sender may try again while its own chain
-/// shows the consent.
+/// The chain's messaging policy for this envelope (the rules the sender
+/// checked too); `Some` refuses, with what the sender should do.
 fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
     let h = &envelope.header;
-    let view = ctx.view();
-    let state = &view.state;
-    let never = |reason: String| Some((reason, Retry::Never));
-    let Some(sender_role) = state.role_of(&h.sender) else {
-        return never("the sender is not an active member".into());
+    let delivery = Delivery {
+        kind: h.kind,
+        sender: h.sender,
+        recipient: ctx.account,
+        patient: h.patient,
     };
-    if state.role_of(&h.patient) != Some(Role::Patient) {
-        return never(format!(
-            "the record's patient {} is not a registered patient",
-            h.patient.short()
-        ));
-    }
-    match h.kind {
-        RecordKind::Phr => {
-            if h.patient == h.sender {
-                return None;
-            }
-            if sender_role != Role::Hospital {
-                return never("only a patient or a hospital sends a PHR".into());
-            }
-            if !state.consent_allows(&h.patient, &ctx.account, ConsentScope::Records, now_ms()) {
-                return Some((
-                    format!(
-                        "no consent from patient {} for this node to receive their records",
-                        crate::node::dispatch::account_label(ctx, &h.patient)
-                    ),
-                    Retry::Later,
-                ));
-            }
-            None
-        }
-        RecordKind::Report => match sender_role {
-            Role::Doctor | Role::Hospital => None,
-            other => never(format!("a {other} does not issue medical reports")),
-        },
-    }
+    let checked = policy::check(&ctx.view().state, &delivery, now_ms());
+    checked.err().map(|refusal| {
+        let why = refusal.explain(|a| crate::node::dispatch::account_label(ctx, a));
+        (why, refusal.retry())
+    })
 }
 
 /// The decrypted FHIR JSON of a received record.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use qward_core::api::DeliveryState;
-use qward_core::chain::{ConsentScope, Hash, RecordAnchor, TxKind};
+use qward_core::chain::{Hash, RecordAnchor, TxKind};
+use qward_core::envelope::policy::{self, Delivery, Refusal};
 use qward_core::envelope::wire::{MsgRequest, MsgResponse, Retry, anchor_record_id};
 use qward_core::envelope::{
     AtRestKey, Envelope, EnvelopeHeader, RecordId, RecordKind, anchor_hash, open_at_rest, seal,
@@ -46,26 +47,29 @@ fn label(ctx: &Ctx, a: &AccountId) -> String {
     crate::node::dispatch::account_label(ctx, a)
 }
 
-/// Whether a PHR about `patient` may go from this node to `to` now: a
-/// patient's own record always may; anyone else's only under the patient's
-/// consent for `to` on the chain.
-pub fn phr_allowed(ctx: &Ctx, patient: &AccountId, to: &AccountId) -> Result<(), String> {
-    if *patient == ctx.account {
-        return Ok(());
-    }
-    let allowed = ctx
-        .view()
-        .state
-        .consent_allows(patient, to, ConsentScope::Records, now_ms());
-    if allowed {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} has no consent from patient {} for records: not forwarded",
-            label(ctx, to),
-            label(ctx, patient)
-        ))
-    }
+/// Whether the chain's messaging policy lets this node send `kind` about
+/// `patient` to `to` now: the same rules the recipient applies, checked
+/// before any key agreement or sealing.
+pub fn permitted(
+    ctx: &Ctx,
+    kind: RecordKind,
+    to: AccountId,
+    patient: AccountId,
+) -> Result<(), SendError> {
+    let delivery = Delivery {
+        kind,
+        sender: ctx.account,
+        recipient: to,
+        patient,
+    };
+    let checked = policy::check(&ctx.view().state, &delivery, now_ms());
+    checked.map_err(|refusal| {
+        let why = refusal.explain(|a| label(ctx, a));
+        match refusal {
+            Refusal::ToSelf | Refusal::NotAPatient(_) => SendError::Invalid(why),
+            _ => SendError::Refused(why),
+        }
+    })
 }
 
 /// Queues a record for `to`. The FHIR JSON is checked first; the answer is
@@ -79,38 +83,18 @@ pub fn send(
 ) -> Result<OutboxEntry, SendError> {
     qward_core::fhir::validate(kind, fhir_json)
         .map_err(|e| SendError::Invalid(format!("not a valid {kind} record: {e}")))?;
-    if to == ctx.account {
-        return Err(SendError::Invalid(
-            "a node does not send records to itself".into(),
-        ));
-    }
-    let to_role = role(ctx, &to)
-        .ok_or_else(|| SendError::Refused(format!("{} is not a member", label(ctx, &to))))?;
-    if to_role == Role::Auditor {
-        return Err(SendError::Refused(
-            "auditors read the chain, not health records".into(),
-        ));
-    }
     let me = ctx.config.role;
     let patient = match (kind, patient) {
         (_, Some(p)) => p,
         (RecordKind::Phr, None) if me == Role::Patient => ctx.account,
-        (RecordKind::Report, None) if to_role == Role::Patient => to,
+        (RecordKind::Report, None) if role(ctx, &to) == Some(Role::Patient) => to,
         _ => {
             return Err(SendError::Invalid(
                 "say which patient the record is about (--patient)".into(),
             ));
         }
     };
-    if role(ctx, &patient) != Some(Role::Patient) {
-        return Err(SendError::Invalid(format!(
-            "{} is not a registered patient",
-            label(ctx, &patient)
-        )));
-    }
-    if kind == RecordKind::Phr {
-        phr_allowed(ctx, &patient, &to).map_err(SendError::Refused)?;
-    }
+    permitted(ctx, kind, to, patient)?;
     queue(ctx, to, kind, patient, fhir_json, None)
 }
 
@@ -133,9 +117,8 @@ pub fn forward(ctx: &Ctx, record: &RecordId, to: AccountId) -> Result<OutboxEntr
             label(ctx, &to)
         )));
     }
-    phr_allowed(ctx, &entry.patient, &to).map_err(|e| {
+    permitted(ctx, RecordKind::Phr, to, entry.patient).inspect_err(|e| {
         tracing::warn!("forward of {record} refused: {e}");
-        SendError::Refused(e)
     })?;
     let plaintext = super::inbox::plaintext(ctx, &entry)?;
     queue(
@@ -352,14 +335,12 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
         entry.detail = Some(why);
         save(ctx, &entry, WriteBatch::new())
     };
-    // Consent is checked again before every attempt: a revocation stops a
-    // queued forward at once.
-    if entry.kind == RecordKind::Phr
-        && let Err(why) = phr_allowed(ctx, &entry.patient, &entry.to)
-    {
+    // The policy is checked again before every attempt: a revoked consent
+    // or membership stops a queued record at once.
+    if let Err(why) = permitted(ctx, entry.kind, entry.to, entry.patient) {
         tracing::warn!("{record} to {}: {why}", label(ctx, &entry.to));
         entry.state = DeliveryState::Failed;
-        entry.detail = Some(why);
+        entry.detail = Some(why.to_string());
         let mut batch = WriteBatch::new();
         batch.delete(Column::Outbox, okey(b'v', record));
         return save(ctx, &entry, batch);
