@@ -653,6 +653,34 @@ async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() 
     assert!(matches!(r, MsgResponse::Receipt { .. }), "{r:?}");
     assert_eq!(inbox(&net, "hospital-1").len(), 1, "replay stored twice");
 
+    // The same record sealed again under a new key (the sender lost the
+    // receipt, and the key changed before it tried again): acknowledged,
+    // still stored once. Other content under that record id is refused.
+    let key2 = mallory.agree_key(&h1).await.expect("a second key");
+    assert_ne!(key2.id(), key.id());
+    let again = EnvelopeHeader {
+        record_id: env.header.record_id,
+        ..header(RecordKind::Report, h1, me)
+    };
+    let resealed = seal(&key2, again.clone(), &report, &mut rand::rng()).unwrap();
+    let r = mallory
+        .deliver_raw(&h1, MsgRequest::Deliver { envelope: resealed }.encode())
+        .await
+        .unwrap();
+    assert!(matches!(r, MsgResponse::Receipt { .. }), "{r:?}");
+    assert_eq!(
+        inbox(&net, "hospital-1").len(),
+        1,
+        "resealed copy stored twice"
+    );
+    let other_report = std::fs::read(example("report-chest-xray-ada.json")).unwrap();
+    let other = seal(&key2, again, &other_report, &mut rand::rng()).unwrap();
+    let r = mallory
+        .deliver_raw(&h1, MsgRequest::Deliver { envelope: other }.encode())
+        .await
+        .unwrap();
+    assert!(refused(&r).contains("other content"), "{r:?}");
+
     // Seals `payload` under `key` with `header`, lets `spoil` change the
     // envelope, delivers it to `to`, and answers the refusal's reason.
     async fn refusal(

@@ -169,21 +169,50 @@ impl KeyStore {
     }
 
     /// Adds a record's at-rest key to `batch`.
-    pub fn put_at_rest(batch: &mut WriteBatch, record: &RecordId, k: &AtRestKey) {
-        batch.put(Column::Keys, key(AT_REST, &record.0), k.to_bytes().to_vec());
+    pub fn put_at_rest(batch: &mut WriteBatch, slot: RecordSlot<'_>, k: &AtRestKey) {
+        batch.put(Column::Keys, slot.key(), k.to_bytes().to_vec());
     }
 
     /// A record's at-rest key, if it has not been erased.
-    pub fn at_rest(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<AtRestKey>> {
-        let Some(bytes) = store.get(Column::Keys, &key(AT_REST, &record.0))? else {
+    pub fn at_rest(store: &RocksStore, slot: RecordSlot<'_>) -> anyhow::Result<Option<AtRestKey>> {
+        let Some(bytes) = store.get(Column::Keys, &slot.key())? else {
             return Ok(None);
         };
         let bytes = zeroize::Zeroizing::new(bytes);
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("at-rest key of record {record} is not 32 bytes"))?;
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!("at-rest key of record {} is not 32 bytes", slot.record())
+        })?;
         Ok(Some(AtRestKey::from_bytes(arr)))
+    }
+}
+
+/// Which copy of a record an at-rest key seals: this node's sent copy, or
+/// the copy received from one sender. The slots are apart, so a peer that
+/// sends back a record under the id of one this node sent cannot replace
+/// the key of this node's own copy (and make it unreadable).
+#[derive(Debug, Clone, Copy)]
+pub enum RecordSlot<'a> {
+    Sent(&'a RecordId),
+    Received {
+        sender: &'a AccountId,
+        record: &'a RecordId,
+    },
+}
+
+impl RecordSlot<'_> {
+    fn key(&self) -> Vec<u8> {
+        match self {
+            RecordSlot::Sent(record) => [&[AT_REST, b's'][..], &record.0].concat(),
+            RecordSlot::Received { sender, record } => {
+                [&[AT_REST, b'r'][..], &sender.0, &record.0].concat()
+            }
+        }
+    }
+
+    fn record(&self) -> &RecordId {
+        match self {
+            RecordSlot::Sent(record) | RecordSlot::Received { record, .. } => record,
+        }
     }
 }
 
@@ -284,6 +313,37 @@ mod tests {
         assert_eq!(again.erase_peer(&store, &peer).unwrap(), 1);
         assert!(stored_ids(&store).is_empty());
         assert!(again.records().is_empty());
+    }
+
+    #[test]
+    fn a_received_record_with_the_id_of_a_sent_one_has_its_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::create(&dir.path().join("db")).unwrap();
+        let record = RecordId([7; 16]);
+        let peer = AccountId([9; 32]);
+        let (mine, theirs) = (
+            AtRestKey::from_bytes([1; 32]),
+            AtRestKey::from_bytes([2; 32]),
+        );
+        let mut batch = WriteBatch::new();
+        KeyStore::put_at_rest(&mut batch, RecordSlot::Sent(&record), &mine);
+        store.write(batch).unwrap();
+        // The peer sends back a record under the same id.
+        let mut batch = WriteBatch::new();
+        let received = RecordSlot::Received {
+            sender: &peer,
+            record: &record,
+        };
+        KeyStore::put_at_rest(&mut batch, received, &theirs);
+        store.write(batch).unwrap();
+        let sent = KeyStore::at_rest(&store, RecordSlot::Sent(&record)).unwrap();
+        assert_eq!(
+            sent.map(|k| *k.to_bytes()),
+            Some([1; 32]),
+            "own copy still readable"
+        );
+        let got = KeyStore::at_rest(&store, received).unwrap();
+        assert_eq!(got.map(|k| *k.to_bytes()), Some([2; 32]));
     }
 
     #[test]

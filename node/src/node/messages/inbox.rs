@@ -19,7 +19,7 @@ use super::{AnchorCheck, InboxEntry, emit, ikey, inbox_entry, inbox_info};
 use crate::metrics::Metrics;
 use crate::net::{PeerId, account_from_peer_id};
 use crate::node::context::{Ctx, now_ms};
-use crate::node::keys::KeyStore;
+use crate::node::keys::{KeyStore, RecordSlot};
 
 fn refused(reason: String, retry: Retry) -> MsgResponse {
     MsgResponse::Refused { reason, retry }
@@ -82,15 +82,35 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
         Ok(Ok(p)) => p,
     };
     let hash = anchor_hash(&envelope);
-    if let Some(existing) = inbox_entry(&ctx.store, &sender, &h.record_id)? {
+    if let Some(mut existing) = inbox_entry(&ctx.store, &sender, &h.record_id)? {
         if existing.ciphertext_hash != hash {
-            return Ok(refused(
-                format!(
-                    "record {} was received before with other content",
-                    h.record_id
-                ),
-                Retry::Never,
-            ));
+            // Sealed again (a lost receipt, then a new key): the same record
+            // is acknowledged, and its entry takes the new ciphertext's hash,
+            // the one the sender anchors once it holds this receipt.
+            let same = existing.kind == h.kind
+                && existing.patient == h.patient
+                && *self::plaintext(ctx, &existing)? == *plaintext;
+            if !same {
+                return Ok(refused(
+                    format!(
+                        "record {} was received before with other content",
+                        h.record_id
+                    ),
+                    Retry::Never,
+                ));
+            }
+            existing.ciphertext_hash = hash;
+            existing.anchor = AnchorCheck::Pending;
+            existing.anchor_tx = None;
+            ctx.store.write(entry_batch(&existing))?;
+            ctx.messages.set_checked(&(sender, h.record_id), false);
+            tracing::info!(
+                "record {} from {} arrived again sealed under another key: not stored again, receipt sent",
+                h.record_id,
+                crate::node::dispatch::account_label(ctx, &sender)
+            );
+            let receipt = Receipt::issue(&ctx.identity, &envelope, existing.received_ms)?;
+            return Ok(MsgResponse::Receipt { receipt });
         }
         tracing::info!(
             "envelope {} from {} is a replay of a record already received: not stored again, receipt re-sent",
@@ -157,7 +177,14 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
         anchor_tx: None,
     };
     let mut batch = WriteBatch::new();
-    KeyStore::put_at_rest(&mut batch, &h.record_id, &at_rest);
+    KeyStore::put_at_rest(
+        &mut batch,
+        RecordSlot::Received {
+            sender: &h.sender,
+            record: &h.record_id,
+        },
+        &at_rest,
+    );
     batch.put(Column::Inbox, ikey(b'p', &sender, &h.record_id), sealed);
     batch.put(
         Column::Inbox,
@@ -204,9 +231,28 @@ fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
     })
 }
 
+/// A synced batch that stores `entry` (its metadata only).
+fn entry_batch(entry: &InboxEntry) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Column::Inbox,
+        ikey(b'm', &entry.from, &entry.record_id),
+        qward_core::codec::encode_infallible(entry),
+    );
+    batch.set_sync(true);
+    batch
+}
+
 /// The decrypted FHIR JSON of a received record.
 pub fn plaintext(ctx: &Ctx, entry: &InboxEntry) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
-    let key = KeyStore::at_rest(&ctx.store, &entry.record_id)?.with_context(|| {
+    let key = KeyStore::at_rest(
+        &ctx.store,
+        RecordSlot::Received {
+            sender: &entry.from,
+            record: &entry.record_id,
+        },
+    )?
+    .with_context(|| {
         format!(
             "record {}'s key was erased: the record is gone",
             entry.record_id

@@ -21,7 +21,7 @@ use qward_core::storage::{Column, Store, WriteBatch};
 use super::{OutboxEntry, emit, okey, outbox_entry, outbox_info};
 use crate::net::{RequestProtocol, peer_id_from_account};
 use crate::node::context::{Ctx, now_ms};
-use crate::node::keys::KeyStore;
+use crate::node::keys::{KeyStore, RecordSlot};
 
 /// Deliveries attempted at once.
 const PARALLEL_DELIVERIES: usize = 8;
@@ -163,7 +163,7 @@ fn queue(
         forwarded_from,
     };
     let mut batch = WriteBatch::new();
-    KeyStore::put_at_rest(&mut batch, &record_id, &at_rest);
+    KeyStore::put_at_rest(&mut batch, RecordSlot::Sent(&record_id), &at_rest);
     batch.put(Column::Outbox, okey(b'p', &record_id), sealed);
     batch.put(
         Column::Outbox,
@@ -414,7 +414,7 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
 /// The FHIR JSON of a sent record, decrypted from the store.
 pub fn plaintext(ctx: &Ctx, entry: &OutboxEntry) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
     let record = entry.record_id;
-    let at_rest = KeyStore::at_rest(&ctx.store, &record)?
+    let at_rest = KeyStore::at_rest(&ctx.store, RecordSlot::Sent(&record))?
         .with_context(|| format!("record {record}'s key was erased: the record is gone"))?;
     let sealed = ctx
         .store
