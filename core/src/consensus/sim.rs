@@ -24,7 +24,8 @@ use super::types::{ConsensusMessage, Evidence, Proposal, SignedProposal, Vote, V
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Byzantine {
     /// Signs a conflicting second vote for every vote and a second, different
-    /// (valid) block for every proposal, and sends each peer one, the other or both.
+    /// (valid) block for every proposal, and sends each peer one, the other or
+    /// both (after GST the other one follows by gossip, see `Network::relay`).
     Equivocate,
     /// Proposes blocks with a wrong state root.
     InvalidProposals,
@@ -42,7 +43,8 @@ pub enum Byzantine {
     /// Sends with every message a burst of votes for random hashes, rounds up
     /// to past [`super::machine::MAX_ROUNDS_AHEAD`] and later heights.
     Flood,
-    /// Sends each message to a random subset of its peers only.
+    /// Sends each message to a random subset of its peers only (after GST
+    /// the others get it one gossip hop later, see `Network::relay`).
     SelectiveDelivery,
     /// One of the strategies above, drawn per height.
     Mixed,
@@ -360,6 +362,31 @@ impl Network {
             1 + self.rng.below(cfg.max_delay_ms)
         };
         let at = self.now + delay;
+        self.schedule(
+            at,
+            Event::Deliver {
+                to,
+                msg: Box::new(msg),
+            },
+        );
+    }
+}
+
+impl Network {
+    /// After GST, the copy of `msg` that reaches `to` through the honest
+    /// validators that received it (gossip relays every valid message it
+    /// has not seen: libp2p gossipsub in the node): one hop later than a
+    /// direct send. Before GST relays are lost like anything else, so
+    /// nothing is scheduled. This is what keeps a Byzantine sender from
+    /// showing different honest validators different messages once the
+    /// network is synchronous (the gossip assumption of Tendermint's
+    /// liveness argument).
+    fn relay(&mut self, cfg: &SimConfig, to: usize, msg: ConsensusMessage) {
+        if !self.after_gst(cfg) || cfg.deaf == Some((to, msg.height())) {
+            return;
+        }
+        let hop = cfg.max_delay_after_gst_ms.max(1);
+        let at = self.now + hop + 1 + self.rng.below(hop);
         self.schedule(
             at,
             Event::Deliver {
@@ -743,8 +770,13 @@ fn byzantine_send(b: Byzantine, ctx: &Sender<'_>, net: &mut Network, msg: Consen
                     2 => vec![a, b],
                     _ => vec![b, a],
                 };
-                for m in picked {
-                    net.send(ctx.cfg, to, m.clone());
+                for m in &picked {
+                    net.send(ctx.cfg, to, (*m).clone());
+                }
+                for m in [a, b] {
+                    if !picked.contains(&m) {
+                        net.relay(ctx.cfg, to, m.clone());
+                    }
                 }
             }
         }
@@ -814,6 +846,8 @@ fn byzantine_send(b: Byzantine, ctx: &Sender<'_>, net: &mut Network, msg: Consen
             for to in ctx.peers() {
                 if net.rng.below(2) == 0 {
                     net.send(ctx.cfg, to, msg.clone());
+                } else {
+                    net.relay(ctx.cfg, to, msg.clone());
                 }
             }
         }

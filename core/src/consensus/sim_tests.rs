@@ -165,13 +165,22 @@ fn byzantine_indexes(seed: u64, validators: usize, count: usize) -> Vec<usize> {
     out
 }
 
-/// After GST a height takes at most this many rounds past round 0: each of
-/// the f Byzantine proposers can spoil its round, an honest node may be
-/// one round behind when a height starts, and a lock taken before GST may
-/// cost one more round to release. Checked over seeds, not derived (over
-/// 2,800 seeds the worst was 3 for 1 of 4 and 6 for 2 of 7).
-fn rounds_bound_after_gst(byzantine: usize) -> u32 {
-    2 * byzantine as u32 + 3
+/// After GST a height takes at most this many rounds past round 0, with
+/// `validators` validators proposing in turn. Locks taken before GST can
+/// differ between honest validators (their votes were lost), and an honest
+/// validator prevotes nil on anything but its locked block or a re-proposal
+/// whose polka is at least as recent as its lock. A lock is only taken
+/// together with the valid block of the same round, so the honest validator
+/// holding the most recent valid block holds a polka at least as recent as
+/// every honest lock; its re-proposal carries that polka, every honest
+/// validator prevotes for it, and after GST every honest vote (and, through
+/// gossip, every Byzantine one) reaches every honest validator in time: the
+/// round commits. Within one round of GST the honest validators share a
+/// round, and within one turn of the proposer rotation that validator
+/// proposes. Byzantine proposers' rounds are within the turn. Checked over
+/// seeds, not proved for the simulator's timing.
+fn rounds_bound_after_gst(validators: usize) -> u32 {
+    validators as u32 + 1
 }
 
 /// The settings of one `sim_byzantine` run: `byz` of `validators` misbehave
@@ -211,6 +220,28 @@ fn runs_that_once_stalled_finish() {
     }
 }
 
+/// Runs that took 8 rounds after GST with 2 of 7 Byzantine over 10,000
+/// seeds (more than the 2f + 3 once assumed, within one turn of the
+/// proposer rotation, see [`rounds_bound_after_gst`]).
+#[test]
+fn runs_that_once_exceeded_the_rounds_bound_stay_within_it() {
+    let cases = [
+        (7, 2, Byzantine::SelectiveDelivery, 1_594_902_691u64),
+        (7, 2, Byzantine::Mixed, 1_597_389_257),
+    ];
+    for (validators, byz, strategy, seed) in cases {
+        let cfg = byzantine_case(validators, byz, strategy, seed);
+        let r = sim::run(&cfg);
+        assert_agreement(&r, cfg.target_height);
+        let after = r.max_rounds_after_gst().unwrap_or(0);
+        assert!(
+            after <= rounds_bound_after_gst(validators),
+            "{strategy:?} seed {seed}: {after} rounds after GST, per height {:?}",
+            r.max_round_per_height()
+        );
+    }
+}
+
 #[test]
 fn sim_byzantine() {
     let shapes = [(4usize, 1usize), (7, 2)];
@@ -247,7 +278,7 @@ fn sim_byzantine() {
                     ));
                 }
                 let after = r.max_rounds_after_gst().unwrap_or(0);
-                if after > rounds_bound_after_gst(byz) {
+                if after > rounds_bound_after_gst(validators) {
                     slow.push(format!(
                         "{label}: {after} rounds after GST, per height {:?}",
                         r.max_round_per_height()

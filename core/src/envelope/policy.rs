@@ -159,6 +159,23 @@ pub fn check(state: &ChainState, delivery: &Delivery, now_ms: u64) -> Result<(),
     }
 }
 
+/// The first wait between two delivery attempts.
+pub const FIRST_RETRY_MS: u64 = 500;
+/// The longest wait between two delivery attempts.
+pub const MAX_RETRY_MS: u64 = 30_000;
+
+/// How long to wait after failed attempt number `attempts` (1 for the
+/// first): a base that doubles from [`FIRST_RETRY_MS`] up to
+/// [`MAX_RETRY_MS`], of which a random part is waited ("equal jitter":
+/// between half the base and all of it, `random` drawn uniformly by the
+/// caller). Without the jitter every node that failed to reach a hospital
+/// while it was down would retry it at the same moments.
+pub fn retry_delay_ms(attempts: u32, random: u64) -> u64 {
+    let base = (FIRST_RETRY_MS << attempts.saturating_sub(1).min(16)).min(MAX_RETRY_MS);
+    let half = base / 2;
+    half + random % (base - half + 1)
+}
+
 #[cfg(test)]
 #[path = "policy_tests.rs"]
 mod tests;

@@ -4,7 +4,7 @@
 //! outcome of each case comes from `expected`, the rules written as a table
 //! of patterns in priority order, independent of `policy::check`'s code.
 
-use super::{Delivery, Refusal, check};
+use super::{Delivery, MAX_RETRY_MS, Refusal, check, retry_delay_ms};
 use crate::chain::testkit::TestChain;
 use crate::chain::{ConsentGrant, ConsentScope, TxKind};
 use crate::envelope::RecordKind;
@@ -266,4 +266,40 @@ fn a_report_about_a_patient_goes_only_to_the_patient_or_under_reports_consent() 
         patient: account(Who::Patient),
     };
     assert_eq!(check(&chain.state, &report, now), Ok(()));
+}
+
+#[test]
+fn retries_back_off_to_30_s_and_spread_over_the_upper_half() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut draw = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (attempts, base) in [(1, 500), (2, 1_000), (3, 2_000), (7, 30_000), (60, 30_000)] {
+        let waits: Vec<u64> = (0..2_000)
+            .map(|_| retry_delay_ms(attempts, draw()))
+            .collect();
+        let (lo, hi) = (waits.iter().min().copied(), waits.iter().max().copied());
+        assert!(
+            lo >= Some(base / 2) && hi <= Some(base),
+            "attempt {attempts}: {lo:?}..{hi:?}"
+        );
+        // Spread: the draws cover most of [base/2, base], not one moment.
+        let mut distinct = waits.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(
+            distinct.len() > 200,
+            "attempt {attempts}: {} distinct waits",
+            distinct.len()
+        );
+        assert!(
+            hi.unwrap_or(0) - lo.unwrap_or(0) > base * 2 / 5,
+            "attempt {attempts}"
+        );
+    }
+    assert_eq!(retry_delay_ms(1, 0), 250);
+    assert!(retry_delay_ms(u32::MAX, u64::MAX) <= MAX_RETRY_MS);
 }

@@ -25,8 +25,6 @@ use crate::node::keys::{KeyStore, RecordSlot};
 
 /// Deliveries attempted at once.
 const PARALLEL_DELIVERIES: usize = 8;
-/// Longest wait between two attempts.
-const MAX_BACKOFF_MS: u64 = 30_000;
 
 /// Why a record was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -196,10 +194,6 @@ fn save(ctx: &Ctx, entry: &OutboxEntry, mut batch: WriteBatch) -> anyhow::Result
     Ok(())
 }
 
-fn backoff_ms(attempts: u32) -> u64 {
-    (500u64 << attempts.min(10)).min(MAX_BACKOFF_MS)
-}
-
 /// The delivery task: runs until shutdown.
 pub async fn run(ctx: Ctx) {
     let mut shutdown = ctx.shutdown.subscribe();
@@ -331,7 +325,7 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
     }
     entry.attempts = entry.attempts.saturating_add(1);
     let retry_later = |mut entry: OutboxEntry, why: String| -> anyhow::Result<()> {
-        entry.next_attempt_ms = now_ms() + backoff_ms(entry.attempts);
+        entry.next_attempt_ms = now_ms() + policy::retry_delay_ms(entry.attempts, rand::random());
         entry.detail = Some(why);
         save(ctx, &entry, WriteBatch::new())
     };
