@@ -35,6 +35,7 @@ pub mod method {
     pub const FORWARD: &str = "forward";
     pub const INBOX: &str = "inbox";
     pub const OUTBOX: &str = "outbox";
+    pub const OUTBOX_SHOW: &str = "outbox_show";
     pub const RECORD: &str = "record";
     pub const CONSENT_GRANT: &str = "consent_grant";
     pub const CONSENT_REVOKE: &str = "consent_revoke";
@@ -410,6 +411,32 @@ pub struct MessageInfo {
     pub bytes: u64,
     pub anchor: Option<String>,
     pub detail: Option<String>,
+}
+
+/// A sent record and its proof of delivery (`outbox_show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxDetail {
+    pub message: MessageInfo,
+    /// The recipient's signed receipt, once delivered.
+    pub receipt: Option<DeliveryProof>,
+}
+
+/// A recipient's signed receipt of a sent record, kept by the sender as
+/// proof of delivery: the recipient's ed25519 signature over the record id,
+/// the ciphertext's hash, both accounts and the time it stored the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryProof {
+    pub recipient: String,
+    pub recipient_name: Option<String>,
+    pub received_at_ms: u64,
+    /// `blake3(ciphertext)` in hex: the value the sender anchors on the chain.
+    pub envelope_hash: String,
+    /// The signature, hex.
+    pub signature: String,
+    /// Whether the signature verifies against the stored envelope now.
+    pub verified: bool,
+    /// Why it does not, if it does not.
+    pub verify_error: Option<String>,
 }
 
 /// Parameters of `send`: the FHIR JSON itself, not a path (the node may run

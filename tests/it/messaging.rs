@@ -248,6 +248,18 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
         ],
     ));
     assert_eq!(rep.state, DeliveryState::Anchored, "{rep:?}");
+    // The doctor keeps the patient's signed receipt as proof of delivery.
+    let shown: qward_core::api::OutboxDetail = json_of(&cli(
+        &net,
+        "doctor-1",
+        &["outbox", "show", &rep.record_id, "--json"],
+    ));
+    let proof = shown.receipt.expect("a receipt kept");
+    assert!(proof.verified, "{proof:?}");
+    assert_eq!(proof.recipient_name.as_deref(), Some("patient-1"));
+    assert_eq!(shown.message.anchor, rep.anchor);
+    let text = cli(&net, "doctor-1", &["outbox", "show", &rep.record_id]);
+    assert!(text.contains("verified  yes"), "{text}");
     let at_patient = export(
         &net,
         "patient-1",

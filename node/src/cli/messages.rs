@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use qward_core::api::{
-    DeliveryState, ForwardParams, MessageInfo, RecordContent, RecordKindName, SendParams, method,
+    DeliveryState, ForwardParams, MessageInfo, OutboxDetail, RecordContent, RecordKindName,
+    SendParams, method,
 };
 use serde_json::json;
 
@@ -89,9 +90,18 @@ pub enum InboxCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct OutboxArgs {
+    #[command(subcommand)]
+    pub command: Option<OutboxCommand>,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OutboxCommand {
+    /// Show a sent record and its proof of delivery: the recipient's signed
+    /// receipt, checked again against the sealed envelope.
+    Show { record: String },
 }
 
 fn kind(k: KindArg) -> RecordKindName {
@@ -280,13 +290,70 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn outbox(args: OutboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let client = connect(data_dir).await?;
-        let mut list: Vec<MessageInfo> = client.call(method::OUTBOX, json!({})).await?;
-        list.sort_by_key(|m| m.created_ms);
-        if args.json {
-            println!("{}", serde_json::to_string(&list)?);
-        } else {
-            print_table(&list, false);
+        match args.command {
+            None => {
+                let mut list: Vec<MessageInfo> = client.call(method::OUTBOX, json!({})).await?;
+                list.sort_by_key(|m| m.created_ms);
+                if args.json {
+                    println!("{}", serde_json::to_string(&list)?);
+                } else {
+                    print_table(&list, false);
+                }
+            }
+            Some(OutboxCommand::Show { record }) => {
+                let d: OutboxDetail = client
+                    .call(method::OUTBOX_SHOW, json!({ "record_id": record }))
+                    .await?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&d)?);
+                } else {
+                    print!("{}", render_outbox_detail(&d));
+                }
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `outbox show` for people.
+fn render_outbox_detail(d: &OutboxDetail) -> String {
+    let m = &d.message;
+    let name = |n: &Option<String>, a: &str| n.clone().unwrap_or_else(|| a.to_string());
+    let mut out = format!(
+        "record      {}\nkind        {:?}\nto          {}\nstate       {:?}\nbytes       {}\n",
+        m.record_id,
+        m.kind,
+        name(&m.to_name, &m.to),
+        m.state,
+        m.bytes
+    );
+    if let Some(detail) = &m.detail {
+        out += &format!("detail      {detail}\n");
+    }
+    if let Some(anchor) = &m.anchor {
+        out += &format!("anchor tx   {anchor}\n");
+    }
+    match &d.receipt {
+        None => out += "receipt     none yet (not delivered)\n",
+        Some(r) => {
+            out += &format!(
+                "receipt     signed by {} ({})\n  received  {} (unix ms)\n  envelope  blake3 {}\n  signature {}\n",
+                name(&r.recipient_name, &r.recipient),
+                r.recipient,
+                r.received_at_ms,
+                r.envelope_hash,
+                r.signature
+            );
+            out += &match (&r.verified, &r.verify_error) {
+                (true, _) => {
+                    "  verified  yes: the recipient's signature over this envelope\n".to_string()
+                }
+                (false, e) => format!(
+                    "  verified  NO: {}\n",
+                    e.as_deref().unwrap_or("unknown reason")
+                ),
+            };
+        }
+    }
+    out
 }

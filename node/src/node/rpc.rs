@@ -2,9 +2,10 @@
 //! chain queries, verify, logs, shutdown).
 
 use qward_core::api::{
-    BlockSummary, ConsentInfo, ConsentParams, ForwardParams, KeyAgreeParams, KeyInfo, LinkParams,
-    MemberInfo, NodeStatus, PeerSummary, RecordContent, RecordKindName, RpcError, SendParams,
-    TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport, method,
+    BlockSummary, ConsentInfo, ConsentParams, DeliveryProof, ForwardParams, KeyAgreeParams,
+    KeyInfo, LinkParams, MemberInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent,
+    RecordKindName, RpcError, SendParams, TxRequest, TxStatus, TxSubmitted, TxSummary,
+    VerifyReport, method,
 };
 use qward_core::chain::{ChainStore, CommittedBlock, ConsentGrant, ConsentScope, Hash, TxKind};
 use qward_core::envelope::{RecordId, RecordKind};
@@ -251,6 +252,10 @@ impl Handler for RpcHandler {
                             .collect::<Vec<_>>(),
                     )
                 }
+                method::OUTBOX_SHOW => {
+                    let RecordParam { record_id: id } = params(p)?;
+                    to_value(outbox_detail(ctx, &record_id(&id)?)?)
+                }
                 method::RECORD => {
                     let RecordParam { record_id: id } = params(p)?;
                     let record = record_id(&id)?;
@@ -494,6 +499,34 @@ fn consents(ctx: &Ctx) -> Vec<ConsentInfo> {
             active: *exp > now,
         })
         .collect()
+}
+
+/// A sent record and its receipt, checked again against the stored envelope.
+fn outbox_detail(ctx: &Ctx, record: &RecordId) -> Result<OutboxDetail, RpcError> {
+    let entry = messages::outbox_entry(&ctx.store, record)
+        .map_err(internal)?
+        .ok_or_else(|| RpcError::invalid_params(format!("no sent record {record}")))?;
+    let receipt = messages::outbox_receipt(&ctx.store, record).map_err(internal)?;
+    let envelope = messages::outbox_envelope(&ctx.store, record).map_err(internal)?;
+    let receipt = receipt.map(|r| {
+        let checked = match &envelope {
+            Some(env) => r.verify(env),
+            None => r.verify_signature(),
+        };
+        DeliveryProof {
+            recipient: r.recipient.to_hex(),
+            recipient_name: ctx.contacts.name_of(&r.recipient).map(str::to_string),
+            received_at_ms: r.received_at_ms,
+            envelope_hash: hex::encode(r.envelope_hash),
+            signature: hex::encode(r.signature.0),
+            verified: checked.is_ok(),
+            verify_error: checked.err().map(|e| e.to_string()),
+        }
+    });
+    Ok(OutboxDetail {
+        message: messages::outbox_info(ctx, &entry),
+        receipt,
+    })
 }
 
 fn record_id(s: &str) -> Result<RecordId, RpcError> {

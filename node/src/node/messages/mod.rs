@@ -199,6 +199,29 @@ impl Messages {
 }
 
 /// One outbox entry.
+/// The recipient's receipt of a sent record, kept as proof of delivery.
+pub fn outbox_receipt(
+    store: &RocksStore,
+    record: &RecordId,
+) -> anyhow::Result<Option<qward_core::envelope::Receipt>> {
+    store
+        .get(Column::Outbox, &okey(b'r', record))?
+        .map(|b| decode(&b, "receipt"))
+        .transpose()
+}
+
+/// A sent record's envelope, as sealed (kept after delivery, so the receipt
+/// can be checked against it).
+pub fn outbox_envelope(
+    store: &RocksStore,
+    record: &RecordId,
+) -> anyhow::Result<Option<qward_core::envelope::Envelope>> {
+    store
+        .get(Column::Outbox, &okey(b'v', record))?
+        .map(|b| qward_core::envelope::Envelope::from_bytes(&b).context("a stored envelope"))
+        .transpose()
+}
+
 pub fn outbox_entry(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<OutboxEntry>> {
     store
         .get(Column::Outbox, &okey(b'e', record))?

@@ -372,7 +372,14 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
             }
             entry.state = DeliveryState::Delivered;
             entry.detail = Some("delivered; signed receipt received".into());
-            save(ctx, &entry, WriteBatch::new())?;
+            // The receipt is the proof of delivery: kept with the entry.
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Column::Outbox,
+                okey(b'r', record),
+                qward_core::codec::encode_infallible(&receipt),
+            );
+            save(ctx, &entry, batch)?;
             crate::metrics::Metrics::inc(&ctx.metrics.messages_sent);
             tracing::info!(
                 "{} {record} delivered to {}",
