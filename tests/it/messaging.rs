@@ -502,8 +502,9 @@ async fn delivery_survives_crashes_of_sender_and_recipient_exactly_once() {
     net.node("patient-1").start().unwrap();
     net.node("hospital-1").start().unwrap();
 
-    // A large record (8 MiB) while the recipient may crash mid-delivery.
-    let big = qward_tests::phr_of_size(&phr, 8 << 20);
+    // The largest record the sender accepts (12 MiB), while the recipient
+    // may crash mid-delivery: every size accepted for sending is delivered.
+    let big = qward_tests::phr_of_exact_size(&phr, qward_core::fhir::MAX_RECORD_BYTES);
     let big_path = net.root().join("big.json");
     std::fs::write(&big_path, &big).unwrap();
     wait_for("patient-1 API", Duration::from_secs(30), || async {

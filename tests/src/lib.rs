@@ -707,6 +707,15 @@ pub fn phr_of_size(example: &Path, size: usize) -> Vec<u8> {
     serde_json::to_vec(&v).expect("JSON")
 }
 
+/// A valid PHR bundle of exactly `size` bytes (from about 64 KiB up): a
+/// bundle a little smaller, padded with trailing whitespace (valid JSON).
+pub fn phr_of_exact_size(example: &Path, size: usize) -> Vec<u8> {
+    let mut v = phr_of_size(example, size.saturating_sub(64 * 1024));
+    assert!(v.len() <= size, "{} > {size}", v.len());
+    v.resize(size, b' ');
+    v
+}
+
 /// Small helpers shared by the benchmark examples.
 pub mod bench {
     /// The value after `name` on the command line, or `default`.

@@ -66,6 +66,21 @@ fn round_trip_small_and_8_mib() {
 }
 
 #[test]
+fn the_largest_payload_fits_one_msg_request() {
+    let mut f = fixture(3);
+    let largest = vec![b' '; MAX_PAYLOAD_BYTES];
+    let env = sealed(&mut f, &largest);
+    let request = wire::MsgRequest::Deliver { envelope: env }.encode();
+    assert!(
+        request.len() <= wire::MAX_REQUEST_BYTES,
+        "{} > {}",
+        request.len(),
+        wire::MAX_REQUEST_BYTES
+    );
+    assert!(wire::MsgRequest::decode(&request).is_ok());
+}
+
+#[test]
 fn nonces_are_fresh_per_seal() {
     let mut f = fixture(2);
     let a = sealed(&mut f, b"same");

@@ -40,13 +40,20 @@ pub enum MsgResponse {
     },
 }
 
+/// The largest `/qward/msg/1` request: an envelope of the largest payload
+/// the sender accepts ([`super::MAX_PAYLOAD_BYTES`], checked when a record
+/// is queued) with its header and tag, and the request's own encoding. The
+/// node's frame limit for the protocol is this, so every record accepted
+/// for sending can be delivered.
+pub const MAX_REQUEST_BYTES: usize = MAX_ENVELOPE_BYTES + 64;
+
 impl MsgRequest {
     pub fn encode(&self) -> Vec<u8> {
         codec::encode_infallible(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        Ok(codec::decode(bytes, MAX_ENVELOPE_BYTES + 64)?)
+        Ok(codec::decode(bytes, MAX_REQUEST_BYTES)?)
     }
 }
 

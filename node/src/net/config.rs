@@ -28,7 +28,7 @@ impl Default for MessageLimits {
         MessageLimits {
             sync_bytes: 16 * MIB,
             qkd_bytes: 8 * MIB,
-            msg_bytes: 12 * MIB,
+            msg_bytes: qward_core::envelope::wire::MAX_REQUEST_BYTES,
             gossip_bytes: 4 * MIB,
         }
     }
@@ -170,7 +170,12 @@ mod tests {
         c.validate().expect("default config is valid");
         assert_eq!(c.limits.for_protocol(RequestProtocol::Sync), 16 * MIB);
         assert_eq!(c.limits.for_protocol(RequestProtocol::Qkd), 8 * MIB);
-        assert_eq!(c.limits.for_protocol(RequestProtocol::Msg), 12 * MIB);
+        // A request carrying the largest record the sender accepts fits.
+        assert_eq!(
+            c.limits.for_protocol(RequestProtocol::Msg),
+            qward_core::envelope::wire::MAX_REQUEST_BYTES
+        );
+        assert!(c.limits.for_protocol(RequestProtocol::Msg) > 12 * MIB);
     }
 
     #[test]
