@@ -406,12 +406,33 @@ impl Consensus {
 
     /// Handles a message from the network (or this node's own, echoed back).
     pub fn on_message(&mut self, msg: ConsensusMessage, app: &mut dyn ConsensusApp) -> Vec<Output> {
+        self.on_any_message(msg, false, app)
+    }
+
+    /// [`Consensus::on_message`] for a message whose
+    /// [`ConsensusMessage::verify`] against this machine's genesis hash the
+    /// caller already checked (a gossip validator), so each signature is
+    /// verified once. Everything else is checked as usual.
+    pub fn on_verified_message(
+        &mut self,
+        msg: ConsensusMessage,
+        app: &mut dyn ConsensusApp,
+    ) -> Vec<Output> {
+        self.on_any_message(msg, true, app)
+    }
+
+    fn on_any_message(
+        &mut self,
+        msg: ConsensusMessage,
+        verified: bool,
+        app: &mut dyn ConsensusApp,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if msg.chain_id() != self.chain_id {
             return out;
         }
         if msg.height() > self.height {
-            self.on_later_height(msg);
+            self.on_later_height(msg, verified);
             return out;
         }
         if msg.height() < self.height {
@@ -421,7 +442,12 @@ impl Consensus {
         if self.decided {
             return out;
         }
-        if self.accept(msg, &mut out) {
+        let accepted = if verified {
+            self.validators.contains(&msg.signer()) && self.accept_verified(msg, &mut out)
+        } else {
+            self.accept(msg, &mut out)
+        };
+        if accepted {
             self.process(app, &mut out);
         }
         out
@@ -465,7 +491,7 @@ impl Consensus {
     /// (once per signer) and is buffered, a bounded number per signer, for
     /// when this node gets there. Signatures are checked only when the
     /// message can change something, so a repeated flood costs no crypto.
-    fn on_later_height(&mut self, msg: ConsensusMessage) {
+    fn on_later_height(&mut self, msg: ConsensusMessage, verified: bool) {
         let signer = msg.signer();
         if !self.validators.contains(&signer) {
             return;
@@ -480,7 +506,7 @@ impl Consensus {
         if !(raises_seen || bufferable) {
             return;
         }
-        if msg.verify(&self.genesis_hash).is_err() {
+        if !verified && msg.verify(&self.genesis_hash).is_err() {
             return;
         }
         if raises_seen {

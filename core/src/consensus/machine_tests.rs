@@ -574,3 +574,20 @@ fn a_reproposal_whose_polka_falls_short_is_refused_with_the_proposers_later_ones
     let good = h.reproposal(round, 0, block, &others);
     assert_eq!(own_prevote(&h.deliver(good)), None);
 }
+
+#[test]
+fn messages_verified_by_the_caller_commit_like_any_other() {
+    let mut h = Harness::new();
+    let block = h.block(0);
+    let hash = Some(block.hash());
+    let mut out = h
+        .machine
+        .on_verified_message(h.proposal(0, None, block.clone()), &mut h.app);
+    for step in [VoteStep::Prevote, VoteStep::Precommit] {
+        for i in h.others(1, 0) {
+            let vote = h.vote(i, 1, 0, step, hash);
+            out.extend(h.machine.on_verified_message(vote, &mut h.app));
+        }
+    }
+    assert_eq!(committed(&out), Some(&block));
+}

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 pub enum DriverInput {
     /// A consensus message from the network, already signature-checked.
     Gossip(Box<ConsensusMessage>),
-    /// A timeout the driver scheduled.
+    /// A timeout the machine scheduled, now due.
     Timeout(Timeout),
     /// Time to start consensus on this height (after the block interval).
     StartNext(u64),
@@ -108,6 +108,8 @@ struct Driver {
     member_peers: HashMap<AccountId, crate::net::PeerId>,
     /// Test-only misbehaviour (`qward run --byzantine`).
     byzantine: Option<super::byzantine::Byzantine>,
+    /// The machine's scheduled timeouts, waited on as one deadline.
+    timers: super::timers::ConsensusTimers,
 }
 
 /// Runs the driver until shutdown.
@@ -164,6 +166,7 @@ pub async fn run(
                 .ok()
                 .map(|id| super::byzantine::Byzantine::new(strategy, id))
         }),
+        timers: super::timers::ConsensusTimers::default(),
     };
     driver.update_members().await;
     let out = driver
@@ -173,11 +176,18 @@ pub async fn run(
 
     let mut shutdown = ctx.shutdown.subscribe();
     loop {
+        let deadline = driver.timers.next_deadline();
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             input = inputs.recv() => {
                 let Some(input) = input else { break };
                 driver.on_input(input).await;
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                for timeout in driver.timers.take_due(tokio::time::Instant::now()) {
+                    driver.on_input(DriverInput::Timeout(timeout)).await;
+                }
             }
         }
     }
@@ -190,7 +200,9 @@ impl Driver {
                 if let Some(copy) = self.byzantine.as_mut().and_then(|b| b.relay(&msg)) {
                     self.publish(copy).await;
                 }
-                let out = self.machine.on_message(*msg, &mut self.app);
+                // The gossip validator checked the signature (and a
+                // proposal's body) against the same genesis: not again.
+                let out = self.machine.on_verified_message(*msg, &mut self.app);
                 self.handle(out).await;
                 self.wake_sync_if_behind();
             }
@@ -250,11 +262,9 @@ impl Driver {
                     }
                 }
                 Output::ScheduleTimeout { timeout, after_ms } => {
-                    let tx = self.inputs.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                        let _ = tx.send(DriverInput::Timeout(timeout)).await;
-                    });
+                    let at = tokio::time::Instant::now() + Duration::from_millis(after_ms);
+                    let current = (self.machine.height(), self.machine.round());
+                    self.timers.schedule(at, timeout, current);
                 }
                 Output::Commit { block, cert } => {
                     self.commit(CommittedBlock { block, cert }).await;

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod peer_protocols;
 pub mod rpc;
 pub mod sync;
+pub mod timers;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
