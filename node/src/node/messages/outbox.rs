@@ -199,7 +199,10 @@ pub async fn run(ctx: Ctx) {
     let mut shutdown = ctx.shutdown.subscribe();
     let mut join = tokio::task::JoinSet::new();
     let mut running = std::collections::HashSet::new();
-    let mut last_anchor_check = std::time::Instant::now();
+    // Anchors are checked when a block lands (and once at start), not polled.
+    let mut blocks = ctx.events.subscribe();
+    let mut anchors_due = true;
+    let mut last_key_expiry = std::time::Instant::now();
     loop {
         while let Some(done) = join.try_join_next() {
             if let Ok(record) = done {
@@ -221,10 +224,12 @@ pub async fn run(ctx: Ctx) {
                 });
             }
         }
-        if last_anchor_check.elapsed() >= Duration::from_millis(500) {
-            last_anchor_check = std::time::Instant::now();
+        if std::mem::take(&mut anchors_due) {
             check_anchors(&ctx);
             super::inbox::check_anchors(&ctx);
+        }
+        if last_key_expiry.elapsed() >= Duration::from_secs(1) {
+            last_key_expiry = std::time::Instant::now();
             match ctx.keys.expire(&ctx.store, now_ms()) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("{n} retired key(s) erased"),
@@ -243,6 +248,12 @@ pub async fn run(ctx: Ctx) {
             Some(done) = join.join_next(), if !join.is_empty() => {
                 if let Ok(record) = done { running.remove(&record); }
             }
+            event = blocks.recv() => match event {
+                Ok(qward_core::api::Event::Block { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => anchors_due = true,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
         }
     }
