@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod byzantine;
+mod cli;
 mod hostile;
 mod house_style;
 mod messaging;

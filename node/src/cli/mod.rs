@@ -103,6 +103,12 @@ pub enum Command {
 /// Runs the command line and turns errors into a one-line message and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Devnet(_) | Command::Tui(_)
+    ) {
+        exit_quietly_on_a_closed_pipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -110,6 +116,29 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command whose output is cut short (`qward ... | head`) ends quietly,
+/// with the status a shell expects of a process stopped by SIGPIPE (141),
+/// instead of a panic message: Rust ignores SIGPIPE, so a print to a closed
+/// pipe fails, and `println!` panics on that failure. (Restoring SIGPIPE's
+/// default action would take `unsafe`, which the workspace forbids.) Only
+/// for commands that print and exit: the node, the devnet and the TUI keep
+/// the default hook.
+fn exit_quietly_on_a_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
