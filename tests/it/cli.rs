@@ -59,3 +59,22 @@ fn printing_commands_cut_short_by_a_closed_pipe_exit_quietly() {
         assert_eq!(code, Some(141), "qward {args:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_error_names_each_cause_once() {
+    let out = Command::new(qward_bin())
+        .args(["--data-dir", "/nonexistent/qward", "status"])
+        .output()
+        .expect("qward runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/nonexistent/qward/config.toml"),
+        "{stderr}"
+    );
+}

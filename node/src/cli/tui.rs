@@ -156,7 +156,7 @@ async fn serve(
                                 let client = client.clone();
                                 let incoming = incoming.clone();
                                 tokio::spawn(async move {
-                                    let result = client.call_value(&req.method, req.params).await.map_err(|e| format!("{e:#}"));
+                                    let result = client.call_value(&req.method, req.params).await.map_err(|e| crate::cli::describe(&e));
                                     let _ = incoming.send(Incoming::Response { id: req.id, result });
                                 });
                             }
@@ -173,7 +173,7 @@ async fn serve(
                 last_down = Some(reason);
             }
             Err(e) => {
-                let reason = format!("{e:#}");
+                let reason = crate::cli::describe(&e);
                 if last_down.as_deref() != Some(reason.as_str()) {
                     if incoming
                         .send(Incoming::Disconnected(reason.clone()))
