@@ -53,3 +53,13 @@ qward_ensure_nextest() {
   qward_say "installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null
 }
+
+# Says before a build whether it is the first one (RocksDB's C++ takes most of
+# it), so nobody takes a quiet half hour for a hang.
+qward_say_build() {
+  if ls "$CARGO_TARGET_DIR"/debug/build/librocksdb-sys-*/out/librocksdb.a >/dev/null 2>&1; then
+    qward_say "building (a minute or two)"
+  else
+    qward_say "first build: compiling RocksDB's C++ takes 30 to 45 minutes on 2 cores, mostly without output; later builds reuse $CARGO_TARGET_DIR"
+  fi
+}
