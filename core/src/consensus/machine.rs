@@ -745,7 +745,7 @@ impl Consensus {
                     None => (app.build_block(self.height, round), None, Vec::new()),
                 };
                 if let Some(identity) = &self.identity {
-                    let mut sp = Proposal {
+                    let sp = Proposal {
                         chain_id: self.chain_id,
                         height: self.height,
                         round,
@@ -753,8 +753,7 @@ impl Consensus {
                         proposer,
                         block,
                     }
-                    .sign(&self.genesis_hash, identity);
-                    sp.polka = polka;
+                    .sign_with_polka(polka, &self.genesis_hash, identity);
                     let msg = ConsensusMessage::Proposal(Box::new(sp));
                     self.safety
                         .record(self.height, round, PROPOSE_CODE, msg.clone());

@@ -9,7 +9,7 @@ use super::machine::{
 };
 use super::safety::SafetyState;
 use super::timeouts::{ConsensusParams, Timeout, TimeoutStep};
-use super::types::{ConsensusMessage, MessageError, Proposal, Vote, VoteStep};
+use super::types::{ConsensusMessage, MessageError, Proposal, SignedProposal, Vote, VoteStep};
 use crate::chain::testkit::TestChain;
 use crate::chain::{
     Block, ChainState, ChainTip, CommitSig, Hash, RecordAnchor, TxKind, build_block, validate_block,
@@ -149,13 +149,18 @@ impl Harness {
             )
             .collect();
         polka.sort_by_key(|cs| cs.validator);
-        match self.proposal(round, Some(vr), block) {
-            ConsensusMessage::Proposal(mut sp) => {
-                sp.polka = polka;
-                ConsensusMessage::Proposal(sp)
+        let proposer = self.chain.state.validators.proposer(height, round);
+        ConsensusMessage::Proposal(Box::new(
+            Proposal {
+                chain_id: self.chain.genesis.chain_id,
+                height,
+                round,
+                valid_round: Some(vr),
+                proposer,
+                block,
             }
-            ConsensusMessage::Vote(_) => unreachable!("proposal() makes proposals"),
-        }
+            .sign_with_polka(polka, &self.chain.genesis.hash(), self.key(&proposer)),
+        ))
     }
 
     /// Moves the machine to the first round after its current one whose
@@ -552,25 +557,50 @@ fn a_reproposal_proves_its_polka_even_where_an_equivocators_vote_was_dropped() {
 }
 
 #[test]
-fn a_reproposal_whose_polka_falls_short_is_refused_with_the_proposers_later_ones() {
+fn a_relayed_reproposal_with_its_polka_cut_or_altered_does_not_verify_and_spoils_no_round() {
     let mut h = Harness::new();
     let (block, others) = round_zero_with_an_equivocator(&mut h);
     let round = h.advance_to_a_round_proposed_by_another();
-    // Two of four is no polka; nor is a copy without one.
-    let short = h.reproposal(round, 0, block.clone(), &others[..2]);
-    assert_eq!(own_prevote(&h.deliver(short)), None);
-    let bare = match h.reproposal(round, 0, block.clone(), &others) {
+    let genuine = h.reproposal(round, 0, block.clone(), &others);
+    let tamper = |f: &dyn Fn(&mut SignedProposal)| match genuine.clone() {
         ConsensusMessage::Proposal(mut sp) => {
-            sp.polka.clear();
+            f(&mut sp);
             ConsensusMessage::Proposal(sp)
         }
         v => v,
     };
-    assert_eq!(
-        bare.verify(&h.chain.genesis.hash()),
-        Err(MessageError::PolkaMismatch)
-    );
-    // The proposer that sent the bad polka is not heard again this round.
+    // What any relay can make of the honest re-proposal, keeping the
+    // proposer's signature: the polka cut short, emptied, or one of its
+    // signatures altered. None verifies; none reaches the machine's checks.
+    let copies = [
+        tamper(&|sp| {
+            sp.polka.pop();
+        }),
+        tamper(&|sp| sp.polka.clear()),
+        tamper(&|sp| sp.polka[0].sig.0[0] ^= 1),
+    ];
+    for copy in copies {
+        assert_eq!(
+            copy.verify(&h.chain.genesis.hash()),
+            Err(MessageError::BadSignature)
+        );
+        assert_eq!(own_prevote(&h.deliver(copy)), None);
+    }
+    // The genuine one, arriving after them, gets this node's prevote.
+    assert_eq!(own_prevote(&h.deliver(genuine)), Some(Some(block.hash())));
+}
+
+#[test]
+fn a_proposer_that_signs_a_short_polka_is_not_heard_again_that_round() {
+    let mut h = Harness::new();
+    let (block, others) = round_zero_with_an_equivocator(&mut h);
+    let round = h.advance_to_a_round_proposed_by_another();
+    // The proposer itself signs a polka of two of four: no polka.
+    let short = h.reproposal(round, 0, block.clone(), &others[..2]);
+    assert_eq!(short.verify(&h.chain.genesis.hash()), Ok(()));
+    assert_eq!(own_prevote(&h.deliver(short)), None);
+    // Only the proposer can make that, so its later proposals in the round
+    // are not checked again.
     let good = h.reproposal(round, 0, block, &others);
     assert_eq!(own_prevote(&h.deliver(good)), None);
 }

@@ -20,6 +20,6 @@ pub use safety::{SafetyState, SafetyStoreError, load_safety, save_safety};
 pub use timeouts::{ConsensusParams, Timeout, TimeoutStep};
 pub use types::{
     ConsensusMessage, Evidence, EvidenceError, MAX_MESSAGE_BYTES, MessageError, PROPOSAL_DOMAIN,
-    Proposal, SignedProposal, SignedVote, VOTE_DOMAIN, Vote, VoteStep, proposal_signing_bytes,
-    vote_signing_bytes,
+    Proposal, SignedProposal, SignedVote, VOTE_DOMAIN, Vote, VoteStep, polka_digest,
+    proposal_signing_bytes, vote_signing_bytes,
 };

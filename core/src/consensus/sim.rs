@@ -32,10 +32,9 @@ pub enum Byzantine {
     /// Sends every vote with one signature byte flipped; sends half its peers
     /// its proposals with one byte of a transaction signature flipped
     /// (re-signed by itself); and relays every honest proposal it receives to
-    /// everyone with one transaction-signature byte flipped, keeping the
-    /// proposer's signature (which covers the header hash, unchanged). Such
-    /// copies must not verify: their transactions are not the ones the
-    /// header's root names.
+    /// everyone altered under the proposer's signature: a re-proposal with
+    /// its polka cut short, any other with one transaction-signature byte
+    /// flipped (the header hash unchanged). Such copies must not verify.
     CorruptBytes,
     /// At even heights sends nothing; at odd heights signs everything but
     /// never sends its precommits.
@@ -604,18 +603,8 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                     && nodes[to]
                         .relayed
                         .insert((sp.proposal.height, sp.proposal.round))
-                    && let Some(relayed) = flip_tx_sig(&sp.proposal.block)
+                    && let Some(copy) = corrupted_relay(sp)
                 {
-                    // Relays the honest proposal with a corrupted transaction
-                    // signature under the proposer's own signature.
-                    let copy = ConsensusMessage::Proposal(Box::new(SignedProposal {
-                        proposal: Proposal {
-                            block: relayed,
-                            ..sp.proposal.clone()
-                        },
-                        sig: sp.sig,
-                        polka: sp.polka.clone(),
-                    }));
                     for peer in (0..n).filter(|&p| p != to) {
                         net.send(cfg, peer, copy.clone());
                     }
@@ -891,6 +880,18 @@ fn equivocating_twin(ctx: &Sender<'_>, msg: &ConsensusMessage) -> ConsensusMessa
             ))
         }
     }
+}
+
+/// An honest proposal as a corrupting relay forwards it, under the
+/// proposer's own signature: a re-proposal with the last entry of its polka
+/// cut, any other with one transaction-signature byte flipped. `None` for a
+/// new block without transactions.
+fn corrupted_relay(sp: &SignedProposal) -> Option<ConsensusMessage> {
+    let mut copy = sp.clone();
+    if copy.polka.pop().is_none() {
+        copy.proposal.block = flip_tx_sig(&sp.proposal.block)?;
+    }
+    Some(ConsensusMessage::Proposal(Box::new(copy)))
 }
 
 /// `block` with one byte of its first transaction's signature flipped (and

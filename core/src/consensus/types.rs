@@ -50,7 +50,9 @@ pub fn vote_signing_bytes(
     codec::encode_infallible(&(genesis, chain_id, height, round, step.code(), block_hash))
 }
 
-/// The bytes a proposal signature covers (bound to the genesis like votes).
+/// The bytes a proposal signature covers (bound to the genesis like votes):
+/// the proposal and the digest of the polka it carries ([`polka_digest`]),
+/// so nobody but the proposer can strip or alter a re-proposal's polka.
 pub fn proposal_signing_bytes(
     genesis: &Hash,
     chain_id: u64,
@@ -58,6 +60,7 @@ pub fn proposal_signing_bytes(
     round: u32,
     block_hash: &Hash,
     valid_round: Option<u32>,
+    polka: &Hash,
 ) -> Vec<u8> {
     codec::encode_infallible(&(
         genesis,
@@ -67,7 +70,13 @@ pub fn proposal_signing_bytes(
         PROPOSE_CODE,
         block_hash,
         valid_round,
+        polka,
     ))
+}
+
+/// The digest of a polka (prevote signatures), as a proposal signature covers it.
+pub fn polka_digest(polka: &[CommitSig]) -> Hash {
+    Hash::digest("qward/polka/v1", &codec::encode_infallible(&polka))
 }
 
 /// A prevote or precommit for a block (or for nil: no block this round).
@@ -132,7 +141,8 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    pub fn signing_bytes(&self, genesis: &Hash) -> Vec<u8> {
+    /// The signed bytes of this proposal carrying `polka`.
+    pub fn signing_bytes(&self, genesis: &Hash, polka: &[CommitSig]) -> Vec<u8> {
         proposal_signing_bytes(
             genesis,
             self.chain_id,
@@ -140,16 +150,28 @@ impl Proposal {
             self.round,
             &self.block.hash(),
             self.valid_round,
+            &polka_digest(polka),
         )
     }
 
-    /// Signs the proposal for the chain of `genesis`; `identity` must be `proposer`.
+    /// Signs the proposal (without a polka: a new block) for the chain of
+    /// `genesis`; `identity` must be `proposer`.
     pub fn sign(self, genesis: &Hash, identity: &Identity) -> SignedProposal {
-        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes(genesis));
+        self.sign_with_polka(Vec::new(), genesis, identity)
+    }
+
+    /// Signs a re-proposal together with the polka that justifies it.
+    pub fn sign_with_polka(
+        self,
+        polka: Vec<CommitSig>,
+        genesis: &Hash,
+        identity: &Identity,
+    ) -> SignedProposal {
+        let sig = identity.sign(PROPOSAL_DOMAIN, &self.signing_bytes(genesis, &polka));
         SignedProposal {
             proposal: self,
             sig,
-            polka: Vec::new(),
+            polka,
         }
     }
 }
@@ -161,8 +183,10 @@ pub struct SignedProposal {
     pub sig: Sig,
     /// For a re-proposal (`valid_round` set), the justification: prevotes of
     /// more than 2/3 of the power for this block in `valid_round`, sorted by
-    /// validator; empty otherwise. They prove themselves, so the proposer's
-    /// signature does not cover them. Carried in the proposal rather than
+    /// validator; empty otherwise. The proposer's signature covers their
+    /// digest: a relay that strips or alters them makes the copy fail to
+    /// verify, so only a Byzantine proposer can send a bad polka (and is not
+    /// heard again in that round). Carried in the proposal rather than
     /// relayed beside it because a node may hold two conflicting prevotes
     /// of an equivocating validator already and drop a third, the one the
     /// polka needs: without it, a validator locked on this block could
@@ -181,7 +205,7 @@ impl SignedProposal {
         identity::verify(
             &self.proposal.proposer,
             PROPOSAL_DOMAIN,
-            &self.proposal.signing_bytes(genesis),
+            &self.proposal.signing_bytes(genesis, &self.polka),
             &self.sig,
         )
         .map_err(|_| MessageError::BadSignature)?;

@@ -53,14 +53,23 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// What a recipient refusing with this tells the sender. A missing
-    /// consent may be missing only at the recipient so far (a block behind
-    /// the sender, who checked it): the sender may try again while its own
-    /// chain shows the consent. Every other refusal is final.
+    /// What a recipient refusing with this tells the sender. What the chain
+    /// grants (a consent, a membership, a patient's registration) may be
+    /// missing only at the recipient so far (a block behind the sender, who
+    /// checked it): the sender may try again, and does while its own chain
+    /// still allows the delivery (it checks before every attempt). What no
+    /// block can change (sending to oneself, an auditor as recipient, a
+    /// role that never sends this kind) is final.
     pub fn retry(&self) -> Retry {
         match self {
-            Refusal::NoConsent { .. } => Retry::Later,
-            _ => Retry::Never,
+            Refusal::NoConsent { .. }
+            | Refusal::SenderNotMember(_)
+            | Refusal::RecipientNotMember(_)
+            | Refusal::NotAPatient(_) => Retry::Later,
+            Refusal::ToSelf
+            | Refusal::RecipientIsAuditor
+            | Refusal::PhrSender(_)
+            | Refusal::ReportSender(_) => Retry::Never,
         }
     }
 

@@ -258,6 +258,11 @@ fn a_report_about_a_patient_goes_only_to_the_patient_or_under_reports_consent() 
     );
     // A missing consent may be missing only at the recipient so far.
     assert_eq!(refused.map_err(|e| e.retry()), Err(Retry::Later));
+    let stranger = AccountId([0xee; 32]);
+    assert_eq!(Refusal::SenderNotMember(stranger).retry(), Retry::Later);
+    assert_eq!(Refusal::NotAPatient(stranger).retry(), Retry::Later);
+    assert_eq!(Refusal::RecipientIsAuditor.retry(), Retry::Never);
+    assert_eq!(Refusal::ReportSender(Role::Patient).retry(), Retry::Never);
     let (chain, account) = world(Consent::Reports);
     let report = Delivery {
         kind: RecordKind::Report,

@@ -130,12 +130,11 @@ impl Byzantine {
                 ConsensusMessage::Proposal(p) => {
                     let mut block = p.proposal.block.clone();
                     block.header.state_root = self.random_hash();
-                    let mut bad = Proposal {
+                    let bad = Proposal {
                         block,
                         ..p.proposal.clone()
                     }
-                    .sign(&genesis, &self.identity);
-                    bad.polka = p.polka.clone();
+                    .sign_with_polka(p.polka.clone(), &genesis, &self.identity);
                     vec![ConsensusMessage::Proposal(Box::new(bad))]
                 }
                 vote => vec![vote],

@@ -82,35 +82,9 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
         Ok(Ok(p)) => p,
     };
     let hash = anchor_hash(&envelope);
-    if let Some(mut existing) = inbox_entry(&ctx.store, &sender, &h.record_id)? {
+    if let Some(existing) = inbox_entry(&ctx.store, &sender, &h.record_id)? {
         if existing.ciphertext_hash != hash {
-            // Sealed again (a lost receipt, then a new key): the same record
-            // is acknowledged, and its entry takes the new ciphertext's hash,
-            // the one the sender anchors once it holds this receipt.
-            let same = existing.kind == h.kind
-                && existing.patient == h.patient
-                && *self::plaintext(ctx, &existing)? == *plaintext;
-            if !same {
-                return Ok(refused(
-                    format!(
-                        "record {} was received before with other content",
-                        h.record_id
-                    ),
-                    Retry::Never,
-                ));
-            }
-            existing.ciphertext_hash = hash;
-            existing.anchor = AnchorCheck::Pending;
-            existing.anchor_tx = None;
-            ctx.store.write(entry_batch(&existing))?;
-            ctx.messages.set_checked(&(sender, h.record_id), false);
-            tracing::info!(
-                "record {} from {} arrived again sealed under another key: not stored again, receipt sent",
-                h.record_id,
-                crate::node::dispatch::account_label(ctx, &sender)
-            );
-            let receipt = Receipt::issue(&ctx.identity, &envelope, existing.received_ms)?;
-            return Ok(MsgResponse::Receipt { receipt });
+            return reseal(ctx, &envelope, &plaintext, existing);
         }
         tracing::info!(
             "envelope {} from {} is a replay of a record already received: not stored again, receipt re-sent",
@@ -229,6 +203,67 @@ fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
         let why = refusal.explain(|a| crate::node::dispatch::account_label(ctx, a));
         (why, refusal.retry())
     })
+}
+
+/// A record already stored, arriving again under another ciphertext: the
+/// sender sealed it again (it lost the receipt, then the key changed). The
+/// same record is acknowledged and its entry takes the new ciphertext's
+/// hash, the one the sender anchors once it holds this receipt; but only
+/// while no anchor of it is on the chain (after that the stored hash is the
+/// evidence and stays), only under the freshness and messaging rules of any
+/// new envelope, and only for the same kind, patient and content.
+fn reseal(
+    ctx: &Ctx,
+    envelope: &Envelope,
+    plaintext: &[u8],
+    mut existing: InboxEntry,
+) -> anyhow::Result<MsgResponse> {
+    let h = &envelope.header;
+    let other_content = || {
+        refused(
+            format!(
+                "record {} was received before with other content",
+                h.record_id
+            ),
+            Retry::Never,
+        )
+    };
+    let anchored = ChainStore::new(&*ctx.store)
+        .anchor_tx(&h.sender, &anchor_record_id(&h.sender, &h.record_id))?
+        .is_some();
+    if existing.anchor != AnchorCheck::Pending || anchored {
+        return Ok(other_content());
+    }
+    let now = now_ms();
+    match ReplayPolicy::default().check(envelope, now, |_| false) {
+        ReplayCheck::Fresh { .. } | ReplayCheck::Duplicate { .. } => {}
+        ReplayCheck::TooOld { .. } | ReplayCheck::FromTheFuture { .. } => {
+            return Ok(refused(
+                format!("record {} sealed again, but not fresh", h.record_id),
+                Retry::Never,
+            ));
+        }
+    }
+    if let Some((reason, retry)) = rule_refusal(ctx, envelope) {
+        return Ok(refused(reason, retry));
+    }
+    let same = existing.kind == h.kind
+        && existing.patient == h.patient
+        && self::plaintext(ctx, &existing)?.as_slice() == plaintext;
+    if !same {
+        return Ok(other_content());
+    }
+    existing.ciphertext_hash = anchor_hash(envelope);
+    existing.anchor_tx = None;
+    ctx.store.write(entry_batch(&existing))?;
+    ctx.messages.set_checked(&(h.sender, h.record_id), false);
+    tracing::info!(
+        "record {} from {} arrived again sealed under another key: not stored again, receipt sent",
+        h.record_id,
+        crate::node::dispatch::account_label(ctx, &h.sender)
+    );
+    let receipt = Receipt::issue(&ctx.identity, envelope, existing.received_ms)?;
+    Ok(MsgResponse::Receipt { receipt })
 }
 
 /// A synced batch that stores `entry` (its metadata only).

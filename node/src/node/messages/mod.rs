@@ -198,7 +198,6 @@ impl Messages {
     }
 }
 
-/// One outbox entry.
 /// The recipient's receipt of a sent record, kept as proof of delivery.
 pub fn outbox_receipt(
     store: &RocksStore,
@@ -222,6 +221,7 @@ pub fn outbox_envelope(
         .transpose()
 }
 
+/// One outbox entry.
 pub fn outbox_entry(store: &RocksStore, record: &RecordId) -> anyhow::Result<Option<OutboxEntry>> {
     store
         .get(Column::Outbox, &okey(b'e', record))?
