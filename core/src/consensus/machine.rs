@@ -142,6 +142,19 @@ impl VoteSet {
         self.power.get(hash).copied().unwrap_or(0)
     }
 
+    /// The signatures of the votes for `hash`, sorted by validator (at most
+    /// one per validator: its first and conflicting votes differ): what a
+    /// commit certificate or a polka carries.
+    fn sigs_for(&self, hash: &Option<Hash>) -> Vec<CommitSig> {
+        self.votes()
+            .filter(|v| v.vote.block_hash == *hash)
+            .map(|v| CommitSig {
+                validator: v.vote.validator,
+                sig: v.sig,
+            })
+            .collect()
+    }
+
     /// Every stored vote, by validator (each validator's first vote first).
     fn votes(&self) -> impl Iterator<Item = &SignedVote> {
         self.by_validator
@@ -785,25 +798,11 @@ impl Consensus {
     /// holds more than 2/3 of the prevote power for it.
     fn valid_with_polka(&self) -> Option<(u32, Block, Vec<CommitSig>)> {
         let (vr, block) = self.valid.as_ref()?;
-        let hash = block.hash();
-        let polka: Vec<CommitSig> = self
-            .rounds
-            .get(vr)?
-            .prevotes
-            .votes()
-            .filter(|v| v.vote.block_hash == Some(hash))
-            .map(|v| CommitSig {
-                validator: v.vote.validator,
-                sig: v.sig,
-            })
-            .collect();
-        let power = polka
-            .iter()
-            .filter_map(|cs| self.validators.power_of(&cs.validator))
-            .fold(0u64, u64::saturating_add);
+        let prevotes = &self.rounds.get(vr)?.prevotes;
+        let hash = Some(block.hash());
         self.validators
-            .is_quorum(power)
-            .then(|| (*vr, block.clone(), polka))
+            .is_quorum(prevotes.power_for(&hash))
+            .then(|| (*vr, block.clone(), prevotes.sigs_for(&hash)))
     }
 
     fn emit_own(&mut self, msg: ConsensusMessage, out: &mut Vec<Output>) {
@@ -898,16 +897,7 @@ impl Consensus {
         let sigs = self
             .rounds
             .get(&r)
-            .map(|rs| {
-                rs.precommits
-                    .votes()
-                    .filter(|v| v.vote.block_hash == Some(hash))
-                    .map(|v| CommitSig {
-                        validator: v.vote.validator,
-                        sig: v.sig,
-                    })
-                    .collect()
-            })
+            .map(|rs| rs.precommits.sigs_for(&Some(hash)))
             .unwrap_or_default();
         let cert = CommitCertificate {
             height: self.height,

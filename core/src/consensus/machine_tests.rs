@@ -116,19 +116,7 @@ impl Harness {
 
     /// A proposal signed by the round's proposer.
     fn proposal(&self, round: u32, valid_round: Option<u32>, block: Block) -> ConsensusMessage {
-        let height = self.machine.height();
-        let proposer = self.chain.state.validators.proposer(height, round);
-        ConsensusMessage::Proposal(Box::new(
-            Proposal {
-                chain_id: self.chain.genesis.chain_id,
-                height,
-                round,
-                valid_round,
-                proposer,
-                block,
-            }
-            .sign(&self.chain.genesis.hash(), self.key(&proposer)),
-        ))
+        self.signed_proposal(round, valid_round, block, Vec::new())
     }
 
     /// A re-proposal of `block` in `round` with `valid_round` `vr`, carrying
@@ -149,13 +137,25 @@ impl Harness {
             )
             .collect();
         polka.sort_by_key(|cs| cs.validator);
+        self.signed_proposal(round, Some(vr), block, polka)
+    }
+
+    /// `block` proposed in `round` by that round's proposer, with `polka`.
+    fn signed_proposal(
+        &self,
+        round: u32,
+        valid_round: Option<u32>,
+        block: Block,
+        polka: Vec<CommitSig>,
+    ) -> ConsensusMessage {
+        let height = self.machine.height();
         let proposer = self.chain.state.validators.proposer(height, round);
         ConsensusMessage::Proposal(Box::new(
             Proposal {
                 chain_id: self.chain.genesis.chain_id,
                 height,
                 round,
-                valid_round: Some(vr),
+                valid_round,
                 proposer,
                 block,
             }
