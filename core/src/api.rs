@@ -1,15 +1,14 @@
-//! Control-API types: JSON-RPC 2.0 envelopes, method names, and the typed
-//! requests, results and events that the node serves and the CLI and TUI use.
+//! Control-API types: method names, error codes, and the typed requests,
+//! results and events that the node serves and the CLI and TUI use. The
+//! JSON-RPC 2.0 envelopes and the typed trait over these live with the
+//! server and client in the node crate.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-/// The JSON-RPC version string.
-pub const JSONRPC: &str = "2.0";
 /// The largest request or response frame the API accepts (16 MiB: room for
 /// an 8 MiB record, base64-encoded, in `send`).
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
-/// The HTTP header that carries the cookie on the WebSocket handshake.
+/// The HTTP header that carries the cookie (on a WebSocket handshake or an
+/// HTTP request; `Authorization: Bearer` is accepted too).
 pub const COOKIE_HEADER: &str = "x-qward-cookie";
 
 /// Method names.
@@ -17,6 +16,9 @@ pub mod method {
     pub const STATUS: &str = "status";
     pub const PEERS: &str = "peers";
     pub const SUBSCRIBE: &str = "subscribe";
+    pub const UNSUBSCRIBE: &str = "unsubscribe";
+    /// The notification method of subscribed events.
+    pub const EVENT: &str = "event";
     pub const TX_SUBMIT: &str = "tx_submit";
     pub const CHAIN_HEAD: &str = "chain_head";
     pub const CHAIN_BLOCK: &str = "chain_block";
@@ -40,27 +42,6 @@ pub mod method {
     pub const CONSENT_GRANT: &str = "consent_grant";
     pub const CONSENT_REVOKE: &str = "consent_revoke";
     pub const SHUTDOWN: &str = "shutdown";
-}
-
-/// A JSON-RPC request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    pub jsonrpc: String,
-    pub id: Value,
-    pub method: String,
-    #[serde(default)]
-    pub params: Value,
-}
-
-impl Request {
-    pub fn new(id: u64, method: &str, params: Value) -> Self {
-        Request {
-            jsonrpc: JSONRPC.into(),
-            id: Value::from(id),
-            method: method.into(),
-            params,
-        }
-    }
 }
 
 /// A JSON-RPC error object.
@@ -99,47 +80,6 @@ impl RpcError {
     }
 }
 
-/// A JSON-RPC response: exactly one of `result` and `error`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Response {
-    pub jsonrpc: String,
-    pub id: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<RpcError>,
-}
-
-impl Response {
-    pub fn ok(id: Value, result: Value) -> Self {
-        Response {
-            jsonrpc: JSONRPC.into(),
-            id,
-            result: Some(result),
-            error: None,
-        }
-    }
-    pub fn err(id: Value, error: RpcError) -> Self {
-        Response {
-            jsonrpc: JSONRPC.into(),
-            id,
-            result: None,
-            error: Some(error),
-        }
-    }
-}
-
-/// A server-to-client notification carrying a subscribed event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    pub jsonrpc: String,
-    pub method: String,
-    pub params: Event,
-}
-
-/// The notification method name for events.
-pub const EVENT_METHOD: &str = "event";
-
 /// What a client may subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,12 +90,6 @@ pub enum Topic {
     KeySessions,
     Messages,
     Logs,
-}
-
-/// Parameters of `subscribe`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubscribeParams {
-    pub topics: Vec<Topic>,
 }
 
 /// An event pushed to subscribers.
@@ -183,14 +117,10 @@ pub enum Event {
         accepted: bool,
         reason: Option<String>,
     },
-    /// Progress or outcome of a key-agreement session (free-form JSON from the node).
-    KeySession {
-        detail: Value,
-    },
-    /// A message changed delivery state (free-form JSON from the node).
-    Message {
-        detail: Value,
-    },
+    /// Progress or outcome of a key-agreement session.
+    KeySession(KeySessionInfo),
+    /// A sent or received record changed delivery state.
+    Message(MessageInfo),
     /// A log line.
     Log {
         level: String,
@@ -205,8 +135,8 @@ impl Event {
             Event::Block { .. } => Topic::Blocks,
             Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => Topic::Peers,
             Event::Transaction { .. } => Topic::Transactions,
-            Event::KeySession { .. } => Topic::KeySessions,
-            Event::Message { .. } => Topic::Messages,
+            Event::KeySession(_) => Topic::KeySessions,
+            Event::Message(_) => Topic::Messages,
             Event::Log { .. } => Topic::Logs,
         }
     }
@@ -453,25 +383,6 @@ pub struct SendParams {
     pub patient: Option<String>,
 }
 
-/// Parameters of `forward`: a received PHR (by record id) to a doctor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardParams {
-    pub record_id: String,
-    /// A member name, account (hex) or peer id.
-    pub to: String,
-}
-
-/// Parameters of `key_agree`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyAgreeParams {
-    /// A member name, account (hex) or peer id.
-    pub peer: String,
-    /// Answer when the session is over (with its `KeySessionInfo`) instead
-    /// of at once.
-    #[serde(default)]
-    pub wait: bool,
-}
-
 /// Result of `record`: a stored record, decrypted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordContent {
@@ -560,21 +471,120 @@ pub struct LogLine {
     pub line: String,
 }
 
+/// A call as data, for a client that makes its calls through a channel
+/// (the TUI's `update` returns them; its bridge makes them). It serializes
+/// as the JSON-RPC request it is, `{"method": .., "params": {..}}`, with the
+/// parameters by name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum Call {
+    Status,
+    Peers,
+    ChainMembers,
+    ChainConsent,
+    ChainVerify,
+    ChainBlocks {
+        from: Option<u64>,
+        limit: Option<u64>,
+    },
+    KeySessions,
+    Keys,
+    KeyAgree {
+        peer: String,
+    },
+    LinkGet {
+        peer: String,
+    },
+    LinkSet {
+        link: LinkParams,
+    },
+    Inbox,
+    Outbox,
+    Record {
+        record_id: String,
+    },
+    Send(SendParams),
+    ConsentGrant(ConsentParams),
+    ConsentRevoke {
+        grantee: String,
+        scope: String,
+    },
+    Logs {
+        limit: Option<u64>,
+    },
+}
+
+impl Call {
+    /// The JSON-RPC method it calls.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Call::Status => method::STATUS,
+            Call::Peers => method::PEERS,
+            Call::ChainMembers => method::CHAIN_MEMBERS,
+            Call::ChainConsent => method::CHAIN_CONSENT,
+            Call::ChainVerify => method::CHAIN_VERIFY,
+            Call::ChainBlocks { .. } => method::CHAIN_BLOCKS,
+            Call::KeySessions => method::KEY_SESSIONS,
+            Call::Keys => method::KEYS,
+            Call::KeyAgree { .. } => method::KEY_AGREE,
+            Call::LinkGet { .. } => method::LINK_GET,
+            Call::LinkSet { .. } => method::LINK_SET,
+            Call::Inbox => method::INBOX,
+            Call::Outbox => method::OUTBOX,
+            Call::Record { .. } => method::RECORD,
+            Call::Send(_) => method::SEND,
+            Call::ConsentGrant(_) => method::CONSENT_GRANT,
+            Call::ConsentRevoke { .. } => method::CONSENT_REVOKE,
+            Call::Logs { .. } => method::LOGS,
+        }
+    }
+}
+
+/// The typed answer to a [`Call`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Status(NodeStatus),
+    Peers(Vec<PeerSummary>),
+    Members(Vec<MemberInfo>),
+    Consents(Vec<ConsentInfo>),
+    Verify(VerifyReport),
+    Blocks(Vec<BlockSummary>),
+    KeySessions(Vec<KeySessionInfo>),
+    Keys(Vec<KeyInfo>),
+    /// `key_agree` without waiting: started, no session yet.
+    KeyAgree(Option<KeySessionInfo>),
+    LinkGot(LinkParams),
+    LinkSet(LinkParams),
+    Inbox(Vec<MessageInfo>),
+    Outbox(Vec<MessageInfo>),
+    Record(RecordContent),
+    Sent(MessageInfo),
+    ConsentGranted(TxSubmitted),
+    ConsentRevoked(TxSubmitted),
+    Logs(Vec<LogLine>),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn request_and_response_shapes_follow_json_rpc() {
-        let r = Request::new(7, method::STATUS, Value::Null);
-        let text = serde_json::to_string(&r).unwrap();
-        assert!(text.contains("\"jsonrpc\":\"2.0\"") && text.contains("\"id\":7"));
-        let ok = serde_json::to_value(Response::ok(Value::from(1), Value::from(3))).unwrap();
-        assert_eq!(ok, serde_json::json!({"jsonrpc":"2.0","id":1,"result":3}));
-        let err = serde_json::to_value(Response::err(Value::from(1), RpcError::new(-32601, "no")))
-            .unwrap();
-        assert_eq!(err["error"]["code"], -32601);
-        assert!(err.get("result").is_none());
+    fn a_call_serializes_as_its_json_rpc_request_with_named_params() {
+        let c = Call::ChainBlocks {
+            from: Some(9),
+            limit: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            serde_json::json!({"method": "chain_blocks", "params": {"from": 9, "limit": null}})
+        );
+        assert_eq!(c.method(), method::CHAIN_BLOCKS);
+        assert_eq!(
+            serde_json::to_value(Call::Status).unwrap(),
+            serde_json::json!({"method": "status"})
+        );
+        let link = serde_json::to_value(Call::LinkGet { peer: "p".into() }).unwrap();
+        assert_eq!(link["method"].as_str(), Some(Call::LinkGet { peer: "p".into() }.method()));
     }
 
     #[test]
@@ -591,6 +601,23 @@ mod tests {
         assert_eq!(e.topic(), Topic::Blocks);
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+        let m = Event::Message(MessageInfo {
+            record_id: "r".into(),
+            kind: RecordKindName::Phr,
+            from: "a".into(),
+            from_name: None,
+            to: "b".into(),
+            to_name: Some("bob".into()),
+            created_ms: 1,
+            state: DeliveryState::Delivered,
+            bytes: 10,
+            anchor: None,
+            detail: None,
+        });
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!((v["type"].as_str(), v["state"].as_str()), (Some("message"), Some("delivered")));
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), m);
+        assert_eq!(m.topic(), Topic::Messages);
         let t: Topic = serde_json::from_str("\"key_sessions\"").unwrap();
         assert_eq!(t, Topic::KeySessions);
     }

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub txs_rejected: AtomicU64,
     pub mempool_size: AtomicU64,
     pub peers: AtomicU64,
+    /// The highest block height a peer has reported to sync.
+    pub network_height: AtomicU64,
+    /// Height answers received from peers by sync.
+    pub peer_heights_heard: AtomicU64,
     pub gossip_accepted: AtomicU64,
     pub gossip_rejected: AtomicU64,
     pub gossip_ignored: AtomicU64,
@@ -59,7 +63,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 20] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 22] = [
             (
                 "qward_chain_height",
                 "gauge",
@@ -103,6 +107,18 @@ impl Metrics {
                 &self.mempool_size,
             ),
             ("qward_peers", "gauge", "Connected peers.", &self.peers),
+            (
+                "qward_network_height",
+                "gauge",
+                "Highest block height a peer has reported.",
+                &self.network_height,
+            ),
+            (
+                "qward_peer_heights_heard_total",
+                "counter",
+                "Height answers received from peers.",
+                &self.peer_heights_heard,
+            ),
             (
                 "qward_gossip_accepted_total",
                 "counter",

@@ -13,6 +13,7 @@ qward_say() { printf 'qward: %s\n' "$*" >&2; }
 # Debian packages the build and the tests need:
 #   clang, libclang-dev  bindgen for RocksDB (librocksdb-sys)
 #   tmux                 the terminal UI's end-to-end test
+#   curl                 the control API conformance test (JSON-RPC over HTTP)
 #   fonts-dejavu-core    text in the PNG plots of `qward qkd sweep`
 qward_ensure_system_packages() {
   local missing=()
@@ -22,6 +23,7 @@ qward_ensure_system_packages() {
     missing+=(libclang-dev)
   fi
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
   [ ${#missing[@]} -eq 0 ] && return 0
 

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use qward_core::api::{DeliveryState, Event, KeySessionInfo, MessageInfo, Topic, method};
-use qward_node::api::ApiClient;
+use jsonrpsee::core::client::Subscription;
+use qward_core::api::{DeliveryState, Event, RecordKindName, Topic};
+use qward_node::api::{ApiClient, Cookie, QwardApiClient};
 use qward_node::datadir::DataDir;
 use qward_tests::bench::{arg, percentile};
 use qward_tests::{TestNet, wait_for, workspace_root};
@@ -26,7 +27,7 @@ fn summary(mut ms: Vec<f64>) -> serde_json::Value {
 
 async fn messages(
     client: &ApiClient,
-    events: &mut tokio::sync::mpsc::Receiver<Event>,
+    events: &mut Subscription<Event>,
     fhir: &str,
     count: usize,
     in_flight: usize,
@@ -41,20 +42,21 @@ async fn messages(
     while delivered.len() < count {
         while submitted < count && submitted - delivered.len() < in_flight {
             let t = Instant::now();
-            let info: MessageInfo = client
-                .call(
-                    method::SEND,
-                    json!({"to": "hospital-1", "kind": "phr", "fhir_json": fhir}),
+            let info = client
+                .send(
+                    "hospital-1".into(),
+                    RecordKindName::Phr,
+                    fhir.to_string(),
+                    None,
                 )
                 .await?;
             send_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             sent_at.insert(info.record_id, Instant::now());
             submitted += 1;
         }
-        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Some(Event::Message { detail })) => {
-                if let Ok(m) = serde_json::from_value::<MessageInfo>(detail)
-                    && matches!(m.state, DeliveryState::Delivered | DeliveryState::Anchored)
+        match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+            Ok(Some(Ok(Event::Message(m)))) => {
+                if matches!(m.state, DeliveryState::Delivered | DeliveryState::Anchored)
                     && sent_at.contains_key(&m.record_id)
                 {
                     delivered.entry(m.record_id).or_insert_with(Instant::now);
@@ -108,21 +110,20 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let cookie = DataDir::new(&patient.dir).cookie_file();
-    let (client, mut events) =
-        ApiClient::connect_with_cookie_file(patient.api_port, &cookie).await?;
-    let client = client.with_timeout(Duration::from_secs(120));
-    client.subscribe(&[Topic::Messages]).await?;
+    let url = format!("ws://127.0.0.1:{}", patient.api_port);
+    let client =
+        ApiClient::connect_with_timeout(&url, &Cookie::read(&cookie)?, Duration::from_secs(120))
+            .await?;
+    let mut events = client.events(vec![Topic::Messages]).await?;
 
     let mut agree_ms = Vec::new();
     let mut key_bits = Vec::new();
     for _ in 0..sessions {
         let t = Instant::now();
-        let s: KeySessionInfo = client
-            .call(
-                method::KEY_AGREE,
-                json!({"peer": "hospital-1", "wait": true}),
-            )
-            .await?;
+        let s = client
+            .key_agree("hospital-1".into(), Some(true))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the node answered no session"))?;
         agree_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(s.abort_reason.is_none(), "session aborted: {s:?}");
         key_bits.push(s.final_key_bits);

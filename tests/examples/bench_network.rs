@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qward_core::api::{BlockSummary, Event, Topic, TxSubmitted, method};
-use qward_core::identity::Identity;
-use qward_node::api::ApiClient;
+use qward_core::api::{BlockSummary, Event, Topic, TxRequest};
+use qward_core::identity::{Identity, Role};
+use qward_node::api::{ApiClient, Cookie, QwardApiClient};
 use qward_node::datadir::DataDir;
 use qward_tests::bench::{arg, percentile};
 use qward_tests::{TestNet, wait_for};
@@ -34,14 +34,11 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-async fn connect(
-    net: &TestNet,
-    name: &str,
-) -> anyhow::Result<(ApiClient, tokio::sync::mpsc::Receiver<Event>)> {
+async fn connect(net: &TestNet, name: &str) -> anyhow::Result<ApiClient> {
     let n = net.nodes.iter().find(|n| n.name == name).expect("node");
-    let cookie = DataDir::new(&n.dir).cookie_file();
-    let (c, events) = ApiClient::connect_with_cookie_file(n.api_port, &cookie).await?;
-    Ok((c.with_timeout(Duration::from_secs(60)), events))
+    let cookie = Cookie::read(&DataDir::new(&n.dir).cookie_file())?;
+    let url = format!("ws://127.0.0.1:{}", n.api_port);
+    ApiClient::connect_with_timeout(&url, &cookie, Duration::from_secs(60)).await
 }
 
 /// When each submitted transaction's `tx_submit` call started, by id.
@@ -81,14 +78,13 @@ async fn load(
                 seed[8] = hospital as u8 + 1;
                 seed[31] = 0xbe;
                 let member = Identity::from_secret_bytes(&seed)?.account().to_hex();
-                let params =
-                    json!({"kind": "register_member", "member": member, "role": "patient"});
+                let tx = TxRequest::RegisterMember {
+                    member,
+                    role: Role::Patient,
+                };
                 loop {
                     let started = Instant::now();
-                    match client
-                        .call::<_, TxSubmitted>(method::TX_SUBMIT, &params)
-                        .await
-                    {
+                    match client.tx_submit(tx.clone()).await {
                         Ok(sub) => {
                             submitted
                                 .lock()
@@ -166,8 +162,8 @@ async fn main() -> anyhow::Result<()> {
     let idle_rss: Vec<f64> = pids.iter().map(|p| rss_mib(*p)).collect::<Result<_, _>>()?;
 
     // (a), (b) Load through every hospital's API; finality seen from hospital-1.
-    let (watcher, mut events) = connect(&net, HOSPITALS[0]).await?;
-    watcher.subscribe(&[Topic::Blocks]).await?;
+    let watcher = connect(&net, HOSPITALS[0]).await?;
+    let mut events = watcher.events(vec![Topic::Blocks]).await?;
     let start_height = net.nodes[0].status().await?.height;
     let submitted: Submitted = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -175,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
     let mut loads = tokio::task::JoinSet::new();
     let per_hospital = total / HOSPITALS.len() as u64;
     for (i, h) in HOSPITALS.iter().enumerate() {
-        let (client, _) = connect(&net, h).await?;
+        let client = connect(&net, h).await?;
         loads.spawn(load(
             client,
             i,
@@ -209,8 +205,8 @@ async fn main() -> anyhow::Result<()> {
         if loads_done_at.is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
             break;
         }
-        let tip = match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Some(Event::Block { height, .. })) => height,
+        let tip = match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+            Ok(Some(Ok(Event::Block { height, .. }))) => height,
             Ok(Some(_)) => continue,
             Ok(None) => anyhow::bail!("event stream closed"),
             Err(_) => anyhow::bail!(
@@ -221,9 +217,7 @@ async fn main() -> anyhow::Result<()> {
         let now = Instant::now();
         while seen < tip {
             seen += 1;
-            let b: BlockSummary = watcher
-                .call(method::CHAIN_BLOCK, json!({ "height": seen }))
-                .await?;
+            let b: BlockSummary = watcher.chain_block(seen).await?;
             let mut ours = 0;
             for t in b.txs {
                 if t.kind == "register-member" {

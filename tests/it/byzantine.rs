@@ -10,10 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use qward_core::api::{BlockSummary, method};
-use qward_core::identity::Identity;
+use qward_core::api::{BlockSummary, TxRequest};
+use qward_core::identity::{Identity, Role};
+use qward_node::api::QwardApiClient;
 use qward_tests::{TestNet, path_str, qward};
-use serde_json::json;
 
 const HONEST: [&str; 3] = ["hospital-1", "hospital-2", "hospital-3"];
 const ATTACKER: &str = "hospital-4";
@@ -27,7 +27,7 @@ async fn block_hash(net: &TestNet, name: &str, h: u64) -> String {
     let node = net.nodes.iter().find(|n| n.name == name).expect("node");
     let client = node.client(Duration::from_secs(10)).await.expect("client");
     let b: BlockSummary = client
-        .call(method::CHAIN_BLOCK, json!({ "height": h }))
+        .chain_block(h)
         .await
         .unwrap_or_else(|e| panic!("{name} has no block {h}: {e}"));
     b.hash
@@ -58,11 +58,11 @@ async fn honest_validators_keep_one_history_against_a_byzantine_validator() {
             let account = Identity::from_secret_bytes(&[(submitted % 250) as u8 + 1; 32])
                 .expect("seed")
                 .account();
-            let sent: Result<serde_json::Value, _> = client
-                .call(
-                    method::TX_SUBMIT,
-                    json!({"kind": "register_member", "member": account.to_hex(), "role": "doctor"}),
-                )
+            let sent = client
+                .tx_submit(TxRequest::RegisterMember {
+                    member: account.to_hex(),
+                    role: Role::Doctor,
+                })
                 .await;
             if sent.is_ok() {
                 submitted += 1;

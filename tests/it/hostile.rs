@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use qward_core::api::{TxStatus, TxSubmitted, method};
+use qward_core::api::{TxRequest, TxStatus, TxSubmitted};
+use qward_node::api::QwardApiClient;
 use qward_core::chain::{Hash, Transaction, TxKind};
 use qward_core::codec;
 use qward_core::consensus::{ConsensusMessage, Vote, VoteStep};
@@ -17,7 +18,6 @@ use qward_core::identity::{AccountId, Identity, Role};
 use qward_node::net::{MessageLimits, PeerId, peer_id_from_account};
 use qward_node::node::sync::{MAX_BLOCKS_PER_RESPONSE, SyncRequest, SyncResponse};
 use qward_tests::{Impostor, TestNet, account_of, wait_for};
-use serde_json::json;
 
 const HONEST: [&str; 3] = ["hospital-1", "hospital-2", "hospital-3"];
 const ATTACKER: &str = "hospital-4";
@@ -135,10 +135,10 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
     for i in 0..REAL_TXS {
         let member = fresh_account(100 + i as u8).to_hex();
         let sub: TxSubmitted = h1
-            .call(
-                method::TX_SUBMIT,
-                json!({"kind": "register_member", "member": member, "role": "doctor"}),
-            )
+            .tx_submit(TxRequest::RegisterMember {
+                member,
+                role: Role::Doctor,
+            })
             .await
             .expect("submit");
         submitted.push(sub);
@@ -149,7 +149,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
             "a transaction to be final",
             Duration::from_secs(60),
             || async {
-                let st: TxStatus = h1.call(method::CHAIN_TX, json!({ "id": sub.id })).await?;
+                let st: TxStatus = h1.chain_tx(sub.id.clone()).await?;
                 Ok(st.height)
             },
         )
@@ -425,7 +425,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
         let client = node(&net, n).client(Duration::from_secs(10)).await.unwrap();
         for (id, h) in &final_heights {
             let st: TxStatus = client
-                .call(method::CHAIN_TX, json!({ "id": id }))
+                .chain_tx(id.clone())
                 .await
                 .unwrap();
             assert_eq!(st.height, Some(*h), "{n}: transaction {id} moved");
@@ -453,7 +453,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
         for n in HONEST {
             let client = node(&net, n).client(Duration::from_secs(10)).await.unwrap();
             let b: qward_core::api::BlockSummary = client
-                .call(method::CHAIN_BLOCK, json!({ "height": h }))
+                .chain_block(h)
                 .await
                 .unwrap();
             hashes.push(b.hash);

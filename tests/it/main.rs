@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod api;
 mod byzantine;
 mod cli;
 mod hostile;

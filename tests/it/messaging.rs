@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use qward_core::api::{BlockSummary, DeliveryState, KeyInfo, KeySessionInfo, MessageInfo, method};
+use qward_core::api::{BlockSummary, DeliveryState, KeyInfo, KeySessionInfo, MessageInfo};
+use qward_node::api::QwardApiClient;
 use qward_tests::{TestNet, path_str, qward, qward_ok, wait_for, workspace_root};
-use serde_json::json;
 
 const HOSPITALS: [&str; 4] = ["hospital-1", "hospital-2", "hospital-3", "hospital-4"];
 
@@ -118,7 +118,7 @@ async fn tx_kinds(net: &TestNet, node: &str) -> Vec<(String, String)> {
     let n = net.nodes.iter().find(|n| n.name == node).unwrap();
     let client = n.client(Duration::from_secs(10)).await.unwrap();
     let blocks: Vec<BlockSummary> = client
-        .call(method::CHAIN_BLOCKS, json!({ "limit": 500 }))
+        .chain_blocks(None, Some(500))
         .await
         .unwrap();
     blocks

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use qward_core::api::{BlockSummary, TxStatus, TxSubmitted, method};
+use qward_core::api::{BlockSummary, TxRequest, TxStatus, TxSubmitted};
+use qward_core::identity::Role;
+use qward_node::api::QwardApiClient;
 use qward_tests::{TestNet, path_str, qward, qward_ok, wait_for};
-use serde_json::json;
 
 const HOSPITALS: [&str; 4] = ["hospital-1", "hospital-2", "hospital-3", "hospital-4"];
 
@@ -34,9 +35,7 @@ async fn wait_height(
 async fn block_hash(net: &TestNet, name: &str, h: u64) -> anyhow::Result<String> {
     let node = net.nodes.iter().find(|n| n.name == name).expect("node");
     let client = node.client(Duration::from_secs(10)).await?;
-    let b: BlockSummary = client
-        .call(method::CHAIN_BLOCK, json!({ "height": h }))
-        .await?;
+    let b: BlockSummary = client.chain_block(h).await?;
     Ok(b.hash)
 }
 
@@ -200,19 +199,17 @@ async fn unregistered_node_is_kept_out_until_a_hospital_registers_it() {
         .await
         .unwrap();
     let sub: TxSubmitted = client
-        .call(
-            method::TX_SUBMIT,
-            json!({"kind": "register_member", "member": account.to_hex(), "role": "doctor"}),
-        )
+        .tx_submit(TxRequest::RegisterMember {
+            member: account.to_hex(),
+            role: Role::Doctor,
+        })
         .await
         .expect("submit");
     wait_for(
         "registration to be final",
         Duration::from_secs(60),
         || async {
-            let st: TxStatus = client
-                .call(method::CHAIN_TX, json!({ "id": sub.id }))
-                .await?;
+            let st: TxStatus = client.chain_tx(sub.id.clone()).await?;
             Ok(st.height)
         },
     )

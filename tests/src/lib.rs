@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use qward_core::api::{NodeStatus, method};
-use qward_node::api::ApiClient;
+use qward_core::api::NodeStatus;
+use qward_node::api::{ApiClient, Cookie, QwardApiClient};
 use qward_node::datadir::DataDir;
 
 /// The workspace root (the folder holding the root `Cargo.toml`).
@@ -309,8 +309,15 @@ impl TestNode {
         let deadline = Instant::now() + timeout;
         loop {
             let cookie = DataDir::new(&self.dir).cookie_file();
-            match ApiClient::connect_with_cookie_file(self.api_port, &cookie).await {
-                Ok((c, _)) => return Ok(c.with_timeout(Duration::from_secs(20))),
+            let url = format!("ws://127.0.0.1:{}", self.api_port);
+            let connected = match Cookie::read(&cookie) {
+                Ok(cookie) => {
+                    ApiClient::connect_with_timeout(&url, &cookie, Duration::from_secs(20)).await
+                }
+                Err(e) => Err(e),
+            };
+            match connected {
+                Ok(c) => return Ok(c),
                 Err(e) if Instant::now() > deadline => {
                     return Err(e.context(format!("{} API never came up", self.name)));
                 }
@@ -320,10 +327,7 @@ impl TestNode {
     }
 
     pub async fn status(&self) -> anyhow::Result<NodeStatus> {
-        self.client(Duration::from_secs(30))
-            .await?
-            .call(method::STATUS, serde_json::Value::Null)
-            .await
+        Ok(self.client(Duration::from_secs(30)).await?.status().await?)
     }
 
     /// The process id, while running.
@@ -333,10 +337,7 @@ impl TestNode {
 
     /// The connected peers as this node reports them (`peers`).
     pub async fn peers(&self) -> anyhow::Result<Vec<qward_core::api::PeerSummary>> {
-        self.client(Duration::from_secs(30))
-            .await?
-            .call(method::PEERS, serde_json::Value::Null)
-            .await
+        Ok(self.client(Duration::from_secs(30)).await?.peers().await?)
     }
 
     /// The Prometheus metrics of a node started with `--metrics` (on

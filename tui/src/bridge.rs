@@ -4,26 +4,24 @@
 
 use std::sync::mpsc;
 
-use qward_core::api::Event;
-use serde_json::Value;
+use qward_core::api::{Call, Event, Reply};
 
 /// A call the UI asks the other end to make on the node's control API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// Chosen by the UI; echoed back in [`Incoming::Response`].
     pub id: u64,
-    pub method: String,
-    pub params: Value,
+    pub call: Call,
 }
 
 /// What the other end reports back to the UI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
-    /// The answer to the request with this `id`: its JSON result, or a message
-    /// a person can read.
+    /// The answer to the request with this `id`: its typed result, or a
+    /// message a person can read.
     Response {
         id: u64,
-        result: Result<Value, String>,
+        result: Result<Reply, String>,
     },
     /// A subscribed event pushed by the node.
     Event(Event),
@@ -78,12 +76,11 @@ mod tests {
             .requests
             .send(Request {
                 id: 4,
-                method: "status".into(),
-                params: Value::Null,
+                call: Call::Status,
             })
             .expect("remote alive");
         let got = remote.requests.recv().expect("request arrives");
-        assert_eq!((got.id, got.method.as_str()), (4, "status"));
+        assert_eq!((got.id, got.call), (4, Call::Status));
         remote.incoming.send(Incoming::Connected).expect("ui alive");
         assert_eq!(
             bridge.incoming.recv().expect("incoming arrives"),

@@ -3,15 +3,14 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-use serde_json::Value;
+use qward_core::api::Call;
 
 /// A request from `update` to the run loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Call a control-API method; the answer comes back as
-    /// [`crate::Message::Response`] carrying the same method name.
-    Call { method: String, params: Value },
+    /// Call the node's control API; the typed answer comes back as
+    /// [`crate::Message::Response`] carrying the call's method name.
+    Call(Call),
     /// Read a FHIR file for the compose form; the content comes back as
     /// [`crate::Message::FileRead`].
     ReadFile { path: PathBuf },
@@ -23,26 +22,10 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// A call with parameters serialized to JSON (`null` when they cannot be).
-    pub fn call(method: &str, params: impl Serialize) -> Effect {
-        Effect::Call {
-            method: method.to_string(),
-            params: serde_json::to_value(params).unwrap_or(Value::Null),
-        }
-    }
-
-    /// A call without parameters.
-    pub fn call_bare(method: &str) -> Effect {
-        Effect::Call {
-            method: method.to_string(),
-            params: Value::Null,
-        }
-    }
-
     /// The method name, if this is a call.
-    pub fn method(&self) -> Option<&str> {
+    pub fn method(&self) -> Option<&'static str> {
         match self {
-            Effect::Call { method, .. } => Some(method),
+            Effect::Call(call) => Some(call.method()),
             _ => None,
         }
     }

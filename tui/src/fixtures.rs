@@ -4,10 +4,9 @@
 
 use qward_core::api::{
     BlockSummary, ConsentInfo, DeliveryState, KeyInfo, KeySessionInfo, LogLine, MemberInfo,
-    MessageInfo, NodeStatus, PeerSummary, RecordKindName, SessionPhase, TxSummary,
+    MessageInfo, NodeStatus, PeerSummary, RecordKindName, Reply, SessionPhase, TxSummary,
 };
 use qward_core::identity::Role;
-use serde_json::{Value, json};
 
 use crate::message::Message;
 use crate::state::{Connection, State};
@@ -241,18 +240,14 @@ pub fn keys() -> Vec<KeyInfo> {
 }
 
 /// Feeds an answer to `method` through `update`.
-pub fn answer(state: &mut State, method: &str, value: Value) {
+pub fn answer(state: &mut State, method: &'static str, reply: Reply) {
     update(
         state,
         Message::Response {
-            method: method.into(),
-            result: Ok(value),
+            method,
+            result: Ok(reply),
         },
     );
-}
-
-fn to_value<T: serde::Serialize>(v: T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A connected state with nothing loaded yet.
@@ -266,58 +261,58 @@ pub fn empty_state() -> State {
 /// A connected patient node with everything loaded.
 pub fn full_state() -> State {
     let mut s = empty_state();
-    answer(&mut s, "chain_members", to_value(members()));
-    answer(&mut s, "status", to_value(status()));
-    answer(&mut s, "peers", to_value(peers()));
-    answer(&mut s, "key_sessions", to_value(sessions()));
-    answer(&mut s, "keys", to_value(keys()));
+    answer(&mut s, "chain_members", Reply::Members(members()));
+    answer(&mut s, "status", Reply::Status(status()));
+    answer(&mut s, "peers", Reply::Peers(peers()));
+    answer(&mut s, "key_sessions", Reply::KeySessions(sessions()));
+    answer(&mut s, "keys", Reply::Keys(keys()));
     answer(
         &mut s,
         "inbox",
-        json!([
-            to_value(message(
+        Reply::Inbox(vec![
+            message(
                 "r-1",
                 RecordKindName::Report,
                 DOCTOR,
                 ME,
                 DeliveryState::Received,
-                120_000
-            )),
-            to_value(message(
+                120_000,
+            ),
+            message(
                 "r-2",
                 RecordKindName::Phr,
                 HOSPITAL,
                 ME,
                 DeliveryState::Received,
-                7_200_000
-            )),
+                7_200_000,
+            ),
         ]),
     );
     answer(
         &mut s,
         "outbox",
-        json!([
-            to_value(message(
+        Reply::Outbox(vec![
+            message(
                 "r-3",
                 RecordKindName::Phr,
                 ME,
                 DOCTOR,
                 DeliveryState::Failed,
-                30_000
-            )),
-            to_value(message(
+                30_000,
+            ),
+            message(
                 "r-4",
                 RecordKindName::Phr,
                 ME,
                 HOSPITAL,
                 DeliveryState::Anchored,
-                3_600_000
-            )),
+                3_600_000,
+            ),
         ]),
     );
-    answer(&mut s, "chain_blocks", to_value(blocks()));
-    answer(&mut s, "chain_consent", to_value(consents()));
-    answer(&mut s, "logs", to_value(logs()));
+    answer(&mut s, "chain_blocks", Reply::Blocks(blocks()));
+    answer(&mut s, "chain_consent", Reply::Consents(consents()));
+    answer(&mut s, "logs", Reply::Logs(logs()));
     s.notice = None;
     s
 }

@@ -4,18 +4,17 @@
 use std::path::PathBuf;
 
 use crossterm::event::KeyEvent;
-use qward_core::api::Event;
-use serde_json::Value;
+use qward_core::api::{Event, Reply};
 
 /// An input to `update`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// A key was pressed.
     Key(KeyEvent),
-    /// The node answered a call made for `method`.
+    /// The node answered a call of `method`.
     Response {
-        method: String,
-        result: Result<Value, String>,
+        method: &'static str,
+        result: Result<Reply, String>,
     },
     /// The node pushed an event.
     Event(Event),

@@ -127,7 +127,7 @@ pub(crate) struct Runner {
     bridge: Bridge,
     next_id: u64,
     /// Request id → method, for calls not answered yet.
-    pending: HashMap<u64, String>,
+    pending: HashMap<u64, &'static str>,
 }
 
 impl Runner {
@@ -142,14 +142,11 @@ impl Runner {
     pub(crate) fn perform(&mut self, effect: Effect) -> Performed {
         match effect {
             Effect::Quit => Performed::Quit,
-            Effect::Call { method, params } => {
+            Effect::Call(call) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let request = Request {
-                    id,
-                    method: method.clone(),
-                    params,
-                };
+                let method = call.method();
+                let request = Request { id, call };
                 if self.bridge.requests.send(request).is_err() {
                     let result = Err("the connection task has stopped".to_string());
                     return Performed::Then(Some(Message::Response { method, result }));
@@ -182,7 +179,7 @@ impl Runner {
                 Ok(Incoming::Connected) => out.push(Message::Connected),
                 Ok(Incoming::Disconnected(reason)) => {
                     // Calls in flight will not be answered: fail them now.
-                    let mut lost: Vec<(u64, String)> = self.pending.drain().collect();
+                    let mut lost: Vec<(u64, &'static str)> = self.pending.drain().collect();
                     lost.sort();
                     for (_, method) in lost {
                         let result = Err("the connection to the node was lost".to_string());
@@ -239,7 +236,7 @@ pub fn list_json_files(dir: &Path) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use qward_core::api::{Call, Reply};
 
     use super::*;
 
@@ -248,11 +245,11 @@ mod tests {
         let (bridge, remote) = Bridge::pair();
         let mut runner = Runner::new(bridge);
         assert_eq!(
-            runner.perform(Effect::call_bare("status")),
+            runner.perform(Effect::Call(Call::Status)),
             Performed::Then(None)
         );
         assert_eq!(
-            runner.perform(Effect::call("peers", json!({}))),
+            runner.perform(Effect::Call(Call::Peers)),
             Performed::Then(None)
         );
         let a = remote.requests.recv().expect("first request");
@@ -262,22 +259,22 @@ mod tests {
             .incoming
             .send(Incoming::Response {
                 id: b.id,
-                result: Ok(json!([])),
+                result: Ok(Reply::Peers(Vec::new())),
             })
             .expect("send");
         remote
             .incoming
             .send(Incoming::Response {
                 id: 999,
-                result: Ok(json!(1)),
+                result: Ok(Reply::Keys(Vec::new())),
             })
             .expect("send");
         let msgs = runner.drain();
         assert_eq!(
             msgs,
             vec![Message::Response {
-                method: "peers".into(),
-                result: Ok(json!([]))
+                method: "peers",
+                result: Ok(Reply::Peers(Vec::new()))
             }]
         );
         // Losing the node fails the call still in flight, then reports the loss.
@@ -288,7 +285,7 @@ mod tests {
         let msgs = runner.drain();
         assert_eq!(msgs.len(), 2);
         assert!(
-            matches!(&msgs[0], Message::Response { method, result: Err(_) } if method == "status")
+            matches!(&msgs[0], Message::Response { method, result: Err(_) } if *method == "status")
         );
         assert_eq!(msgs[1], Message::Disconnected("refused".into()));
         drop(remote);
@@ -297,7 +294,7 @@ mod tests {
             Some(Message::Disconnected(_))
         ));
         assert!(matches!(
-            runner.perform(Effect::call_bare("status")),
+            runner.perform(Effect::Call(Call::Status)),
             Performed::Then(Some(Message::Response { .. }))
         ));
         assert_eq!(runner.perform(Effect::Quit), Performed::Quit);

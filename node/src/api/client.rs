@@ -1,166 +1,111 @@
-//! The API client used by the CLI (and usable by any Rust program): connects
-//! with the cookie, calls methods, and receives subscribed events.
+//! The API client used by the CLI, the TUI's bridge, the tests and the
+//! benchmarks: a jsonrpsee WebSocket client that presents the cookie on the
+//! handshake. Its methods are the generated [`super::QwardApiClient`] trait
+//! (`client.status().await`); `subscribe(topics)` yields typed events.
 
-use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use futures::{SinkExt, StreamExt};
-use qward_core::api::{
-    self, EVENT_METHOD, Event, Notification, Request, Response, SubscribeParams, Topic,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use anyhow::{Context, anyhow};
+use jsonrpsee::client_transport::ws::{HeaderMap, HeaderValue, Url, WsTransportClientBuilder};
+use jsonrpsee::core::ClientError;
+use jsonrpsee::core::client::{Client, ClientBuilder};
+use qward_core::api::{self, COOKIE_HEADER};
 
 use super::Cookie;
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+/// How long a call waits for its answer unless told otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events a subscription buffers for a reader that is behind; past that the
+/// subscription is dropped and the reader sees its end.
+const EVENTS_BUFFERED: usize = 4096;
 
-/// A connection to a node's control API.
+/// A connection to a node's control API. Cheap to clone; calls made through
+/// clones share the connection.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    out: mpsc::Sender<String>,
-    pending: Pending,
-    next_id: Arc<AtomicU64>,
-    timeout: Duration,
+    inner: Arc<Client>,
+}
+
+impl Deref for ApiClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.inner
+    }
 }
 
 impl ApiClient {
     /// Connects to `ws://127.0.0.1:<port>` with the cookie read from `cookie_file`.
-    /// Events of subscribed topics arrive on the returned receiver.
-    pub async fn connect_with_cookie_file(
-        port: u16,
-        cookie_file: &Path,
-    ) -> anyhow::Result<(Self, mpsc::Receiver<Event>)> {
+    pub async fn connect_with_cookie_file(port: u16, cookie_file: &Path) -> anyhow::Result<Self> {
         let cookie = Cookie::read(cookie_file)?;
         Self::connect(&format!("ws://127.0.0.1:{port}"), &cookie).await
     }
 
     /// Connects to `url` presenting `cookie`.
-    pub async fn connect(
+    pub async fn connect(url: &str, cookie: &Cookie) -> anyhow::Result<Self> {
+        Self::connect_with_timeout(url, cookie, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// Connects to `url` presenting `cookie`; each call waits at most
+    /// `call_timeout` for its answer.
+    pub async fn connect_with_timeout(
         url: &str,
         cookie: &Cookie,
-    ) -> anyhow::Result<(Self, mpsc::Receiver<Event>)> {
-        let mut request = url
-            .into_client_request()
-            .with_context(|| format!("bad API url {url}"))?;
-        request
-            .headers_mut()
-            .insert(api::COOKIE_HEADER, HeaderValue::from_str(cookie.as_str())?);
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(Some(api::MAX_FRAME_BYTES))
-            .max_frame_size(Some(api::MAX_FRAME_BYTES));
-        let (ws, _) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true),
-        )
-        .await
-        .map_err(|_| anyhow!("timed out connecting to the node's API at {url}"))?
-        .map_err(|e| {
-            anyhow!("cannot connect to the node's API at {url}: {e} (is the node running?)")
-        })?;
-        let (mut sink, mut source) = ws.split();
-        let (out, mut out_rx) = mpsc::channel::<String>(64);
-        let (event_tx, event_rx) = mpsc::channel::<Event>(1024);
-        let pending: Pending = Arc::default();
-        tokio::spawn(async move {
-            while let Some(text) = out_rx.recv().await {
-                if sink.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let reader_pending = pending.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = source.next().await {
-                let Message::Text(text) = frame else { continue };
-                let Ok(value) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                if value.get("method").and_then(Value::as_str) == Some(EVENT_METHOD) {
-                    if let Ok(note) = serde_json::from_value::<Notification>(value) {
-                        let _ = event_tx.try_send(note.params);
-                    }
-                } else if let Ok(resp) = serde_json::from_value::<Response>(value)
-                    && let Some(id) = resp.id.as_u64()
-                    && let Some(waiter) = reader_pending.lock().await.remove(&id)
-                {
-                    let _ = waiter.send(resp);
-                }
-            }
-            // Connection gone: fail every waiting call.
-            reader_pending.lock().await.clear();
-        });
-        let client = ApiClient {
-            out,
-            pending,
-            next_id: Arc::new(AtomicU64::new(1)),
-            timeout: Duration::from_secs(30),
-        };
-        Ok((client, event_rx))
+        call_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let parsed = Url::parse(url).with_context(|| format!("bad API url {url}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE_HEADER, HeaderValue::from_str(cookie.as_str())?);
+        let frame = api::MAX_FRAME_BYTES as u32;
+        let (sender, receiver) = WsTransportClientBuilder::default()
+            .set_headers(headers)
+            .max_request_size(frame)
+            .max_response_size(frame)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build(parsed)
+            .await
+            .map_err(|e| {
+                anyhow!("cannot connect to the node's API at {url}: {e} (is the node running?)")
+            })?;
+        let client = ClientBuilder::default()
+            .request_timeout(call_timeout)
+            .max_buffer_capacity_per_subscription(EVENTS_BUFFERED)
+            .set_tcp_no_delay(true)
+            .build_with_tokio(sender, receiver);
+        Ok(ApiClient {
+            inner: Arc::new(client),
+        })
     }
+}
 
-    /// Sets how long a call may wait for its answer.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Calls `method` and decodes its result.
-    pub async fn call<P: Serialize, R: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: P,
-    ) -> anyhow::Result<R> {
-        let value = self
-            .call_value(method, serde_json::to_value(params)?)
-            .await?;
-        serde_json::from_value(value).with_context(|| format!("unexpected answer to {method}"))
-    }
-
-    /// Calls `method` and returns its raw JSON result.
-    pub async fn call_value(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().await.insert(id, tx);
-        let text = serde_json::to_string(&Request::new(id, method, params))?;
-        if self.out.send(text).await.is_err() {
-            self.pending.lock().await.remove(&id);
-            bail!("the connection to the node is closed");
+/// What a person should read of a failed call: the node's own message for
+/// an error it answered, with its code kept in [`error_code`].
+pub fn error_text(e: &ClientError) -> String {
+    match e {
+        ClientError::Call(obj) => obj.message().to_string(),
+        ClientError::RequestTimeout => "the node did not answer in time".to_string(),
+        ClientError::RestartNeeded(_) => {
+            "the connection to the node is closed (is the node running?)".to_string()
         }
-        let resp = match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(_)) => bail!("the connection to the node closed before it answered {method}"),
-            Err(_) => {
-                self.pending.lock().await.remove(&id);
-                bail!("the node did not answer {method} within {:?}", self.timeout)
-            }
-        };
-        match (resp.result, resp.error) {
-            (_, Some(e)) => Err(anyhow!("{}", e.message)),
-            (Some(v), None) => Ok(v),
-            (None, None) => Ok(Value::Null),
-        }
+        other => other.to_string(),
     }
+}
 
-    /// Subscribes to event topics.
-    pub async fn subscribe(&self, topics: &[Topic]) -> anyhow::Result<()> {
-        let _: Value = self
-            .call(
-                api::method::SUBSCRIBE,
-                SubscribeParams {
-                    topics: topics.to_vec(),
-                },
-            )
-            .await?;
-        Ok(())
+/// The JSON-RPC error code the node answered, if it answered one.
+pub fn error_code(e: &ClientError) -> Option<i32> {
+    match e {
+        ClientError::Call(obj) => Some(obj.code()),
+        _ => None,
     }
+}
+
+/// A failed call as an error for people: the node's message, not the
+/// client's debug rendering of it.
+pub fn call_error(e: ClientError) -> anyhow::Error {
+    anyhow!(error_text(&e))
 }

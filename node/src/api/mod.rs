@@ -1,10 +1,16 @@
-//! The control API: JSON-RPC 2.0 over WebSocket on 127.0.0.1, authenticated by
-//! a cookie file in the data directory; the CLI and the TUI are its clients.
+//! The control API: JSON-RPC 2.0 over HTTP and WebSocket on one 127.0.0.1
+//! port (jsonrpsee), one typed trait for the node and its clients, a cookie
+//! file in the data directory as the credential; the CLI and the TUI are its
+//! clients.
 
 pub mod client;
 pub mod cookie;
+pub mod gate;
+pub mod rpc;
 pub mod server;
 
-pub use client::ApiClient;
+pub use client::{ApiClient, call_error, error_code, error_text};
 pub use cookie::Cookie;
-pub use server::{Handler, HandlerFuture, serve};
+pub use gate::ReadyCheck;
+pub use rpc::{QwardApiClient, QwardApiServer};
+pub use server::{pipe_events, serve};

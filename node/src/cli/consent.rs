@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use qward_core::api::{ConsentInfo, ConsentParams, TxSubmitted, method};
-use serde_json::json;
-
 use super::status::{block_on, connect};
 use super::tx::WaitArgs;
+use crate::api::QwardApiClient;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ConsentCommand {
@@ -41,9 +39,9 @@ pub enum ConsentCommand {
 pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let client = connect(data_dir).await?;
-        let (m, params, wait) = match cmd {
+        let (sub, wait) = match cmd {
             ConsentCommand::List { json } => {
-                let list: Vec<ConsentInfo> = client.call(method::CHAIN_CONSENT, json!({})).await?;
+                let list = client.chain_consent().await?;
                 if json {
                     println!("{}", serde_json::to_string(&list)?);
                 } else if list.is_empty() {
@@ -70,12 +68,7 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                 let now = crate::node::context::now_ms();
                 let expires = now.saturating_add(days.saturating_mul(24 * 3600 * 1000));
                 (
-                    method::CONSENT_GRANT,
-                    ConsentParams {
-                        grantee,
-                        scope,
-                        expires_at_ms: Some(expires),
-                    },
+                    client.consent_grant(grantee, scope, Some(expires)).await?,
                     wait,
                 )
             }
@@ -83,17 +76,8 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                 grantee,
                 scope,
                 wait,
-            } => (
-                method::CONSENT_REVOKE,
-                ConsentParams {
-                    grantee,
-                    scope,
-                    expires_at_ms: None,
-                },
-                wait,
-            ),
+            } => (client.consent_revoke(grantee, scope).await?, wait),
         };
-        let sub: TxSubmitted = client.call(m, &params).await?;
         super::tx::report(&client, sub, &wait).await
     })
 }

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use qward_core::api::{KeyAgreeParams, KeyInfo, KeySessionInfo, LinkParams, method};
-use serde_json::json;
+use anyhow::Context;
+use qward_core::api::KeySessionInfo;
 
-use super::status::{block_on, connect};
+use super::status::{block_on, connect, connect_waiting};
+use crate::api::QwardApiClient;
 
 #[derive(Debug, clap::Args)]
 pub struct KeysArgs {
@@ -86,12 +87,10 @@ fn session_line(s: &KeySessionInfo) -> String {
 
 pub fn keys(args: KeysArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let client = connect(data_dir)
-            .await?
-            .with_timeout(Duration::from_secs(180));
+        let client = connect_waiting(data_dir, Duration::from_secs(180)).await?;
         match args.command {
             None => {
-                let keys: Vec<KeyInfo> = client.call(method::KEYS, json!({})).await?;
+                let keys = client.keys().await?;
                 if args.json {
                     println!("{}", serde_json::to_string(&keys)?);
                 } else if keys.is_empty() {
@@ -120,9 +119,10 @@ pub fn keys(args: KeysArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
                 Ok(ExitCode::SUCCESS)
             }
             Some(KeysCommand::Agree { peer, json }) => {
-                let s: KeySessionInfo = client
-                    .call(method::KEY_AGREE, KeyAgreeParams { peer, wait: true })
-                    .await?;
+                let s = client
+                    .key_agree(peer, Some(true))
+                    .await?
+                    .context("the node answered no session")?;
                 if json {
                     println!("{}", serde_json::to_string(&s)?);
                 } else {
@@ -135,8 +135,7 @@ pub fn keys(args: KeysArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
                 })
             }
             Some(KeysCommand::Sessions { json }) => {
-                let list: Vec<KeySessionInfo> =
-                    client.call(method::KEY_SESSIONS, json!({})).await?;
+                let list = client.key_sessions().await?;
                 if json {
                     println!("{}", serde_json::to_string(&list)?);
                 } else if list.is_empty() {
@@ -159,9 +158,7 @@ pub fn link(cmd: LinkCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
             LinkCommand::Show { peer, json } => (peer.clone(), *json),
             LinkCommand::Set { peer, .. } => (peer.clone(), false),
         };
-        let mut link: LinkParams = client
-            .call(method::LINK_GET, json!({ "peer": peer }))
-            .await?;
+        let mut link = client.link_get(peer).await?;
         if let LinkCommand::Set {
             eve,
             distance_km,
@@ -183,7 +180,7 @@ pub fn link(cmd: LinkCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
             set(detector_efficiency, &mut link.detector_efficiency);
             set(dark_count_prob, &mut link.dark_count_prob);
             set(misalignment, &mut link.misalignment);
-            link = client.call(method::LINK_SET, &link).await?;
+            link = client.link_set(link).await?;
         }
         if json_out {
             println!("{}", serde_json::to_string(&link)?);

@@ -6,14 +6,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use qward_core::api::{
-    DeliveryState, ForwardParams, MessageInfo, OutboxDetail, RecordContent, RecordKindName,
-    SendParams, method,
-};
-use serde_json::json;
+use qward_core::api::{DeliveryState, MessageInfo, OutboxDetail, RecordKindName};
 
-use super::status::{block_on, connect};
-use crate::api::ApiClient;
+use super::status::{block_on, connect, connect_waiting};
+use crate::api::{ApiClient, QwardApiClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KindArg {
@@ -115,17 +111,9 @@ pub fn send(args: SendArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
     let fhir_json = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     block_on(async move {
-        let client = connect(data_dir)
-            .await?
-            .with_timeout(Duration::from_secs(60));
-        let params = SendParams {
-            to: args.to,
-            kind: kind(args.kind),
-            fhir_json,
-            patient: args.patient,
-        };
-        let info: MessageInfo = client
-            .call(method::SEND, &params)
+        let client = connect_waiting(data_dir, Duration::from_secs(60)).await?;
+        let info = client
+            .send(args.to, kind(args.kind), fhir_json, args.patient)
             .await
             .with_context(|| format!("{} was not sent", args.file.display()))?;
         follow(&client, info, &args.wait).await
@@ -135,14 +123,8 @@ pub fn send(args: SendArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
 pub fn forward(args: ForwardArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let client = connect(data_dir).await?;
-        let info: MessageInfo = client
-            .call(
-                method::FORWARD,
-                ForwardParams {
-                    record_id: args.record.clone(),
-                    to: args.to,
-                },
-            )
+        let info = client
+            .forward(args.record.clone(), args.to)
             .await
             .with_context(|| format!("record {} was not forwarded", args.record))?;
         follow(&client, info, &args.wait).await
@@ -170,7 +152,7 @@ async fn follow(
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let all: Vec<MessageInfo> = client.call(method::OUTBOX, json!({})).await?;
+            let all = client.outbox().await?;
             if let Some(now) = all.into_iter().find(|m| m.record_id == info.record_id) {
                 info = now;
             }
@@ -240,7 +222,7 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         let client = connect(data_dir).await?;
         match args.command {
             None => {
-                let mut list: Vec<MessageInfo> = client.call(method::INBOX, json!({})).await?;
+                let mut list = client.inbox().await?;
                 list.sort_by_key(|m| m.created_ms);
                 if args.json {
                     println!("{}", serde_json::to_string(&list)?);
@@ -249,9 +231,7 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                 }
             }
             Some(InboxCommand::Show { record, raw }) => {
-                let c: RecordContent = client
-                    .call(method::RECORD, json!({ "record_id": record }))
-                    .await?;
+                let c = client.record(record).await?;
                 if args.json {
                     println!("{}", serde_json::to_string(&c)?);
                 } else if raw {
@@ -261,9 +241,7 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                 }
             }
             Some(InboxCommand::Export { record, out }) => {
-                let c: RecordContent = client
-                    .call(method::RECORD, json!({ "record_id": record }))
-                    .await?;
+                let c = client.record(record).await?;
                 write_private(&out, c.fhir_json.as_bytes())?;
                 println!("wrote {} ({} bytes)", out.display(), c.fhir_json.len());
             }
@@ -292,7 +270,7 @@ pub fn outbox(args: OutboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
         let client = connect(data_dir).await?;
         match args.command {
             None => {
-                let mut list: Vec<MessageInfo> = client.call(method::OUTBOX, json!({})).await?;
+                let mut list = client.outbox().await?;
                 list.sort_by_key(|m| m.created_ms);
                 if args.json {
                     println!("{}", serde_json::to_string(&list)?);
@@ -301,9 +279,7 @@ pub fn outbox(args: OutboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                 }
             }
             Some(OutboxCommand::Show { record }) => {
-                let d: OutboxDetail = client
-                    .call(method::OUTBOX_SHOW, json!({ "record_id": record }))
-                    .await?;
+                let d = client.outbox_show(record).await?;
                 if args.json {
                     println!("{}", serde_json::to_string(&d)?);
                 } else {

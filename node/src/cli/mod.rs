@@ -122,15 +122,24 @@ pub fn main() -> ExitCode {
 /// words the message already carries (an error that prints its source, as
 /// `thiserror` messages with `{source}` do) is not repeated.
 pub fn describe(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
+    let mut chain = e.chain();
+    let mut out = chain.next().map(cause_text).unwrap_or_default();
+    for cause in chain {
+        let text = cause_text(cause);
         if !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
     }
     out
+}
+
+/// One cause for people: a failed API call reads as the node's own message.
+fn cause_text(cause: &(dyn std::error::Error + 'static)) -> String {
+    match cause.downcast_ref::<jsonrpsee::core::ClientError>() {
+        Some(e) => crate::api::error_text(e),
+        None => cause.to_string(),
+    }
 }
 
 /// A command whose output is cut short (`qward ... | head`) ends quietly,

@@ -3,10 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use qward_core::api::{NodeStatus, PeerSummary, method};
-use serde_json::Value;
-
-use crate::api::ApiClient;
+use crate::api::{ApiClient, QwardApiClient};
 use crate::datadir::DataDir;
 
 /// Output options shared by the query commands.
@@ -19,11 +16,19 @@ pub struct QueryArgs {
 
 /// Connects to the node of `data_dir` (its port from config.toml, its cookie file).
 pub async fn connect(data_dir: Option<PathBuf>) -> anyhow::Result<ApiClient> {
+    connect_waiting(data_dir, crate::api::client::DEFAULT_CALL_TIMEOUT).await
+}
+
+/// Connects as [`connect`] does, for calls that may take up to `call_timeout`.
+pub async fn connect_waiting(
+    data_dir: Option<PathBuf>,
+    call_timeout: std::time::Duration,
+) -> anyhow::Result<ApiClient> {
     let dir = DataDir::resolve(data_dir)?;
     let config = dir.load_config()?;
-    let (client, _events) =
-        ApiClient::connect_with_cookie_file(config.api_port, &dir.cookie_file()).await?;
-    Ok(client)
+    let cookie = crate::api::Cookie::read(&dir.cookie_file())?;
+    let url = format!("ws://127.0.0.1:{}", config.api_port);
+    ApiClient::connect_with_timeout(&url, &cookie, call_timeout).await
 }
 
 /// Runs `f` on a fresh single-threaded runtime.
@@ -39,7 +44,7 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
 pub fn status(args: QueryArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let client = connect(data_dir).await?;
-        let s: NodeStatus = client.call(method::STATUS, Value::Null).await?;
+        let s = client.status().await?;
         if args.json {
             println!("{}", serde_json::to_string(&s)?);
         } else {
@@ -69,7 +74,7 @@ pub fn status(args: QueryArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Exit
 pub fn peers(args: QueryArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let client = connect(data_dir).await?;
-        let peers: Vec<PeerSummary> = client.call(method::PEERS, Value::Null).await?;
+        let peers = client.peers().await?;
         if args.json {
             println!("{}", serde_json::to_string(&peers)?);
             return Ok(ExitCode::SUCCESS);

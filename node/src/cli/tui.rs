@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use jsonrpsee::core::ClientError;
+use jsonrpsee::core::client::Subscription;
+use qward_core::api::{Call, Event, Reply};
 use qward_tui::{Bridge, Incoming, Request, Theme};
 use tokio::sync::mpsc;
 
-use crate::api::{ApiClient, Cookie};
+use crate::api::{ApiClient, Cookie, QwardApiClient};
 use crate::datadir::DataDir;
 
 /// Open the terminal UI on a running node.
@@ -77,17 +80,59 @@ impl Endpoint {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<(ApiClient, mpsc::Receiver<qward_core::api::Event>)> {
+    async fn connect(&self) -> anyhow::Result<(ApiClient, Subscription<Event>)> {
         let url = self.url()?;
         // The node writes a fresh cookie at each start: read it every time.
         let cookie = Cookie::read(&self.cookie_file)?;
-        let (client, events) = ApiClient::connect(&url, &cookie).await?;
-        client
-            .subscribe(&qward_tui::TOPICS)
+        let client = ApiClient::connect(&url, &cookie).await?;
+        let events = client
+            .events(qward_tui::TOPICS.to_vec())
             .await
+            .map_err(crate::api::call_error)
             .context("cannot subscribe to the node's events")?;
         Ok((client, events))
     }
+}
+
+/// Makes one of the UI's calls through the typed client; a failure reads
+/// as the node's message.
+async fn call(client: &ApiClient, call: Call) -> Result<Reply, String> {
+    answer(client, call)
+        .await
+        .map_err(|e| crate::api::error_text(&e))
+}
+
+async fn answer(client: &ApiClient, call: Call) -> Result<Reply, ClientError> {
+    Ok(match call {
+        Call::Status => Reply::Status(client.status().await?),
+        Call::Peers => Reply::Peers(client.peers().await?),
+        Call::ChainMembers => Reply::Members(client.chain_members().await?),
+        Call::ChainConsent => Reply::Consents(client.chain_consent().await?),
+        Call::ChainVerify => Reply::Verify(client.chain_verify().await?),
+        Call::ChainBlocks { from, limit } => Reply::Blocks(client.chain_blocks(from, limit).await?),
+        Call::KeySessions => Reply::KeySessions(client.key_sessions().await?),
+        Call::Keys => Reply::Keys(client.keys().await?),
+        Call::KeyAgree { peer } => Reply::KeyAgree(client.key_agree(peer, Some(false)).await?),
+        Call::LinkGet { peer } => Reply::LinkGot(client.link_get(peer).await?),
+        Call::LinkSet { link } => Reply::LinkSet(client.link_set(link).await?),
+        Call::Inbox => Reply::Inbox(client.inbox().await?),
+        Call::Outbox => Reply::Outbox(client.outbox().await?),
+        Call::Record { record_id } => Reply::Record(client.record(record_id).await?),
+        Call::Send(p) => Reply::Sent(
+            client
+                .send(p.to, p.kind, p.fhir_json, p.patient)
+                .await?,
+        ),
+        Call::ConsentGrant(p) => Reply::ConsentGranted(
+            client
+                .consent_grant(p.grantee, p.scope, p.expires_at_ms)
+                .await?,
+        ),
+        Call::ConsentRevoke { grantee, scope } => {
+            Reply::ConsentRevoked(client.consent_revoke(grantee, scope).await?)
+        }
+        Call::Logs { limit } => Reply::Logs(client.logs(limit).await?),
+    })
 }
 
 /// Runs `qward tui`.
@@ -143,12 +188,13 @@ async fn serve(
                 }
                 let reason = loop {
                     tokio::select! {
-                        event = events.recv() => match event {
-                            Some(e) => {
+                        event = events.next() => match event {
+                            Some(Ok(e)) => {
                                 if incoming.send(Incoming::Event(e)).is_err() {
                                     return;
                                 }
                             }
+                            Some(Err(e)) => tracing::debug!("unreadable event from the node: {e}"),
                             None => break "the node closed the connection".to_string(),
                         },
                         req = requests.recv() => match req {
@@ -156,8 +202,9 @@ async fn serve(
                                 let client = client.clone();
                                 let incoming = incoming.clone();
                                 tokio::spawn(async move {
-                                    let result = client.call_value(&req.method, req.params).await.map_err(|e| crate::cli::describe(&e));
-                                    let _ = incoming.send(Incoming::Response { id: req.id, result });
+                                    let id = req.id;
+                                    let result = call(&client, req.call).await;
+                                    let _ = incoming.send(Incoming::Response { id, result });
                                 });
                             }
                             None => return,
@@ -262,8 +309,7 @@ mod tests {
         req_tx
             .send(Request {
                 id: 7,
-                method: "status".into(),
-                params: serde_json::Value::Null,
+                call: Call::Status,
             })
             .await
             .expect("send");

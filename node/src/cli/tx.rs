@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use qward_core::api::{TxRequest, TxStatus, TxSubmitted, method};
+use qward_core::api::{TxRequest, TxSubmitted};
 use qward_core::identity::Role;
-use serde_json::json;
 
 use super::status::{block_on, connect};
+use crate::api::QwardApiClient;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TxCommand {
@@ -114,7 +114,7 @@ pub fn run(cmd: TxCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
     let (req, wait) = cmd.into_parts();
     block_on(async move {
         let client = connect(data_dir).await?;
-        let sub: TxSubmitted = client.call(method::TX_SUBMIT, &req).await?;
+        let sub = client.tx_submit(req).await?;
         report(&client, sub, &wait).await
     })
 }
@@ -157,9 +157,7 @@ pub async fn report(
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let st: TxStatus = client
-                .call(method::CHAIN_TX, json!({ "id": sub.id }))
-                .await?;
+            let st = client.chain_tx(sub.id.clone()).await?;
             if let Some(h) = st.height {
                 if wait.json {
                     println!("{}", serde_json::to_string(&st)?);

@@ -176,9 +176,7 @@ fn info(
 
 fn publish(ctx: &Ctx, info: &KeySessionInfo) {
     ctx.agree.note(info);
-    if let Ok(detail) = serde_json::to_value(info) {
-        ctx.emit(Event::KeySession { detail });
-    }
+    ctx.emit(Event::KeySession(info.clone()));
 }
 
 /// Installs the key of a confirmed session, and logs and publishes its end;

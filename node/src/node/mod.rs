@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mempool;
 pub mod messages;
 pub mod peer_protocols;
+pub mod ready;
 pub mod rpc;
 pub mod sync;
 pub mod timers;
@@ -161,15 +162,18 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
 
     let cookie = Cookie::generate();
     cookie.write(&dir.cookie_file())?;
-    let handler = Arc::new(rpc::RpcHandler::new(ctx.clone()));
+    let methods = crate::api::QwardApiServer::into_rpc(rpc::RpcHandler::new(ctx.clone()));
+    let ready_ctx = ctx.clone();
+    let ready: crate::api::ReadyCheck = Arc::new(move || ready::is_ready(&ready_ctx));
+    let api_shutdown = shutdown_rx.clone();
     let mut tasks = vec![
-        tokio::spawn(crate::api::serve(
-            api_listener,
-            cookie,
-            handler,
-            events.clone(),
-            shutdown_rx.clone(),
-        )),
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::api::serve(api_listener, cookie, methods, ready, api_shutdown).await
+            {
+                tracing::error!("the control API stopped: {e:#}");
+            }
+        }),
         tokio::spawn(dispatch::run(ctx.clone(), net_events)),
         tokio::spawn(driver::run(
             ctx.clone(),

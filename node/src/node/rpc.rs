@@ -1,23 +1,23 @@
-//! The node's answers to control-API methods (status, peers, transactions,
-//! chain queries, verify, logs, shutdown).
+//! The node's answers to the control API: the implementation of the typed
+//! `QwardApiServer` trait (status, peers, transactions, chain queries,
+//! verify, logs, keys, messaging, consent, shutdown, event subscriptions).
 
+use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
+use jsonrpsee::server::PendingSubscriptionSink;
+use jsonrpsee::types::ErrorObjectOwned;
 use qward_core::api::{
-    BlockSummary, ConsentInfo, ConsentParams, DeliveryProof, ForwardParams, KeyAgreeParams,
-    KeyInfo, LinkParams, MemberInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent,
-    RecordKindName, RpcError, SendParams, TxRequest, TxStatus, TxSubmitted, TxSummary,
-    VerifyReport, method,
+    BlockSummary, ConsentInfo, DeliveryProof, KeyInfo, KeySessionInfo, LinkParams, LogLine,
+    MemberInfo, MessageInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent,
+    RecordKindName, RpcError, Topic, TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport,
 };
 use qward_core::chain::{ChainStore, CommittedBlock, ConsentGrant, ConsentScope, Hash, TxKind};
 use qward_core::envelope::{RecordId, RecordKind};
 use qward_core::identity::AccountId;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use super::context::{Ctx, now_ms};
 use super::driver::submit_own_with_nonce;
 use super::messages::{self, outbox};
-use crate::api::{Handler, HandlerFuture};
+use crate::api::{QwardApiServer, pipe_events};
 
 /// The control-API handler of a running node.
 #[derive(Debug)]
@@ -31,252 +31,255 @@ impl RpcHandler {
     }
 }
 
-fn params<T: DeserializeOwned>(v: Value) -> Result<T, RpcError> {
-    serde_json::from_value(v).map_err(|e| RpcError::invalid_params(e.to_string()))
-}
-
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
-    serde_json::to_value(v).map_err(|e| RpcError::internal(e.to_string()))
+/// A refusal or failure as the JSON-RPC error object it is sent as.
+fn rpc(e: RpcError) -> ErrorObjectOwned {
+    let code = i32::try_from(e.code).unwrap_or(RpcError::INTERNAL as i32);
+    ErrorObjectOwned::owned(code, e.message, None::<()>)
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::internal(e.to_string())
 }
 
-#[derive(Deserialize)]
-struct HeightParam {
-    height: u64,
-}
+/// Rows in one `chain_blocks` answer, by default and at most.
+const DEFAULT_LIMIT: u64 = 50;
+const MAX_BLOCKS: u64 = 500;
+/// Log lines in one `logs` answer, at most.
+const MAX_LOG_LINES: u64 = 2000;
 
-#[derive(Deserialize)]
-struct RangeParam {
-    #[serde(default)]
-    from: Option<u64>,
-    #[serde(default = "default_limit")]
-    limit: u64,
-}
+#[async_trait]
+impl QwardApiServer for RpcHandler {
+    async fn status(&self) -> RpcResult<NodeStatus> {
+        Ok(status(&self.ctx))
+    }
 
-#[derive(Deserialize)]
-struct IdParam {
-    id: String,
-}
+    async fn peers(&self) -> RpcResult<Vec<PeerSummary>> {
+        peers(&self.ctx).await.map_err(rpc)
+    }
 
-#[derive(Deserialize)]
-struct PeerParam {
-    peer: String,
-}
+    async fn tx_submit(&self, tx: TxRequest) -> RpcResult<TxSubmitted> {
+        submit(&self.ctx, tx).await.map_err(rpc)
+    }
 
-#[derive(Deserialize)]
-struct RecordParam {
-    record_id: String,
-}
-
-#[derive(Deserialize)]
-struct LimitParam {
-    #[serde(default = "default_limit")]
-    limit: u64,
-}
-
-fn default_limit() -> u64 {
-    50
-}
-
-impl Handler for RpcHandler {
-    fn call<'a>(&'a self, m: &'a str, p: Value) -> HandlerFuture<'a> {
-        Box::pin(async move {
-            let ctx = &self.ctx;
-            match m {
-                method::STATUS => to_value(status(ctx)),
-                method::PEERS => to_value(peers(ctx).await?),
-                method::TX_SUBMIT => submit(ctx, params(p)?).await,
-                method::CHAIN_TX => {
-                    let IdParam { id } = params(p)?;
-                    let hash = Hash::from_hex(&id)
-                        .ok_or_else(|| RpcError::invalid_params("id must be 64 hex digits"))?;
-                    let found = ChainStore::new(&*ctx.store)
-                        .transaction(&hash)
-                        .map_err(internal)?;
-                    let pending = found.is_none() && ctx.mempool().contains(&hash);
-                    let proposal = found.as_ref().and_then(|(_, stx)| {
-                        let view = ctx.view();
-                        let action = view.state.governance_action(&stx.tx)?;
-                        Some(view.state.proposal_status(&action))
-                    });
-                    to_value(TxStatus {
-                        id,
-                        pending,
-                        height: found.map(|(loc, _)| loc.height),
-                        proposal,
-                    })
-                }
-                method::CHAIN_HEAD => {
-                    let height = ctx.view().tip.height;
-                    to_value(block_summary(ctx, height)?)
-                }
-                method::CHAIN_BLOCK => {
-                    let HeightParam { height } = params(p)?;
-                    match block_summary(ctx, height)? {
-                        Some(b) => to_value(b),
-                        None => Err(RpcError::refused(format!("no block at height {height}"))),
-                    }
-                }
-                method::CHAIN_BLOCKS => {
-                    let RangeParam { from, limit } =
-                        params(if p.is_null() { json!({}) } else { p })?;
-                    let tip = ctx.view().tip.height;
-                    let top = from.unwrap_or(tip).min(tip);
-                    let mut out = Vec::new();
-                    let mut h = top;
-                    while h >= 1 && (out.len() as u64) < limit.min(500) {
-                        if let Some(b) = block_summary(ctx, h)? {
-                            out.push(b);
-                        }
-                        h -= 1;
-                    }
-                    to_value(out)
-                }
-                method::CHAIN_MEMBERS => to_value(members(ctx)),
-                method::CHAIN_CONSENT => to_value(consents(ctx)),
-                method::CHAIN_VERIFY => {
-                    let store = ctx.store.clone();
-                    let report = tokio::task::spawn_blocking(move || {
-                        ChainStore::new(&*store).verify_chain()
-                    })
-                    .await
-                    .map_err(internal)?;
-                    to_value(VerifyReport {
-                        ok: report.ok,
-                        height: report.height,
-                        blocks_verified: report.blocks_verified,
-                        txs_verified: report.txs_verified,
-                        failed_height: report.failed_height,
-                        reason: report.reason,
-                    })
-                }
-                method::LOGS => {
-                    let LimitParam { limit } = params(if p.is_null() { json!({}) } else { p })?;
-                    to_value(crate::logging::buffer().recent(limit.min(2000) as usize))
-                }
-                method::SHUTDOWN => {
-                    ctx.request_shutdown();
-                    Ok(Value::Bool(true))
-                }
-                method::CONSENT_GRANT | method::CONSENT_REVOKE => {
-                    let c: ConsentParams = params(p)?;
-                    let req = if m == method::CONSENT_GRANT {
-                        TxRequest::GrantConsent {
-                            grantee: c.grantee,
-                            scope: c.scope,
-                            expires_at_ms: c.expires_at_ms,
-                        }
-                    } else {
-                        TxRequest::RevokeConsent {
-                            grantee: c.grantee,
-                            scope: c.scope,
-                        }
-                    };
-                    submit(ctx, req).await
-                }
-                method::KEYS => to_value(keys(ctx)),
-                method::KEY_SESSIONS => to_value(ctx.agree.recent()),
-                method::KEY_AGREE => {
-                    let KeyAgreeParams { peer, wait } = params(p)?;
-                    let peer = resolve(ctx, &peer)?;
-                    if ctx.view().state.role_of(&peer).is_none() {
-                        return Err(RpcError::refused("that account is not a member"));
-                    }
-                    if wait {
-                        let info = super::agree::agree(ctx, peer)
-                            .await
-                            .map_err(|e| RpcError::refused(e.to_string()))?;
-                        to_value(info)
-                    } else {
-                        let ctx = ctx.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = super::agree::agree(&ctx, peer).await {
-                                tracing::warn!("{e}");
-                            }
-                        });
-                        Ok(json!({ "started": true }))
-                    }
-                }
-                method::LINK_GET => {
-                    let PeerParam { peer } = params(p)?;
-                    let account = resolve(ctx, &peer)?;
-                    to_value(super::agree::link_params(ctx, &account, peer))
-                }
-                method::LINK_SET => {
-                    let link: LinkParams = params(p)?;
-                    let account = resolve(ctx, &link.peer)?;
-                    super::agree::set_link(ctx, account, &link)
-                        .map_err(RpcError::invalid_params)?;
-                    to_value(super::agree::link_params(ctx, &account, link.peer))
-                }
-                method::SEND => {
-                    let s: SendParams = params(p)?;
-                    let to = resolve(ctx, &s.to)?;
-                    let patient = s.patient.as_deref().map(|p| resolve(ctx, p)).transpose()?;
-                    let kind = match s.kind {
-                        RecordKindName::Phr => RecordKind::Phr,
-                        RecordKindName::Report => RecordKind::Report,
-                    };
-                    let ctx2 = ctx.clone();
-                    let entry = tokio::task::spawn_blocking(move || {
-                        outbox::send(&ctx2, to, kind, s.fhir_json.as_bytes(), patient)
-                    })
-                    .await
-                    .map_err(internal)?
-                    .map_err(send_error)?;
-                    to_value(messages::outbox_info(ctx, &entry))
-                }
-                method::FORWARD => {
-                    let f: ForwardParams = params(p)?;
-                    let record = record_id(&f.record_id)?;
-                    let to = resolve(ctx, &f.to)?;
-                    let entry = outbox::forward(ctx, &record, to).map_err(send_error)?;
-                    to_value(messages::outbox_info(ctx, &entry))
-                }
-                method::INBOX => {
-                    let list = messages::inbox_entries(&ctx.store).map_err(internal)?;
-                    to_value(
-                        list.iter()
-                            .map(|e| messages::inbox_info(ctx, e))
-                            .collect::<Vec<_>>(),
-                    )
-                }
-                method::OUTBOX => {
-                    let list = messages::outbox_entries(&ctx.store).map_err(internal)?;
-                    to_value(
-                        list.iter()
-                            .map(|e| messages::outbox_info(ctx, e))
-                            .collect::<Vec<_>>(),
-                    )
-                }
-                method::OUTBOX_SHOW => {
-                    let RecordParam { record_id: id } = params(p)?;
-                    to_value(outbox_detail(ctx, &record_id(&id)?)?)
-                }
-                method::RECORD => {
-                    let RecordParam { record_id: id } = params(p)?;
-                    let record = record_id(&id)?;
-                    to_value(record_content(ctx, &record)?)
-                }
-                other => Err(RpcError::new(
-                    RpcError::METHOD_NOT_FOUND,
-                    format!("unknown method '{other}'"),
-                )),
-            }
+    async fn chain_tx(&self, id: String) -> RpcResult<TxStatus> {
+        let ctx = &self.ctx;
+        let hash = Hash::from_hex(&id)
+            .ok_or_else(|| rpc(RpcError::invalid_params("id must be 64 hex digits")))?;
+        let found = ChainStore::new(&*ctx.store)
+            .transaction(&hash)
+            .map_err(|e| rpc(internal(e)))?;
+        let pending = found.is_none() && ctx.mempool().contains(&hash);
+        let proposal = found.as_ref().and_then(|(_, stx)| {
+            let view = ctx.view();
+            let action = view.state.governance_action(&stx.tx)?;
+            Some(view.state.proposal_status(&action))
+        });
+        Ok(TxStatus {
+            id,
+            pending,
+            height: found.map(|(loc, _)| loc.height),
+            proposal,
         })
+    }
+
+    async fn chain_head(&self) -> RpcResult<Option<BlockSummary>> {
+        let height = self.ctx.view().tip.height;
+        block_summary(&self.ctx, height).map_err(rpc)
+    }
+
+    async fn chain_block(&self, height: u64) -> RpcResult<BlockSummary> {
+        block_summary(&self.ctx, height)
+            .map_err(rpc)?
+            .ok_or_else(|| rpc(RpcError::refused(format!("no block at height {height}"))))
+    }
+
+    async fn chain_blocks(
+        &self,
+        from: Option<u64>,
+        limit: Option<u64>,
+    ) -> RpcResult<Vec<BlockSummary>> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT).min(MAX_BLOCKS);
+        let tip = self.ctx.view().tip.height;
+        let mut out = Vec::new();
+        let mut h = from.unwrap_or(tip).min(tip);
+        while h >= 1 && (out.len() as u64) < limit {
+            if let Some(b) = block_summary(&self.ctx, h).map_err(rpc)? {
+                out.push(b);
+            }
+            h -= 1;
+        }
+        Ok(out)
+    }
+
+    async fn chain_members(&self) -> RpcResult<Vec<MemberInfo>> {
+        Ok(members(&self.ctx))
+    }
+
+    async fn chain_consent(&self) -> RpcResult<Vec<ConsentInfo>> {
+        Ok(consents(&self.ctx))
+    }
+
+    async fn chain_verify(&self) -> RpcResult<VerifyReport> {
+        let store = self.ctx.store.clone();
+        let report = tokio::task::spawn_blocking(move || ChainStore::new(&*store).verify_chain())
+            .await
+            .map_err(|e| rpc(internal(e)))?;
+        Ok(VerifyReport {
+            ok: report.ok,
+            height: report.height,
+            blocks_verified: report.blocks_verified,
+            txs_verified: report.txs_verified,
+            failed_height: report.failed_height,
+            reason: report.reason,
+        })
+    }
+
+    async fn logs(&self, limit: Option<u64>) -> RpcResult<Vec<LogLine>> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LOG_LINES);
+        Ok(crate::logging::buffer().recent(limit as usize))
+    }
+
+    async fn keys(&self) -> RpcResult<Vec<KeyInfo>> {
+        Ok(keys(&self.ctx))
+    }
+
+    async fn key_sessions(&self) -> RpcResult<Vec<KeySessionInfo>> {
+        Ok(self.ctx.agree.recent())
+    }
+
+    async fn key_agree(&self, peer: String, wait: Option<bool>) -> RpcResult<Option<KeySessionInfo>> {
+        let ctx = &self.ctx;
+        let peer = resolve(ctx, &peer).map_err(rpc)?;
+        if ctx.view().state.role_of(&peer).is_none() {
+            return Err(rpc(RpcError::refused("that account is not a member")));
+        }
+        if wait.unwrap_or(false) {
+            let info = super::agree::agree(ctx, peer)
+                .await
+                .map_err(|e| rpc(RpcError::refused(e.to_string())))?;
+            Ok(Some(info))
+        } else {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = super::agree::agree(&ctx, peer).await {
+                    tracing::warn!("{e}");
+                }
+            });
+            Ok(None)
+        }
+    }
+
+    async fn link_get(&self, peer: String) -> RpcResult<LinkParams> {
+        let account = resolve(&self.ctx, &peer).map_err(rpc)?;
+        Ok(super::agree::link_params(&self.ctx, &account, peer))
+    }
+
+    async fn link_set(&self, link: LinkParams) -> RpcResult<LinkParams> {
+        let account = resolve(&self.ctx, &link.peer).map_err(rpc)?;
+        super::agree::set_link(&self.ctx, account, &link)
+            .map_err(|e| rpc(RpcError::invalid_params(e)))?;
+        Ok(super::agree::link_params(&self.ctx, &account, link.peer))
+    }
+
+    async fn send(
+        &self,
+        to: String,
+        kind: RecordKindName,
+        fhir_json: String,
+        patient: Option<String>,
+    ) -> RpcResult<MessageInfo> {
+        let ctx = &self.ctx;
+        let to = resolve(ctx, &to).map_err(rpc)?;
+        let patient = patient
+            .as_deref()
+            .map(|p| resolve(ctx, p))
+            .transpose()
+            .map_err(rpc)?;
+        let kind = match kind {
+            RecordKindName::Phr => RecordKind::Phr,
+            RecordKindName::Report => RecordKind::Report,
+        };
+        let ctx2 = ctx.clone();
+        let entry = tokio::task::spawn_blocking(move || {
+            outbox::send(&ctx2, to, kind, fhir_json.as_bytes(), patient)
+        })
+        .await
+        .map_err(|e| rpc(internal(e)))?
+        .map_err(|e| rpc(send_error(e)))?;
+        Ok(messages::outbox_info(ctx, &entry))
+    }
+
+    async fn forward(&self, record_id: String, to: String) -> RpcResult<MessageInfo> {
+        let ctx = &self.ctx;
+        let record = parse_record_id(&record_id).map_err(rpc)?;
+        let to = resolve(ctx, &to).map_err(rpc)?;
+        let entry = outbox::forward(ctx, &record, to).map_err(|e| rpc(send_error(e)))?;
+        Ok(messages::outbox_info(ctx, &entry))
+    }
+
+    async fn inbox(&self) -> RpcResult<Vec<MessageInfo>> {
+        let ctx = &self.ctx;
+        let list = messages::inbox_entries(&ctx.store).map_err(|e| rpc(internal(e)))?;
+        Ok(list.iter().map(|e| messages::inbox_info(ctx, e)).collect())
+    }
+
+    async fn outbox(&self) -> RpcResult<Vec<MessageInfo>> {
+        let ctx = &self.ctx;
+        let list = messages::outbox_entries(&ctx.store).map_err(|e| rpc(internal(e)))?;
+        Ok(list.iter().map(|e| messages::outbox_info(ctx, e)).collect())
+    }
+
+    async fn outbox_show(&self, record_id: String) -> RpcResult<OutboxDetail> {
+        let record = parse_record_id(&record_id).map_err(rpc)?;
+        outbox_detail(&self.ctx, &record).map_err(rpc)
+    }
+
+    async fn record(&self, record_id: String) -> RpcResult<RecordContent> {
+        let record = parse_record_id(&record_id).map_err(rpc)?;
+        record_content(&self.ctx, &record).map_err(rpc)
+    }
+
+    async fn consent_grant(
+        &self,
+        grantee: String,
+        scope: String,
+        expires_at_ms: Option<u64>,
+    ) -> RpcResult<TxSubmitted> {
+        let req = TxRequest::GrantConsent {
+            grantee,
+            scope,
+            expires_at_ms,
+        };
+        submit(&self.ctx, req).await.map_err(rpc)
+    }
+
+    async fn consent_revoke(&self, grantee: String, scope: String) -> RpcResult<TxSubmitted> {
+        submit(&self.ctx, TxRequest::RevokeConsent { grantee, scope })
+            .await
+            .map_err(rpc)
+    }
+
+    async fn shutdown(&self) -> RpcResult<bool> {
+        self.ctx.request_shutdown();
+        Ok(true)
+    }
+
+    async fn events(
+        &self,
+        pending: PendingSubscriptionSink,
+        topics: Vec<Topic>,
+    ) -> SubscriptionResult {
+        pipe_events(pending, topics, self.ctx.events.subscribe()).await
     }
 }
 
 /// Signs and submits a transaction of this node's own; answers its id and nonce.
-async fn submit(ctx: &Ctx, req: TxRequest) -> Result<Value, RpcError> {
+async fn submit(ctx: &Ctx, req: TxRequest) -> Result<TxSubmitted, RpcError> {
     let kind = tx_kind(ctx, req)?;
     let (id, nonce) = submit_own_with_nonce(ctx, kind)
         .await
         .map_err(|e| RpcError::refused(e.to_string()))?;
-    to_value(TxSubmitted {
+    Ok(TxSubmitted {
         id: id.to_hex(),
         nonce,
     })
@@ -529,7 +532,7 @@ fn outbox_detail(ctx: &Ctx, record: &RecordId) -> Result<OutboxDetail, RpcError>
     })
 }
 
-fn record_id(s: &str) -> Result<RecordId, RpcError> {
+fn parse_record_id(s: &str) -> Result<RecordId, RpcError> {
     RecordId::from_hex(s.trim()).ok_or_else(|| {
         RpcError::invalid_params(format!("'{s}' is not a record id (32 hex digits)"))
     })

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::context::Ctx;
 use super::driver::DriverInput;
+use crate::metrics::Metrics;
 use crate::net::{PeerId, RequestProtocol};
 
 /// Blocks in one response, at most.
@@ -134,6 +135,10 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
     if theirs != genesis {
         anyhow::bail!("peer {peer} is on another chain");
     }
+    Metrics::inc(&ctx.metrics.peer_heights_heard);
+    ctx.metrics
+        .network_height
+        .fetch_max(their_height, std::sync::atomic::Ordering::Relaxed);
     // One block behind is behind: a validator that missed the messages of a
     // committed height never gets them again from consensus, so it must fetch
     // the block (waiting for two blocks stalled a lone laggard for good).

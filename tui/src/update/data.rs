@@ -1,22 +1,13 @@
-//! Answers and events from the node into the state: decode each result into
-//! its API type (a bad answer becomes an error line, never a panic), keep
-//! lists ordered, raise and clear the eavesdropper alarm.
+//! Answers and events from the node into the state: each typed answer into
+//! its place (a failed call becomes an error line where the person is
+//! looking), keep lists ordered, raise and clear the eavesdropper alarm.
 
-use qward_core::api::{
-    BlockSummary, ConsentInfo, DeliveryState, Event, KeyInfo, KeySessionInfo, LinkParams, LogLine,
-    MemberInfo, MessageInfo, NodeStatus, PeerSummary, SessionPhase, VerifyReport, method,
-};
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use qward_core::api::{Call, DeliveryState, Event, KeySessionInfo, LogLine, Reply, SessionPhase, method};
 
 use crate::effect::Effect;
 use crate::state::{
     EveAlarm, MAX_LOG_LINES, MAX_SESSIONS, Notice, RECENT_BLOCKS, RecordPane, State, VerifyState,
 };
-
-fn decode<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, String> {
-    serde_json::from_value(value).map_err(|e| format!("unexpected answer to {method}: {e}"))
-}
 
 fn notice(state: &mut State, text: impl Into<String>, is_error: bool) {
     state.notice = Some(Notice {
@@ -29,11 +20,11 @@ fn notice(state: &mut State, text: impl Into<String>, is_error: bool) {
 pub(super) fn on_response(
     state: &mut State,
     method: &str,
-    result: Result<Value, String>,
+    result: Result<Reply, String>,
 ) -> Vec<Effect> {
-    let outcome = result.and_then(|v| apply(state, method, v));
-    match outcome {
-        Ok(effects) => {
+    match result {
+        Ok(reply) => {
+            let effects = apply(state, reply);
             state.call_errors.remove(method);
             effects
         }
@@ -94,24 +85,22 @@ fn keep_selection<T, K: PartialEq>(
     clamp(sel, list.len());
 }
 
-fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
+fn apply(state: &mut State, reply: Reply) -> Vec<Effect> {
     let mut effects = Vec::new();
-    match m {
-        method::STATUS => {
-            let status: NodeStatus = decode(m, v)?;
+    match reply {
+        Reply::Status(status) => {
             let newest = state.blocks.first().map(|b| b.height);
             if newest != Some(status.height) {
                 effects.push(blocks_call(status.height));
             }
             state.status = Some(status);
         }
-        method::PEERS => {
-            state.peers = decode::<Vec<PeerSummary>>(m, v)?;
+        Reply::Peers(peers) => {
+            state.peers = peers;
             clamp(&mut state.peers_sel, state.peers.len());
         }
-        method::CHAIN_MEMBERS => state.members = decode::<Vec<MemberInfo>>(m, v)?,
-        method::KEY_SESSIONS => {
-            let sessions: Vec<KeySessionInfo> = decode(m, v)?;
+        Reply::Members(members) => state.members = members,
+        Reply::KeySessions(sessions) => {
             let before = state
                 .sessions
                 .get(state.sessions_sel)
@@ -128,9 +117,8 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
                 s.session_id.clone()
             });
         }
-        method::KEYS => state.keys = decode::<Vec<KeyInfo>>(m, v)?,
-        method::INBOX => {
-            let mut inbox: Vec<MessageInfo> = decode(m, v)?;
+        Reply::Keys(keys) => state.keys = keys,
+        Reply::Inbox(mut inbox) => {
             inbox.sort_by_key(|m| std::cmp::Reverse(m.created_ms));
             let before = state
                 .inbox
@@ -141,8 +129,7 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
                 m.record_id.clone()
             });
         }
-        method::OUTBOX => {
-            let mut outbox: Vec<MessageInfo> = decode(m, v)?;
+        Reply::Outbox(mut outbox) => {
             outbox.sort_by_key(|m| std::cmp::Reverse(m.created_ms));
             let before = state
                 .outbox
@@ -153,54 +140,47 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
                 m.record_id.clone()
             });
         }
-        method::CHAIN_BLOCKS => {
-            let mut blocks: Vec<BlockSummary> = decode(m, v)?;
+        Reply::Blocks(mut blocks) => {
             blocks.sort_by_key(|b| std::cmp::Reverse(b.height));
             blocks.truncate(RECENT_BLOCKS as usize);
             let before = state.blocks.get(state.blocks_sel).map(|b| b.height);
             state.blocks = blocks;
             keep_selection(&mut state.blocks_sel, before, &state.blocks, |b| b.height);
         }
-        method::CHAIN_CONSENT => {
-            state.consents = decode::<Vec<ConsentInfo>>(m, v)?;
+        Reply::Consents(consents) => {
+            state.consents = consents;
             let len = state.own_consents().len();
             clamp(&mut state.consent_sel, len);
         }
-        method::CHAIN_VERIFY => {
-            state.verify = Some(VerifyState::Done(decode::<VerifyReport>(m, v)?))
-        }
-        method::LOGS => {
-            let lines: Vec<LogLine> = decode(m, v)?;
+        Reply::Verify(report) => state.verify = Some(VerifyState::Done(report)),
+        Reply::Logs(lines) => {
             let skip = lines.len().saturating_sub(MAX_LOG_LINES);
             state.logs = lines.into_iter().skip(skip).collect();
         }
-        method::LINK_GET => {
-            let link: LinkParams = decode(m, v)?;
+        Reply::LinkGot(link) => {
             if state.pending_eve_toggle.as_deref() == Some(link.peer.as_str()) {
                 state.pending_eve_toggle = None;
                 let mut next = link.clone();
                 next.eve_fraction = if link.eve_fraction > 0.0 { 0.0 } else { 1.0 };
-                effects.push(Effect::call(method::LINK_SET, &next));
+                effects.push(Effect::Call(Call::LinkSet { link: next.clone() }));
                 state.links.insert(next.peer.clone(), next);
             } else {
                 state.links.insert(link.peer.clone(), link);
             }
         }
-        method::LINK_SET => {
-            if let Ok(link) = serde_json::from_value::<LinkParams>(v) {
-                state.links.insert(link.peer.clone(), link);
-            }
+        Reply::LinkSet(link) => {
+            state.links.insert(link.peer.clone(), link);
             notice(
                 state,
                 "link updated: the next key agreement on it uses the new channel",
                 false,
             );
         }
-        method::KEY_AGREE => {
+        Reply::KeyAgree(_) => {
             notice(state, "key agreement started", false);
-            effects.push(Effect::call_bare(method::KEY_SESSIONS));
+            effects.push(Effect::Call(Call::KeySessions));
         }
-        method::SEND => {
+        Reply::Sent(_) => {
             let to = state
                 .compose
                 .take()
@@ -208,24 +188,17 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
                 .map(|a| state.name_of(&a))
                 .unwrap_or_default();
             notice(state, format!("record queued for {to}"), false);
-            effects.push(Effect::call_bare(method::OUTBOX));
+            effects.push(Effect::Call(Call::Outbox));
         }
-        method::RECORD => {
-            let info: MessageInfo = decode(m, v.get("info").cloned().unwrap_or(Value::Null))?;
-            let fhir = v
-                .get("fhir_json")
-                .and_then(Value::as_str)
-                .ok_or("unexpected answer to record: no fhir_json")?;
-            match state.record.as_mut() {
-                Some(pane) if pane.record_id == info.record_id => {
-                    pane.content = Some(Ok((info, fhir.to_string())));
-                }
-                _ => {}
+        Reply::Record(content) => match state.record.as_mut() {
+            Some(pane) if pane.record_id == content.info.record_id => {
+                pane.content = Some(Ok((content.info, content.fhir_json)));
             }
-        }
-        method::CONSENT_GRANT | method::CONSENT_REVOKE => {
+            _ => {}
+        },
+        Reply::ConsentGranted(_) | Reply::ConsentRevoked(_) => {
             state.grant = None;
-            let what = if m == method::CONSENT_GRANT {
+            let what = if matches!(reply, Reply::ConsentGranted(_)) {
                 "grant"
             } else {
                 "revocation"
@@ -235,20 +208,19 @@ fn apply(state: &mut State, m: &str, v: Value) -> Result<Vec<Effect>, String> {
                 format!("consent {what} submitted; it takes effect in the next block"),
                 false,
             );
-            effects.push(Effect::call_bare(method::CHAIN_CONSENT));
+            effects.push(Effect::Call(Call::ChainConsent));
         }
-        _ => {}
     }
-    Ok(effects)
+    effects
 }
 
 /// The `chain_blocks` call for the recent blocks: `from` is the highest
 /// block wanted, and the node walks down from it for `limit` blocks.
 pub(super) fn blocks_call(height: u64) -> Effect {
-    Effect::call(
-        method::CHAIN_BLOCKS,
-        json!({ "from": height, "limit": RECENT_BLOCKS }),
-    )
+    Effect::Call(Call::ChainBlocks {
+        from: Some(height),
+        limit: Some(RECENT_BLOCKS),
+    })
 }
 
 /// Adds or updates a session (newest first) and raises or clears the alarm.
@@ -292,17 +264,17 @@ fn note_session(state: &mut State, s: KeySessionInfo) {
 pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
     match event {
         Event::Block { txs, .. } => {
-            let mut effects = vec![Effect::call_bare(method::STATUS)];
+            let mut effects = vec![Effect::Call(Call::Status)];
             if txs > 0 {
-                effects.push(Effect::call_bare(method::CHAIN_CONSENT));
-                effects.push(Effect::call_bare(method::CHAIN_MEMBERS));
+                effects.push(Effect::Call(Call::ChainConsent));
+                effects.push(Effect::Call(Call::ChainMembers));
             }
             effects
         }
         Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {
             vec![
-                Effect::call_bare(method::PEERS),
-                Effect::call_bare(method::STATUS),
+                Effect::Call(Call::Peers),
+                Effect::Call(Call::Status),
             ]
         }
         Event::Transaction {
@@ -315,29 +287,19 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
                 let why = reason.unwrap_or_else(|| "no reason given".into());
                 notice(state, format!("transaction {kind} refused: {why}"), true);
             }
-            vec![Effect::call_bare(method::STATUS)]
+            vec![Effect::Call(Call::Status)]
         }
-        Event::KeySession { detail } => match serde_json::from_value::<KeySessionInfo>(detail) {
-            Ok(s) => {
-                let finished = matches!(s.phase, SessionPhase::Done | SessionPhase::Aborted);
-                note_session(state, s);
-                if finished {
-                    vec![Effect::call_bare(method::KEYS)]
-                } else {
-                    Vec::new()
-                }
+        Event::KeySession(s) => {
+            let finished = matches!(s.phase, SessionPhase::Done | SessionPhase::Aborted);
+            note_session(state, s);
+            if finished {
+                vec![Effect::Call(Call::Keys)]
+            } else {
+                Vec::new()
             }
-            Err(e) => {
-                notice(
-                    state,
-                    format!("unreadable key-session event from the node: {e}"),
-                    true,
-                );
-                vec![Effect::call_bare(method::KEY_SESSIONS)]
-            }
-        },
-        Event::Message { detail } => match serde_json::from_value::<MessageInfo>(detail) {
-            Ok(msg) => {
+        }
+        Event::Message(msg) => {
+            {
                 let incoming = msg.state == DeliveryState::Received
                     || state.my_account() == Some(msg.to.as_str());
                 if incoming && msg.state == DeliveryState::Received {
@@ -366,11 +328,7 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
                 keep_selection(sel, before, list, |x| x.record_id.clone());
                 Vec::new()
             }
-            Err(_) => vec![
-                Effect::call_bare(method::INBOX),
-                Effect::call_bare(method::OUTBOX),
-            ],
-        },
+        }
         Event::Log { level, line } => {
             state.logs.push_back(LogLine {
                 time_ms: state.now_ms,
@@ -393,8 +351,5 @@ pub(super) fn open_record(state: &mut State, record_id: String) -> Vec<Effect> {
         raw: false,
         scroll: 0,
     });
-    vec![Effect::call(
-        method::RECORD,
-        json!({ "record_id": record_id }),
-    )]
+    vec![Effect::Call(Call::Record { record_id })]
 }

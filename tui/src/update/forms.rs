@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent};
-use qward_core::api::{ConsentParams, RecordKindName, SendParams, method};
+use qward_core::api::{Call, ConsentParams, RecordKindName, SendParams};
 
 use super::keys::move_sel;
 use crate::effect::Effect;
@@ -171,15 +171,12 @@ pub(super) fn on_file_read(
                 kind_name(form.kind)
             ),
         ),
-        Ok(_) => vec![Effect::call(
-            method::SEND,
-            SendParams {
-                to,
-                kind: form.kind,
-                fhir_json: json,
-                patient: None,
-            },
-        )],
+        Ok(_) => vec![Effect::Call(Call::Send(SendParams {
+            to,
+            kind: form.kind,
+            fhir_json: json,
+            patient: None,
+        }))],
     }
 }
 
@@ -266,14 +263,11 @@ fn submit_grant(state: &mut State) -> Vec<Effect> {
     };
     form.error = None;
     let expires_at_ms = days.map(|d| now_ms.saturating_add(d.saturating_mul(DAY_MS)));
-    vec![Effect::call(
-        method::CONSENT_GRANT,
-        ConsentParams {
-            grantee,
-            scope,
-            expires_at_ms,
-        },
-    )]
+    vec![Effect::Call(Call::ConsentGrant(ConsentParams {
+        grantee,
+        scope,
+        expires_at_ms,
+    }))]
 }
 
 pub(super) fn filter_key(state: &mut State, key: KeyEvent) {

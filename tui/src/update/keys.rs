@@ -3,8 +3,7 @@
 //! keys first; Ctrl-C always quits.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use qward_core::api::{ConsentParams, RecordKindName, method};
-use serde_json::json;
+use qward_core::api::{Call, RecordKindName};
 
 use super::{data, forms, refresh_all};
 use crate::effect::Effect;
@@ -123,7 +122,7 @@ fn agree_with(state: &mut State, peer: String) -> Vec<Effect> {
         text: format!("starting key agreement with {name}…"),
         is_error: false,
     });
-    vec![Effect::call(method::KEY_AGREE, json!({ "peer": peer }))]
+    vec![Effect::Call(Call::KeyAgree { peer })]
 }
 
 fn peers_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
@@ -150,7 +149,7 @@ fn keys_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('e') => match state.selected_link_peer() {
             Some(peer) => {
                 state.pending_eve_toggle = Some(peer.clone());
-                vec![Effect::call(method::LINK_GET, json!({ "peer": peer }))]
+                vec![Effect::Call(Call::LinkGet { peer })]
             }
             None => {
                 state.notice = Some(Notice {
@@ -206,7 +205,7 @@ fn chain_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     match key.code {
         KeyCode::Char('v') => {
             state.verify = Some(VerifyState::Running);
-            vec![Effect::call_bare(method::CHAIN_VERIFY)]
+            vec![Effect::Call(Call::ChainVerify)]
         }
         _ => Vec::new(),
     }
@@ -245,14 +244,10 @@ fn consent_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 text: format!("revoking {} consent of {who}…", c.scope),
                 is_error: false,
             });
-            vec![Effect::call(
-                method::CONSENT_REVOKE,
-                ConsentParams {
-                    grantee: c.grantee,
-                    scope: c.scope,
-                    expires_at_ms: None,
-                },
-            )]
+            vec![Effect::Call(Call::ConsentRevoke {
+                grantee: c.grantee,
+                scope: c.scope,
+            })]
         }
         _ => Vec::new(),
     }

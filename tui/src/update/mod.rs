@@ -8,8 +8,7 @@ mod keys;
 
 pub use forms::kind_name;
 
-use qward_core::api::method;
-use serde_json::json;
+use qward_core::api::Call;
 
 use crate::effect::Effect;
 use crate::message::Message;
@@ -32,8 +31,8 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
             if state.connected() && now_ms.saturating_sub(state.last_poll_ms) >= POLL_INTERVAL_MS {
                 state.last_poll_ms = now_ms;
                 vec![
-                    Effect::call_bare(method::STATUS),
-                    Effect::call_bare(method::PEERS),
+                    Effect::Call(Call::Status),
+                    Effect::Call(Call::Peers),
                 ]
             } else {
                 Vec::new()
@@ -75,15 +74,17 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
 /// on `R`). Recent blocks follow once `status` gives the height.
 pub fn refresh_all() -> Vec<Effect> {
     vec![
-        Effect::call_bare(method::STATUS),
-        Effect::call_bare(method::PEERS),
-        Effect::call_bare(method::CHAIN_MEMBERS),
-        Effect::call_bare(method::KEY_SESSIONS),
-        Effect::call_bare(method::KEYS),
-        Effect::call_bare(method::INBOX),
-        Effect::call_bare(method::OUTBOX),
-        Effect::call_bare(method::CHAIN_CONSENT),
-        Effect::call(method::LOGS, json!({ "limit": LOG_FETCH_LIMIT })),
+        Effect::Call(Call::Status),
+        Effect::Call(Call::Peers),
+        Effect::Call(Call::ChainMembers),
+        Effect::Call(Call::KeySessions),
+        Effect::Call(Call::Keys),
+        Effect::Call(Call::Inbox),
+        Effect::Call(Call::Outbox),
+        Effect::Call(Call::ChainConsent),
+        Effect::Call(Call::Logs {
+            limit: Some(LOG_FETCH_LIMIT),
+        }),
     ]
 }
 

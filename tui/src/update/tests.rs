@@ -4,8 +4,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use qward_core::api::{
-    ConsentParams, DeliveryState, Event, LinkParams, RecordKindName, SendParams, SessionPhase,
-    VerifyReport,
+    Call, ConsentParams, DeliveryState, Event, LinkParams, RecordContent, RecordKindName, Reply,
+    SendParams, SessionPhase, TxSubmitted, VerifyReport,
 };
 use serde_json::{Value, json};
 
@@ -29,11 +29,15 @@ fn methods(effects: &[Effect]) -> Vec<&str> {
     effects.iter().filter_map(Effect::method).collect()
 }
 
-fn params_of<'a>(effects: &'a [Effect], method: &str) -> &'a Value {
+/// The parameters of the `method` call among `effects`, as they go on the
+/// wire (by name).
+fn params_of(effects: &[Effect], method: &str) -> Value {
     effects
         .iter()
         .find_map(|e| match e {
-            Effect::Call { method: m, params } if m == method => Some(params),
+            Effect::Call(call) if call.method() == method => {
+                Some(serde_json::to_value(call).expect("json")["params"].clone())
+            }
             _ => None,
         })
         .unwrap_or_else(|| panic!("no {method} call in {effects:?}"))
@@ -107,13 +111,13 @@ fn connecting_asks_for_everything_and_status_brings_the_recent_blocks() {
     let effects = update(
         &mut s,
         Message::Response {
-            method: "status".into(),
-            result: Ok(serde_json::to_value(fixtures::status()).expect("json")),
+            method: "status",
+            result: Ok(Reply::Status(fixtures::status())),
         },
     );
     assert_eq!(
         params_of(&effects, "chain_blocks"),
-        &json!({ "from": 42, "limit": 20 })
+        json!({ "from": 42, "limit": 20 })
     );
     assert_eq!(s.status.as_ref().map(|st| st.height), Some(42));
 }
@@ -192,14 +196,20 @@ fn answers_fill_the_state_and_bad_answers_become_errors() {
     assert_eq!(s.inbox.first().map(|m| m.record_id.as_str()), Some("r-1"));
     assert_eq!(s.logs.len(), 6);
     let mut s = full_state();
-    answer(&mut s, "peers", json!({"not": "a list"}));
-    assert_eq!(s.peers.len(), 3, "a bad answer keeps what we had");
+    update(
+        &mut s,
+        Message::Response {
+            method: "peers",
+            result: Err("the node did not answer in time".into()),
+        },
+    );
+    assert_eq!(s.peers.len(), 3, "a failed call keeps what we had");
     assert!(
         s.call_errors
             .get("peers")
-            .is_some_and(|e| e.contains("unexpected answer to peers"))
+            .is_some_and(|e| e.contains("did not answer"))
     );
-    answer(&mut s, "peers", json!([]));
+    answer(&mut s, "peers", Reply::Peers(Vec::new()));
     assert!(s.peers.is_empty());
     assert!(
         !s.call_errors.contains_key("peers"),
@@ -208,7 +218,7 @@ fn answers_fill_the_state_and_bad_answers_become_errors() {
     update(
         &mut s,
         Message::Response {
-            method: "inbox".into(),
+            method: "inbox",
             result: Err("database busy".into()),
         },
     );
@@ -271,9 +281,7 @@ fn events_update_state_or_ask_for_what_changed() {
     );
     update(
         &mut s,
-        Message::Event(Event::Message {
-            detail: serde_json::to_value(msg).expect("json"),
-        }),
+        Message::Event(Event::Message(msg)),
     );
     assert_eq!(s.inbox.first().map(|m| m.record_id.as_str()), Some("r-9"));
     assert!(
@@ -292,9 +300,7 @@ fn events_update_state_or_ask_for_what_changed() {
     sent.detail = None;
     update(
         &mut s,
-        Message::Event(Event::Message {
-            detail: serde_json::to_value(sent).expect("json"),
-        }),
+        Message::Event(Event::Message(sent)),
     );
     assert_eq!(
         s.outbox
@@ -303,13 +309,6 @@ fn events_update_state_or_ask_for_what_changed() {
             .map(|m| m.state),
         Some(DeliveryState::Delivered)
     );
-    let e = update(
-        &mut s,
-        Message::Event(Event::Message {
-            detail: json!("garbage"),
-        }),
-    );
-    assert_eq!(methods(&e), vec!["inbox", "outbox"]);
     let e = update(
         &mut s,
         Message::Event(Event::Transaction {
@@ -334,9 +333,8 @@ fn session_event(
     qber: f64,
     eve: bool,
 ) -> Vec<Effect> {
-    let detail = serde_json::to_value(fixtures::session(id, "st-marys", phase, Some(qber), eve))
-        .expect("json");
-    update(s, Message::Event(Event::KeySession { detail }))
+    let session = fixtures::session(id, "st-marys", phase, Some(qber), eve);
+    update(s, Message::Event(Event::KeySession(session)))
 }
 
 #[test]
@@ -368,17 +366,6 @@ fn a_key_session_with_eve_detected_raises_the_alarm_and_a_clean_key_clears_it() 
     s.screen = Screen::Keys;
     key(&mut s, KeyCode::Char('x'));
     assert!(s.eve_alarm.is_none(), "x acknowledges");
-    let e = update(
-        &mut s,
-        Message::Event(Event::KeySession {
-            detail: json!({"phase": 3}),
-        }),
-    );
-    assert_eq!(
-        methods(&e),
-        vec!["key_sessions"],
-        "an unreadable event asks again instead of panicking"
-    );
 }
 
 #[test]
@@ -389,16 +376,15 @@ fn enter_on_a_peer_starts_a_key_agreement() {
     let effects = key(&mut s, KeyCode::Enter);
     assert_eq!(
         effects,
-        vec![Effect::Call {
-            method: "key_agree".into(),
-            params: json!({ "peer": "12D3Koodr-okafor" })
-        }]
+        vec![Effect::Call(Call::KeyAgree {
+            peer: "12D3Koodr-okafor".into()
+        })]
     );
     let effects = update(
         &mut s,
         Message::Response {
-            method: "key_agree".into(),
-            result: Ok(Value::Null),
+            method: "key_agree",
+            result: Ok(Reply::KeyAgree(None)),
         },
     );
     assert_eq!(methods(&effects), vec!["key_sessions"]);
@@ -410,7 +396,7 @@ fn e_toggles_eve_on_the_selected_link() {
     key(&mut s, KeyCode::Char('3'));
     let effects = key(&mut s, KeyCode::Char('e'));
     let peer = "12D3Koodr-okafor";
-    assert_eq!(params_of(&effects, "link_get"), &json!({ "peer": peer }));
+    assert_eq!(params_of(&effects, "link_get"), json!({ "peer": peer }));
     let link = LinkParams {
         peer: peer.into(),
         distance_km: 20.0,
@@ -423,12 +409,12 @@ fn e_toggles_eve_on_the_selected_link() {
     let effects = update(
         &mut s,
         Message::Response {
-            method: "link_get".into(),
-            result: Ok(serde_json::to_value(&link).expect("json")),
+            method: "link_get",
+            result: Ok(Reply::LinkGot(link.clone())),
         },
     );
     let set: LinkParams =
-        serde_json::from_value(params_of(&effects, "link_set").clone()).expect("LinkParams");
+        serde_json::from_value(params_of(&effects, "link_set")["link"].clone()).expect("LinkParams");
     assert_eq!(
         set,
         LinkParams {
@@ -445,19 +431,19 @@ fn e_toggles_eve_on_the_selected_link() {
     let effects = update(
         &mut s,
         Message::Response {
-            method: "link_get".into(),
-            result: Ok(serde_json::to_value(&on).expect("json")),
+            method: "link_get",
+            result: Ok(Reply::LinkGot(on.clone())),
         },
     );
     let set: LinkParams =
-        serde_json::from_value(params_of(&effects, "link_set").clone()).expect("LinkParams");
+        serde_json::from_value(params_of(&effects, "link_set")["link"].clone()).expect("LinkParams");
     assert_eq!(set.eve_fraction, 0.0, "a second e turns Eve off");
     // A plain link_get (not a toggle) only records the link.
     let effects = update(
         &mut s,
         Message::Response {
-            method: "link_get".into(),
-            result: Ok(serde_json::to_value(&on).expect("json")),
+            method: "link_get",
+            result: Ok(Reply::LinkGot(on.clone())),
         },
     );
     assert!(effects.is_empty());
@@ -501,8 +487,15 @@ fn compose_flow_reads_the_file_and_sends_its_json() {
     let effects = update(
         &mut s,
         Message::Response {
-            method: "send".into(),
-            result: Ok(json!({"record_id": "r-5"})),
+            method: "send",
+            result: Ok(Reply::Sent(fixtures::message(
+                "r-5",
+                RecordKindName::Phr,
+                fixtures::ME,
+                DOCTOR,
+                DeliveryState::Queued,
+                0,
+            ))),
         },
     );
     assert!(
@@ -567,7 +560,7 @@ fn compose_refuses_a_file_of_the_wrong_kind_and_shows_send_errors() {
     update(
         &mut s,
         Message::Response {
-            method: "send".into(),
+            method: "send",
             result: Err("no consent on the chain".into()),
         },
     );
@@ -635,8 +628,11 @@ fn consent_grant_and_revoke_produce_their_transactions() {
     let effects = update(
         &mut s,
         Message::Response {
-            method: "consent_grant".into(),
-            result: Ok(Value::Null),
+            method: "consent_grant",
+            result: Ok(Reply::ConsentGranted(TxSubmitted {
+                id: "t".into(),
+                nonce: 1,
+            })),
         },
     );
     assert!(s.grant.is_none());
@@ -688,7 +684,7 @@ fn enter_on_a_record_fetches_and_shows_it() {
     let effects = key(&mut s, KeyCode::Enter);
     assert_eq!(
         params_of(&effects, "record"),
-        &json!({ "record_id": "r-1" })
+        json!({ "record_id": "r-1" })
     );
     assert!(s.record.as_ref().is_some_and(|r| r.content.is_none()));
     let info = fixtures::message(
@@ -699,7 +695,14 @@ fn enter_on_a_record_fetches_and_shows_it() {
         DeliveryState::Received,
         0,
     );
-    answer(&mut s, "record", json!({ "info": info, "fhir_json": "{}" }));
+    answer(
+        &mut s,
+        "record",
+        Reply::Record(RecordContent {
+            info,
+            fhir_json: "{}".into(),
+        }),
+    );
     assert!(
         s.record
             .as_ref()
@@ -714,14 +717,20 @@ fn enter_on_a_record_fetches_and_shows_it() {
     let effects = key(&mut s, KeyCode::Enter);
     assert_eq!(
         params_of(&effects, "record"),
-        &json!({ "record_id": "r-3" })
+        json!({ "record_id": "r-3" })
     );
-    answer(&mut s, "record", json!({ "info": 5 }));
+    update(
+        &mut s,
+        Message::Response {
+            method: "record",
+            result: Err("no record r-3 in the inbox or outbox".into()),
+        },
+    );
     assert!(
         s.record
             .as_ref()
             .is_some_and(|r| matches!(r.content, Some(Err(_)))),
-        "a bad answer shows an error"
+        "a failed call shows its error"
     );
 }
 
@@ -745,14 +754,14 @@ fn v_verifies_the_chain_and_keeps_the_report() {
     answer(
         &mut s,
         "chain_verify",
-        serde_json::to_value(&report).expect("json"),
+        Reply::Verify(report.clone()),
     );
     assert_eq!(s.verify, Some(VerifyState::Done(report)));
     key(&mut s, KeyCode::Char('v'));
     update(
         &mut s,
         Message::Response {
-            method: "chain_verify".into(),
+            method: "chain_verify",
             result: Err("db closed".into()),
         },
     );
@@ -787,7 +796,7 @@ fn selections_stay_inside_their_lists() {
         key(&mut s, KeyCode::Down);
     }
     assert_eq!(s.peers_sel, 2);
-    answer(&mut s, "peers", json!([]));
+    answer(&mut s, "peers", Reply::Peers(Vec::new()));
     assert_eq!(s.peers_sel, 0);
     assert!(key(&mut s, KeyCode::Enter).is_empty(), "no peer, no call");
 }
@@ -811,7 +820,7 @@ fn selections_stay_on_their_item_as_a_live_node_adds_blocks_and_sessions() {
     answer(
         &mut s,
         "chain_blocks",
-        serde_json::to_value(&blocks).expect("json"),
+        Reply::Blocks(blocks.clone()),
     );
     assert_eq!(s.blocks.get(s.blocks_sel).map(|b| b.height), Some(41));
     // A cursor on the newest block follows the newest.
@@ -822,7 +831,7 @@ fn selections_stay_on_their_item_as_a_live_node_adds_blocks_and_sessions() {
     answer(
         &mut s,
         "chain_blocks",
-        serde_json::to_value(&blocks).expect("json"),
+        Reply::Blocks(blocks.clone()),
     );
     assert_eq!(s.blocks.get(s.blocks_sel).map(|b| b.height), Some(44));
 
@@ -832,8 +841,8 @@ fn selections_stay_on_their_item_as_a_live_node_adds_blocks_and_sessions() {
     let selected = s.sessions[2].session_id.clone();
     session_event(&mut s, "s9", SessionPhase::Handshake, 0.0, false);
     assert_eq!(s.sessions[s.sessions_sel].session_id, selected);
-    let all = serde_json::to_value(&s.sessions).expect("json");
-    answer(&mut s, "key_sessions", all);
+    let all = s.sessions.clone();
+    answer(&mut s, "key_sessions", Reply::KeySessions(all));
     assert_eq!(s.sessions[s.sessions_sel].session_id, selected);
     // On the newest session, a new one is followed (as `a` then `e` expect).
     s.sessions_sel = 0;

@@ -5,7 +5,6 @@ use qward_core::api::{RecordKindName, SessionPhase};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
-use serde_json::json;
 
 use super::view;
 use crate::fixtures::{self, DOCTOR, answer, empty_state, full_state};
@@ -46,7 +45,7 @@ fn error_state(screen: Screen) -> State {
         update(
             &mut s,
             Message::Response {
-                method: m.to_string(),
+                method: m,
                 result: Err("the node did not answer within 30s".into()),
             },
         );
@@ -107,17 +106,10 @@ fn screens_show_the_text_people_and_scripts_look_for() {
 
 fn eve_state() -> State {
     let mut s = on(full_state(), Screen::Keys);
-    let detail = serde_json::to_value(fixtures::session(
-        "s5",
-        "st-marys",
-        SessionPhase::Aborted,
-        Some(0.251),
-        true,
-    ))
-    .expect("session json");
+    let session = fixtures::session("s5", "st-marys", SessionPhase::Aborted, Some(0.251), true);
     update(
         &mut s,
-        Message::Event(qward_core::api::Event::KeySession { detail }),
+        Message::Event(qward_core::api::Event::KeySession(session)),
     );
     s
 }
@@ -206,7 +198,10 @@ fn record_state(raw: bool) -> State {
     answer(
         &mut s,
         "record",
-        json!({ "info": info, "fhir_json": crate::fhir_view::tests::PHR }),
+        qward_core::api::Reply::Record(qward_core::api::RecordContent {
+            info,
+            fhir_json: crate::fhir_view::tests::PHR.into(),
+        }),
     );
     if let Some(p) = s.record.as_mut() {
         p.raw = raw;

@@ -326,7 +326,5 @@ pub fn inbox_info(ctx: &Ctx, e: &InboxEntry) -> MessageInfo {
 
 /// Sends a message event to API subscribers.
 pub fn emit(ctx: &Ctx, info: &MessageInfo) {
-    if let Ok(detail) = serde_json::to_value(info) {
-        ctx.emit(qward_core::api::Event::Message { detail });
-    }
+    ctx.emit(qward_core::api::Event::Message(info.clone()));
 }

@@ -1,0 +1,148 @@
+//! The control API as one typed trait: the node implements the generated
+//! `QwardApiServer`, and the CLI, the TUI's bridge, the tests and the
+//! benchmarks call it through the generated `QwardApiClient` (implemented for
+//! [`super::ApiClient`]). Method names, parameters and results are checked by
+//! the compiler on both ends; the wire stays JSON-RPC 2.0, so `curl` and any
+//! other client speak it too.
+//!
+//! Parameters may be sent by position (`"params": [5]`) or by name
+//! (`"params": {"height": 5}`); optional ones may be left out.
+
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+use qward_core::api::{
+    BlockSummary, ConsentInfo, Event, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
+    MessageInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent, RecordKindName, Topic,
+    TxRequest, TxStatus, TxSubmitted, VerifyReport,
+};
+
+/// Every method of a node's control API.
+#[rpc(server, client)]
+pub trait QwardApi {
+    /// The node at a glance.
+    #[method(name = "status")]
+    async fn status(&self) -> RpcResult<NodeStatus>;
+
+    /// The connected peers.
+    #[method(name = "peers")]
+    async fn peers(&self) -> RpcResult<Vec<PeerSummary>>;
+
+    /// Signs a chain transaction with this node's key and next nonce, and
+    /// submits it.
+    #[method(name = "tx_submit")]
+    async fn tx_submit(&self, tx: TxRequest) -> RpcResult<TxSubmitted>;
+
+    /// Where a transaction is (pending, final at a height, or unknown).
+    #[method(name = "chain_tx")]
+    async fn chain_tx(&self, id: String) -> RpcResult<TxStatus>;
+
+    /// The newest block (none before the first).
+    #[method(name = "chain_head")]
+    async fn chain_head(&self) -> RpcResult<Option<BlockSummary>>;
+
+    /// The block at `height`.
+    #[method(name = "chain_block")]
+    async fn chain_block(&self, height: u64) -> RpcResult<BlockSummary>;
+
+    /// Blocks from `from` (default: the newest) downwards, at most `limit`
+    /// (default 50, at most 500).
+    #[method(name = "chain_blocks")]
+    async fn chain_blocks(
+        &self,
+        from: Option<u64>,
+        limit: Option<u64>,
+    ) -> RpcResult<Vec<BlockSummary>>;
+
+    /// The active members.
+    #[method(name = "chain_members")]
+    async fn chain_members(&self) -> RpcResult<Vec<MemberInfo>>;
+
+    /// Every consent on the chain.
+    #[method(name = "chain_consent")]
+    async fn chain_consent(&self) -> RpcResult<Vec<ConsentInfo>>;
+
+    /// Verifies this node's chain from genesis, as an auditor does.
+    #[method(name = "chain_verify")]
+    async fn chain_verify(&self) -> RpcResult<VerifyReport>;
+
+    /// The newest log lines, at most `limit` (default 50, at most 2,000).
+    #[method(name = "logs")]
+    async fn logs(&self, limit: Option<u64>) -> RpcResult<Vec<LogLine>>;
+
+    /// The agreed keys (never their bytes).
+    #[method(name = "keys")]
+    async fn keys(&self) -> RpcResult<Vec<KeyInfo>>;
+
+    /// Recent key-agreement sessions.
+    #[method(name = "key_sessions")]
+    async fn key_sessions(&self) -> RpcResult<Vec<KeySessionInfo>>;
+
+    /// Starts a key agreement with `peer`; with `wait`, answers its outcome
+    /// when it is over, otherwise none at once.
+    #[method(name = "key_agree")]
+    async fn key_agree(&self, peer: String, wait: Option<bool>)
+    -> RpcResult<Option<KeySessionInfo>>;
+
+    /// The simulated quantum channel to `peer`.
+    #[method(name = "link_get")]
+    async fn link_get(&self, peer: String) -> RpcResult<LinkParams>;
+
+    /// Changes the simulated quantum channel to `link.peer`; answers it as set.
+    #[method(name = "link_set")]
+    async fn link_set(&self, link: LinkParams) -> RpcResult<LinkParams>;
+
+    /// Queues a FHIR record for `to`; `patient` when the record is about
+    /// someone else than the sender or the recipient.
+    #[method(name = "send")]
+    async fn send(
+        &self,
+        to: String,
+        kind: RecordKindName,
+        fhir_json: String,
+        patient: Option<String>,
+    ) -> RpcResult<MessageInfo>;
+
+    /// Forwards a received PHR to a doctor.
+    #[method(name = "forward")]
+    async fn forward(&self, record_id: String, to: String) -> RpcResult<MessageInfo>;
+
+    /// Received records.
+    #[method(name = "inbox")]
+    async fn inbox(&self) -> RpcResult<Vec<MessageInfo>>;
+
+    /// Sent records and their delivery state.
+    #[method(name = "outbox")]
+    async fn outbox(&self) -> RpcResult<Vec<MessageInfo>>;
+
+    /// A sent record with its recipient's signed receipt, checked again.
+    #[method(name = "outbox_show")]
+    async fn outbox_show(&self, record_id: String) -> RpcResult<OutboxDetail>;
+
+    /// A stored record, decrypted (received or sent).
+    #[method(name = "record")]
+    async fn record(&self, record_id: String) -> RpcResult<RecordContent>;
+
+    /// Grants `grantee` consent for `scope` (records, reports or all) until
+    /// `expires_at_ms` (default: a year).
+    #[method(name = "consent_grant")]
+    async fn consent_grant(
+        &self,
+        grantee: String,
+        scope: String,
+        expires_at_ms: Option<u64>,
+    ) -> RpcResult<TxSubmitted>;
+
+    /// Revokes a consent.
+    #[method(name = "consent_revoke")]
+    async fn consent_revoke(&self, grantee: String, scope: String) -> RpcResult<TxSubmitted>;
+
+    /// Stops the node.
+    #[method(name = "shutdown")]
+    async fn shutdown(&self) -> RpcResult<bool>;
+
+    /// The node's events of these topics, as `event` notifications until
+    /// `unsubscribe` or the connection closes (WebSocket only). (`events` in
+    /// Rust: `subscribe` is the client library's own method.)
+    #[subscription(name = "subscribe" => "event", unsubscribe = "unsubscribe", item = Event)]
+    async fn events(&self, topics: Vec<Topic>) -> SubscriptionResult;
+}
