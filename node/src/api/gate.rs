@@ -1,32 +1,46 @@
 //! The HTTP gate in front of the JSON-RPC service, for HTTP requests and
-//! WebSocket handshakes alike: browser pages are refused (an `Origin` header,
-//! or a `Host` that is not this machine's loopback, as DNS rebinding gives);
-//! `GET /health` and `GET /ready` answer without a credential and say nothing
-//! else; everything else needs the API cookie, in `x-qward-cookie` or as
-//! `Authorization: Bearer`.
+//! WebSocket handshakes alike: browser pages are refused (an `Origin`,
+//! `Sec-Fetch-Site` or `Sec-Fetch-Mode` header, or a `Host` that is not this
+//! machine's loopback, as DNS rebinding gives; no `Host` and no authority at
+//! all is refused too), on every path, `/health` and `/ready` included, so a
+//! page cannot even probe the node; `GET /health` and `GET /ready` answer
+//! without a credential and say nothing else; everything else needs the API
+//! cookie, in `x-qward-cookie` or as `Authorization: Bearer`.
 //!
-//! It also answers one JSON-RPC 2.0 case that jsonrpsee 0.26 gets wrong over
-//! HTTP: a single body that is valid JSON but not a request object and has no
-//! `id` (the specification's `{"jsonrpc": "2.0", "method": 1, "params":
-//! "bar"}`) is an invalid request (-32600), not a parse error (-32700); and
-//! a notification gets no answer (jsonrpsee sends the body `null`).
+//! It bounds the TCP connections it serves ([`MAX_TCP_CONNECTIONS`]) before
+//! it reads any body: jsonrpsee accepts every connection and counts only the
+//! requests it is handed.
+//!
+//! It also answers the JSON-RPC 2.0 cases that jsonrpsee 0.26 gets wrong
+//! over HTTP: a single body that is valid JSON but not a request object (the
+//! specification's `{"jsonrpc": "2.0", "method": 1, "params": "bar"}`), or
+//! whose `id` is not a string, null or an unsigned integer, or whose
+//! `params` is neither an array nor an object, is an invalid request
+//! (-32600), not a parse error and not a notification; in a batch, such an
+//! entry is answered -32600 with the id `null`; and a notification gets no
+//! answer (jsonrpsee sends the body `null`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, Uri, header};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use qward_core::api::{COOKIE_HEADER, MAX_FRAME_BYTES};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::Cookie;
+
+/// TCP connections the gate serves at once; past that a connection is
+/// answered 503 and closed, its body never read.
+pub const MAX_TCP_CONNECTIONS: usize = 64;
 
 /// Whether the node is ready to serve (synced, enough peers), asked at each
 /// `GET /ready`.
@@ -41,33 +55,39 @@ pub enum Decision {
     Answer(StatusCode, &'static str),
 }
 
-/// Decides what happens to a request: a pure function of its method, path
+/// Headers only a browser sends: a page's fetches, forms and WebSocket
+/// handshakes carry at least one of them, the node's own tools none.
+const BROWSER_HEADERS: [&str; 3] = ["origin", "sec-fetch-site", "sec-fetch-mode"];
+
+/// Decides what happens to a request: a pure function of its method, URI
 /// and headers, and of the node's readiness.
 pub fn decide(
     method: &Method,
-    path: &str,
+    uri: &Uri,
     headers: &HeaderMap,
     cookie: &Cookie,
     ready: impl FnOnce() -> bool,
 ) -> Decision {
-    // Any page a browser shows sends an Origin with its WebSocket handshakes
-    // and its POSTs; nothing of the node's own tools does.
-    if headers.contains_key(header::ORIGIN) {
+    if BROWSER_HEADERS.iter().any(|h| headers.contains_key(*h)) {
         return Decision::Answer(
             StatusCode::FORBIDDEN,
             r#"{"error":"the control API does not answer web pages"}"#,
         );
     }
-    if let Some(host) = headers.get(header::HOST)
-        && !is_loopback_host(host.to_str().unwrap_or(""))
-    {
+    // HTTP/1.1 names the host in `Host`, HTTP/2 in the URI's authority; a
+    // request with neither cannot be told from a rebound page: refused.
+    let host = match headers.get(header::HOST) {
+        Some(value) => value.to_str().ok(),
+        None => uri.authority().map(|a| a.as_str()),
+    };
+    if !host.is_some_and(is_loopback_host) {
         return Decision::Answer(
             StatusCode::FORBIDDEN,
             r#"{"error":"the control API answers only to 127.0.0.1, localhost or [::1]"}"#,
         );
     }
     if method == Method::GET {
-        match path {
+        match uri.path() {
             "/health" => return Decision::Answer(StatusCode::OK, r#"{"status":"alive"}"#),
             "/ready" => {
                 return if ready() {
@@ -109,11 +129,13 @@ fn is_loopback_host(host: &str) -> bool {
     matches!(name, "127.0.0.1" | "localhost" | "::1")
 }
 
-/// The gate as a tower layer for the jsonrpsee server.
+/// The gate as a tower layer for the jsonrpsee server. jsonrpsee makes one
+/// service of it per TCP connection, which is where connections are counted.
 #[derive(Clone)]
 pub struct GateLayer {
     cookie: Arc<Cookie>,
     ready: ReadyCheck,
+    connections: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for GateLayer {
@@ -124,9 +146,15 @@ impl std::fmt::Debug for GateLayer {
 
 impl GateLayer {
     pub fn new(cookie: Cookie, ready: ReadyCheck) -> Self {
+        Self::with_connection_limit(cookie, ready, MAX_TCP_CONNECTIONS)
+    }
+
+    /// A gate serving at most `connections` TCP connections at once.
+    pub fn with_connection_limit(cookie: Cookie, ready: ReadyCheck, connections: usize) -> Self {
         GateLayer {
             cookie: Arc::new(cookie),
             ready,
+            connections: Arc::new(Semaphore::new(connections)),
         }
     }
 }
@@ -135,10 +163,20 @@ impl<S> Layer<S> for GateLayer {
     type Service = Gate<S>;
 
     fn layer(&self, inner: S) -> Gate<S> {
+        // Held by every clone of this connection's service, so given back
+        // when the connection ends (or, for a WebSocket, once it is upgraded:
+        // jsonrpsee counts those itself).
+        let permit = self
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(Arc::new);
         Gate {
             inner,
             cookie: self.cookie.clone(),
             ready: self.ready.clone(),
+            permit,
         }
     }
 }
@@ -149,6 +187,8 @@ pub struct Gate<S> {
     inner: S,
     cookie: Arc<Cookie>,
     ready: ReadyCheck,
+    /// `None`: the connection is one too many and gets only 503s.
+    permit: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl<S> std::fmt::Debug for Gate<S> {
@@ -173,14 +213,23 @@ where
     }
 
     fn call(&mut self, req: HttpRequest) -> GateFuture {
+        if self.permit.is_none() {
+            tracing::debug!("API gate refused a connection: too many open");
+            return Box::pin(std::future::ready(
+                HttpResponse::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONNECTION, "close")
+                    .body(HttpBody::from(
+                        r#"{"error":"too many connections to the control API"}"#,
+                    ))
+                    .map_err(BoxError::from),
+            ));
+        }
         let ready = &self.ready;
-        match decide(
-            req.method(),
-            req.uri().path(),
-            req.headers(),
-            &self.cookie,
-            || ready(),
-        ) {
+        match decide(req.method(), req.uri(), req.headers(), &self.cookie, || {
+            ready()
+        }) {
             Decision::Pass if req.method() == Method::POST => {
                 // The service that was polled ready answers; a fresh clone
                 // takes its place for the next request (tower's pattern).
@@ -197,12 +246,12 @@ where
                             );
                         }
                     };
-                    if let Some(error) = invalid_request(&bytes) {
-                        return answer(StatusCode::OK, error);
-                    }
-                    let response = inner
-                        .call(HttpRequest::from_parts(parts, HttpBody::from(bytes.to_vec())))
-                        .await?;
+                    let body = match check_body(&bytes) {
+                        Checked::Pass => HttpBody::new(Full::new(bytes)),
+                        Checked::Rewritten(batch) => HttpBody::from(batch),
+                        Checked::Answer(error) => return answer(StatusCode::OK, error),
+                    };
+                    let response = inner.call(HttpRequest::from_parts(parts, body)).await?;
                     no_answer_to_notifications(response).await
                 })
             }
@@ -230,10 +279,13 @@ async fn no_answer_to_notifications(response: HttpResponse) -> Result<HttpRespon
     if &bytes[..] == b"null" {
         return HttpResponse::builder()
             .status(StatusCode::NO_CONTENT)
-            .body(HttpBody::from(Vec::new()))
+            .body(HttpBody::empty())
             .map_err(BoxError::from);
     }
-    Ok(HttpResponse::from_parts(parts, HttpBody::from(bytes.to_vec())))
+    Ok(HttpResponse::from_parts(
+        parts,
+        HttpBody::new(Full::new(bytes)),
+    ))
 }
 
 fn answer(status: StatusCode, body: String) -> Result<HttpResponse, BoxError> {
@@ -244,7 +296,8 @@ fn answer(status: StatusCode, body: String) -> Result<HttpResponse, BoxError> {
         .map_err(BoxError::from)
 }
 
-/// The members of a request object, unparsed.
+/// The members of a request object, unparsed (one that is `null` reads as
+/// absent, as it does for jsonrpsee).
 #[derive(Deserialize)]
 struct Members<'a> {
     #[serde(borrow, default)]
@@ -257,10 +310,73 @@ struct Members<'a> {
     id: Option<&'a RawValue>,
 }
 
+/// An `id` jsonrpsee can carry: a string, `null`, or a number that is an
+/// unsigned integer of 64 bits written without fraction or exponent.
+pub fn is_valid_id(id: &RawValue) -> bool {
+    let t = id.get();
+    t == "null"
+        || t.starts_with('"')
+        || (t.bytes().all(|b| b.is_ascii_digit())
+            && (t == "0" || !t.starts_with('0'))
+            && t.parse::<u64>().is_ok())
+}
+
+/// `params` the specification allows: absent, an array or an object.
+pub fn is_structured(params: Option<&RawValue>) -> bool {
+    params.is_none_or(|p| p.get().starts_with(['[', '{']))
+}
+
+/// What one body, read whole, becomes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// On to jsonrpsee as it is.
+    Pass,
+    /// A batch with its entries jsonrpsee would take for notifications (an
+    /// id it cannot carry) replaced by `0`, which it answers -32600 with the
+    /// id `null`.
+    Rewritten(String),
+    /// Answered here with this JSON-RPC error.
+    Answer(String),
+}
+
+/// Checks a body (section 4 of the specification) before jsonrpsee sees it.
+pub fn check_body(body: &[u8]) -> Checked {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Checked::Pass;
+    };
+    if *first == b'[' {
+        return check_batch(body);
+    }
+    match invalid_request(body) {
+        Some(error) => Checked::Answer(error),
+        None => Checked::Pass,
+    }
+}
+
+fn check_batch(body: &[u8]) -> Checked {
+    let Ok(entries) = serde_json::from_slice::<Vec<&RawValue>>(body) else {
+        return Checked::Pass;
+    };
+    let bad_id = |entry: &RawValue| {
+        serde_json::from_str::<Members<'_>>(entry.get())
+            .ok()
+            .and_then(|m| m.id)
+            .is_some_and(|id| !is_valid_id(id))
+    };
+    if !entries.iter().any(|e| bad_id(e)) {
+        return Checked::Pass;
+    }
+    let parts: Vec<&str> = entries
+        .iter()
+        .map(|e| if bad_id(e) { "0" } else { e.get() })
+        .collect();
+    Checked::Rewritten(format!("[{}]", parts.join(",")))
+}
+
 /// The JSON-RPC error answer for a single body that is valid JSON but not a
-/// request object (section 4 of the specification), with its `id` where one
-/// can be read; `None` for anything else (a request, a batch, or invalid
-/// JSON, which jsonrpsee answers correctly).
+/// request object, with its `id` where one can be read and carried; `None`
+/// for anything else (a request, a notification, or invalid JSON, which
+/// jsonrpsee answers correctly).
 pub fn invalid_request(body: &[u8]) -> Option<String> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first == b'[' {
@@ -271,18 +387,14 @@ pub fn invalid_request(body: &[u8]) -> Option<String> {
         return None;
     }
     let members = serde_json::from_slice::<Members<'_>>(body).ok();
-    let starts = |v: Option<&RawValue>, c: &[u8]| {
-        v.and_then(|r| r.get().as_bytes().first().copied())
-            .is_some_and(|b| c.contains(&b))
-    };
-    let id = members.as_ref().and_then(|m| m.id).filter(|id| {
-        let t = id.get();
-        t == "null" || starts(Some(id), b"\"-0123456789")
-    });
+    let id = members
+        .as_ref()
+        .and_then(|m| m.id)
+        .filter(|id| is_valid_id(id));
     let is_request = members.as_ref().is_some_and(|m| {
         m.jsonrpc.is_some_and(|v| v.get() == r#""2.0""#)
-            && starts(m.method, b"\"")
-            && (m.params.is_none() || starts(m.params, b"[{"))
+            && m.method.is_some_and(|v| v.get().starts_with('"'))
+            && is_structured(m.params)
             && (m.id.is_none() || id.is_some())
     });
     if is_request {
@@ -307,6 +419,10 @@ mod tests {
         h
     }
 
+    fn uri(path: &str) -> Uri {
+        path.parse().expect("uri")
+    }
+
     fn status(d: Decision) -> StatusCode {
         match d {
             Decision::Pass => StatusCode::CONTINUE,
@@ -322,42 +438,53 @@ mod tests {
         let post = Method::POST;
         let get = Method::GET;
         assert_eq!(
-            status(decide(&post, "/", &headers(&[host]), &cookie, || true)),
+            status(decide(&post, &uri("/"), &headers(&[host]), &cookie, || {
+                true
+            })),
             StatusCode::UNAUTHORIZED
         );
         let wrong = headers(&[host, (COOKIE_HEADER, &"ab".repeat(32))]);
         assert_eq!(
-            status(decide(&post, "/", &wrong, &cookie, || true)),
+            status(decide(&post, &uri("/"), &wrong, &cookie, || true)),
             StatusCode::UNAUTHORIZED
         );
         let with_cookie = headers(&[host, (COOKIE_HEADER, &good)]);
         assert_eq!(
-            decide(&post, "/", &with_cookie, &cookie, || true),
+            decide(&post, &uri("/"), &with_cookie, &cookie, || true),
             Decision::Pass
         );
         let bearer = headers(&[host, ("authorization", &format!("Bearer {good}"))]);
-        assert_eq!(decide(&get, "/", &bearer, &cookie, || true), Decision::Pass);
+        assert_eq!(
+            decide(&get, &uri("/"), &bearer, &cookie, || true),
+            Decision::Pass
+        );
         let basic = headers(&[host, ("authorization", &format!("Basic {good}"))]);
         assert_eq!(
-            status(decide(&get, "/", &basic, &cookie, || true)),
+            status(decide(&get, &uri("/"), &basic, &cookie, || true)),
             StatusCode::UNAUTHORIZED
         );
         // Health and readiness without a credential, and nothing else told.
         assert_eq!(
-            decide(&get, "/health", &headers(&[host]), &cookie, || false),
+            decide(&get, &uri("/health"), &headers(&[host]), &cookie, || false),
             Decision::Answer(StatusCode::OK, r#"{"status":"alive"}"#)
         );
         assert_eq!(
-            decide(&get, "/ready", &headers(&[host]), &cookie, || true),
+            decide(&get, &uri("/ready"), &headers(&[host]), &cookie, || true),
             Decision::Answer(StatusCode::OK, r#"{"ready":true}"#)
         );
         assert_eq!(
-            decide(&get, "/ready", &headers(&[host]), &cookie, || false),
+            decide(&get, &uri("/ready"), &headers(&[host]), &cookie, || false),
             Decision::Answer(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false}"#)
         );
         // A POST to /health is a JSON-RPC call like any other.
         assert_eq!(
-            status(decide(&post, "/health", &headers(&[host]), &cookie, || true)),
+            status(decide(
+                &post,
+                &uri("/health"),
+                &headers(&[host]),
+                &cookie,
+                || true
+            )),
             StatusCode::UNAUTHORIZED
         );
     }
@@ -372,17 +499,109 @@ mod tests {
             (COOKIE_HEADER, &good),
         ]);
         assert_eq!(
-            status(decide(&Method::POST, "/", &from_page, &cookie, || true)),
+            status(decide(
+                &Method::POST,
+                &uri("/"),
+                &from_page,
+                &cookie,
+                || true
+            )),
             StatusCode::FORBIDDEN
         );
         assert_eq!(
-            status(decide(&Method::GET, "/health", &from_page, &cookie, || true)),
+            status(decide(
+                &Method::GET,
+                &uri("/health"),
+                &from_page,
+                &cookie,
+                || true
+            )),
             StatusCode::FORBIDDEN
         );
         // DNS rebinding: a page of evil.example resolved to 127.0.0.1.
         let rebound = headers(&[("host", "evil.example:7500"), (COOKIE_HEADER, &good)]);
         assert_eq!(
-            status(decide(&Method::POST, "/", &rebound, &cookie, || true)),
+            status(decide(&Method::POST, &uri("/"), &rebound, &cookie, || true)),
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    #[test]
+    fn a_page_cannot_probe_health_or_readiness() {
+        // A page's `fetch` (no-cors, so no Origin) still carries the
+        // Sec-Fetch headers: refused on every path, with or without a cookie.
+        let cookie = Cookie::generate();
+        let good = cookie.as_str().to_string();
+        for browser in [
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+            ("sec-fetch-site", "same-origin"),
+        ] {
+            for path in ["/health", "/ready", "/"] {
+                for method in [Method::GET, Method::POST] {
+                    let plain = headers(&[("host", "127.0.0.1:7500"), browser]);
+                    let with_cookie =
+                        headers(&[("host", "127.0.0.1:7500"), browser, (COOKIE_HEADER, &good)]);
+                    for h in [plain, with_cookie] {
+                        assert_eq!(
+                            status(decide(&method, &uri(path), &h, &cookie, || true)),
+                            StatusCode::FORBIDDEN,
+                            "{method} {path} {browser:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_host_and_no_authority_is_refused() {
+        let cookie = Cookie::generate();
+        let good = cookie.as_str().to_string();
+        let no_host = headers(&[(COOKIE_HEADER, &good)]);
+        assert_eq!(
+            status(decide(
+                &Method::GET,
+                &uri("/health"),
+                &no_host,
+                &cookie,
+                || true
+            )),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(decide(&Method::POST, &uri("/"), &no_host, &cookie, || true)),
+            StatusCode::FORBIDDEN
+        );
+        // HTTP/2 names the host in the URI's authority instead.
+        assert_eq!(
+            decide(
+                &Method::POST,
+                &uri("http://127.0.0.1:7500/"),
+                &no_host,
+                &cookie,
+                || true
+            ),
+            Decision::Pass
+        );
+        assert_eq!(
+            status(decide(
+                &Method::POST,
+                &uri("http://evil.example:7500/"),
+                &no_host,
+                &cookie,
+                || true
+            )),
+            StatusCode::FORBIDDEN
+        );
+        // A Host that is not text is no loopback host either.
+        let mut binary = headers(&[(COOKIE_HEADER, &good)]);
+        binary.insert(
+            "host",
+            HeaderValue::from_bytes(b"127.0.0.1\xff").expect("opaque header"),
+        );
+        assert_eq!(
+            status(decide(&Method::POST, &uri("/"), &binary, &cookie, || true)),
             StatusCode::FORBIDDEN
         );
     }
@@ -414,12 +633,42 @@ mod tests {
             code_and_id(r#"{"jsonrpc":"2.0","method":"status","id":{}}"#),
             (Some(-32600), serde_json::Value::Null)
         );
+        // An id jsonrpsee cannot carry made it a notification: silence.
+        for id in [
+            "-1",
+            "-2",
+            "1.5",
+            "1e3",
+            "1.0",
+            "18446744073709551616",
+            "[1]",
+            "true",
+            "false",
+            "{}",
+        ] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","method":"chain_block","params":[1],"id":{id}}}"#);
+            assert_eq!(
+                code_and_id(&body),
+                (Some(-32600), serde_json::Value::Null),
+                "{body}"
+            );
+        }
+        // Params that are neither an array nor an object, with or without an id.
+        for params in ["3", r#""bar""#, "true"] {
+            let call = format!(r#"{{"jsonrpc":"2.0","method":"status","params":{params},"id":9}}"#);
+            assert_eq!(code_and_id(&call), (Some(-32600), serde_json::json!(9)));
+            let notification =
+                format!(r#"{{"jsonrpc":"2.0","method":"status","params":{params}}}"#);
+            assert_eq!(code_and_id(&notification).0, Some(-32600), "{notification}");
+        }
         // Requests, notifications, batches and broken JSON go on to jsonrpsee.
         for pass in [
             r#"{"jsonrpc":"2.0","method":"status","id":1}"#,
             r#"{"jsonrpc":"2.0","method":"status"}"#,
             r#" {"jsonrpc":"2.0","method":"chain_block","params":{"height":1},"id":null}"#,
-            r#"{"jsonrpc":"2.0","method":"chain_block","params":[1],"id":-2}"#,
+            r#"{"jsonrpc":"2.0","method":"chain_block","params":[1],"id":18446744073709551615}"#,
+            r#"{"jsonrpc":"2.0","method":"chain_block","params":[1],"id":0}"#,
             "[1,2,3]",
             "[]",
             r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#,
@@ -427,6 +676,37 @@ mod tests {
         ] {
             assert_eq!(invalid(pass), None, "{pass}");
         }
+    }
+
+    #[test]
+    fn batch_entries_with_ids_jsonrpsee_cannot_carry_are_invalid_requests() {
+        let batch = r#"[{"jsonrpc":"2.0","method":"status","id":1},
+            {"jsonrpc":"2.0","method":"status","id":-1},
+            {"jsonrpc":"2.0","method":"status"},
+            {"jsonrpc":"2.0","method":"status","id":1.5}]"#;
+        let Checked::Rewritten(body) = check_body(batch.as_bytes()) else {
+            panic!("the batch is rewritten");
+        };
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+        assert_eq!(entries.len(), 4);
+        assert_eq!(entries[0]["id"], serde_json::json!(1));
+        assert_eq!(entries[1], serde_json::json!(0));
+        assert_eq!(entries[2]["method"], serde_json::json!("status"));
+        assert!(entries[2].get("id").is_none());
+        assert_eq!(entries[3], serde_json::json!(0));
+        // Batches without such entries, and single bodies, go on unchanged.
+        for pass in [
+            r#"[{"jsonrpc":"2.0","method":"status","id":"a"},{"jsonrpc":"2.0","method":"status"}]"#,
+            "[1,2]",
+            "[",
+            r#"{"jsonrpc":"2.0","method":"status","id":1}"#,
+        ] {
+            assert_eq!(check_body(pass.as_bytes()), Checked::Pass, "{pass}");
+        }
+        assert!(matches!(
+            check_body(br#"{"jsonrpc":"2.0","method":"status","id":-1}"#),
+            Checked::Answer(_)
+        ));
     }
 
     #[test]
