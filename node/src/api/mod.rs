@@ -3,6 +3,7 @@
 //! file in the data directory as the credential; the CLI and the TUI are its
 //! clients.
 
+pub mod calls;
 pub mod client;
 pub mod cookie;
 pub mod gate;
@@ -13,4 +14,4 @@ pub use client::{ApiClient, call_error, error_code, error_text};
 pub use cookie::Cookie;
 pub use gate::ReadyCheck;
 pub use rpc::{QwardApiClient, QwardApiServer};
-pub use server::{pipe_events, serve};
+pub use server::{pipe_events, serve, serve_with_gate};

@@ -80,8 +80,11 @@ pub trait QwardApi {
     /// Starts a key agreement with `peer`; with `wait`, answers its outcome
     /// when it is over, otherwise none at once.
     #[method(name = "key_agree")]
-    async fn key_agree(&self, peer: String, wait: Option<bool>)
-    -> RpcResult<Option<KeySessionInfo>>;
+    async fn key_agree(
+        &self,
+        peer: String,
+        wait: Option<bool>,
+    ) -> RpcResult<Option<KeySessionInfo>>;
 
     /// The simulated quantum channel to `peer`.
     #[method(name = "link_get")]

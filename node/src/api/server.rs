@@ -1,12 +1,15 @@
 //! The API server: jsonrpsee serving JSON-RPC 2.0 over HTTP and WebSocket on
 //! one 127.0.0.1 port, behind the [`super::gate`] (credential, no browser
-//! pages, `/health`, `/ready`), with bounded connections, batches, bodies and
-//! subscriptions; and the one loop that carries the node's events to a
-//! subscriber.
+//! pages, `/health`, `/ready`, bounded TCP connections) and the
+//! [`super::calls`] middleware (calls in flight per connection, structured
+//! params, notifications that run), with bounded connections, batches,
+//! bodies and subscriptions; and the one loop that carries the node's events
+//! to a subscriber.
 
 use std::collections::HashSet;
 
 use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
     BatchRequestConfig, Methods, PendingSubscriptionSink, Server, ServerConfig, TrySendError,
 };
@@ -15,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 use super::Cookie;
+use super::calls::CallGuard;
 use super::gate::{GateLayer, ReadyCheck};
 
 /// Connections served at once (the CLI, a TUI or two, scripts).
@@ -33,6 +37,16 @@ pub async fn serve(
     cookie: Cookie,
     methods: impl Into<Methods>,
     ready: ReadyCheck,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    serve_with_gate(listener, GateLayer::new(cookie, ready), methods, shutdown).await
+}
+
+/// Serves the API behind `gate` on `listener` until `shutdown` turns true.
+pub async fn serve_with_gate(
+    listener: TcpListener,
+    gate: GateLayer,
+    methods: impl Into<Methods>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let frame = api::MAX_FRAME_BYTES as u32;
@@ -49,7 +63,8 @@ pub async fn serve(
         .build();
     let server = Server::builder()
         .set_config(config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(GateLayer::new(cookie, ready)))
+        .set_http_middleware(tower::ServiceBuilder::new().layer(gate))
+        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(CallGuard::new))
         .build_from_tcp(listener.into_std()?)?;
     let handle = server.start(methods);
     while !*shutdown.borrow() {
