@@ -20,8 +20,12 @@ pub struct Metrics {
     pub txs_rejected: AtomicU64,
     pub mempool_size: AtomicU64,
     pub peers: AtomicU64,
-    /// The highest block height a peer has reported to sync.
+    /// The network's height as readiness believes it: the highest live
+    /// claim of a peer that is not above this node's or is backed by blocks
+    /// that imported (0 when none).
     pub network_height: AtomicU64,
+    /// The live, credible height claims behind `network_height`.
+    pub network_height_claims: AtomicU64,
     /// Height answers received from peers by sync.
     pub peer_heights_heard: AtomicU64,
     pub gossip_accepted: AtomicU64,
@@ -63,7 +67,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 22] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 23] = [
             (
                 "qward_chain_height",
                 "gauge",
@@ -110,8 +114,14 @@ impl Metrics {
             (
                 "qward_network_height",
                 "gauge",
-                "Highest block height a peer has reported.",
+                "Highest live, credible block height peers have reported.",
                 &self.network_height,
+            ),
+            (
+                "qward_network_height_claims",
+                "gauge",
+                "Live, credible height claims of peers.",
+                &self.network_height_claims,
             ),
             (
                 "qward_peer_heights_heard_total",

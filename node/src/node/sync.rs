@@ -1,8 +1,11 @@
 //! Block sync (`/qward/sync/1`): a node that is behind (an auditor, a restarted
 //! validator, a new member) asks peers for their height and fetches block
 //! ranges, which the driver verifies as `chain verify` does and imports.
+//! It keeps each peer's latest height claim and publishes the network's
+//! height as readiness may believe it (`super::ready::network_height`).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use qward_core::chain::{ChainStore, CommittedBlock, Hash};
 use qward_core::codec;
@@ -11,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::context::Ctx;
 use super::driver::DriverInput;
+use super::ready::{self, HeightClaim};
 use crate::metrics::Metrics;
 use crate::net::{PeerId, RequestProtocol};
 
@@ -76,6 +80,37 @@ pub fn serve(ctx: &Ctx, data: &[u8]) -> Vec<u8> {
     codec::encode(&response).unwrap_or_default()
 }
 
+/// Each peer's latest height claim, owned by the sync task.
+#[derive(Debug, Default)]
+pub struct PeerHeights {
+    claims: HashMap<PeerId, HeightClaim>,
+}
+
+impl PeerHeights {
+    /// `peer` says it is at `height`: this replaces what it said before,
+    /// and is not backed by blocks until it delivers some.
+    pub fn claim(&mut self, peer: PeerId, height: u64, now: Instant) {
+        self.claims.insert(peer, HeightClaim::new(height, now));
+    }
+
+    /// Blocks from `peer` imported: its current claim is backed.
+    pub fn delivered(&mut self, peer: &PeerId) {
+        if let Some(claim) = self.claims.get_mut(peer) {
+            claim.delivered = true;
+        }
+    }
+
+    /// Forgets expired claims, and publishes the believable network height
+    /// and how many claims back it for readiness.
+    pub fn publish(&mut self, metrics: &Metrics, own_height: u64, now: Instant) {
+        self.claims.retain(|_, c| c.is_live(now));
+        let (height, claims) = ready::network_height(self.claims.values(), own_height, now)
+            .map_or((0, 0), |(h, n)| (h, n as u64));
+        Metrics::set(&metrics.network_height, height);
+        Metrics::set(&metrics.network_height_claims, claims);
+    }
+}
+
 async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> anyhow::Result<SyncResponse> {
     let bytes = ctx
         .net
@@ -91,14 +126,16 @@ async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> anyhow::Result<SyncR
 pub async fn run(ctx: Ctx) {
     let mut shutdown = ctx.shutdown.subscribe();
     let mut turn = 0usize;
+    let mut heights = PeerHeights::default();
     loop {
-        let progressed = match step(&ctx, &mut turn).await {
+        let progressed = match step(&ctx, &mut turn, &mut heights).await {
             Ok(n) => n > 0,
             Err(e) => {
                 tracing::debug!("sync: {e}");
                 false
             }
         };
+        heights.publish(&ctx.metrics, ctx.view().tip.height, Instant::now());
         let pause = if progressed {
             Duration::from_millis(10)
         } else {
@@ -112,7 +149,7 @@ pub async fn run(ctx: Ctx) {
     }
 }
 
-async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
+async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow::Result<u64> {
     let peers = ctx.net.peers().await?;
     if peers.is_empty() {
         return Ok(0);
@@ -136,9 +173,7 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
         anyhow::bail!("peer {peer} is on another chain");
     }
     Metrics::inc(&ctx.metrics.peer_heights_heard);
-    ctx.metrics
-        .network_height
-        .fetch_max(their_height, std::sync::atomic::Ordering::Relaxed);
+    heights.claim(peer, their_height, Instant::now());
     // One block behind is behind: a validator that missed the messages of a
     // committed height never gets them again from consensus, so it must fetch
     // the block (waiting for two blocks stalled a lone laggard for good).
@@ -163,6 +198,7 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
     match answer.await {
         Ok(Ok(n)) => {
             if n > 0 {
+                heights.delivered(&peer);
                 tracing::info!(
                     "synced {n} blocks from {peer}, now at {}",
                     ctx.view().tip.height
@@ -172,5 +208,62 @@ async fn step(ctx: &Ctx, turn: &mut usize) -> anyhow::Result<u64> {
         }
         Ok(Err(e)) => anyhow::bail!("blocks from {peer} refused: {e}"),
         Err(_) => anyhow::bail!("driver stopped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn published(m: &Metrics) -> (u64, u64) {
+        (
+            m.network_height.load(Ordering::Relaxed),
+            m.network_height_claims.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn a_peer_claiming_the_top_height_is_believed_only_while_its_blocks_import() {
+        let metrics = Metrics::default();
+        let (liar, honest) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let mut heights = PeerHeights::default();
+        heights.claim(liar, u64::MAX, t0);
+        heights.claim(honest, 10, t0);
+        heights.publish(&metrics, 10, t0);
+        assert_eq!(published(&metrics), (10, 1));
+        // A claim one block ahead counts once that peer's blocks imported.
+        heights.claim(honest, 11, t0);
+        heights.publish(&metrics, 10, t0);
+        assert_eq!(published(&metrics), (0, 0));
+        heights.delivered(&honest);
+        heights.publish(&metrics, 10, t0);
+        assert_eq!(published(&metrics), (11, 1));
+        // Its blocks imported: believed, until it claims again.
+        heights.delivered(&liar);
+        heights.publish(&metrics, 10, t0);
+        assert_eq!(published(&metrics), (u64::MAX, 2));
+        heights.claim(liar, u64::MAX, t0 + Duration::from_secs(1));
+        heights.publish(&metrics, 11, t0 + Duration::from_secs(1));
+        assert_eq!(published(&metrics), (11, 1));
+    }
+
+    #[test]
+    fn claims_expire_and_are_forgotten() {
+        let metrics = Metrics::default();
+        let peer = PeerId::random();
+        let t0 = Instant::now();
+        let mut heights = PeerHeights::default();
+        heights.claim(peer, 7, t0);
+        heights.publish(&metrics, 10, t0);
+        assert_eq!(published(&metrics), (7, 1));
+        heights.publish(&metrics, 10, t0 + ready::CLAIM_TTL);
+        assert_eq!(published(&metrics), (0, 0));
+        assert!(heights.claims.is_empty());
+        // A delivery from a peer with no claim changes nothing.
+        heights.delivered(&peer);
+        assert!(heights.claims.is_empty());
     }
 }
