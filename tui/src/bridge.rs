@@ -25,6 +25,16 @@ pub enum Incoming {
     },
     /// A subscribed event pushed by the node.
     Event(Event),
+    /// An event the node pushed that did not decode: its `type` where that
+    /// could be read, and why it did not decode. The views it touches must
+    /// be asked for again.
+    UnreadableEvent {
+        kind: Option<String>,
+        reason: String,
+    },
+    /// Events were lost (the subscription fell behind and was dropped, and
+    /// has been made again): everything must be asked for again.
+    EventsLost,
     /// The connection to the node is up (first time or again).
     Connected,
     /// The connection to the node is down; the other end keeps retrying.

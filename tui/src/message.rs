@@ -18,6 +18,13 @@ pub enum Message {
     },
     /// The node pushed an event.
     Event(Event),
+    /// The node pushed an event that did not decode (its `type` if known).
+    UnreadableEvent {
+        kind: Option<String>,
+        reason: String,
+    },
+    /// Events were lost; the subscription is back.
+    EventsLost,
     /// Time passed; `now_ms` is the wall clock in Unix milliseconds.
     Tick { now_ms: u64 },
     /// The connection to the node is up.

@@ -115,6 +115,10 @@ where
 
 /// What performing an effect led to.
 #[derive(Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one lives for a step of the loop, on the stack; a node's answer inside is moved on at once"
+)]
 pub(crate) enum Performed {
     Quit,
     /// Maybe a message to feed back to `update` at once.
@@ -176,6 +180,10 @@ impl Runner {
                     }
                 }
                 Ok(Incoming::Event(e)) => out.push(Message::Event(e)),
+                Ok(Incoming::UnreadableEvent { kind, reason }) => {
+                    out.push(Message::UnreadableEvent { kind, reason })
+                }
+                Ok(Incoming::EventsLost) => out.push(Message::EventsLost),
                 Ok(Incoming::Connected) => out.push(Message::Connected),
                 Ok(Incoming::Disconnected(reason)) => {
                     // Calls in flight will not be answered: fail them now.
@@ -321,5 +329,29 @@ mod tests {
             Ok("{}".to_string())
         );
         assert!(read_record_file(&dir.path().join("nope.json")).is_err());
+    }
+
+    #[test]
+    fn unreadable_and_lost_events_reach_update() {
+        let (bridge, remote) = Bridge::pair();
+        let mut runner = Runner::new(bridge);
+        remote
+            .incoming
+            .send(Incoming::UnreadableEvent {
+                kind: Some("message".into()),
+                reason: "bad".into(),
+            })
+            .expect("send");
+        remote.incoming.send(Incoming::EventsLost).expect("send");
+        assert_eq!(
+            runner.drain(),
+            vec![
+                Message::UnreadableEvent {
+                    kind: Some("message".into()),
+                    reason: "bad".into()
+                },
+                Message::EventsLost
+            ]
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! `qward tui`: opens the terminal UI on a running node. Connects to its
 //! control API with the cookie, subscribes to every topic, carries the UI's
 //! calls and the node's events over the tui crate's channel bridge, and when
-//! the node goes away says so and reconnects with backoff.
+//! the node goes away says so and reconnects with backoff. An event that does
+//! not decode still reaches the UI (as unreadable, with its type, so the
+//! views it touches are asked for again); a subscription the client dropped
+//! for falling behind is made again and the UI refreshes everything.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,13 +14,19 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use jsonrpsee::core::ClientError;
-use jsonrpsee::core::client::Subscription;
-use qward_core::api::{Call, Event, Reply};
+use jsonrpsee::core::client::{Subscription, SubscriptionClientT, SubscriptionCloseReason};
+use jsonrpsee::rpc_params;
+use qward_core::api::{Call, Event, Reply, method};
 use qward_tui::{Bridge, Incoming, Request, Theme};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::api::{ApiClient, Cookie, QwardApiClient};
 use crate::datadir::DataDir;
+
+/// The node's events, undecoded: one that does not decode as an [`Event`]
+/// must still be seen (see [`incoming_event`]).
+type Events = Subscription<Value>;
 
 /// Open the terminal UI on a running node.
 #[derive(Debug, Args)]
@@ -80,26 +89,57 @@ impl Endpoint {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<(ApiClient, Subscription<Event>)> {
+    async fn connect(&self) -> anyhow::Result<(ApiClient, Events)> {
         let url = self.url()?;
         // The node writes a fresh cookie at each start: read it every time.
         let cookie = Cookie::read(&self.cookie_file)?;
         let client = ApiClient::connect(&url, &cookie).await?;
-        let events = client
-            .events(qward_tui::TOPICS.to_vec())
-            .await
-            .map_err(crate::api::call_error)
-            .context("cannot subscribe to the node's events")?;
+        let events = subscribe(&client).await?;
         Ok((client, events))
     }
 }
 
+/// Subscribes to every topic the UI shows.
+async fn subscribe(client: &ApiClient) -> anyhow::Result<Events> {
+    client
+        .subscribe::<Value, _>(
+            method::SUBSCRIBE,
+            rpc_params![qward_tui::TOPICS.to_vec()],
+            method::UNSUBSCRIBE,
+        )
+        .await
+        .map_err(crate::api::call_error)
+        .context("cannot subscribe to the node's events")
+}
+
+/// An event as the UI gets it: decoded, or unreadable with its `type` (when
+/// that much can be read) and the reason.
+fn incoming_event(value: Value) -> Incoming {
+    let kind = value.get("type").and_then(Value::as_str).map(String::from);
+    match serde_json::from_value::<Event>(value) {
+        Ok(event) => Incoming::Event(event),
+        Err(e) => Incoming::UnreadableEvent {
+            kind,
+            reason: e.to_string(),
+        },
+    }
+}
+
 /// Makes one of the UI's calls through the typed client; a failure reads
-/// as the node's message.
+/// as the node's message, and a timeout names the call.
 async fn call(client: &ApiClient, call: Call) -> Result<Reply, String> {
+    let name = call.method();
     answer(client, call)
         .await
-        .map_err(|e| crate::api::error_text(&e))
+        .map_err(|e| call_failure(name, &e))
+}
+
+/// What the UI shows for a failed call of `method`.
+fn call_failure(method: &str, e: &ClientError) -> String {
+    match e {
+        ClientError::RequestTimeout => format!("the node did not answer {method} in time"),
+        other => crate::api::error_text(other),
+    }
 }
 
 async fn answer(client: &ApiClient, call: Call) -> Result<Reply, ClientError> {
@@ -118,11 +158,7 @@ async fn answer(client: &ApiClient, call: Call) -> Result<Reply, ClientError> {
         Call::Inbox => Reply::Inbox(client.inbox().await?),
         Call::Outbox => Reply::Outbox(client.outbox().await?),
         Call::Record { record_id } => Reply::Record(client.record(record_id).await?),
-        Call::Send(p) => Reply::Sent(
-            client
-                .send(p.to, p.kind, p.fhir_json, p.patient)
-                .await?,
-        ),
+        Call::Send(p) => Reply::Sent(client.send(p.to, p.kind, p.fhir_json, p.patient).await?),
         Call::ConsentGrant(p) => Reply::ConsentGranted(
             client
                 .consent_grant(p.grantee, p.scope, p.expires_at_ms)
@@ -189,12 +225,39 @@ async fn serve(
                 let reason = loop {
                     tokio::select! {
                         event = events.next() => match event {
-                            Some(Ok(e)) => {
-                                if incoming.send(Incoming::Event(e)).is_err() {
+                            Some(Ok(value)) => {
+                                if incoming.send(incoming_event(value)).is_err() {
                                     return;
                                 }
                             }
-                            Some(Err(e)) => tracing::debug!("unreadable event from the node: {e}"),
+                            Some(Err(e)) => {
+                                // Not JSON at all (the client checks that
+                                // much): unreadable, of no known type.
+                                let unreadable = Incoming::UnreadableEvent {
+                                    kind: None,
+                                    reason: e.to_string(),
+                                };
+                                if incoming.send(unreadable).is_err() {
+                                    return;
+                                }
+                            }
+                            None if matches!(
+                                events.close_reason(),
+                                Some(SubscriptionCloseReason::Lagged)
+                            ) => {
+                                // The client dropped the subscription when
+                                // its buffer filled: events were lost, the
+                                // node was not.
+                                match subscribe(&client).await {
+                                    Ok(again) => {
+                                        events = again;
+                                        if incoming.send(Incoming::EventsLost).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) => break crate::cli::describe(&e),
+                                }
+                            }
                             None => break "the node closed the connection".to_string(),
                         },
                         req = requests.recv() => match req {
@@ -282,6 +345,33 @@ mod tests {
             format!("{err:#}").contains("cannot read the node's config"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn an_event_that_does_not_decode_still_reaches_the_ui_with_its_type() {
+        let good = serde_json::json!({"type": "peer_connected", "peer_id": "p"});
+        assert_eq!(
+            incoming_event(good),
+            Incoming::Event(Event::PeerConnected {
+                peer_id: "p".into()
+            })
+        );
+        let bad = serde_json::json!({"type": "key_session", "phase": 3});
+        let Incoming::UnreadableEvent { kind, reason } = incoming_event(bad) else {
+            panic!("unreadable");
+        };
+        assert_eq!(kind.as_deref(), Some("key_session"));
+        assert!(!reason.is_empty());
+        let Incoming::UnreadableEvent { kind, .. } = incoming_event(serde_json::json!([1])) else {
+            panic!("unreadable");
+        };
+        assert_eq!(kind, None);
+    }
+
+    #[test]
+    fn a_timeout_names_the_call() {
+        let text = call_failure("chain_verify", &ClientError::RequestTimeout);
+        assert_eq!(text, "the node did not answer chain_verify in time");
     }
 
     #[tokio::test]

@@ -2,7 +2,9 @@
 //! its place (a failed call becomes an error line where the person is
 //! looking), keep lists ordered, raise and clear the eavesdropper alarm.
 
-use qward_core::api::{Call, DeliveryState, Event, KeySessionInfo, LogLine, Reply, SessionPhase, method};
+use qward_core::api::{
+    Call, DeliveryState, Event, KeySessionInfo, LogLine, Reply, SessionPhase, method,
+};
 
 use crate::effect::Effect;
 use crate::state::{
@@ -223,6 +225,38 @@ pub(super) fn blocks_call(height: u64) -> Effect {
     })
 }
 
+/// An event that did not decode: say so, and ask again for what an event of
+/// its `type` would have changed (everything when the type is unknown).
+pub(super) fn on_unreadable_event(
+    state: &mut State,
+    kind: Option<&str>,
+    reason: &str,
+) -> Vec<Effect> {
+    let what = kind.unwrap_or("unknown");
+    notice(
+        state,
+        format!("unreadable {what} event from the node ({reason}); asked again"),
+        true,
+    );
+    match kind {
+        Some("block") => vec![
+            Effect::Call(Call::Status),
+            Effect::Call(Call::ChainConsent),
+            Effect::Call(Call::ChainMembers),
+        ],
+        Some("peer_connected" | "peer_disconnected") => {
+            vec![Effect::Call(Call::Peers), Effect::Call(Call::Status)]
+        }
+        Some("transaction") => vec![Effect::Call(Call::Status)],
+        Some("key_session") => vec![Effect::Call(Call::KeySessions), Effect::Call(Call::Keys)],
+        Some("message") => vec![Effect::Call(Call::Inbox), Effect::Call(Call::Outbox)],
+        Some("log") => vec![Effect::Call(Call::Logs {
+            limit: Some(super::LOG_FETCH_LIMIT),
+        })],
+        _ => super::refresh_all(),
+    }
+}
+
 /// Adds or updates a session (newest first) and raises or clears the alarm.
 fn note_session(state: &mut State, s: KeySessionInfo) {
     if s.eve_detected {
@@ -272,10 +306,7 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
             effects
         }
         Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {
-            vec![
-                Effect::Call(Call::Peers),
-                Effect::Call(Call::Status),
-            ]
+            vec![Effect::Call(Call::Peers), Effect::Call(Call::Status)]
         }
         Event::Transaction {
             kind,
@@ -299,35 +330,33 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
             }
         }
         Event::Message(msg) => {
-            {
-                let incoming = msg.state == DeliveryState::Received
-                    || state.my_account() == Some(msg.to.as_str());
-                if incoming && msg.state == DeliveryState::Received {
-                    let from = msg
-                        .from_name
-                        .clone()
-                        .unwrap_or_else(|| state.name_of(&msg.from));
-                    notice(state, format!("new record from {from}"), false);
-                }
-                let list = if incoming {
-                    &mut state.inbox
-                } else {
-                    &mut state.outbox
-                };
-                let sel = if incoming {
-                    &mut state.inbox_sel
-                } else {
-                    &mut state.outbox_sel
-                };
-                let before = list.get(*sel).map(|x| x.record_id.clone());
-                if let Some(existing) = list.iter_mut().find(|x| x.record_id == msg.record_id) {
-                    *existing = msg;
-                } else {
-                    list.insert(0, msg);
-                }
-                keep_selection(sel, before, list, |x| x.record_id.clone());
-                Vec::new()
+            let incoming =
+                msg.state == DeliveryState::Received || state.my_account() == Some(msg.to.as_str());
+            if incoming && msg.state == DeliveryState::Received {
+                let from = msg
+                    .from_name
+                    .clone()
+                    .unwrap_or_else(|| state.name_of(&msg.from));
+                notice(state, format!("new record from {from}"), false);
             }
+            let list = if incoming {
+                &mut state.inbox
+            } else {
+                &mut state.outbox
+            };
+            let sel = if incoming {
+                &mut state.inbox_sel
+            } else {
+                &mut state.outbox_sel
+            };
+            let before = list.get(*sel).map(|x| x.record_id.clone());
+            if let Some(existing) = list.iter_mut().find(|x| x.record_id == msg.record_id) {
+                *existing = msg;
+            } else {
+                list.insert(0, msg);
+            }
+            keep_selection(sel, before, list, |x| x.record_id.clone());
+            Vec::new()
         }
         Event::Log { level, line } => {
             state.logs.push_back(LogLine {

@@ -24,16 +24,23 @@ pub const LOG_FETCH_LIMIT: u64 = 200;
 pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
     match msg {
         Message::Key(key) => keys::on_key(state, key),
-        Message::Response { method, result } => data::on_response(state, &method, result),
+        Message::Response { method, result } => data::on_response(state, method, result),
         Message::Event(event) => data::on_event(state, event),
+        Message::UnreadableEvent { kind, reason } => {
+            data::on_unreadable_event(state, kind.as_deref(), &reason)
+        }
+        Message::EventsLost => {
+            state.notice = Some(Notice {
+                text: "fell behind the node's events: refreshed everything".into(),
+                is_error: false,
+            });
+            refresh_all()
+        }
         Message::Tick { now_ms } => {
             state.now_ms = now_ms;
             if state.connected() && now_ms.saturating_sub(state.last_poll_ms) >= POLL_INTERVAL_MS {
                 state.last_poll_ms = now_ms;
-                vec![
-                    Effect::Call(Call::Status),
-                    Effect::Call(Call::Peers),
-                ]
+                vec![Effect::Call(Call::Status), Effect::Call(Call::Peers)]
             } else {
                 Vec::new()
             }

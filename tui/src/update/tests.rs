@@ -279,10 +279,7 @@ fn events_update_state_or_ask_for_what_changed() {
         DeliveryState::Received,
         0,
     );
-    update(
-        &mut s,
-        Message::Event(Event::Message(msg)),
-    );
+    update(&mut s, Message::Event(Event::Message(msg)));
     assert_eq!(s.inbox.first().map(|m| m.record_id.as_str()), Some("r-9"));
     assert!(
         s.notice
@@ -298,10 +295,7 @@ fn events_update_state_or_ask_for_what_changed() {
         0,
     );
     sent.detail = None;
-    update(
-        &mut s,
-        Message::Event(Event::Message(sent)),
-    );
+    update(&mut s, Message::Event(Event::Message(sent)));
     assert_eq!(
         s.outbox
             .iter()
@@ -413,8 +407,8 @@ fn e_toggles_eve_on_the_selected_link() {
             result: Ok(Reply::LinkGot(link.clone())),
         },
     );
-    let set: LinkParams =
-        serde_json::from_value(params_of(&effects, "link_set")["link"].clone()).expect("LinkParams");
+    let set: LinkParams = serde_json::from_value(params_of(&effects, "link_set")["link"].clone())
+        .expect("LinkParams");
     assert_eq!(
         set,
         LinkParams {
@@ -435,8 +429,8 @@ fn e_toggles_eve_on_the_selected_link() {
             result: Ok(Reply::LinkGot(on.clone())),
         },
     );
-    let set: LinkParams =
-        serde_json::from_value(params_of(&effects, "link_set")["link"].clone()).expect("LinkParams");
+    let set: LinkParams = serde_json::from_value(params_of(&effects, "link_set")["link"].clone())
+        .expect("LinkParams");
     assert_eq!(set.eve_fraction, 0.0, "a second e turns Eve off");
     // A plain link_get (not a toggle) only records the link.
     let effects = update(
@@ -682,10 +676,7 @@ fn enter_on_a_record_fetches_and_shows_it() {
     let mut s = full_state();
     key(&mut s, KeyCode::Char('4'));
     let effects = key(&mut s, KeyCode::Enter);
-    assert_eq!(
-        params_of(&effects, "record"),
-        json!({ "record_id": "r-1" })
-    );
+    assert_eq!(params_of(&effects, "record"), json!({ "record_id": "r-1" }));
     assert!(s.record.as_ref().is_some_and(|r| r.content.is_none()));
     let info = fixtures::message(
         "r-1",
@@ -715,10 +706,7 @@ fn enter_on_a_record_fetches_and_shows_it() {
     key(&mut s, KeyCode::Right);
     assert_eq!(s.mailbox, Mailbox::Outbox);
     let effects = key(&mut s, KeyCode::Enter);
-    assert_eq!(
-        params_of(&effects, "record"),
-        json!({ "record_id": "r-3" })
-    );
+    assert_eq!(params_of(&effects, "record"), json!({ "record_id": "r-3" }));
     update(
         &mut s,
         Message::Response {
@@ -751,11 +739,7 @@ fn v_verifies_the_chain_and_keeps_the_report() {
         failed_height: None,
         reason: None,
     };
-    answer(
-        &mut s,
-        "chain_verify",
-        Reply::Verify(report.clone()),
-    );
+    answer(&mut s, "chain_verify", Reply::Verify(report.clone()));
     assert_eq!(s.verify, Some(VerifyState::Done(report)));
     key(&mut s, KeyCode::Char('v'));
     update(
@@ -817,22 +801,14 @@ fn selections_stay_on_their_item_as_a_live_node_adds_blocks_and_sessions() {
     let mut newest = blocks[blocks.len() - 1].clone();
     newest.height = 43;
     blocks.push(newest);
-    answer(
-        &mut s,
-        "chain_blocks",
-        Reply::Blocks(blocks.clone()),
-    );
+    answer(&mut s, "chain_blocks", Reply::Blocks(blocks.clone()));
     assert_eq!(s.blocks.get(s.blocks_sel).map(|b| b.height), Some(41));
     // A cursor on the newest block follows the newest.
     s.blocks_sel = 0;
     let mut newer = blocks[0].clone();
     newer.height = 44;
     blocks.push(newer);
-    answer(
-        &mut s,
-        "chain_blocks",
-        Reply::Blocks(blocks.clone()),
-    );
+    answer(&mut s, "chain_blocks", Reply::Blocks(blocks.clone()));
     assert_eq!(s.blocks.get(s.blocks_sel).map(|b| b.height), Some(44));
 
     // Sessions: the selected one stays selected when a new one starts, and
@@ -848,4 +824,73 @@ fn selections_stay_on_their_item_as_a_live_node_adds_blocks_and_sessions() {
     s.sessions_sel = 0;
     session_event(&mut s, "s10", SessionPhase::Handshake, 0.0, false);
     assert_eq!(s.sessions[s.sessions_sel].session_id, "s10");
+}
+
+#[test]
+fn an_unreadable_event_says_so_and_asks_again_for_what_it_touches() {
+    let cases: [(Option<&str>, &[&str]); 8] = [
+        (Some("block"), &["status", "chain_consent", "chain_members"]),
+        (Some("peer_connected"), &["peers", "status"]),
+        (Some("peer_disconnected"), &["peers", "status"]),
+        (Some("transaction"), &["status"]),
+        (Some("key_session"), &["key_sessions", "keys"]),
+        (Some("message"), &["inbox", "outbox"]),
+        (Some("log"), &["logs"]),
+        (Some("something_new"), &[]),
+    ];
+    let everything: Vec<&str> = super::refresh_all()
+        .iter()
+        .filter_map(Effect::method)
+        .collect();
+    for (kind, expected) in cases {
+        let mut s = full_state();
+        let e = update(
+            &mut s,
+            Message::UnreadableEvent {
+                kind: kind.map(String::from),
+                reason: "missing field `phase`".into(),
+            },
+        );
+        let expected = if expected.is_empty() {
+            everything.clone()
+        } else {
+            expected.to_vec()
+        };
+        assert_eq!(methods(&e), expected, "{kind:?}");
+        let notice = s.notice.as_ref().expect("a notice");
+        assert!(notice.is_error, "{kind:?}");
+        assert!(
+            notice.text.contains("unreadable") && notice.text.contains("missing field `phase`"),
+            "{}",
+            notice.text
+        );
+    }
+    // An event whose type could not even be read: everything, again.
+    let mut s = full_state();
+    let e = update(
+        &mut s,
+        Message::UnreadableEvent {
+            kind: None,
+            reason: "expected an object".into(),
+        },
+    );
+    assert_eq!(methods(&e), everything);
+}
+
+#[test]
+fn lost_events_refresh_everything_and_the_node_stays_up() {
+    let mut s = full_state();
+    let e = update(&mut s, Message::EventsLost);
+    let everything: Vec<&str> = super::refresh_all()
+        .iter()
+        .filter_map(Effect::method)
+        .collect();
+    assert_eq!(methods(&e), everything);
+    assert_eq!(
+        s.connection,
+        Connection::Up,
+        "lost events are not a lost node"
+    );
+    let notice = s.notice.as_ref().expect("a notice");
+    assert!(!notice.is_error && notice.text.contains("refreshed everything"));
 }

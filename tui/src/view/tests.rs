@@ -286,3 +286,21 @@ fn no_color_theme_draws_without_colours() {
         "the alarm is red in colour"
     );
 }
+
+#[test]
+fn an_unreadable_event_and_lost_events_are_shown_not_hidden() {
+    let mut state = on(full_state(), Screen::Messages);
+    update(
+        &mut state,
+        Message::UnreadableEvent {
+            kind: Some("message".into()),
+            reason: "missing field `state`".into(),
+        },
+    );
+    let screen = render(&state, 120, 40);
+    assert!(screen.contains("unreadable message event"), "{screen}");
+    update(&mut state, Message::EventsLost);
+    let screen = render(&state, 120, 40);
+    assert!(screen.contains("refreshed everything"), "{screen}");
+    assert!(!screen.contains("unreachable"), "{screen}");
+}
