@@ -162,6 +162,10 @@ pub struct NodeStatus {
     pub listen: Vec<String>,
     pub uptime_ms: u64,
     pub version: String,
+    /// Set when another process runs with this node's key: what was seen.
+    /// While set, this node signs no consensus message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_twin: Option<String>,
 }
 
 /// One connected peer, from `peers`.
@@ -584,7 +588,10 @@ mod tests {
             serde_json::json!({"method": "status"})
         );
         let link = serde_json::to_value(Call::LinkGet { peer: "p".into() }).unwrap();
-        assert_eq!(link["method"].as_str(), Some(Call::LinkGet { peer: "p".into() }.method()));
+        assert_eq!(
+            link["method"].as_str(),
+            Some(Call::LinkGet { peer: "p".into() }.method())
+        );
     }
 
     #[test]
@@ -615,7 +622,10 @@ mod tests {
             detail: None,
         });
         let v = serde_json::to_value(&m).unwrap();
-        assert_eq!((v["type"].as_str(), v["state"].as_str()), (Some("message"), Some("delivered")));
+        assert_eq!(
+            (v["type"].as_str(), v["state"].as_str()),
+            (Some("message"), Some("delivered"))
+        );
         assert_eq!(serde_json::from_value::<Event>(v).unwrap(), m);
         assert_eq!(m.topic(), Topic::Messages);
         let t: Topic = serde_json::from_str("\"key_sessions\"").unwrap();

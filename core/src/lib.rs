@@ -4,6 +4,7 @@
 //! as a value, so every test here is deterministic from a seed.
 
 pub mod api;
+pub mod calendar;
 pub mod chain;
 pub mod codec;
 pub mod consensus;

@@ -81,6 +81,20 @@ impl Contacts {
         self.by_account.get(account).map(|(n, _)| n.as_str())
     }
 
+    /// An account as people know it: its name here, or its short id.
+    pub fn label(&self, account: &AccountId) -> String {
+        self.name_of(account)
+            .map(str::to_string)
+            .unwrap_or_else(|| account.short())
+    }
+
+    /// A peer as people know it: its account's name here, or the peer id.
+    pub fn label_peer(&self, peer: &crate::net::PeerId) -> String {
+        crate::net::account_from_peer_id(peer)
+            .and_then(|a| self.name_of(&a).map(str::to_string))
+            .unwrap_or_else(|| peer.to_string())
+    }
+
     pub fn role_of(&self, account: &AccountId) -> Option<Role> {
         self.by_account.get(account).map(|(_, r)| *r)
     }

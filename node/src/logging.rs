@@ -5,10 +5,16 @@ use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
 use crate::logbuf::LogBuffer;
 
 static BUFFER: OnceLock<LogBuffer> = OnceLock::new();
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// The process-wide buffer of recent log lines.
 pub fn buffer() -> LogBuffer {

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use qward_core::api::{TxRequest, TxStatus, TxSubmitted};
-use qward_node::api::QwardApiClient;
 use qward_core::chain::{Hash, Transaction, TxKind};
 use qward_core::codec;
 use qward_core::consensus::{ConsensusMessage, Vote, VoteStep};
 use qward_core::identity::{AccountId, Identity, Role};
+use qward_node::api::QwardApiClient;
 use qward_node::net::{MessageLimits, PeerId, peer_id_from_account};
 use qward_node::node::sync::{MAX_BLOCKS_PER_RESPONSE, SyncRequest, SyncResponse};
 use qward_tests::{Impostor, TestNet, account_of, wait_for};
@@ -424,10 +424,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
         );
         let client = node(&net, n).client(Duration::from_secs(10)).await.unwrap();
         for (id, h) in &final_heights {
-            let st: TxStatus = client
-                .chain_tx(id.clone())
-                .await
-                .unwrap();
+            let st: TxStatus = client.chain_tx(id.clone()).await.unwrap();
             assert_eq!(st.height, Some(*h), "{n}: transaction {id} moved");
         }
     }
@@ -452,10 +449,7 @@ async fn a_hostile_member_cannot_stop_finality_or_get_bad_gossip_or_requests_acc
         let mut hashes = Vec::new();
         for n in HONEST {
             let client = node(&net, n).client(Duration::from_secs(10)).await.unwrap();
-            let b: qward_core::api::BlockSummary = client
-                .chain_block(h)
-                .await
-                .unwrap();
+            let b: qward_core::api::BlockSummary = client.chain_block(h).await.unwrap();
             hashes.push(b.hash);
         }
         assert!(

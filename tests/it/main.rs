@@ -9,4 +9,6 @@ mod hostile;
 mod house_style;
 mod messaging;
 mod network;
+mod readme;
 mod tui_e2e;
+mod twin;

@@ -117,10 +117,7 @@ async fn wait_consent(net: &TestNet, node: &str, grantee: &str, active: bool) {
 async fn tx_kinds(net: &TestNet, node: &str) -> Vec<(String, String)> {
     let n = net.nodes.iter().find(|n| n.name == node).unwrap();
     let client = n.client(Duration::from_secs(10)).await.unwrap();
-    let blocks: Vec<BlockSummary> = client
-        .chain_blocks(None, Some(500))
-        .await
-        .unwrap();
+    let blocks: Vec<BlockSummary> = client.chain_blocks(None, Some(500)).await.unwrap();
     blocks
         .into_iter()
         .flat_map(|b| b.txs.into_iter().map(|t| (t.kind, t.detail)))
@@ -609,7 +606,7 @@ async fn tampered_replayed_misaddressed_and_unconsented_envelopes_are_refused() 
     let header = |kind, to, sender| EnvelopeHeader {
         kind,
         record_id: RecordId::random(&mut rand::rng()),
-        created_at_ms: qward_node::node::context::now_ms(),
+        created_at_ms: qward_node::node::clock::now_ms(),
         sender,
         recipient: to,
         patient,
@@ -875,4 +872,109 @@ async fn keys_rotate_after_their_use_limit_and_the_oldest_is_erased() {
         "{sessions:?}"
     );
     assert_eq!(inbox(&net, "hospital-1").len(), 5);
+}
+
+/// The sender crashes after the recipient's receipt and before its anchor is
+/// final (the chain is stalled: two of four validators are down). Back up,
+/// it offers the anchor transaction it signed before the crash, never a
+/// second one, and once the chain moves the record is anchored exactly once,
+/// by that transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_is_anchored_exactly_once_across_a_restart_between_delivery_and_anchor() {
+    let mut net = TestNet::create(4, 0, 1, 0, 200).expect("devnet");
+    start_net(&HOSPITALS, &["patient-1"], &mut net).await;
+    // Without 3 of 4 validators no block is final from here on.
+    net.node("hospital-3").stop();
+    net.node("hospital-4").stop();
+    let stalled_at = net.node("hospital-1").status().await.unwrap().height;
+
+    let phr = example("phr-ada-quill.json");
+    let sent: MessageInfo = json_of(&cli(
+        &net,
+        "patient-1",
+        &[
+            "send",
+            "--to",
+            "hospital-1",
+            "--kind",
+            "phr",
+            "--file",
+            &path_str(&phr),
+            "--json",
+        ],
+    ));
+    let outbox_row = |net: &TestNet| -> Option<MessageInfo> {
+        let rows: Vec<MessageInfo> = json_of(&cli(net, "patient-1", &["outbox", "--json"]));
+        rows.into_iter().find(|m| m.record_id == sent.record_id)
+    };
+    let signed_before = wait_for(
+        "the record delivered with its anchor transaction signed",
+        Duration::from_secs(90),
+        || async {
+            Ok(outbox_row(&net)
+                .filter(|m| m.state == DeliveryState::Delivered)
+                .and_then(|m| m.anchor))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", net.node("patient-1").log_tail(30)));
+    let height = net.node("hospital-1").status().await.unwrap().height;
+    assert!(
+        height <= stalled_at + 1,
+        "the chain moved on ({stalled_at} -> {height}): the test needs it stalled"
+    );
+
+    net.node("patient-1").kill();
+    net.node("patient-1").start().unwrap();
+    wait_for("patient-1 back", Duration::from_secs(60), || async {
+        let n = net.nodes.iter().find(|n| n.name == "patient-1").unwrap();
+        Ok(n.status().await.ok().map(|_| ()))
+    })
+    .await
+    .unwrap();
+    // Its anchor check runs at start and on every block; give it a few.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        outbox_row(&net).and_then(|m| m.anchor).as_deref(),
+        Some(signed_before.as_str()),
+        "the same anchor transaction after the restart"
+    );
+
+    net.node("hospital-3").start().unwrap();
+    net.node("hospital-4").start().unwrap();
+    wait_for("the record anchored", Duration::from_secs(120), || async {
+        Ok(outbox_row(&net)
+            .filter(|m| m.state == DeliveryState::Anchored)
+            .map(|_| ()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", net.node("patient-1").log_tail(30)));
+    // Two more blocks, in case a second anchor were on its way.
+    let anchored_at = net.node("hospital-1").status().await.unwrap().height;
+    let hospital_1 = net.nodes.iter().find(|n| n.name == "hospital-1").unwrap();
+    wait_for("two more blocks", Duration::from_secs(60), || async {
+        let h = hospital_1.status().await?.height;
+        Ok((h >= anchored_at + 2).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    let n = net.nodes.iter().find(|n| n.name == "hospital-1").unwrap();
+    let client = n.client(Duration::from_secs(10)).await.unwrap();
+    let anchors: Vec<String> = client
+        .chain_blocks(None, Some(500))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|b| b.txs)
+        .filter(|t| t.kind == "anchor-record")
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        anchors,
+        vec![signed_before],
+        "exactly one anchor, the one signed before the crash"
+    );
+    let outbox = outbox_row(&net).unwrap();
+    assert_eq!(outbox.anchor, Some(anchors[0].clone()));
 }

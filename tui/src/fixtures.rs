@@ -56,6 +56,7 @@ pub fn status() -> NodeStatus {
         listen: vec!["/ip4/127.0.0.1/tcp/7101".into()],
         uptime_ms: 3_723_000,
         version: "0.1.0".into(),
+        key_twin: None,
     }
 }
 

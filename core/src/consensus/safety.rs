@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{Block, MAX_BLOCK_BYTES};
+use crate::chain::{Block, Hash, MAX_BLOCK_BYTES};
 use crate::codec::{self, CodecError};
 use crate::storage::{Column, Store, StoreError, WriteBatch};
 
@@ -40,6 +40,41 @@ impl SafetyState {
             ConsensusMessage::Proposal(_) => step == super::types::PROPOSE_CODE,
             ConsensusMessage::Vote(v) => v.vote.step.code() == step,
         })
+    }
+
+    /// Whether `msg`, which carries this validator's own signature, provably
+    /// did not come from this signing record: it sits past everything the
+    /// record holds, or where the record holds another message. Everything
+    /// a validator sends is recorded (and persisted) first, so such a
+    /// message was signed by another process holding the same key: a copy
+    /// of this data directory running elsewhere. Messages before the
+    /// record's position prove nothing (an old one relayed back) and are
+    /// not flagged.
+    pub fn is_foreign(&self, msg: &ConsensusMessage) -> bool {
+        let step = match msg {
+            ConsensusMessage::Proposal(_) => super::types::PROPOSE_CODE,
+            ConsensusMessage::Vote(v) => v.vote.step.code(),
+        };
+        self.foreign_at((msg.height(), msg.round(), step), |mine| mine == msg)
+    }
+
+    /// [`Self::is_foreign`] for this validator's precommit for `block_hash`
+    /// at (`height`, `round`), as a commit certificate carries it: a block
+    /// imported with such a signature that this record never made proves
+    /// another signer (a restored copy finds the original's this way).
+    pub fn is_foreign_precommit(&self, height: u64, round: u32, block_hash: &Hash) -> bool {
+        let precommit = super::types::VoteStep::Precommit.code();
+        self.foreign_at((height, round, precommit), |mine| {
+            matches!(mine, ConsensusMessage::Vote(v) if v.vote.block_hash.as_ref() == Some(block_hash))
+        })
+    }
+
+    fn foreign_at(&self, at: (u64, u32, u8), is_mine: impl Fn(&ConsensusMessage) -> bool) -> bool {
+        match at.cmp(&(self.height, self.round, self.step)) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => !self.signed_at(at.0, at.1, at.2).is_some_and(is_mine),
+        }
     }
 
     /// Records a signature at (height, round, step).
@@ -91,4 +126,99 @@ pub fn save_safety(store: &dyn Store, safety: &SafetyState) -> Result<(), Safety
     batch.set_sync(true);
     store.write(batch)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::types::{Vote, VoteStep};
+    use crate::identity::Identity;
+
+    const GENESIS: Hash = Hash([7; 32]);
+
+    fn vote(
+        key: &Identity,
+        height: u64,
+        round: u32,
+        step: VoteStep,
+        block: u8,
+    ) -> ConsensusMessage {
+        let v = Vote {
+            chain_id: 1,
+            height,
+            round,
+            step,
+            block_hash: Some(Hash([block; 32])),
+            validator: key.account(),
+        };
+        ConsensusMessage::Vote(v.sign(&GENESIS, key))
+    }
+
+    fn record_of(msgs: &[(u64, u32, ConsensusMessage)]) -> SafetyState {
+        let mut s = SafetyState::default();
+        for (h, r, m) in msgs {
+            let step = match m {
+                ConsensusMessage::Vote(v) => v.vote.step.code(),
+                ConsensusMessage::Proposal(_) => super::super::types::PROPOSE_CODE,
+            };
+            s.record(*h, *r, step, m.clone());
+        }
+        s
+    }
+
+    #[test]
+    fn what_this_record_signed_is_its_own_and_what_lies_past_it_is_foreign() {
+        let key = Identity::from_secret_bytes(&[3; 32]).unwrap();
+        let prevote = vote(&key, 5, 0, VoteStep::Prevote, 1);
+        let precommit = vote(&key, 5, 0, VoteStep::Precommit, 1);
+        let s = record_of(&[(5, 0, prevote.clone()), (5, 0, precommit.clone())]);
+        // Its own messages, relayed back (after a restart too).
+        assert!(!s.is_foreign(&prevote));
+        assert!(!s.is_foreign(&precommit));
+        // An older message proves nothing.
+        assert!(!s.is_foreign(&vote(&key, 4, 3, VoteStep::Precommit, 9)));
+        assert!(!s.is_foreign(&vote(&key, 5, 0, VoteStep::Prevote, 9)));
+        // Another precommit at the record's own position: not this record's.
+        assert!(s.is_foreign(&vote(&key, 5, 0, VoteStep::Precommit, 2)));
+        // Anything past the record: never signed here.
+        assert!(s.is_foreign(&vote(&key, 5, 1, VoteStep::Prevote, 1)));
+        assert!(s.is_foreign(&vote(&key, 6, 0, VoteStep::Prevote, 1)));
+    }
+
+    #[test]
+    fn a_certificate_precommit_this_record_never_made_is_foreign() {
+        let key = Identity::from_secret_bytes(&[5; 32]).unwrap();
+        let s = record_of(&[(8, 2, vote(&key, 8, 2, VoteStep::Precommit, 1))]);
+        assert!(!s.is_foreign_precommit(8, 2, &Hash([1; 32])), "its own");
+        assert!(
+            s.is_foreign_precommit(8, 2, &Hash([2; 32])),
+            "another block"
+        );
+        assert!(
+            !s.is_foreign_precommit(7, 0, &Hash([9; 32])),
+            "before the record"
+        );
+        assert!(
+            !s.is_foreign_precommit(8, 1, &Hash([9; 32])),
+            "an earlier round"
+        );
+        assert!(
+            s.is_foreign_precommit(8, 3, &Hash([1; 32])),
+            "a later round"
+        );
+        assert!(
+            s.is_foreign_precommit(9, 0, &Hash([1; 32])),
+            "a later height"
+        );
+        // A prevote at the position proves nothing about a precommit past it.
+        let p = record_of(&[(8, 2, vote(&key, 8, 2, VoteStep::Prevote, 1))]);
+        assert!(p.is_foreign_precommit(8, 2, &Hash([1; 32])));
+    }
+
+    #[test]
+    fn an_empty_record_owns_nothing_it_could_be_shown() {
+        let key = Identity::from_secret_bytes(&[4; 32]).unwrap();
+        let s = SafetyState::default();
+        assert!(s.is_foreign(&vote(&key, 1, 0, VoteStep::Prevote, 1)));
+    }
 }

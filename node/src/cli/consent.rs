@@ -65,7 +65,7 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                 days,
                 wait,
             } => {
-                let now = crate::node::context::now_ms();
+                let now = crate::node::clock::now_ms();
                 let expires = now.saturating_add(days.saturating_mul(24 * 3600 * 1000));
                 (
                     client.consent_grant(grantee, scope, Some(expires)).await?,

@@ -102,7 +102,7 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
             auditors: args.auditors as usize,
             base_port: args.base_port,
             api_base_port: args.base_port.saturating_add(100),
-            ..qward_genesis::DevnetOptions::new(crate::node::context::now_ms())
+            ..qward_genesis::DevnetOptions::new(crate::node::clock::now_ms())
         };
         super::genesis::write_devnet(&dir, &opts, crate::config::DEFAULT_BLOCK_INTERVAL_MS, None)?;
     }

@@ -55,8 +55,11 @@ pub struct DeliveryWait {
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "120")]
     pub wait: Option<u64>,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
+    /// Print only the record id (for a shell variable: `r=$(qward send ... -q)`).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +163,8 @@ async fn follow(
     }
     if wait.json {
         println!("{}", serde_json::to_string(&info)?);
+    } else if wait.quiet {
+        println!("{}", info.record_id);
     } else {
         println!(
             "{} {:?} to {}: {}",

@@ -66,6 +66,12 @@ pub fn status(args: QueryArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Exit
             println!("mempool         {}", s.mempool);
             println!("listening on    {}", s.listen.join(", "));
             println!("uptime          {}s", s.uptime_ms / 1000);
+            if let Some(why) = &s.key_twin {
+                println!();
+                println!("WARNING         another process runs with this node's key: {why}");
+                println!("                this node signs no consensus message until restarted;");
+                println!("                stop one of the two copies of its data directory");
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -259,3 +259,20 @@ impl NetworkClient {
         }
     }
 }
+
+#[cfg(test)]
+impl NetworkClient {
+    /// A client with no swarm behind it, for unit tests of the node's tasks:
+    /// every command arrives on the returned receiver, for the test to
+    /// answer or to drop (a dropped reply reads as [`NetError::Stopped`]).
+    pub(crate) fn detached(local_peer_id: PeerId) -> (Self, mpsc::Receiver<Command>) {
+        let (commands, rx) = mpsc::channel(1024);
+        let client = NetworkClient {
+            commands,
+            counters: Arc::default(),
+            local_peer_id,
+            request_timeout: Duration::from_secs(1),
+        };
+        (client, rx)
+    }
+}

@@ -30,6 +30,8 @@ mod permission;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub(crate) use client::Command;
 pub use client::{
     GossipValidation, InboundRequestId, NetworkClient, NetworkEvent, PeerInfo, TopicPeers,
 };

@@ -72,7 +72,7 @@ pub async fn run(ctx: Ctx) {
                 if addrs.is_empty() {
                     continue;
                 }
-                let a = AddressAnnouncement { addrs, time_ms: super::context::now_ms() };
+                let a = AddressAnnouncement { addrs, time_ms: super::clock::now_ms() };
                 let topic = ctx.addrs_topic();
                 match ctx.net.publish(&topic, qward_core::codec::encode_infallible(&a)).await {
                     Ok(_) => sent += 1,

@@ -9,8 +9,6 @@
 //! the worse of both ends' settings, so an eavesdropper put on a link at
 //! either end is there for every session on it.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use qward_core::api::{Event, KeySessionInfo, LinkParams, SessionPhase};
@@ -24,7 +22,10 @@ use qward_core::keyagree::{
 use qward_core::keystore::{KeyPurpose, KeyRecord};
 use qward_core::qkd::{Phase, QkdReport};
 
-use super::context::{Ctx, now_ms};
+pub use super::agree_state::Agreements;
+use super::agree_state::{Serving, lock};
+use super::clock::now_ms;
+use super::context::Ctx;
 use crate::net::{PeerId, RequestProtocol, account_from_peer_id, peer_id_from_account};
 
 /// The longest one session may take, end to end.
@@ -33,8 +34,6 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 const RESPONDER_IDLE: Duration = Duration::from_secs(60);
 /// Responder sessions open at once, over all peers.
 const MAX_RESPONDERS: usize = 16;
-/// Sessions kept for `key_sessions`.
-const RECENT_SESSIONS: usize = 100;
 /// The most qubits a peer may send this node in one session.
 const MAX_QUBITS_SERVED: u64 = 4_000_000;
 
@@ -45,51 +44,6 @@ pub enum KeyUnavailable {
     Aborted { peer: String, reason: String },
     #[error("key agreement with {peer} failed: {reason}")]
     Failed { peer: String, reason: String },
-}
-
-struct Serving {
-    responder: Responder,
-    last_seen: Instant,
-    info: KeySessionInfo,
-}
-
-/// Key-agreement state shared by the node's tasks.
-#[derive(Default)]
-pub struct Agreements {
-    links: Mutex<HashMap<AccountId, LinkModel>>,
-    recent: Mutex<VecDeque<KeySessionInfo>>,
-    serving: Mutex<HashMap<(AccountId, SessionId), Serving>>,
-    /// One session this node starts per peer at a time.
-    starting: tokio::sync::Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl std::fmt::Debug for Agreements {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agreements").finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Agreements {
-    /// Recent sessions, both roles, oldest first.
-    pub fn recent(&self) -> Vec<KeySessionInfo> {
-        lock(&self.recent).iter().cloned().collect()
-    }
-
-    fn note(&self, info: &KeySessionInfo) {
-        let mut recent = lock(&self.recent);
-        if let Some(s) = recent.iter_mut().find(|s| s.session_id == info.session_id) {
-            *s = info.clone();
-        } else {
-            recent.push_back(info.clone());
-            while recent.len() > RECENT_SESSIONS {
-                recent.pop_front();
-            }
-        }
-    }
 }
 
 /// This node's link model toward `peer`.
@@ -127,7 +81,7 @@ pub fn set_link(ctx: &Ctx, peer: AccountId, p: &LinkParams) -> Result<LinkModel,
     lock(&ctx.agree.links).insert(peer, l);
     tracing::info!(
         "link to {} set: {} km, eavesdropper on {:.0}% of qubits",
-        super::dispatch::account_label(ctx, &peer),
+        ctx.contacts.label(&peer),
         l.channel.distance_km,
         l.eve_fraction * 100.0
     );
@@ -187,7 +141,7 @@ fn finish(
     outcome: AgreementOutcome,
     mut shown: KeySessionInfo,
 ) -> KeySessionInfo {
-    let who = super::dispatch::account_label(ctx, peer);
+    let who = ctx.contacts.label(peer);
     if outcome.key.is_none() && shown.abort_reason.is_none() {
         shown.abort_reason = outcome
             .report
@@ -261,7 +215,7 @@ pub async fn ensure_key(ctx: &Ctx, peer: AccountId) -> Result<(), KeyUnavailable
         Ok(())
     } else {
         Err(KeyUnavailable::Aborted {
-            peer: super::dispatch::account_label(ctx, &peer),
+            peer: ctx.contacts.label(&peer),
             reason: info.abort_reason.unwrap_or_default(),
         })
     }
@@ -270,7 +224,7 @@ pub async fn ensure_key(ctx: &Ctx, peer: AccountId) -> Result<(), KeyUnavailable
 /// Runs one session as initiator with `peer`; answers how it ended. The
 /// session's audit goes to the chain whatever the outcome.
 pub async fn agree(ctx: &Ctx, peer: AccountId) -> Result<KeySessionInfo, KeyUnavailable> {
-    let who = super::dispatch::account_label(ctx, &peer);
+    let who = ctx.contacts.label(&peer);
     let failed = |reason: String| KeyUnavailable::Failed {
         peer: who.clone(),
         reason,
@@ -360,7 +314,7 @@ pub async fn agree(ctx: &Ctx, peer: AccountId) -> Result<KeySessionInfo, KeyUnav
         &outcome.report,
     );
     let shown = finish(ctx, &peer, outcome, last);
-    if let Err(e) = super::driver::submit_own(ctx, TxKind::AuditKeySession(audit)).await {
+    if let Err(e) = ctx.pool.submit(TxKind::AuditKeySession(audit)).await {
         tracing::warn!("the audit of key session with {who} was not submitted: {e:#}");
     }
     Ok(shown)
@@ -381,7 +335,7 @@ pub async fn serve(ctx: &Ctx, peer: PeerId, data: Vec<u8>) -> Vec<u8> {
         Err(e) => {
             tracing::warn!(
                 "refused a key-agreement message from {}: {e}",
-                super::dispatch::account_label(ctx, &account)
+                ctx.contacts.label(&account)
             );
             return refuse(e.to_string());
         }
@@ -425,7 +379,7 @@ async fn respond(ctx: &Ctx, peer: AccountId, request: AgreeRequest) -> AgreeResp
             Err(e) => {
                 tracing::warn!(
                     "refused a key agreement from {}: {e}",
-                    super::dispatch::account_label(ctx, &peer)
+                    ctx.contacts.label(&peer)
                 );
                 refused(e.to_string())
             }

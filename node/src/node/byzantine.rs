@@ -11,7 +11,7 @@ use qward_core::chain::{Block, Hash, build_block};
 use qward_core::consensus::{ConsensusMessage, Proposal, Vote, VoteStep};
 use qward_core::identity::Identity;
 
-use super::context::ChainView;
+use super::view::ChainView;
 
 /// The environment variable that must be `1` for the mode to start.
 pub const ENABLE_ENV: &str = "QWARD_BYZANTINE_TEST";

@@ -8,7 +8,8 @@ use qward_core::consensus::ConsensusMessage;
 use tokio::sync::mpsc;
 
 use super::context::Ctx;
-use super::driver::DriverInput;
+use super::driver_input::DriverInput;
+use super::pool::OfferError;
 use super::sync;
 use crate::metrics::Metrics;
 use crate::net::{GossipValidation, NetworkEvent, RequestProtocol};
@@ -30,14 +31,14 @@ pub async fn run(ctx: Ctx, mut events: mpsc::Receiver<NetworkEvent>) {
 async fn handle(ctx: &Ctx, event: NetworkEvent) {
     match event {
         NetworkEvent::PeerConnected(peer) => {
-            tracing::info!("peer connected: {}", label(ctx, &peer));
+            tracing::info!("peer connected: {}", ctx.contacts.label_peer(&peer));
             Metrics::inc_gauge(&ctx.metrics.peers);
             ctx.emit(Event::PeerConnected {
                 peer_id: peer.to_string(),
             });
         }
         NetworkEvent::PeerDisconnected(peer) => {
-            tracing::info!("peer disconnected: {}", label(ctx, &peer));
+            tracing::info!("peer disconnected: {}", ctx.contacts.label_peer(&peer));
             Metrics::dec_gauge(&ctx.metrics.peers);
             ctx.emit(Event::PeerDisconnected {
                 peer_id: peer.to_string(),
@@ -60,7 +61,7 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
             let verdict = if topic == ctx.consensus_topic() {
                 consensus_gossip(ctx, &data).await
             } else if topic == ctx.tx_topic() {
-                tx_gossip(ctx, &data)
+                tx_gossip(ctx, &data).await
             } else if topic == ctx.addrs_topic() {
                 super::addrs::on_gossip(ctx, source, &data).await
             } else {
@@ -69,7 +70,10 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
             let validation = match verdict {
                 Ok(v) => v,
                 Err(reason) => {
-                    tracing::warn!("rejected gossip from {}: {reason}", label(ctx, &source));
+                    tracing::warn!(
+                        "rejected gossip from {}: {reason}",
+                        ctx.contacts.label_peer(&source)
+                    );
                     GossipValidation::Reject
                 }
             };
@@ -143,19 +147,12 @@ async fn consensus_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, St
     }
 }
 
-fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
+async fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
     let tx = SignedTransaction::decode(data).map_err(|e| format!("malformed transaction: {e}"))?;
-    let result = {
-        let view = ctx.view();
-        ctx.mempool()
-            .insert(tx, &view.state, super::context::now_ms())
-    };
-    match result {
-        Ok(_) => {
-            Metrics::set(&ctx.metrics.mempool_size, ctx.mempool().len() as u64);
-            Ok(GossipValidation::Accept)
-        }
-        Err(e) if !e.blames_sender() => {
+    match ctx.pool.offer(tx).await {
+        Ok(_) => Ok(GossipValidation::Accept),
+        Err(OfferError::Stopped) => Ok(GossipValidation::Ignore),
+        Err(OfferError::Pool(e)) if !e.blames_sender() => {
             // Honest peers send these too (a transaction that raced its block,
             // or met this pool's quotas): dropped without penalty, counted,
             // logged for debugging.
@@ -163,24 +160,13 @@ fn tx_gossip(ctx: &Ctx, data: &[u8]) -> Result<GossipValidation, String> {
             tracing::debug!("gossiped transaction ignored: {e}");
             Ok(GossipValidation::Ignore)
         }
-        Err(e) => {
+        Err(OfferError::Pool(e)) => {
             Metrics::inc(&ctx.metrics.txs_rejected);
             Err(e.to_string())
         }
     }
 }
 
-/// An account as people know it: its name from the address book, or its short id.
-pub fn account_label(ctx: &Ctx, account: &qward_core::identity::AccountId) -> String {
-    ctx.contacts
-        .name_of(account)
-        .map(str::to_string)
-        .unwrap_or_else(|| account.short())
-}
-
-/// A peer as people know it: its name from the address book, or its short id.
-pub fn label(ctx: &Ctx, peer: &crate::net::PeerId) -> String {
-    crate::net::account_from_peer_id(peer)
-        .and_then(|a| ctx.contacts.name_of(&a).map(str::to_string))
-        .unwrap_or_else(|| peer.to_string())
-}
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

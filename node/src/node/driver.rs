@@ -7,40 +7,33 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use qward_core::api::Event;
+use std::sync::Arc;
+
 use qward_core::chain::{
-    Block, ChainStore, CommittedBlock, SignedTransaction, Transaction, TxKind, build_block,
-    validate_block,
+    Block, ChainStore, CommittedBlock, SignedTransaction, TxKind, build_block, validate_block,
 };
 use qward_core::consensus::{
-    Consensus, ConsensusApp, ConsensusMessage, Output, Timeout, load_safety, save_safety,
+    Consensus, ConsensusApp, ConsensusMessage, Output, load_safety, save_safety,
 };
 use qward_core::identity::{AccountId, Identity, Role};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
-use super::context::{ChainView, Ctx, now_ms};
+use super::clock::now_ms;
+use super::context::Ctx;
+pub use super::driver_input::DriverInput;
+use super::view::ChainView;
 use crate::metrics::Metrics;
-
-/// What the driver reacts to.
-#[derive(Debug)]
-pub enum DriverInput {
-    /// A consensus message from the network, already signature-checked.
-    Gossip(Box<ConsensusMessage>),
-    /// A timeout the machine scheduled, now due.
-    Timeout(Timeout),
-    /// Time to start consensus on this height (after the block interval).
-    StartNext(u64),
-    /// Blocks fetched by sync, to verify and import in order. Answers how many were imported.
-    Synced {
-        blocks: Vec<CommittedBlock>,
-        reply: oneshot::Sender<Result<u64, String>>,
-    },
-}
 
 /// Blocks must not claim a time further ahead of this node's clock.
 const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 
 struct App {
-    ctx: Ctx,
+    /// The chain as of the last import (this driver publishes it).
+    view: Arc<ChainView>,
+    /// What the next block this node proposes is built from: fetched from
+    /// the pool task before a height starts or a round times out, when this
+    /// node may propose (the machine asks for a block synchronously).
+    candidates: Vec<SignedTransaction>,
     /// The last proposal this node validated, with the state after it: when
     /// that exact block (its hash pins every byte, signatures included) is then committed,
     /// its import checks the certificate and reuses the validation instead of
@@ -56,9 +49,9 @@ struct ValidatedBlock {
 
 impl ConsensusApp for App {
     fn build_block(&mut self, _height: u64, round: u32) -> Block {
-        let view = self.ctx.view();
+        let view = self.view.clone();
         let max = view.genesis.params.max_block_txs as usize;
-        let candidates = self.ctx.mempool().candidates(max.saturating_mul(2));
+        let candidates = std::mem::take(&mut self.candidates);
         let (block, state) = build_block(&view.state, &view.tip, round, now_ms(), candidates, max);
         self.validated = Some(ValidatedBlock {
             hash: block.hash(),
@@ -76,7 +69,7 @@ impl ConsensusApp for App {
             );
             return false;
         }
-        let view = self.ctx.view();
+        let view = &self.view;
         match validate_block(&view.state, &view.tip, block) {
             Ok(state) => {
                 self.validated = Some(ValidatedBlock {
@@ -99,6 +92,8 @@ impl ConsensusApp for App {
 
 struct Driver {
     ctx: Ctx,
+    /// The one sender of chain views: every import publishes one.
+    views: watch::Sender<Arc<ChainView>>,
     machine: Consensus,
     app: App,
     inputs: mpsc::Sender<DriverInput>,
@@ -115,6 +110,7 @@ struct Driver {
 /// Runs the driver until shutdown.
 pub async fn run(
     ctx: Ctx,
+    views: watch::Sender<Arc<ChainView>>,
     mut inputs: mpsc::Receiver<DriverInput>,
     inputs_tx: mpsc::Sender<DriverInput>,
     byzantine: Option<super::byzantine::Strategy>,
@@ -128,8 +124,9 @@ pub async fn run(
             return;
         }
     };
+    let view = views.borrow().clone();
     let (chain_id, genesis_hash, params, validators, next_height) = {
-        let v = ctx.view();
+        let v = &view;
         (
             v.state.chain_id,
             v.state.genesis_hash,
@@ -153,10 +150,12 @@ pub async fn run(
     );
     let mut driver = Driver {
         app: App {
-            ctx: ctx.clone(),
+            view,
+            candidates: Vec::new(),
             validated: None,
         },
         ctx: ctx.clone(),
+        views,
         machine,
         inputs: inputs_tx,
         member_peers: HashMap::new(),
@@ -169,6 +168,7 @@ pub async fn run(
         timers: super::timers::ConsensusTimers::default(),
     };
     driver.update_members().await;
+    driver.refresh_candidates(next_height, 0).await;
     let out = driver
         .machine
         .start_height(next_height, validators, &mut driver.app);
@@ -197,6 +197,17 @@ impl Driver {
     async fn on_input(&mut self, input: DriverInput) {
         match input {
             DriverInput::Gossip(msg) => {
+                if self.byzantine.is_none()
+                    && msg.signer() == self.ctx.account
+                    && self.machine.safety().is_foreign(&msg)
+                {
+                    self.ctx.twin.raise(format!(
+                        "a consensus message at height {} round {} signed with this node's \
+                         key that this process did not sign",
+                        msg.height(),
+                        msg.round()
+                    ));
+                }
                 if let Some(copy) = self.byzantine.as_mut().and_then(|b| b.relay(&msg)) {
                     self.publish(copy).await;
                 }
@@ -207,6 +218,10 @@ impl Driver {
                 self.wake_sync_if_behind();
             }
             DriverInput::Timeout(t) => {
+                // A timeout may move the machine to the next round, which
+                // this node may propose.
+                self.refresh_candidates(t.height, t.round.saturating_add(1))
+                    .await;
                 let out = self.machine.on_timeout(t, &mut self.app);
                 self.handle(out).await;
             }
@@ -220,14 +235,15 @@ impl Driver {
 
     /// Starts `height` if the chain is at `height - 1` and the machine is idle there.
     async fn start_if_due(&mut self, height: u64) {
-        let (tip, validators) = {
-            let v = self.ctx.view();
-            (v.tip.height, v.state.validators.clone())
-        };
+        let (tip, validators) = (
+            self.app.view.tip.height,
+            self.app.view.state.validators.clone(),
+        );
         if tip + 1 != height || (self.machine.height() == height && !self.machine.is_decided()) {
             return;
         }
         Metrics::inc(&self.ctx.metrics.consensus_rounds);
+        self.refresh_candidates(height, 0).await;
         let out = self.machine.start_height(height, validators, &mut self.app);
         self.handle(out).await;
     }
@@ -248,13 +264,20 @@ impl Driver {
                     if !persisted {
                         continue;
                     }
+                    if self.ctx.twin.is_raised() {
+                        // Another process signs with this key: nothing more
+                        // from this one (see twin.rs).
+                        tracing::warn!(
+                            height = msg.height(),
+                            round = msg.round(),
+                            "withholding a consensus message: this node's key runs twice"
+                        );
+                        continue;
+                    }
                     match self.byzantine.as_mut() {
                         None => self.publish(msg).await,
                         Some(b) => {
-                            let sent = {
-                                let view = self.ctx.view();
-                                b.outgoing(msg, &view)
-                            };
+                            let sent = b.outgoing(msg, &self.app.view);
                             for m in sent {
                                 self.publish(m).await;
                             }
@@ -272,7 +295,7 @@ impl Driver {
                 Output::Evidence(evidence) => {
                     tracing::warn!(offender = %evidence.offender().short(), height = evidence.height(), "equivocation detected");
                     let kind = TxKind::SubmitEvidence(Box::new(evidence));
-                    if let Err(e) = submit_own(&self.ctx, kind).await {
+                    if let Err(e) = self.ctx.pool.submit(kind).await {
                         tracing::warn!("evidence not submitted: {e}");
                     }
                 }
@@ -290,8 +313,21 @@ impl Driver {
         }
     }
 
+    /// Fetches block candidates from the pool when this node is the
+    /// proposer of `height` at `round`.
+    async fn refresh_candidates(&mut self, height: u64, round: u32) {
+        let view = &self.app.view;
+        if view.tip.height + 1 != height
+            || view.state.validators.proposer(height, round) != self.ctx.account
+        {
+            return;
+        }
+        let max = view.genesis.params.max_block_txs as usize;
+        self.app.candidates = self.ctx.pool.candidates(max.saturating_mul(2)).await;
+    }
+
     async fn publish(&self, msg: ConsensusMessage) {
-        let topic = self.ctx.consensus_topic();
+        let topic = self.app.view.consensus_topic();
         if let Err(e) = self.ctx.net.publish(&topic, msg.encode()).await {
             tracing::debug!("consensus message not published: {e}");
         }
@@ -317,7 +353,7 @@ impl Driver {
     /// Verifies and imports one block as one atomic batch, then updates the view.
     fn import(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
         let chain = ChainStore::new(&*self.ctx.store);
-        let parent = self.ctx.view().tip.hash;
+        let parent = self.app.view.tip.hash;
         // The block hash covers the header and every transaction byte, so an
         // equal hash is the same block with the same parent; the tip check
         // makes sure the view has not moved since.
@@ -329,7 +365,7 @@ impl Driver {
         let state = match reuse {
             Some(v) => {
                 {
-                    let view = self.ctx.view();
+                    let view = &self.app.view;
                     committed.cert.verify(
                         &view.state.genesis_hash,
                         view.state.chain_id,
@@ -343,21 +379,24 @@ impl Driver {
             }
             None => chain.import(committed)?,
         };
+        self.check_key_twin(committed);
         let block = &committed.block;
         let tip = qward_core::chain::verify::tip_of(block);
-        let genesis = self.ctx.view().genesis.clone();
-        self.ctx.advance_view(ChainView {
-            genesis,
+        let view = Arc::new(ChainView {
+            genesis: self.app.view.genesis.clone(),
             state,
             tip,
         });
+        // Readers (the pool first: it prunes before it answers again) see
+        // the new view from here on.
+        self.app.view = view.clone();
+        self.views.send_replace(view);
         let m = &self.ctx.metrics;
         Metrics::set(&m.height, tip.height);
         Metrics::set(&m.finalized_height, tip.height);
         Metrics::inc(&m.blocks_finalized);
         m.txs_finalized
             .fetch_add(block.txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Metrics::set(&m.mempool_size, self.ctx.mempool().len() as u64);
         let hash = block.hash();
         tracing::info!(
             "finalized block {} {} txs={} round={} signers={}",
@@ -377,6 +416,42 @@ impl Driver {
         Ok(())
     }
 
+    /// Raises the key-twin alarm when an imported block proves another
+    /// process signs with this node's key: its certificate carries a
+    /// precommit of this key that this node's signing record never made, or
+    /// it holds evidence of a double vote by this key (this node never signs
+    /// twice at one height, round and step, so one of the two is another's).
+    fn check_key_twin(&self, committed: &CommittedBlock) {
+        if self.byzantine.is_some() {
+            return;
+        }
+        let me = self.ctx.account;
+        let cert = &committed.cert;
+        let height = cert.height;
+        if cert.sigs.iter().any(|s| s.validator == me)
+            && self
+                .machine
+                .safety()
+                .is_foreign_precommit(height, cert.round, &cert.block_hash)
+        {
+            self.ctx.twin.raise(format!(
+                "block {height} carries a precommit signed with this node's key \
+                 that this process did not sign"
+            ));
+        }
+        let evidence_against_me = committed
+            .block
+            .txs
+            .iter()
+            .any(|t| matches!(&t.tx.kind, TxKind::SubmitEvidence(e) if e.offender() == me));
+        if evidence_against_me {
+            self.ctx.twin.raise(format!(
+                "block {height} holds evidence of two conflicting votes signed with this \
+                 node's key"
+            ));
+        }
+    }
+
     async fn after_import(&mut self) {
         self.update_members().await;
     }
@@ -384,7 +459,7 @@ impl Driver {
     /// Tells the network who may connect: the chain's active members.
     async fn update_members(&mut self) {
         let members: HashSet<crate::net::PeerId> = {
-            let v = self.ctx.view();
+            let v = &self.app.view;
             let known = &mut self.member_peers;
             v.state
                 .members
@@ -420,7 +495,7 @@ impl Driver {
         let mut imported = 0;
         for committed in blocks {
             let height = committed.block.header.height;
-            let tip = self.ctx.view().tip.height;
+            let tip = self.app.view.tip.height;
             if height <= tip {
                 continue;
             }
@@ -436,9 +511,10 @@ impl Driver {
         }
         if imported > 0 {
             self.after_import().await;
-            let next = self.ctx.view().tip.height + 1;
+            let next = self.app.view.tip.height + 1;
             if self.machine.height() < next {
-                let validators = self.ctx.view().state.validators.clone();
+                let validators = self.app.view.state.validators.clone();
+                self.refresh_candidates(next, 0).await;
                 let out = self.machine.start_height(next, validators, &mut self.app);
                 self.handle(out).await;
             }
@@ -447,54 +523,6 @@ impl Driver {
     }
 }
 
-/// Signs a transaction of this node's own with its next nonce, adds it to the
-/// mempool and gossips it. Returns the transaction id.
-pub async fn submit_own(ctx: &Ctx, kind: TxKind) -> anyhow::Result<qward_core::chain::Hash> {
-    Ok(submit_own_with_nonce(ctx, kind).await?.0)
-}
-
-/// [`submit_own`], also returning the nonce the transaction was signed with.
-pub async fn submit_own_with_nonce(
-    ctx: &Ctx,
-    kind: TxKind,
-) -> anyhow::Result<(qward_core::chain::Hash, u64)> {
-    let (signed, id) = {
-        let view = ctx.view();
-        let mut pool = ctx.mempool();
-        let nonce = pool.next_nonce(&ctx.account, &view.state);
-        let tx = Transaction {
-            chain_id: view.state.chain_id,
-            author: ctx.account,
-            nonce,
-            kind,
-        };
-        let signed: SignedTransaction = tx.sign(&view.state.genesis_hash, &ctx.identity);
-        // Refuse at once what the chain's rules would refuse, rather than
-        // leave it in the mempool (checked when no earlier one of ours is pending).
-        let next = view.state.members.get(&ctx.account).map(|m| m.next_nonce);
-        if next == Some(nonce) {
-            view.state
-                .check(
-                    &signed,
-                    view.tip.height + 1,
-                    now_ms().max(view.tip.time_ms + 1),
-                )
-                .map_err(|e| anyhow::anyhow!("the chain would refuse this transaction: {e}"))?;
-        }
-        let id = pool.insert(signed.clone(), &view.state, now_ms())?;
-        (signed, id)
-    };
-    Metrics::inc(&ctx.metrics.txs_submitted);
-    Metrics::set(&ctx.metrics.mempool_size, ctx.mempool().len() as u64);
-    let topic = ctx.tx_topic();
-    if let Err(e) = ctx.net.publish(&topic, signed.encode()).await {
-        tracing::debug!("transaction {} not gossiped yet: {e}", id.short());
-    }
-    ctx.emit(Event::Transaction {
-        id: id.to_hex(),
-        kind: signed.tx.kind.name().to_string(),
-        accepted: true,
-        reason: None,
-    });
-    Ok((id, signed.tx.nonce))
-}
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

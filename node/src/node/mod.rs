@@ -3,21 +3,29 @@
 
 pub mod addrs;
 pub mod agree;
+pub mod agree_state;
 pub mod byzantine;
+pub mod clock;
 pub mod context;
 pub mod dispatch;
 pub mod driver;
+pub mod driver_input;
 pub mod keys;
 pub mod mempool;
 pub mod messages;
 pub mod peer_protocols;
+pub mod pool;
 pub mod ready;
 pub mod rpc;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod timers;
+pub mod twin;
+pub mod view;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -25,7 +33,8 @@ use qward_core::chain::{ChainStore, InitOutcome};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
-pub use context::{ChainView, Ctx, NodeContext};
+pub use context::{Ctx, NodeContext};
+pub use view::ChainView;
 
 use crate::api::Cookie;
 use crate::contacts::Contacts;
@@ -134,6 +143,17 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         None
     };
 
+    let (view_tx, views) = view::channel(view);
+    let pool_identity =
+        qward_core::identity::Identity::from_secret_bytes(identity.secret_bytes().as_slice())?;
+    let (pool, pool_task) = pool::spawn(
+        mempool::Mempool::new(),
+        pool_identity,
+        views.clone(),
+        net.clone(),
+        events.clone(),
+        metrics.clone(),
+    );
     let ctx: Ctx = Arc::new(NodeContext {
         identity,
         account,
@@ -141,8 +161,8 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         config: config.clone(),
         datadir: dir.clone(),
         store,
-        view: RwLock::new(view),
-        mempool: Mutex::new(mempool::Mempool::new()),
+        views,
+        pool,
         net: net.clone(),
         events: events.clone(),
         metrics: metrics.clone(),
@@ -155,6 +175,8 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         keys,
         agree: agree::Agreements::default(),
         messages,
+        twin: twin::TwinAlarm::default(),
+        started_ms: clock::now_ms(),
     });
     for topic in [ctx.consensus_topic(), ctx.tx_topic(), ctx.addrs_topic()] {
         net.subscribe(&topic).await?;
@@ -177,6 +199,7 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         tokio::spawn(dispatch::run(ctx.clone(), net_events)),
         tokio::spawn(driver::run(
             ctx.clone(),
+            view_tx,
             driver_rx,
             driver_tx,
             opts.byzantine,
@@ -207,6 +230,8 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
     for t in tasks {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
     }
+    // The pool holds nothing that outlives the process.
+    pool_task.abort();
     let _ = net.shutdown().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), net_task).await;
     let _ = std::fs::remove_file(dir.cookie_file());

@@ -7,15 +7,15 @@ use jsonrpsee::server::PendingSubscriptionSink;
 use jsonrpsee::types::ErrorObjectOwned;
 use qward_core::api::{
     BlockSummary, ConsentInfo, DeliveryProof, KeyInfo, KeySessionInfo, LinkParams, LogLine,
-    MemberInfo, MessageInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent,
-    RecordKindName, RpcError, Topic, TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport,
+    MemberInfo, MessageInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent, RecordKindName,
+    RpcError, Topic, TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport,
 };
 use qward_core::chain::{ChainStore, CommittedBlock, ConsentGrant, ConsentScope, Hash, TxKind};
 use qward_core::envelope::{RecordId, RecordKind};
 use qward_core::identity::AccountId;
 
-use super::context::{Ctx, now_ms};
-use super::driver::submit_own_with_nonce;
+use super::clock::now_ms;
+use super::context::Ctx;
 use super::messages::{self, outbox};
 use crate::api::{QwardApiServer, pipe_events};
 
@@ -68,7 +68,7 @@ impl QwardApiServer for RpcHandler {
         let found = ChainStore::new(&*ctx.store)
             .transaction(&hash)
             .map_err(|e| rpc(internal(e)))?;
-        let pending = found.is_none() && ctx.mempool().contains(&hash);
+        let pending = found.is_none() && ctx.pool.contains(hash).await;
         let proposal = found.as_ref().and_then(|(_, stx)| {
             let view = ctx.view();
             let action = view.state.governance_action(&stx.tx)?;
@@ -147,7 +147,11 @@ impl QwardApiServer for RpcHandler {
         Ok(self.ctx.agree.recent())
     }
 
-    async fn key_agree(&self, peer: String, wait: Option<bool>) -> RpcResult<Option<KeySessionInfo>> {
+    async fn key_agree(
+        &self,
+        peer: String,
+        wait: Option<bool>,
+    ) -> RpcResult<Option<KeySessionInfo>> {
         let ctx = &self.ctx;
         let peer = resolve(ctx, &peer).map_err(rpc)?;
         if ctx.view().state.role_of(&peer).is_none() {
@@ -206,7 +210,7 @@ impl QwardApiServer for RpcHandler {
         .await
         .map_err(|e| rpc(internal(e)))?
         .map_err(|e| rpc(send_error(e)))?;
-        Ok(messages::outbox_info(ctx, &entry))
+        Ok(messages::info::outbox_info(ctx, &entry))
     }
 
     async fn forward(&self, record_id: String, to: String) -> RpcResult<MessageInfo> {
@@ -214,19 +218,25 @@ impl QwardApiServer for RpcHandler {
         let record = parse_record_id(&record_id).map_err(rpc)?;
         let to = resolve(ctx, &to).map_err(rpc)?;
         let entry = outbox::forward(ctx, &record, to).map_err(|e| rpc(send_error(e)))?;
-        Ok(messages::outbox_info(ctx, &entry))
+        Ok(messages::info::outbox_info(ctx, &entry))
     }
 
     async fn inbox(&self) -> RpcResult<Vec<MessageInfo>> {
         let ctx = &self.ctx;
         let list = messages::inbox_entries(&ctx.store).map_err(|e| rpc(internal(e)))?;
-        Ok(list.iter().map(|e| messages::inbox_info(ctx, e)).collect())
+        Ok(list
+            .iter()
+            .map(|e| messages::info::inbox_info(ctx, e))
+            .collect())
     }
 
     async fn outbox(&self) -> RpcResult<Vec<MessageInfo>> {
         let ctx = &self.ctx;
         let list = messages::outbox_entries(&ctx.store).map_err(|e| rpc(internal(e)))?;
-        Ok(list.iter().map(|e| messages::outbox_info(ctx, e)).collect())
+        Ok(list
+            .iter()
+            .map(|e| messages::info::outbox_info(ctx, e))
+            .collect())
     }
 
     async fn outbox_show(&self, record_id: String) -> RpcResult<OutboxDetail> {
@@ -276,12 +286,14 @@ impl QwardApiServer for RpcHandler {
 /// Signs and submits a transaction of this node's own; answers its id and nonce.
 async fn submit(ctx: &Ctx, req: TxRequest) -> Result<TxSubmitted, RpcError> {
     let kind = tx_kind(ctx, req)?;
-    let (id, nonce) = submit_own_with_nonce(ctx, kind)
+    let submitted = ctx
+        .pool
+        .submit(kind)
         .await
         .map_err(|e| RpcError::refused(e.to_string()))?;
     Ok(TxSubmitted {
-        id: id.to_hex(),
-        nonce,
+        id: submitted.id.to_hex(),
+        nonce: submitted.nonce,
     })
 }
 
@@ -298,7 +310,10 @@ fn status(ctx: &Ctx) -> NodeStatus {
         peers: ctx.metrics.peers.load(std::sync::atomic::Ordering::Relaxed) as usize,
         is_validator: v.state.validators.contains(&ctx.account),
         validators: v.state.validators.len(),
-        mempool: ctx.mempool().len(),
+        mempool: ctx
+            .metrics
+            .mempool_size
+            .load(std::sync::atomic::Ordering::Relaxed) as usize,
         listen: ctx
             .listen
             .read()
@@ -306,6 +321,7 @@ fn status(ctx: &Ctx) -> NodeStatus {
             .unwrap_or_default(),
         uptime_ms: ctx.started.elapsed().as_millis() as u64,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        key_twin: ctx.twin.reason(),
     }
 }
 
@@ -387,7 +403,7 @@ pub fn tx_kind(ctx: &Ctx, req: TxRequest) -> Result<TxKind, RpcError> {
 }
 
 fn name(ctx: &Ctx, a: &AccountId) -> String {
-    super::dispatch::account_label(ctx, a)
+    ctx.contacts.label(a)
 }
 
 /// A one-line description of a transaction for people.
@@ -408,7 +424,7 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             "grant {} consent for {} until {} UTC",
             name(ctx, &g.grantee),
             g.scope.as_str(),
-            qward_tui::view::widgets::date(g.expires_at_ms)
+            qward_core::calendar::utc_date(g.expires_at_ms)
         ),
         TxKind::RevokeConsent { grantee, scope } => format!(
             "revoke {}'s consent for {}",
@@ -527,7 +543,7 @@ fn outbox_detail(ctx: &Ctx, record: &RecordId) -> Result<OutboxDetail, RpcError>
         }
     });
     Ok(OutboxDetail {
-        message: messages::outbox_info(ctx, &entry),
+        message: messages::info::outbox_info(ctx, &entry),
         receipt,
     })
 }
@@ -574,7 +590,7 @@ fn record_content(ctx: &Ctx, record: &RecordId) -> Result<RecordContent, RpcErro
         let bytes = messages::inbox::plaintext(ctx, &entry)
             .map_err(|e| RpcError::refused(format!("{e:#}")))?;
         return Ok(RecordContent {
-            info: messages::inbox_info(ctx, &entry),
+            info: messages::info::inbox_info(ctx, &entry),
             fhir_json: String::from_utf8_lossy(&bytes).into_owned(),
         });
     }
@@ -582,7 +598,7 @@ fn record_content(ctx: &Ctx, record: &RecordId) -> Result<RecordContent, RpcErro
         let bytes = messages::outbox::plaintext(ctx, &entry)
             .map_err(|e| RpcError::refused(format!("{e:#}")))?;
         return Ok(RecordContent {
-            info: messages::outbox_info(ctx, &entry),
+            info: messages::info::outbox_info(ctx, &entry),
             fhir_json: String::from_utf8_lossy(&bytes).into_owned(),
         });
     }

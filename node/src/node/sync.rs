@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::context::Ctx;
-use super::driver::DriverInput;
+use super::driver_input::DriverInput;
 use super::ready::{self, HeightClaim};
 use crate::metrics::Metrics;
 use crate::net::{PeerId, RequestProtocol};

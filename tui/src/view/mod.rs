@@ -75,7 +75,8 @@ fn draw_tabs(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(tabs, area);
 }
 
-/// The banners above the screen: connection trouble and the eavesdropper alarm.
+/// The banners above the screen: connection trouble, this node's key running
+/// in another process, and the eavesdropper alarm.
 fn banner_lines(state: &State) -> Vec<Line<'static>> {
     let t = &state.theme;
     let mut lines = Vec::new();
@@ -88,6 +89,15 @@ fn banner_lines(state: &State) -> Vec<Line<'static>> {
             format!(" node unreachable — reconnecting… ({reason})"),
             t.alarm,
         ))),
+    }
+    if let Some(why) = state.status.as_ref().and_then(|s| s.key_twin.as_ref()) {
+        lines.push(Line::from(Span::styled(
+            format!(
+                " ⚠ THIS NODE'S KEY RUNS IN ANOTHER PROCESS ({why}): this node signs nothing \
+                 until restarted; stop one of the two copies"
+            ),
+            t.alarm,
+        )));
     }
     if let Some(alarm) = &state.eve_alarm {
         let who = alarm

@@ -304,3 +304,20 @@ fn an_unreadable_event_and_lost_events_are_shown_not_hidden() {
     assert!(screen.contains("refreshed everything"), "{screen}");
     assert!(!screen.contains("unreachable"), "{screen}");
 }
+
+#[test]
+fn this_nodes_key_running_twice_is_a_banner_on_every_screen() {
+    let mut s = full_state();
+    if let Some(status) = s.status.as_mut() {
+        status.key_twin = Some("block 9 carries a precommit signed with this node's key".into());
+    }
+    for screen in Screen::ALL {
+        let text = render(&on(s.clone(), screen), 120, 40);
+        assert!(
+            text.contains("THIS NODE'S KEY RUNS IN ANOTHER PROCESS"),
+            "{screen:?}:\n{text}"
+        );
+    }
+    let calm = render(&full_state(), 120, 40);
+    assert!(!calm.contains("ANOTHER PROCESS"));
+}

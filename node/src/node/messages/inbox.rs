@@ -15,10 +15,12 @@ use qward_core::envelope::{
 use qward_core::identity::AccountId;
 use qward_core::storage::{Column, Store, WriteBatch};
 
-use super::{AnchorCheck, InboxEntry, emit, ikey, inbox_entry, inbox_info};
+use super::info::{emit, inbox_info};
+use super::{AnchorCheck, InboxEntry, ikey, inbox_entry};
 use crate::metrics::Metrics;
 use crate::net::{PeerId, account_from_peer_id};
-use crate::node::context::{Ctx, now_ms};
+use crate::node::clock::now_ms;
+use crate::node::context::Ctx;
 use crate::node::keys::{KeyStore, RecordSlot};
 
 fn refused(reason: String, retry: Retry) -> MsgResponse {
@@ -29,7 +31,7 @@ fn refused(reason: String, retry: Retry) -> MsgResponse {
 pub fn serve(ctx: &Ctx, peer: PeerId, data: &[u8]) -> Vec<u8> {
     let who = account_from_peer_id(&peer);
     let label = who
-        .map(|a| crate::node::dispatch::account_label(ctx, &a))
+        .map(|a| ctx.contacts.label(&a))
         .unwrap_or_else(|| peer.to_string());
     let response = match (who, MsgRequest::decode(data)) {
         (None, _) => refused("peer id is not an account".into(), Retry::Never),
@@ -89,7 +91,7 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
         tracing::info!(
             "envelope {} from {} is a replay of a record already received: not stored again, receipt re-sent",
             h.record_id,
-            crate::node::dispatch::account_label(ctx, &sender)
+            ctx.contacts.label(&sender)
         );
         let receipt = Receipt::issue(&ctx.identity, &envelope, existing.received_ms)?;
         return Ok(MsgResponse::Receipt { receipt });
@@ -180,7 +182,7 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
         "{} {} received from {} ({} bytes)",
         h.kind,
         h.record_id,
-        crate::node::dispatch::account_label(ctx, &sender),
+        ctx.contacts.label(&sender),
         entry.bytes
     );
     emit(ctx, &inbox_info(ctx, &entry));
@@ -200,7 +202,7 @@ fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
     };
     let checked = policy::check(&ctx.view().state, &delivery, now_ms());
     checked.err().map(|refusal| {
-        let why = refusal.explain(|a| crate::node::dispatch::account_label(ctx, a));
+        let why = refusal.explain(|a| ctx.contacts.label(a));
         (why, refusal.retry())
     })
 }
@@ -260,7 +262,7 @@ fn reseal(
     tracing::info!(
         "record {} from {} arrived again sealed under another key: not stored again, receipt sent",
         h.record_id,
-        crate::node::dispatch::account_label(ctx, &h.sender)
+        ctx.contacts.label(&h.sender)
     );
     let receipt = Receipt::issue(&ctx.identity, envelope, existing.received_ms)?;
     Ok(MsgResponse::Receipt { receipt })
@@ -327,7 +329,7 @@ pub fn check_anchors(ctx: &Ctx) {
         } else {
             tracing::warn!(
                 "anchor of record {record} from {} does not match what was received",
-                crate::node::dispatch::account_label(ctx, &sender)
+                ctx.contacts.label(&sender)
             );
             AnchorCheck::Mismatch
         };

@@ -3,20 +3,23 @@
 //!
 //! Layout: `Column::Outbox`: `e` + record id -> [`OutboxEntry`], `p` + record
 //! id -> the payload sealed at rest, `v` + record id -> the envelope once
-//! sealed for the network. `Column::Inbox`: `m` + sender + record id ->
+//! sealed for the network, `r` + record id -> the recipient's signed receipt,
+//! `a` + record id -> the signed anchor transaction (stored before it is
+//! gossiped, so a record is anchored exactly once). `Column::Inbox`: `m` + sender + record id ->
 //! [`InboxEntry`], `p` + sender + record id -> the plaintext sealed at rest,
 //! `i` + record id -> the sender (record ids are unique in an inbox, so a
 //! person can name a record by its id alone). Every change of a message is
 //! one synced `WriteBatch`, so a crash leaves the old state or the new one.
 
 pub mod inbox;
+pub mod info;
 pub mod outbox;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
-use qward_core::api::{DeliveryState, MessageInfo, RecordKindName};
+use qward_core::api::{DeliveryState, RecordKindName};
 use qward_core::codec;
 use qward_core::envelope::{RecordId, RecordKind};
 use qward_core::identity::AccountId;
@@ -24,7 +27,6 @@ use qward_core::storage::{Column, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::context::Ctx;
 use crate::db::RocksStore;
 
 /// The largest stored entry (metadata only; payloads are stored apart).
@@ -269,62 +271,4 @@ pub fn find_inbox(store: &RocksStore, record: &RecordId) -> anyhow::Result<Optio
         .try_into()
         .map_err(|_| anyhow::anyhow!("inbox index of record {record} is not an account"))?;
     inbox_entry(store, &AccountId(sender), record)
-}
-
-fn name(ctx: &Ctx, a: &AccountId) -> Option<String> {
-    ctx.contacts.name_of(a).map(str::to_string)
-}
-
-/// The API view of an outbox entry.
-pub fn outbox_info(ctx: &Ctx, e: &OutboxEntry) -> MessageInfo {
-    MessageInfo {
-        record_id: e.record_id.to_hex(),
-        kind: kind_name(e.kind),
-        from: ctx.account.to_hex(),
-        from_name: Some(ctx.config.name.clone()),
-        to: e.to.to_hex(),
-        to_name: name(ctx, &e.to),
-        created_ms: e.created_ms,
-        state: e.state,
-        bytes: e.bytes,
-        anchor: e.anchor_tx.map(hex::encode),
-        detail: e.detail.clone(),
-    }
-}
-
-/// The API view of an inbox entry.
-pub fn inbox_info(ctx: &Ctx, e: &InboxEntry) -> MessageInfo {
-    let detail = match e.anchor {
-        AnchorCheck::Pending => "received; anchor not on the chain yet".to_string(),
-        AnchorCheck::Verified => "received; anchor on the chain matches".to_string(),
-        AnchorCheck::Mismatch => {
-            "ANCHOR MISMATCH: the chain holds another hash for this record".to_string()
-        }
-    };
-    let patient = if e.patient == e.from {
-        String::new()
-    } else {
-        format!(
-            "; about patient {}",
-            name(ctx, &e.patient).unwrap_or_else(|| e.patient.short())
-        )
-    };
-    MessageInfo {
-        record_id: e.record_id.to_hex(),
-        kind: kind_name(e.kind),
-        from: e.from.to_hex(),
-        from_name: name(ctx, &e.from),
-        to: ctx.account.to_hex(),
-        to_name: Some(ctx.config.name.clone()),
-        created_ms: e.created_ms,
-        state: DeliveryState::Received,
-        bytes: e.bytes,
-        anchor: e.anchor_tx.map(hex::encode),
-        detail: Some(format!("{detail}{patient}")),
-    }
-}
-
-/// Sends a message event to API subscribers.
-pub fn emit(ctx: &Ctx, info: &MessageInfo) {
-    ctx.emit(qward_core::api::Event::Message(info.clone()));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use qward_core::api::DeliveryState;
-use qward_core::chain::{Hash, RecordAnchor, TxKind};
+use qward_core::chain::{ChainStore, Hash, RecordAnchor, SignedTransaction, TxKind};
 use qward_core::envelope::policy::{self, Delivery, Refusal};
 use qward_core::envelope::wire::{MsgRequest, MsgResponse, Retry, anchor_record_id};
 use qward_core::envelope::{
@@ -18,9 +18,11 @@ use qward_core::envelope::{
 use qward_core::identity::{AccountId, Role};
 use qward_core::storage::{Column, Store, WriteBatch};
 
-use super::{OutboxEntry, emit, okey, outbox_entry, outbox_info};
+use super::info::{emit, outbox_info};
+use super::{OutboxEntry, okey, outbox_entry};
 use crate::net::{RequestProtocol, peer_id_from_account};
-use crate::node::context::{Ctx, now_ms};
+use crate::node::clock::now_ms;
+use crate::node::context::Ctx;
 use crate::node::keys::{KeyStore, RecordSlot};
 
 /// Deliveries attempted at once.
@@ -42,7 +44,7 @@ fn role(ctx: &Ctx, a: &AccountId) -> Option<Role> {
 }
 
 fn label(ctx: &Ctx, a: &AccountId) -> String {
-    crate::node::dispatch::account_label(ctx, a)
+    ctx.contacts.label(a)
 }
 
 /// Whether the chain's messaging policy lets this node send `kind` about
@@ -200,7 +202,7 @@ pub async fn run(ctx: Ctx) {
     let mut join = tokio::task::JoinSet::new();
     let mut running = std::collections::HashSet::new();
     // Anchors are checked when a block lands (and once at start), not polled.
-    let mut blocks = ctx.events.subscribe();
+    let mut views = ctx.views.clone();
     let mut anchors_due = true;
     let mut last_key_expiry = std::time::Instant::now();
     loop {
@@ -225,7 +227,7 @@ pub async fn run(ctx: Ctx) {
             }
         }
         if std::mem::take(&mut anchors_due) {
-            check_anchors(&ctx);
+            check_anchors(&ctx).await;
             super::inbox::check_anchors(&ctx);
         }
         if last_key_expiry.elapsed() >= Duration::from_secs(1) {
@@ -248,81 +250,112 @@ pub async fn run(ctx: Ctx) {
             Some(done) = join.join_next(), if !join.is_empty() => {
                 if let Ok(record) = done { running.remove(&record); }
             }
-            event = blocks.recv() => match event {
-                Ok(qward_core::api::Event::Block { .. })
-                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => anchors_due = true,
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            },
+            changed = views.changed() => {
+                if changed.is_err() { break }
+                views.borrow_and_update();
+                anchors_due = true;
+            }
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
         }
     }
     join.abort_all();
 }
 
-/// Marks delivered records anchored once their anchor is final, and
-/// resubmits an anchor that fell out of the mempool.
-fn check_anchors(ctx: &Ctx) {
+/// Marks delivered records anchored once their anchor is final, and keeps
+/// each one's anchor transaction in flight (see [`ensure_anchor`]).
+async fn check_anchors(ctx: &Ctx) {
     for record in ctx.messages.unanchored() {
-        let Ok(Some(mut entry)) = outbox_entry(&ctx.store, &record) else {
-            continue;
-        };
-        let id = anchor_record_id(&ctx.account, &record);
-        match qward_core::chain::ChainStore::new(&*ctx.store).anchor_tx(&ctx.account, &id) {
-            Ok(Some(tx)) => {
-                entry.state = DeliveryState::Anchored;
-                entry.anchor_tx = Some(tx.0);
-                entry.detail = Some("delivered; anchored on the chain".into());
-                if let Err(e) = save(ctx, &entry, WriteBatch::new()) {
-                    tracing::warn!("outbox entry {record} not updated: {e:#}");
-                } else {
-                    tracing::info!("record {record} anchored in transaction {}", tx.short());
-                }
-            }
-            Ok(None) => {
-                let pending = entry
-                    .anchor_tx
-                    .is_some_and(|t| ctx.mempool().contains(&Hash(t)));
-                if !pending && entry.ciphertext_hash.is_some() {
-                    anchor(ctx, entry);
-                }
-            }
-            Err(e) => tracing::warn!("anchor lookup for {record}: {e}"),
+        if let Err(e) = ensure_anchor(ctx, &record).await {
+            tracing::debug!("anchor of {record} not submitted yet: {e:#}");
         }
     }
 }
 
-/// Submits the anchor transaction of a delivered record.
-fn anchor(ctx: &Ctx, entry: OutboxEntry) {
-    let Some(hash) = entry.ciphertext_hash else {
-        return;
+/// Anchors a delivered record exactly once. The signed anchor transaction is
+/// stored (synced) before it leaves the node; until the chain shows the
+/// anchor, that same transaction is offered and gossiped again, never a new
+/// one, so a block landing between two checks or a restart before sync
+/// cannot make a second anchor. Only when its nonce was used by another
+/// transaction (it can then never be included) is a new one signed.
+async fn ensure_anchor(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
+    if !ctx.messages.start_anchoring(record) {
+        return Ok(());
+    }
+    let result = anchor_step(ctx, record).await;
+    ctx.messages.end_anchoring(record);
+    result
+}
+
+async fn anchor_step(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
+    // The view first, the store after: the store is never behind the view,
+    // so a nonce the view shows used is in a block the store has.
+    let view = ctx.view();
+    let Some(mut entry) = outbox_entry(&ctx.store, record)? else {
+        return Ok(());
     };
+    let Some(ciphertext_hash) = entry.ciphertext_hash else {
+        return Ok(());
+    };
+    if entry.state != DeliveryState::Delivered {
+        return Ok(());
+    }
+    let id = anchor_record_id(&ctx.account, record);
+    if let Some(tx) = ChainStore::new(&*ctx.store).anchor_tx(&ctx.account, &id)? {
+        entry.state = DeliveryState::Anchored;
+        entry.anchor_tx = Some(tx.0);
+        entry.detail = Some("delivered; anchored on the chain".into());
+        save(ctx, &entry, WriteBatch::new())?;
+        tracing::info!("record {record} anchored in transaction {}", tx.short());
+        return Ok(());
+    }
+    let next_nonce = view
+        .state
+        .members
+        .get(&ctx.account)
+        .map_or(0, |m| m.next_nonce);
+    match stored_anchor(&ctx.store, record)? {
+        Some(signed) if signed.tx.nonce >= next_nonce => {
+            if !ctx.pool.contains(signed.id()).await {
+                // Not in this node's pool (a restart, or pruned): the same
+                // transaction again. A pool that refuses it holds a newer view.
+                if let Err(e) = ctx.pool.offer(signed.clone()).await {
+                    tracing::debug!("anchor of {record} not pooled again: {e}");
+                }
+                ctx.pool.publish(&signed).await;
+            }
+            return Ok(());
+        }
+        Some(signed) => tracing::warn!(
+            "the anchor transaction {} of {record} can never be included (another \
+             transaction used its nonce {}): signing a new one",
+            signed.id().short(),
+            signed.tx.nonce
+        ),
+        None => {}
+    }
     let kind = TxKind::AnchorRecord(RecordAnchor {
-        record_id: anchor_record_id(&ctx.account, &entry.record_id),
-        ciphertext_hash: Hash(hash),
+        record_id: id,
+        ciphertext_hash: Hash(ciphertext_hash),
         recipient: entry.to,
     });
-    if !ctx.messages.start_anchoring(&entry.record_id) {
-        return;
-    }
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        match crate::node::driver::submit_own(&ctx, kind).await {
-            Ok(tx) => {
-                // The entry may have moved on (anchored) meanwhile: update a fresh copy.
-                if let Ok(Some(mut fresh)) = outbox_entry(&ctx.store, &entry.record_id)
-                    && fresh.state == DeliveryState::Delivered
-                {
-                    fresh.anchor_tx = Some(tx.0);
-                    if let Err(e) = save(&ctx, &fresh, WriteBatch::new()) {
-                        tracing::warn!("outbox entry {} not updated: {e:#}", entry.record_id);
-                    }
-                }
-            }
-            Err(e) => tracing::debug!("anchor of {} not submitted yet: {e:#}", entry.record_id),
-        }
-        ctx.messages.end_anchoring(&entry.record_id);
-    });
+    let signed = ctx.pool.prepare(kind).await?;
+    entry.anchor_tx = Some(signed.id().0);
+    let mut batch = WriteBatch::new();
+    batch.put(Column::Outbox, okey(b'a', record), signed.encode());
+    save(ctx, &entry, batch)?;
+    ctx.pool.publish(&signed).await;
+    Ok(())
+}
+
+/// The anchor transaction stored for `record`, if one was signed.
+fn stored_anchor(
+    store: &crate::db::RocksStore,
+    record: &RecordId,
+) -> anyhow::Result<Option<SignedTransaction>> {
+    store
+        .get(Column::Outbox, &okey(b'a', record))?
+        .map(|b| SignedTransaction::decode(&b).context("a stored anchor transaction"))
+        .transpose()
 }
 
 /// One delivery attempt of `record`.
@@ -397,7 +430,9 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
                 entry.kind,
                 label(ctx, &entry.to)
             );
-            anchor(ctx, entry);
+            if let Err(e) = ensure_anchor(ctx, record).await {
+                tracing::debug!("anchor of {record} not submitted yet: {e:#}");
+            }
             Ok(())
         }
         MsgResponse::Refused { reason, retry } => {
