@@ -57,7 +57,10 @@ fn module_of(src: &Path, file: &Path) -> Vec<String> {
         .iter()
         .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
         .collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -114,7 +117,11 @@ fn paths_named(text: &str) -> Vec<String> {
     }
     let children: Vec<&str> = code
         .lines()
-        .map(|l| l.trim().trim_start_matches("pub ").trim_start_matches("pub(crate) "))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("pub ")
+                .trim_start_matches("pub(crate) ")
+        })
         .filter_map(|l| l.strip_prefix("mod ").and_then(|m| m.strip_suffix(';')))
         .collect();
     let words: Vec<&str> = code
@@ -123,8 +130,7 @@ fn paths_named(text: &str) -> Vec<String> {
         .collect();
     for w in words {
         let first = w.split("::").next().unwrap_or("");
-        if first == "crate" || first == "super" || first == "self" || children.contains(&first)
-        {
+        if first == "crate" || first == "super" || first == "self" || children.contains(&first) {
             paths.push(w.trim_end_matches("::").to_string());
         }
     }
@@ -171,7 +177,7 @@ fn without_tests(text: &str) -> String {
             continue;
         }
         let mut item = Vec::new();
-        while let Some(next) = lines.next() {
+        for next in lines.by_ref() {
             item.push(next);
             if !next.trim_start().starts_with("#[") {
                 break;
@@ -200,6 +206,9 @@ fn the_node_has_no_import_circle() {
             if let Some(target) = resolve(&modules[i], &p, &modules)
                 && let Some(j) = modules.iter().position(|m| *m == target)
                 && j != i
+                // A path through a parent module's re-exports (`super::NetError`)
+                // names the parent's facade, not a dependency on the parent's code.
+                && !modules[i].starts_with(&modules[j])
             {
                 edges[i].push(j);
             }
@@ -234,10 +243,7 @@ fn the_node_has_no_import_circle() {
         if state[n] == 0
             && let Some(circle) = visit(n, &edges, &mut state, &mut Vec::new())
         {
-            let names: Vec<String> = circle
-                .iter()
-                .map(|&i| modules[i].join("::"))
-                .collect();
+            let names: Vec<String> = circle.iter().map(|&i| modules[i].join("::")).collect();
             panic!("an import circle in node/: {}", names.join(" -> "));
         }
     }

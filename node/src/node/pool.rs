@@ -157,7 +157,7 @@ impl PoolHandle {
     }
 
     /// Transactions pending.
-    pub async fn len(&self) -> usize {
+    pub async fn pending(&self) -> usize {
         self.call(|reply| Command::Len { reply }).await.unwrap_or(0)
     }
 }

@@ -92,7 +92,7 @@ async fn own_transactions_take_consecutive_nonces_and_are_gossiped() {
     assert_eq!(h.next_gossiped().await.id(), first.id);
     assert_eq!(h.next_gossiped().await.id(), second.id);
     assert!(h.pool.contains(first.id).await);
-    assert_eq!(h.pool.len().await, 2);
+    assert_eq!(h.pool.pending().await, 2);
     assert_eq!(
         h.metrics
             .mempool_size
@@ -115,7 +115,7 @@ async fn a_submission_after_an_import_never_reuses_a_nonce_the_block_used() {
     let second = h.pool.submit(anchor_kind(2, patient)).await.unwrap();
     assert_eq!(second.nonce, first.nonce + 1);
     assert!(!h.pool.contains(first.id).await, "included, so pruned");
-    assert_eq!(h.pool.len().await, 1);
+    assert_eq!(h.pool.pending().await, 1);
     let next = h.state().members[&h.chain.keys[0].account()].next_nonce;
     assert_eq!(second.nonce, next);
 }
@@ -130,7 +130,7 @@ async fn what_the_chain_would_refuse_is_refused_at_submission_and_not_gossiped()
     };
     let err = h.pool.submit(again).await.unwrap_err();
     assert!(matches!(err, SubmitError::Refused(_)), "{err}");
-    assert_eq!(h.pool.len().await, 0);
+    assert_eq!(h.pool.pending().await, 0);
     assert!(h.gossiped.try_recv().is_err());
 }
 
@@ -157,7 +157,7 @@ async fn gossiped_transactions_are_checked_and_forgeries_refused() {
         h.pool.offer(genuine).await.unwrap_err(),
         OfferError::Pool(MempoolError::Duplicate(id.to_hex()))
     );
-    assert_eq!(h.pool.len().await, 1);
+    assert_eq!(h.pool.pending().await, 1);
 }
 
 #[tokio::test]
