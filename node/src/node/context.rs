@@ -50,7 +50,7 @@ pub struct NodeContext {
     /// The outbox and inbox index, and the delivery task's wake-up.
     pub messages: super::messages::Messages,
     /// Another process running with this node's key, once seen.
-    pub twin: super::twin::TwinAlarm,
+    pub twin: Arc<super::twin::TwinAlarm>,
     /// When this process started, in unix milliseconds.
     pub started_ms: u64,
 }

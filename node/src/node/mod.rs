@@ -146,9 +146,11 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
     let (view_tx, views) = view::channel(view);
     let pool_identity =
         qward_core::identity::Identity::from_secret_bytes(identity.secret_bytes().as_slice())?;
+    let twin = Arc::new(twin::TwinAlarm::default());
     let (pool, pool_task) = pool::spawn(
         mempool::Mempool::new(),
         pool_identity,
+        twin.clone(),
         views.clone(),
         net.clone(),
         events.clone(),
@@ -175,7 +177,7 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         keys,
         agree: agree::Agreements::default(),
         messages,
-        twin: twin::TwinAlarm::default(),
+        twin,
         started_ms: clock::now_ms(),
     });
     for topic in [ctx.consensus_topic(), ctx.tx_topic(), ctx.addrs_topic()] {

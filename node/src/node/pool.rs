@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::clock::now_ms;
 use super::mempool::{Mempool, MempoolError};
+use super::twin::TwinAlarm;
 use super::view::ChainView;
 use crate::metrics::Metrics;
 use crate::net::NetworkClient;
@@ -31,6 +32,10 @@ pub enum SubmitError {
     Pool(#[from] MempoolError),
     #[error("the node is stopping")]
     Stopped,
+    #[error(
+        "this node's key runs in another process ({0}): it signs nothing until it is restarted"
+    )]
+    KeyTwin(String),
 }
 
 /// A submitted transaction of this node's own.
@@ -175,16 +180,19 @@ pub enum OfferError {
 struct Pool {
     mempool: Mempool,
     identity: Identity,
+    /// Up once another process signs with this key: nothing is signed then.
+    twin: Arc<TwinAlarm>,
     view: Arc<ChainView>,
     metrics: Arc<Metrics>,
 }
 
 /// Starts the pool task for `identity` (this node's key, which signs its own
-/// transactions) over the chain views of `views`. The task ends when every
+/// transactions, unless `twin` is raised) over the chain views of `views`. The task ends when every
 /// handle is dropped.
 pub fn spawn(
     mempool: Mempool,
     identity: Identity,
+    twin: Arc<TwinAlarm>,
     views: watch::Receiver<Arc<ChainView>>,
     net: NetworkClient,
     events: broadcast::Sender<Event>,
@@ -195,6 +203,7 @@ pub fn spawn(
     let pool = Pool {
         mempool,
         identity,
+        twin,
         view: views.borrow().clone(),
         metrics,
     };
@@ -283,6 +292,9 @@ impl Pool {
     }
 
     fn submit(&mut self, kind: TxKind) -> Result<(Submitted, SignedTransaction), SubmitError> {
+        if let Some(why) = self.twin.reason() {
+            return Err(SubmitError::KeyTwin(why));
+        }
         let view = &self.view;
         let account = self.identity.account();
         let nonce = self.mempool.next_nonce(&account, &view.state);

@@ -18,6 +18,7 @@ struct Harness {
     /// What the pool gossiped: (topic, bytes).
     gossiped: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     metrics: Arc<Metrics>,
+    twin: Arc<TwinAlarm>,
 }
 
 fn view_of(chain: &TestChain) -> ChainView {
@@ -45,13 +46,23 @@ fn harness() -> Harness {
     });
     let metrics = Metrics::new();
     let (events, _) = broadcast::channel(16);
-    let (pool, _task) = spawn(Mempool::new(), identity, rx, net, events, metrics.clone());
+    let twin = Arc::new(TwinAlarm::default());
+    let (pool, _task) = spawn(
+        Mempool::new(),
+        identity,
+        twin.clone(),
+        rx,
+        net,
+        events,
+        metrics.clone(),
+    );
     Harness {
         chain,
         pool,
         views,
         gossiped,
         metrics,
+        twin,
     }
 }
 
@@ -197,4 +208,17 @@ async fn a_stopped_pool_answers_stopped_not_a_hang() {
     );
     assert!(!dead.contains(Hash([0; 32])).await);
     assert!(dead.candidates(5).await.is_empty());
+}
+
+#[tokio::test]
+async fn nothing_is_signed_once_the_key_runs_in_another_process() {
+    let mut h = harness();
+    let patient = h.chain.patient.account();
+    assert!(h.pool.submit(anchor_kind(1, patient)).await.is_ok());
+    let _ = h.next_gossiped().await;
+    h.twin.raise("a test".into());
+    let err = h.pool.submit(anchor_kind(2, patient)).await.unwrap_err();
+    assert!(matches!(err, SubmitError::KeyTwin(_)), "{err}");
+    assert_eq!(h.pool.pending().await, 1);
+    assert!(h.gossiped.try_recv().is_err(), "nothing gossiped");
 }

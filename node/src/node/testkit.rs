@@ -69,9 +69,11 @@ pub fn hospital(hospitals: usize, me: usize) -> TestNode {
     let (net, network) = NetworkClient::detached(peer_id);
     let (events, _) = broadcast::channel(256);
     let metrics = Metrics::new();
+    let twin = Arc::new(twin::TwinAlarm::default());
     let (pool, _task) = pool::spawn(
         mempool::Mempool::new(),
         copy_of(&identity),
+        twin.clone(),
         views.clone(),
         net.clone(),
         events.clone(),
@@ -105,7 +107,7 @@ pub fn hospital(hospitals: usize, me: usize) -> TestNode {
         keys,
         agree: super::agree_state::Agreements::default(),
         messages,
-        twin: twin::TwinAlarm::default(),
+        twin,
         started_ms: super::clock::now_ms(),
     });
     TestNode {

@@ -1,10 +1,11 @@
 //! One key running twice: a copy of this node's data directory started
 //! beside the original (a restore or a migration gone wrong). Seen from the
-//! network (an address announcement or a consensus message signed with this
-//! key that this process did not sign), it raises an alarm that stays up for
-//! the life of the process: logged loudly, shown by `status` and the TUI,
-//! and, while it is up, the consensus driver sends nothing it signed, so the
-//! two copies can never cast conflicting votes with one validator's power.
+//! chain (an imported block carrying a precommit of this key that this
+//! process did not sign, or evidence of a double vote by this key), it
+//! raises an alarm that stays up for the life of the process: logged loudly,
+//! shown by `status` and the TUI; while it is up the consensus driver sends
+//! nothing it signed and the pool signs no transaction, so the two copies
+//! never cast conflicting votes with one validator's power.
 
 use std::sync::OnceLock;
 
