@@ -133,11 +133,11 @@ async fn a_restored_copy_of_a_validator_notices_its_key_running_and_never_signs(
         restored.status().await.unwrap().key_twin.is_some(),
         "the alarm stays up"
     );
-    // The copy took part in consensus and sent nothing it signed.
+    // The copy stopped signing: its machine follows the chain without a key.
     assert!(
         restored
             .log_tail(5000)
-            .contains("withholding a consensus message: this node's key runs twice"),
+            .contains("consensus: this node signs nothing from now on (its key runs twice)"),
         "{}",
         restored.log_tail(40)
     );

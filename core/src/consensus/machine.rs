@@ -368,6 +368,19 @@ impl Consensus {
         &self.safety
     }
 
+    /// Stops signing for good: the machine goes on following the chain
+    /// (counting others' votes, deciding, committing) but signs no proposal
+    /// or vote again, not even the re-send of one already signed. For a node
+    /// whose key is seen signing in another process.
+    pub fn stop_signing(&mut self) {
+        self.identity = None;
+    }
+
+    /// Whether the machine may still sign.
+    pub fn is_signing(&self) -> bool {
+        self.identity.is_some()
+    }
+
     fn me(&self) -> Option<AccountId> {
         self.identity.as_ref().map(Identity::account)
     }

@@ -105,6 +105,10 @@ struct Driver {
     byzantine: Option<super::byzantine::Byzantine>,
     /// The machine's scheduled timeouts, waited on as one deadline.
     timers: super::timers::ConsensusTimers,
+    /// The first height this process ran consensus on: only blocks from
+    /// there on can prove another signer of this key (older certificates
+    /// and evidence may be this key's own past, replayed by anyone).
+    started_height: u64,
 }
 
 /// Runs the driver until shutdown.
@@ -166,6 +170,7 @@ pub async fn run(
                 .map(|id| super::byzantine::Byzantine::new(strategy, id))
         }),
         timers: super::timers::ConsensusTimers::default(),
+        started_height: next_height,
     };
     driver.update_members().await;
     driver.refresh_candidates(next_height, 0).await;
@@ -421,14 +426,15 @@ impl Driver {
     /// precommit of this key that this node's signing record never made, or
     /// it holds evidence of a double vote by this key (this node never signs
     /// twice at one height, round and step, so one of the two is another's).
-    fn check_key_twin(&self, committed: &CommittedBlock) {
+    fn check_key_twin(&mut self, committed: &CommittedBlock) {
         if self.byzantine.is_some() {
             return;
         }
         let me = self.ctx.account;
         let cert = &committed.cert;
         let height = cert.height;
-        if cert.sigs.iter().any(|s| s.validator == me)
+        if height >= self.started_height
+            && cert.sigs.iter().any(|s| s.validator == me)
             && self
                 .machine
                 .safety()
@@ -439,16 +445,19 @@ impl Driver {
                  that this process did not sign"
             ));
         }
-        let evidence_against_me = committed
-            .block
-            .txs
-            .iter()
-            .any(|t| matches!(&t.tx.kind, TxKind::SubmitEvidence(e) if e.offender() == me));
+        let since = self.started_height;
+        let evidence_against_me = committed.block.txs.iter().any(|t| {
+            matches!(&t.tx.kind, TxKind::SubmitEvidence(e) if e.offender() == me && e.height() >= since)
+        });
         if evidence_against_me {
             self.ctx.twin.raise(format!(
                 "block {height} holds evidence of two conflicting votes signed with this \
                  node's key"
             ));
+        }
+        if self.ctx.twin.is_raised() && self.machine.is_signing() {
+            self.machine.stop_signing();
+            tracing::warn!("consensus: this node signs nothing from now on (its key runs twice)");
         }
     }
 

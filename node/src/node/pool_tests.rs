@@ -222,3 +222,17 @@ async fn nothing_is_signed_once_the_key_runs_in_another_process() {
     assert_eq!(h.pool.pending().await, 1);
     assert!(h.gossiped.try_recv().is_err(), "nothing gossiped");
 }
+
+/// A block carrying a transaction of this key that the pool never held (sent
+/// before a restart, say): the next submission, made right after the view
+/// is published, must take the nonce after it, which only the new view shows.
+#[tokio::test]
+async fn the_next_submission_after_an_import_takes_the_nonce_the_view_shows() {
+    let mut h = harness();
+    let patient = h.chain.patient.account();
+    let me = Identity::from_secret_bytes(h.chain.keys[0].secret_bytes().as_slice()).unwrap();
+    let unseen = h.chain.sign(&me, anchor_kind(5, patient));
+    h.import(vec![unseen.clone()]);
+    let next = h.pool.submit(anchor_kind(6, patient)).await.unwrap();
+    assert_eq!(next.nonce, unseen.tx.nonce + 1);
+}

@@ -3,9 +3,12 @@
 //! chain (an imported block carrying a precommit of this key that this
 //! process did not sign, or evidence of a double vote by this key), it
 //! raises an alarm that stays up for the life of the process: logged loudly,
-//! shown by `status` and the TUI; while it is up the consensus driver sends
-//! nothing it signed and the pool signs no transaction, so the two copies
-//! never cast conflicting votes with one validator's power.
+//! shown by `status` and the TUI; from then on the consensus machine signs
+//! nothing (it follows the chain as a non-validator would) and the pool signs
+//! no transaction, so the two copies never cast conflicting votes with one
+//! validator's power. Only blocks from the height this process started
+//! consensus at count: older certificates and evidence may be this key's
+//! own past, which any member could replay.
 
 use std::sync::OnceLock;
 

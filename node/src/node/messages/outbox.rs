@@ -315,13 +315,33 @@ async fn anchor_step(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
         .map_or(0, |m| m.next_nonce);
     match stored_anchor(&ctx.store, record)? {
         Some(signed) if signed.tx.nonce >= next_nonce => {
+            // Next in line, it must still pass the chain's rules (a
+            // recipient revoked since, say): else it would be offered,
+            // pruned and offered again forever, holding back every later
+            // transaction of this node.
+            if signed.tx.nonce == next_nonce
+                && let Err(e) = view.state.check(
+                    &signed,
+                    view.tip.height + 1,
+                    now_ms().max(view.tip.time_ms + 1),
+                )
+            {
+                tracing::warn!("the chain refuses the anchor of {record}: {e}");
+                entry.state = DeliveryState::Failed;
+                entry.detail = Some(format!("delivered; the chain refuses its anchor: {e}"));
+                let mut batch = WriteBatch::new();
+                batch.delete(Column::Outbox, okey(b'a', record));
+                return save(ctx, &entry, batch);
+            }
             if !ctx.pool.contains(signed.id()).await {
                 // Not in this node's pool (a restart, or pruned): the same
-                // transaction again. A pool that refuses it holds a newer view.
-                if let Err(e) = ctx.pool.offer(signed.clone()).await {
-                    tracing::debug!("anchor of {record} not pooled again: {e}");
+                // transaction again, gossiped only if this node's own pool
+                // takes it (one that refuses it holds a newer view, and the
+                // next block's check decides again).
+                match ctx.pool.offer(signed.clone()).await {
+                    Ok(_) => ctx.pool.publish(&signed).await,
+                    Err(e) => tracing::debug!("anchor of {record} not pooled again: {e}"),
                 }
-                ctx.pool.publish(&signed).await;
             }
             return Ok(());
         }
