@@ -33,6 +33,20 @@ fn json_of<T: serde::de::DeserializeOwned>(text: &str) -> T {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
 }
 
+/// `qward send --json` from `from` to `to` of `kind` (`phr` or `report`)
+/// read from `file`, with `--wait` for the anchor when `wait`: the outbox
+/// entry as the command printed it.
+fn send(net: &TestNet, from: &str, to: &str, kind: &str, file: &Path, wait: bool) -> MessageInfo {
+    let file = path_str(file);
+    let mut args = vec![
+        "send", "--to", to, "--kind", kind, "--file", &file, "--json",
+    ];
+    if wait {
+        args.push("--wait");
+    }
+    json_of(&cli(net, from, &args))
+}
+
 async fn start_net(hospitals_up: &[&str], others: &[&str], net: &mut TestNet) {
     for n in hospitals_up.iter().chain(others) {
         net.node(n).start().expect("start");
@@ -153,21 +167,7 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
 
     // Without consent the hospital may not forward; it says so.
     let phr = example("phr-ada-quill.json");
-    let sent: MessageInfo = json_of(&cli(
-        &net,
-        "patient-1",
-        &[
-            "send",
-            "--to",
-            "hospital-1",
-            "--kind",
-            "phr",
-            "--file",
-            &path_str(&phr),
-            "--wait",
-            "--json",
-        ],
-    ));
+    let sent: MessageInfo = send(&net, "patient-1", "hospital-1", "phr", &phr, true);
     assert_eq!(sent.state, DeliveryState::Anchored, "{sent:?}");
     let at_hospital = export(
         &net,
@@ -229,21 +229,7 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
 
     // The doctor reports back to the patient.
     let report = example("report-chest-xray-ada.json");
-    let rep: MessageInfo = json_of(&cli(
-        &net,
-        "doctor-1",
-        &[
-            "send",
-            "--to",
-            "patient-1",
-            "--kind",
-            "report",
-            "--file",
-            &path_str(&report),
-            "--wait",
-            "--json",
-        ],
-    ));
+    let rep: MessageInfo = send(&net, "doctor-1", "patient-1", "report", &report, true);
     assert_eq!(rep.state, DeliveryState::Anchored, "{rep:?}");
     // The doctor keeps the patient's signed receipt as proof of delivery.
     let shown: qward_core::api::OutboxDetail = json_of(&cli(
@@ -402,20 +388,7 @@ async fn an_eavesdropper_aborts_the_session_and_nothing_is_sealed_under_its_key(
 
     // A record sent now waits: no key, nothing sealed.
     let phr = example("phr-tomas-ferrandt.json");
-    let queued: MessageInfo = json_of(&cli(
-        &net,
-        "patient-1",
-        &[
-            "send",
-            "--to",
-            "hospital-1",
-            "--kind",
-            "phr",
-            "--file",
-            &path_str(&phr),
-            "--json",
-        ],
-    ));
+    let queued: MessageInfo = send(&net, "patient-1", "hospital-1", "phr", &phr, false);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let outbox: Vec<MessageInfo> = json_of(&cli(&net, "patient-1", &["outbox", "--json"]));
     let m = outbox
@@ -479,20 +452,7 @@ async fn delivery_survives_crashes_of_sender_and_recipient_exactly_once() {
     let phr = example("phr-ada-quill.json");
 
     // The recipient is down: the record waits in the outbox.
-    let first: MessageInfo = json_of(&cli(
-        &net,
-        "patient-1",
-        &[
-            "send",
-            "--to",
-            "hospital-1",
-            "--kind",
-            "phr",
-            "--file",
-            &path_str(&phr),
-            "--json",
-        ],
-    ));
+    let first: MessageInfo = send(&net, "patient-1", "hospital-1", "phr", &phr, false);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The sender crashes while retrying, and comes back.
     net.node("patient-1").kill();
@@ -517,20 +477,7 @@ async fn delivery_survives_crashes_of_sender_and_recipient_exactly_once() {
     })
     .await
     .unwrap();
-    let second: MessageInfo = json_of(&cli(
-        &net,
-        "patient-1",
-        &[
-            "send",
-            "--to",
-            "hospital-1",
-            "--kind",
-            "phr",
-            "--file",
-            &path_str(&big_path),
-            "--json",
-        ],
-    ));
+    let second: MessageInfo = send(&net, "patient-1", "hospital-1", "phr", &big_path, false);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     net.node("hospital-1").kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -834,21 +781,7 @@ async fn keys_rotate_after_their_use_limit_and_the_oldest_is_erased() {
     let phr = example("phr-ada-quill.json");
     let mut key_ids = Vec::new();
     for _ in 0..5 {
-        let m: MessageInfo = json_of(&cli(
-            &net,
-            "patient-1",
-            &[
-                "send",
-                "--to",
-                "hospital-1",
-                "--kind",
-                "phr",
-                "--file",
-                &path_str(&phr),
-                "--wait",
-                "--json",
-            ],
-        ));
+        let m: MessageInfo = send(&net, "patient-1", "hospital-1", "phr", &phr, true);
         assert_eq!(m.state, DeliveryState::Anchored, "{m:?}");
         let keys: Vec<KeyInfo> = json_of(&cli(&net, "patient-1", &["keys", "--json"]));
         assert!(
@@ -889,20 +822,7 @@ async fn a_record_is_anchored_exactly_once_across_a_restart_between_delivery_and
     let stalled_at = net.node("hospital-1").status().await.unwrap().height;
 
     let phr = example("phr-ada-quill.json");
-    let sent: MessageInfo = json_of(&cli(
-        &net,
-        "patient-1",
-        &[
-            "send",
-            "--to",
-            "hospital-1",
-            "--kind",
-            "phr",
-            "--file",
-            &path_str(&phr),
-            "--json",
-        ],
-    ));
+    let sent: MessageInfo = send(&net, "patient-1", "hospital-1", "phr", &phr, false);
     let outbox_row = |net: &TestNet| -> Option<MessageInfo> {
         let rows: Vec<MessageInfo> = json_of(&cli(net, "patient-1", &["outbox", "--json"]));
         rows.into_iter().find(|m| m.record_id == sent.record_id)
