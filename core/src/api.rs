@@ -78,6 +78,9 @@ impl RpcError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Self::INTERNAL, message)
     }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(Self::UNAVAILABLE, message)
+    }
 }
 
 /// What a client may subscribe to.

@@ -7,6 +7,7 @@
 //! recipient, key id, header), so changing any of it fails decryption.
 
 mod at_rest;
+pub mod lifecycle;
 pub mod policy;
 mod receipt;
 mod replay;

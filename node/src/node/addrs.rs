@@ -66,9 +66,11 @@ pub async fn run(ctx: Ctx) {
             _ = tokio::time::sleep(pause) => {
                 let addrs: Vec<String> = ctx
                     .listen
-                    .read()
-                    .map(|l| l.iter().take(MAX_ADDRS).map(ToString::to_string).collect())
-                    .unwrap_or_default();
+                    .borrow()
+                    .iter()
+                    .take(MAX_ADDRS)
+                    .map(ToString::to_string)
+                    .collect();
                 if addrs.is_empty() {
                     continue;
                 }
@@ -80,5 +82,71 @@ pub async fn run(ctx: Ctx) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::node::testkit::{self, Seen};
+
+    async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+        tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .expect("the node asks the network in time")
+            .expect("the fake network runs")
+    }
+
+    #[tokio::test]
+    async fn the_task_announces_where_the_node_listens() {
+        let mut node = testkit::hospital(1, 0);
+        let mut seen = node.capture_network();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().expect("an address");
+        node.listen.send_replace(vec![addr.clone()]);
+        tokio::spawn(run(node.ctx.clone()));
+        let Seen::Published(topic, data) = next(&mut seen).await else {
+            panic!("an announcement is published");
+        };
+        assert_eq!(topic, node.ctx.addrs_topic());
+        let a: AddressAnnouncement =
+            qward_core::codec::decode(&data, MAX_ANNOUNCE_BYTES).expect("a valid announcement");
+        assert_eq!(a.addrs, vec![addr.to_string()]);
+        node.ctx.request_shutdown();
+    }
+
+    #[tokio::test]
+    async fn announcements_are_bounded_and_only_others_reach_the_swarm() {
+        let mut node = testkit::hospital(1, 0);
+        let mut seen = node.capture_network();
+        let other = PeerId::random();
+        let announce = |addrs: Vec<String>| {
+            qward_core::codec::encode_infallible(&AddressAnnouncement { addrs, time_ms: 0 })
+        };
+        let good = announce(vec!["/ip4/10.0.0.7/tcp/4001".into()]);
+        assert_eq!(
+            on_gossip(&node.ctx, other, &good).await,
+            Ok(GossipValidation::Accept)
+        );
+        let Seen::Addresses(peer, addrs) = next(&mut seen).await else {
+            panic!("the addresses reach the swarm");
+        };
+        assert_eq!((peer, addrs.len()), (other, 1));
+        // This node's own announcement, relayed back: not an offence, not used.
+        assert_eq!(
+            on_gossip(&node.ctx, node.ctx.peer_id, &good).await,
+            Ok(GossipValidation::Ignore)
+        );
+        let refused = [
+            announce(Vec::new()),
+            announce(vec!["/ip4/10.0.0.7/tcp/4001".into(); MAX_ADDRS + 1]),
+            announce(vec!["not an address".into()]),
+            vec![0xff; MAX_ANNOUNCE_BYTES + 1],
+        ];
+        for bad in refused {
+            assert!(on_gossip(&node.ctx, other, &bad).await.is_err());
+        }
+        assert!(seen.try_recv().is_err(), "nothing more reached the swarm");
     }
 }

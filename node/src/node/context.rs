@@ -1,8 +1,10 @@
-//! What a running node's tasks share: identity, config, storage, the chain
-//! view's receiver, the transaction pool's handle, the network client,
-//! events and metrics.
+//! What a running node's tasks take: the handles of the tasks that own
+//! state (the chain view's receiver, the transaction pool, key agreement,
+//! messaging, the network, where the node listens) and what is fixed at
+//! start (identity, config, contacts), storage, events and metrics. No lock:
+//! whatever changes has one owning task.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use qward_core::api::Event;
@@ -19,9 +21,9 @@ use crate::db::RocksStore;
 use crate::metrics::Metrics;
 use crate::net::{Multiaddr, NetworkClient, PeerId};
 
-/// Everything the node's tasks share.
+/// The handles and settings the node's tasks take.
 #[derive(Debug)]
-pub struct NodeContext {
+pub struct NodeHandles {
     pub identity: Identity,
     pub account: AccountId,
     pub peer_id: PeerId,
@@ -42,20 +44,21 @@ pub struct NodeContext {
     /// node, or a decided block failed to import.
     pub sync_wake: tokio::sync::Notify,
     pub shutdown: watch::Sender<bool>,
-    pub listen: RwLock<Vec<Multiaddr>>,
+    /// Where this node listens, as the network reports it.
+    pub listen: watch::Receiver<Vec<Multiaddr>>,
     /// Agreed keys (RocksDB-backed).
-    pub keys: super::keys::KeyStore,
-    /// Key-agreement sessions and link settings.
-    pub agree: super::agree_state::Agreements,
-    /// The outbox and inbox index, and the delivery task's wake-up.
-    pub messages: super::messages::Messages,
+    pub keys: Arc<super::keys::KeyStore>,
+    /// The key-agreement task.
+    pub agree: super::agree::AgreeHandle,
+    /// Sending and receiving records (the delivery task holds their index).
+    pub messaging: Arc<super::messages::Messaging>,
     /// Another process running with this node's key, once seen.
     pub twin: Arc<super::twin::TwinAlarm>,
     /// When this process started, in unix milliseconds.
     pub started_ms: u64,
 }
 
-impl NodeContext {
+impl NodeHandles {
     /// The chain as of the last import: a snapshot, never a lock.
     pub fn view(&self) -> Arc<ChainView> {
         self.views.borrow().clone()
@@ -92,4 +95,4 @@ impl NodeContext {
 }
 
 /// Shared handle.
-pub type Ctx = Arc<NodeContext>;
+pub type Ctx = Arc<NodeHandles>;

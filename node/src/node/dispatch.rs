@@ -5,24 +5,34 @@
 use qward_core::api::Event;
 use qward_core::chain::SignedTransaction;
 use qward_core::consensus::ConsensusMessage;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::context::Ctx;
 use super::driver_input::DriverInput;
 use super::pool::OfferError;
 use super::sync;
 use crate::metrics::Metrics;
-use crate::net::{GossipValidation, NetworkEvent, RequestProtocol};
+use crate::net::{GossipValidation, Multiaddr, NetworkEvent, RequestProtocol};
 
 /// Handles network events until the network stops or the node shuts down.
-pub async fn run(ctx: Ctx, mut events: mpsc::Receiver<NetworkEvent>) {
+/// `listen` receives the addresses the network reports it listens on.
+pub async fn run(
+    ctx: Ctx,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    listen: watch::Sender<Vec<Multiaddr>>,
+) {
     let mut shutdown = ctx.shutdown.subscribe();
     loop {
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             event = events.recv() => {
                 let Some(event) = event else { break };
-                handle(&ctx, event).await;
+                if let NetworkEvent::ListenAddr(addr) = event {
+                    tracing::info!("listening on {addr}");
+                    listen.send_modify(|l| l.push(addr));
+                } else {
+                    handle(&ctx, event).await;
+                }
             }
         }
     }
@@ -44,13 +54,7 @@ async fn handle(ctx: &Ctx, event: NetworkEvent) {
                 peer_id: peer.to_string(),
             });
         }
-        NetworkEvent::ListenAddr(addr) => {
-            tracing::info!("listening on {addr}");
-            ctx.listen
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(addr);
-        }
+        NetworkEvent::ListenAddr(_) => {}
         NetworkEvent::Gossip {
             topic,
             source,

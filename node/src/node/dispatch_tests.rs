@@ -81,3 +81,60 @@ async fn consensus_gossip_for_another_chain_or_garbage_is_rejected() {
     handle(&node.ctx, gossip("qward/elsewhere".into(), vec![1])).await;
     assert_eq!(verdict(&mut seen).await, GossipValidation::Reject);
 }
+
+/// A prevote for height 1 by `signer`, on `chain_id`, signed for `genesis`.
+fn prevote(
+    chain_id: u64,
+    genesis: &qward_core::chain::Hash,
+    signer: &qward_core::identity::Identity,
+) -> Vec<u8> {
+    use qward_core::consensus::{Vote, VoteStep};
+    ConsensusMessage::Vote(
+        Vote {
+            chain_id,
+            height: 1,
+            round: 0,
+            step: VoteStep::Prevote,
+            block_hash: None,
+            validator: signer.account(),
+        }
+        .sign(genesis, signer),
+    )
+    .encode()
+}
+
+#[tokio::test]
+async fn consensus_votes_are_judged_by_chain_signature_and_signer() {
+    let mut node = testkit::hospital(2, 0);
+    let mut seen = node.capture_network();
+    let topic = node.ctx.view().consensus_topic();
+    let (chain_id, genesis) = (node.chain.genesis.chain_id, node.chain.state.genesis_hash);
+    let validator = &node.chain.keys[1];
+
+    // A genuine vote of another validator for the next height: accepted and
+    // handed to the driver.
+    handle(
+        &node.ctx,
+        gossip(topic.clone(), prevote(chain_id, &genesis, validator)),
+    )
+    .await;
+    assert_eq!(verdict(&mut seen).await, GossipValidation::Accept);
+    assert!(matches!(node.driver.try_recv(), Ok(DriverInput::Gossip(_))));
+
+    // Another chain's vote, a vote signed for another genesis, and a vote by
+    // a key that is no validator: rejected, and the driver never sees them.
+    let other_genesis = qward_core::chain::Hash([7; 32]);
+    let stranger = &node.chain.patient;
+    for bad in [
+        prevote(chain_id + 1, &genesis, validator),
+        prevote(chain_id, &other_genesis, validator),
+        prevote(chain_id, &genesis, stranger),
+    ] {
+        handle(&node.ctx, gossip(topic.clone(), bad)).await;
+        assert_eq!(verdict(&mut seen).await, GossipValidation::Reject);
+    }
+    assert!(
+        node.driver.try_recv().is_err(),
+        "nothing more reached the driver"
+    );
+}

@@ -3,7 +3,6 @@
 
 pub mod addrs;
 pub mod agree;
-pub mod agree_state;
 pub mod byzantine;
 pub mod clock;
 pub mod context;
@@ -25,23 +24,26 @@ pub mod twin;
 pub mod view;
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use qward_core::api::Event;
 use qward_core::chain::{ChainStore, InitOutcome};
+use qward_core::identity::Identity;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
-pub use context::{Ctx, NodeContext};
+pub use context::{Ctx, NodeHandles};
 pub use view::ChainView;
 
 use crate::api::Cookie;
+use crate::config::Config;
 use crate::contacts::Contacts;
 use crate::datadir::DataDir;
 use crate::db::RocksStore;
 use crate::metrics::Metrics;
-use crate::net::{Multiaddr, Network, NetworkConfig, peer_id_from_account};
+use crate::net::{Multiaddr, Network, NetworkClient, NetworkConfig, peer_id_from_account};
 
 /// Options of `qward run` that are not in config.toml.
 #[derive(Debug, Clone, Default)]
@@ -77,12 +79,10 @@ pub fn open_chain(dir: &DataDir) -> anyhow::Result<RocksStore> {
 pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
     let config = dir.load_config()?;
     let identity = dir.load_identity()?;
-    let account = identity.account();
     let store = Arc::new(open_chain(&dir)?);
     let view = ChainView::load(&store)?;
     let keys = keys::KeyStore::load(&store, config.key_agreement.rotation())
         .context("loading the key store")?;
-    let messages = messages::Messages::load(&store).context("loading the outbox and inbox")?;
     let contacts = Contacts::load(&dir.contacts_file())?;
 
     let keypair = crate::net::keypair_from_identity(&identity)?;
@@ -143,43 +143,28 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
         None
     };
 
-    let (view_tx, views) = view::channel(view);
-    let pool_identity =
-        qward_core::identity::Identity::from_secret_bytes(identity.secret_bytes().as_slice())?;
-    let twin = Arc::new(twin::TwinAlarm::default());
-    let (pool, pool_task) = pool::spawn(
-        mempool::Mempool::new(),
-        pool_identity,
-        twin.clone(),
-        views.clone(),
-        net.clone(),
-        events.clone(),
-        metrics.clone(),
-    );
-    let ctx: Ctx = Arc::new(NodeContext {
+    let wired = wire(Parts {
         identity,
-        account,
-        peer_id,
         config: config.clone(),
         datadir: dir.clone(),
         store,
-        views,
-        pool,
+        view,
+        keys,
         net: net.clone(),
+        contacts,
         events: events.clone(),
         metrics: metrics.clone(),
-        contacts,
-        started: Instant::now(),
         driver: driver_tx.clone(),
-        sync_wake: tokio::sync::Notify::new(),
         shutdown,
-        listen: RwLock::new(Vec::new()),
-        keys,
-        agree: agree::Agreements::default(),
-        messages,
-        twin,
-        started_ms: clock::now_ms(),
-    });
+    })?;
+    let Wired {
+        ctx,
+        view_tx,
+        listen_tx,
+        index,
+        notes,
+        owned_tasks,
+    } = wired;
     for topic in [ctx.consensus_topic(), ctx.tx_topic(), ctx.addrs_topic()] {
         net.subscribe(&topic).await?;
     }
@@ -198,7 +183,7 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
                 tracing::error!("the control API stopped: {e:#}");
             }
         }),
-        tokio::spawn(dispatch::run(ctx.clone(), net_events)),
+        tokio::spawn(dispatch::run(ctx.clone(), net_events, listen_tx)),
         tokio::spawn(driver::run(
             ctx.clone(),
             view_tx,
@@ -207,7 +192,12 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
             opts.byzantine,
         )),
         tokio::spawn(sync::run(ctx.clone())),
-        tokio::spawn(messages::outbox::run(ctx.clone())),
+        tokio::spawn(messages::outbox::run(
+            ctx.messaging.clone(),
+            index,
+            notes,
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(addrs::run(ctx.clone())),
     ];
     if let Some(l) = metrics_listener {
@@ -232,13 +222,125 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
     for t in tasks {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
     }
-    // The pool holds nothing that outlives the process.
-    pool_task.abort();
+    // The pool and key agreement hold nothing that outlives the process.
+    for t in owned_tasks {
+        t.abort();
+    }
     let _ = net.shutdown().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), net_task).await;
     let _ = std::fs::remove_file(dir.cookie_file());
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What [`wire`] needs: the node's settings and the parts made first.
+pub(crate) struct Parts {
+    pub identity: Identity,
+    pub config: Config,
+    pub datadir: DataDir,
+    pub store: Arc<RocksStore>,
+    pub view: ChainView,
+    pub keys: keys::KeyStore,
+    pub net: NetworkClient,
+    pub contacts: Contacts,
+    pub events: broadcast::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    pub driver: mpsc::Sender<driver_input::DriverInput>,
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// The node's tasks that own state, started, and what the others take.
+pub(crate) struct Wired {
+    pub ctx: Ctx,
+    /// The view sender, for the driver (the only one that publishes views).
+    pub view_tx: watch::Sender<Arc<ChainView>>,
+    /// Where the network listens, for the dispatcher to fill.
+    pub listen_tx: watch::Sender<Vec<Multiaddr>>,
+    /// The messaging index and its notes, for the delivery task.
+    pub index: messages::Index,
+    pub notes: mpsc::UnboundedReceiver<messages::Note>,
+    /// The pool and key-agreement tasks.
+    pub owned_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the pool and key-agreement tasks and makes the handles every
+/// other task takes: the one place a node is put together, for `run` and
+/// the unit tests alike.
+pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
+    let copy = |i: &Identity| Identity::from_secret_bytes(i.secret_bytes().as_slice());
+    let account = p.identity.account();
+    let peer_id = p.net.local_peer_id();
+    let (view_tx, views) = view::channel(p.view);
+    let twin = Arc::new(twin::TwinAlarm::default());
+    let (pool, pool_task) = pool::spawn(
+        mempool::Mempool::new(),
+        copy(&p.identity)?,
+        twin.clone(),
+        views.clone(),
+        p.net.clone(),
+        p.events.clone(),
+        p.metrics.clone(),
+    );
+    let keys = Arc::new(p.keys);
+    let (agree, agree_task) = agree::spawn(agree::AgreeEnv {
+        identity: copy(&p.identity)?,
+        config: p.config.key_agreement,
+        keys: keys.clone(),
+        store: p.store.clone(),
+        net: p.net.clone(),
+        pool: pool.clone(),
+        events: p.events.clone(),
+        metrics: p.metrics.clone(),
+        contacts: p.contacts.clone(),
+    });
+    let index = messages::Index::load(&p.store).context("loading the outbox and inbox")?;
+    let (messaging, notes) = messages::Messaging::new(
+        copy(&p.identity)?,
+        p.config.role,
+        p.config.name.clone(),
+        p.store.clone(),
+        keys.clone(),
+        views.clone(),
+        pool.clone(),
+        agree.clone(),
+        p.net.clone(),
+        p.events.clone(),
+        p.metrics.clone(),
+        p.contacts.clone(),
+    );
+    let (listen_tx, listen) = watch::channel(Vec::new());
+    let ctx = Arc::new(NodeHandles {
+        identity: p.identity,
+        account,
+        peer_id,
+        config: p.config,
+        datadir: p.datadir,
+        store: p.store,
+        views,
+        pool,
+        net: p.net,
+        events: p.events,
+        metrics: p.metrics,
+        contacts: p.contacts,
+        started: Instant::now(),
+        driver: p.driver,
+        sync_wake: tokio::sync::Notify::new(),
+        shutdown: p.shutdown,
+        listen,
+        keys,
+        agree,
+        messaging,
+        twin,
+        started_ms: clock::now_ms(),
+    });
+    Ok(Wired {
+        ctx,
+        view_tx,
+        listen_tx,
+        index,
+        notes,
+        owned_tasks: vec![pool_task, agree_task],
+    })
 }
 
 fn parse_addrs(addrs: &[String], what: &str) -> anyhow::Result<Vec<Multiaddr>> {

@@ -7,13 +7,15 @@ use crate::net::{PeerId, RequestProtocol};
 /// Answers an inbound key-agreement or messaging request.
 pub async fn serve(ctx: &Ctx, protocol: RequestProtocol, peer: PeerId, data: Vec<u8>) -> Vec<u8> {
     match protocol {
-        RequestProtocol::Qkd => super::agree::serve(ctx, peer, data).await,
+        RequestProtocol::Qkd => ctx.agree.serve(peer, data).await,
         RequestProtocol::Msg => {
-            let ctx2 = ctx.clone();
+            let messaging = ctx.messaging.clone();
             // Opening and storing an 8 MiB record is blocking work.
-            tokio::task::spawn_blocking(move || super::messages::inbox::serve(&ctx2, peer, &data))
-                .await
-                .unwrap_or_default()
+            tokio::task::spawn_blocking(move || {
+                super::messages::inbox::serve(&messaging, peer, &data)
+            })
+            .await
+            .unwrap_or_default()
         }
         RequestProtocol::Sync => super::sync::serve(ctx, &data),
     }

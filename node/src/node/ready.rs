@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::context::NodeContext;
+use super::context::NodeHandles;
 
 /// Blocks a node may be behind the highest height a peer reported and still
 /// be ready (one block is in flight at any moment).
@@ -88,7 +88,7 @@ pub fn decide(i: ReadyInputs) -> bool {
 }
 
 /// The running node's readiness now.
-pub fn is_ready(ctx: &NodeContext) -> bool {
+pub fn is_ready(ctx: &NodeHandles) -> bool {
     let (height, other_members) = {
         let v = ctx.view();
         let others = v

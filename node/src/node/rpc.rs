@@ -37,6 +37,19 @@ fn rpc(e: RpcError) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, e.message, None::<()>)
 }
 
+/// A session that ran and found no key is a refusal; one that could not
+/// run is a failure of this node's.
+fn key_error(e: super::agree::KeyUnavailable) -> RpcError {
+    match e {
+        super::agree::KeyUnavailable::Aborted { .. } => RpcError::refused(e.to_string()),
+        super::agree::KeyUnavailable::Failed { .. } => RpcError::unavailable(e.to_string()),
+    }
+}
+
+fn stopping() -> ErrorObjectOwned {
+    rpc(RpcError::unavailable("the node is stopping"))
+}
+
 fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::internal(e.to_string())
 }
@@ -144,7 +157,7 @@ impl QwardApiServer for RpcHandler {
     }
 
     async fn key_sessions(&self) -> RpcResult<Vec<KeySessionInfo>> {
-        Ok(self.ctx.agree.recent())
+        Ok(self.ctx.agree.recent().await)
     }
 
     async fn key_agree(
@@ -158,14 +171,12 @@ impl QwardApiServer for RpcHandler {
             return Err(rpc(RpcError::refused("that account is not a member")));
         }
         if wait.unwrap_or(false) {
-            let info = super::agree::agree(ctx, peer)
-                .await
-                .map_err(|e| rpc(RpcError::refused(e.to_string())))?;
+            let info = ctx.agree.agree(peer).await.map_err(|e| rpc(key_error(e)))?;
             Ok(Some(info))
         } else {
-            let ctx = ctx.clone();
+            let agree = ctx.agree.clone();
             tokio::spawn(async move {
-                if let Err(e) = super::agree::agree(&ctx, peer).await {
+                if let Err(e) = agree.agree(peer).await {
                     tracing::warn!("{e}");
                 }
             });
@@ -175,14 +186,20 @@ impl QwardApiServer for RpcHandler {
 
     async fn link_get(&self, peer: String) -> RpcResult<LinkParams> {
         let account = resolve(&self.ctx, &peer).map_err(rpc)?;
-        Ok(super::agree::link_params(&self.ctx, &account, peer))
+        let link = self.ctx.agree.link(account).await.ok_or_else(stopping)?;
+        Ok(super::agree::link_params(&link, peer))
     }
 
     async fn link_set(&self, link: LinkParams) -> RpcResult<LinkParams> {
         let account = resolve(&self.ctx, &link.peer).map_err(rpc)?;
-        super::agree::set_link(&self.ctx, account, &link)
+        let shown = link.peer.clone();
+        let set = self
+            .ctx
+            .agree
+            .set_link(account, link)
+            .await
             .map_err(|e| rpc(RpcError::invalid_params(e)))?;
-        Ok(super::agree::link_params(&self.ctx, &account, link.peer))
+        Ok(super::agree::link_params(&set, shown))
     }
 
     async fn send(
@@ -203,22 +220,22 @@ impl QwardApiServer for RpcHandler {
             RecordKindName::Phr => RecordKind::Phr,
             RecordKindName::Report => RecordKind::Report,
         };
-        let ctx2 = ctx.clone();
+        let m = ctx.messaging.clone();
         let entry = tokio::task::spawn_blocking(move || {
-            outbox::send(&ctx2, to, kind, fhir_json.as_bytes(), patient)
+            outbox::send(&m, to, kind, fhir_json.as_bytes(), patient)
         })
         .await
         .map_err(|e| rpc(internal(e)))?
         .map_err(|e| rpc(send_error(e)))?;
-        Ok(messages::info::outbox_info(ctx, &entry))
+        Ok(messages::info::outbox_info(&ctx.messaging, &entry))
     }
 
     async fn forward(&self, record_id: String, to: String) -> RpcResult<MessageInfo> {
         let ctx = &self.ctx;
         let record = parse_record_id(&record_id).map_err(rpc)?;
         let to = resolve(ctx, &to).map_err(rpc)?;
-        let entry = outbox::forward(ctx, &record, to).map_err(|e| rpc(send_error(e)))?;
-        Ok(messages::info::outbox_info(ctx, &entry))
+        let entry = outbox::forward(&ctx.messaging, &record, to).map_err(|e| rpc(send_error(e)))?;
+        Ok(messages::info::outbox_info(&ctx.messaging, &entry))
     }
 
     async fn inbox(&self) -> RpcResult<Vec<MessageInfo>> {
@@ -226,7 +243,7 @@ impl QwardApiServer for RpcHandler {
         let list = messages::inbox_entries(&ctx.store).map_err(|e| rpc(internal(e)))?;
         Ok(list
             .iter()
-            .map(|e| messages::info::inbox_info(ctx, e))
+            .map(|e| messages::info::inbox_info(&ctx.messaging, e))
             .collect())
     }
 
@@ -235,7 +252,7 @@ impl QwardApiServer for RpcHandler {
         let list = messages::outbox_entries(&ctx.store).map_err(|e| rpc(internal(e)))?;
         Ok(list
             .iter()
-            .map(|e| messages::info::outbox_info(ctx, e))
+            .map(|e| messages::info::outbox_info(&ctx.messaging, e))
             .collect())
     }
 
@@ -316,9 +333,10 @@ fn status(ctx: &Ctx) -> NodeStatus {
             .load(std::sync::atomic::Ordering::Relaxed) as usize,
         listen: ctx
             .listen
-            .read()
-            .map(|l| l.iter().map(ToString::to_string).collect())
-            .unwrap_or_default(),
+            .borrow()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         uptime_ms: ctx.started.elapsed().as_millis() as u64,
         version: env!("CARGO_PKG_VERSION").to_string(),
         key_twin: ctx.twin.reason(),
@@ -543,7 +561,7 @@ fn outbox_detail(ctx: &Ctx, record: &RecordId) -> Result<OutboxDetail, RpcError>
         }
     });
     Ok(OutboxDetail {
-        message: messages::info::outbox_info(ctx, &entry),
+        message: messages::info::outbox_info(&ctx.messaging, &entry),
         receipt,
     })
 }
@@ -587,18 +605,18 @@ fn keys(ctx: &Ctx) -> Vec<KeyInfo> {
 /// A stored record, decrypted: received (inbox) or sent (outbox).
 fn record_content(ctx: &Ctx, record: &RecordId) -> Result<RecordContent, RpcError> {
     if let Some(entry) = messages::find_inbox(&ctx.store, record).map_err(internal)? {
-        let bytes = messages::inbox::plaintext(ctx, &entry)
+        let bytes = messages::inbox::plaintext(&ctx.messaging, &entry)
             .map_err(|e| RpcError::refused(format!("{e:#}")))?;
         return Ok(RecordContent {
-            info: messages::info::inbox_info(ctx, &entry),
+            info: messages::info::inbox_info(&ctx.messaging, &entry),
             fhir_json: String::from_utf8_lossy(&bytes).into_owned(),
         });
     }
     if let Some(entry) = messages::outbox_entry(&ctx.store, record).map_err(internal)? {
-        let bytes = messages::outbox::plaintext(ctx, &entry)
+        let bytes = messages::outbox::plaintext(&ctx.messaging, &entry)
             .map_err(|e| RpcError::refused(format!("{e:#}")))?;
         return Ok(RecordContent {
-            info: messages::info::outbox_info(ctx, &entry),
+            info: messages::info::outbox_info(&ctx.messaging, &entry),
             fhir_json: String::from_utf8_lossy(&bytes).into_owned(),
         });
     }

@@ -93,10 +93,18 @@ impl PeerHeights {
         self.claims.insert(peer, HeightClaim::new(height, now));
     }
 
-    /// Blocks from `peer` imported: its current claim is backed.
-    pub fn delivered(&mut self, peer: &PeerId) {
+    /// Blocks from `peer` up to `last` imported: its current claim is
+    /// backed. An answer short of a full response (`full` false) gave every
+    /// block the peer had from where it was asked, so its own blocks show
+    /// its height is `last`: a higher claim is cut to it. (Otherwise a
+    /// member could serve this node the one block it lacks and claim
+    /// `u64::MAX` with it, holding it unready until it is asked again.)
+    pub fn delivered(&mut self, peer: &PeerId, last: u64, full: bool) {
         if let Some(claim) = self.claims.get_mut(peer) {
             claim.delivered = true;
+            if !full {
+                claim.height = claim.height.min(last);
+            }
         }
     }
 
@@ -190,6 +198,10 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
     if blocks.is_empty() {
         return Ok(0);
     }
+    let last = blocks.last().map_or(height, |b| b.block.header.height);
+    // Fewer blocks than asked, and far from the byte limit: all it has.
+    let full = blocks.len() >= MAX_BLOCKS_PER_RESPONSE as usize
+        || blocks.iter().map(|b| b.encode().len()).sum::<usize>() > MAX_RESPONSE_BYTES / 2;
     let (reply, answer) = oneshot::channel();
     ctx.driver
         .send(DriverInput::Synced { blocks, reply })
@@ -198,7 +210,7 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
     match answer.await {
         Ok(Ok(n)) => {
             if n > 0 {
-                heights.delivered(&peer);
+                heights.delivered(&peer, last, full);
                 tracing::info!(
                     "synced {n} blocks from {peer}, now at {}",
                     ctx.view().tip.height
@@ -213,9 +225,78 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
     use super::*;
+    use crate::node::testkit;
+    use crate::node::view::ChainView;
+
+    /// A node three blocks ahead serves them; the sync task of a node at
+    /// genesis asks its height, fetches the blocks and hands them to the
+    /// driver (a fake here, which imports them as the real one would).
+    #[tokio::test]
+    async fn a_node_behind_fetches_the_missing_blocks_and_hands_them_to_the_driver() {
+        let mut ahead = testkit::hospital(1, 0);
+        for _ in 0..3 {
+            let block = ahead.chain.commit(Vec::new()).clone();
+            ChainStore::new(&*ahead.ctx.store)
+                .import(&block)
+                .expect("the test chain's block imports");
+        }
+        let view = ChainView::load(&ahead.ctx.store).expect("a view");
+        assert_eq!(view.tip.height, 3);
+        let views = ahead.views.take().expect("the view sender");
+        views.send_replace(Arc::new(view));
+
+        let mut behind = testkit::hospital(1, 0);
+        let _seen = behind.connect(vec![ahead.reachable()]);
+        tokio::spawn(run(behind.ctx.clone()));
+        let input = tokio::time::timeout(Duration::from_secs(30), behind.driver.recv())
+            .await
+            .expect("the sync task asks the driver in time")
+            .expect("an input");
+        let DriverInput::Synced { blocks, reply } = input else {
+            panic!("sync hands over blocks");
+        };
+        let heights: Vec<u64> = blocks.iter().map(|b| b.block.header.height).collect();
+        assert_eq!(heights, vec![1, 2, 3]);
+        assert_eq!(blocks, ahead.chain.blocks, "the blocks as committed");
+        let _ = reply.send(Ok(3));
+        behind.ctx.request_shutdown();
+        assert!(
+            behind
+                .ctx
+                .metrics
+                .peer_heights_heard
+                .load(Ordering::Relaxed)
+                >= 1
+        );
+    }
+
+    #[test]
+    fn bad_sync_requests_get_an_error_answer() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _guard = runtime.enter();
+        let node = testkit::hospital(1, 0);
+        for bad in [vec![], vec![0xff; 8], vec![0; 100]] {
+            let answer: SyncResponse =
+                codec::decode(&serve(&node.ctx, &bad), MAX_RESPONSE_BYTES).expect("an answer");
+            assert!(matches!(answer, SyncResponse::Error(_)), "{answer:?}");
+        }
+        // A range past the tip is empty, not an error.
+        let ask = codec::encode(&SyncRequest::Blocks {
+            from: 5,
+            max: u32::MAX,
+        })
+        .expect("encodes");
+        let answer: SyncResponse =
+            codec::decode(&serve(&node.ctx, &ask), MAX_RESPONSE_BYTES).expect("an answer");
+        assert_eq!(answer, SyncResponse::Blocks(Vec::new()));
+    }
 
     fn published(m: &Metrics) -> (u64, u64) {
         (
@@ -238,16 +319,36 @@ mod tests {
         heights.claim(honest, 11, t0);
         heights.publish(&metrics, 10, t0);
         assert_eq!(published(&metrics), (0, 0));
-        heights.delivered(&honest);
+        heights.delivered(&honest, 11, false);
         heights.publish(&metrics, 10, t0);
         assert_eq!(published(&metrics), (11, 1));
-        // Its blocks imported: believed, until it claims again.
-        heights.delivered(&liar);
+        // Its blocks imported, a full answer: believed, until it claims again.
+        heights.delivered(&liar, 138, true);
         heights.publish(&metrics, 10, t0);
         assert_eq!(published(&metrics), (u64::MAX, 2));
         heights.claim(liar, u64::MAX, t0 + Duration::from_secs(1));
         heights.publish(&metrics, 11, t0 + Duration::from_secs(1));
         assert_eq!(published(&metrics), (11, 1));
+    }
+
+    #[test]
+    fn a_peer_serving_the_one_missing_block_cannot_vouch_for_a_height_it_lacks() {
+        let metrics = Metrics::default();
+        let liar = PeerId::random();
+        let t0 = Instant::now();
+        let mut heights = PeerHeights::default();
+        heights.claim(liar, u64::MAX, t0);
+        // It hands over block 11 only (all it has): its height is 11.
+        heights.delivered(&liar, 11, false);
+        heights.publish(&metrics, 11, t0);
+        assert_eq!(published(&metrics), (11, 1));
+        assert!(ready::decide(ready::ReadyInputs {
+            height: 11,
+            network_height: 11,
+            heard_from_peers: true,
+            peers: 1,
+            other_members: 1,
+        }));
     }
 
     #[test]
@@ -263,7 +364,7 @@ mod tests {
         assert_eq!(published(&metrics), (0, 0));
         assert!(heights.claims.is_empty());
         // A delivery from a peer with no claim changes nothing.
-        heights.delivered(&peer);
+        heights.delivered(&peer, 8, false);
         assert!(heights.claims.is_empty());
     }
 }

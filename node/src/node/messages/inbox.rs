@@ -15,12 +15,12 @@ use qward_core::envelope::{
 use qward_core::identity::AccountId;
 use qward_core::storage::{Column, Store, WriteBatch};
 
+use super::Messaging;
 use super::info::{emit, inbox_info};
-use super::{AnchorCheck, InboxEntry, ikey, inbox_entry};
+use super::{AnchorCheck, InboxEntry, Index, ikey, inbox_entry};
 use crate::metrics::Metrics;
 use crate::net::{PeerId, account_from_peer_id};
 use crate::node::clock::now_ms;
-use crate::node::context::Ctx;
 use crate::node::keys::{KeyStore, RecordSlot};
 
 fn refused(reason: String, retry: Retry) -> MsgResponse {
@@ -28,7 +28,7 @@ fn refused(reason: String, retry: Retry) -> MsgResponse {
 }
 
 /// Answers one `/qward/msg/1` request from `peer`.
-pub fn serve(ctx: &Ctx, peer: PeerId, data: &[u8]) -> Vec<u8> {
+pub fn serve(ctx: &Messaging, peer: PeerId, data: &[u8]) -> Vec<u8> {
     let who = account_from_peer_id(&peer);
     let label = who
         .map(|a| ctx.contacts.label(&a))
@@ -53,7 +53,7 @@ pub fn serve(ctx: &Ctx, peer: PeerId, data: &[u8]) -> Vec<u8> {
     response.encode()
 }
 
-fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<MsgResponse> {
+fn receive(ctx: &Messaging, sender: AccountId, envelope: Envelope) -> anyhow::Result<MsgResponse> {
     let h = &envelope.header;
     if envelope.sender != sender || h.sender != sender {
         return Ok(refused(
@@ -176,7 +176,7 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
     ctx.store
         .write(batch)
         .context("storing a received record")?;
-    ctx.messages.set_checked(&(sender, h.record_id), false);
+    ctx.note_received(sender, h.record_id);
     Metrics::inc(&ctx.metrics.messages_received);
     tracing::info!(
         "{} {} received from {} ({} bytes)",
@@ -192,7 +192,7 @@ fn receive(ctx: &Ctx, sender: AccountId, envelope: Envelope) -> anyhow::Result<M
 
 /// The chain's messaging policy for this envelope (the rules the sender
 /// checked too); `Some` refuses, with what the sender should do.
-fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
+fn rule_refusal(ctx: &Messaging, envelope: &Envelope) -> Option<(String, Retry)> {
     let h = &envelope.header;
     let delivery = Delivery {
         kind: h.kind,
@@ -215,7 +215,7 @@ fn rule_refusal(ctx: &Ctx, envelope: &Envelope) -> Option<(String, Retry)> {
 /// evidence and stays), only under the freshness and messaging rules of any
 /// new envelope, and only for the same kind, patient and content.
 fn reseal(
-    ctx: &Ctx,
+    ctx: &Messaging,
     envelope: &Envelope,
     plaintext: &[u8],
     mut existing: InboxEntry,
@@ -258,7 +258,7 @@ fn reseal(
     existing.ciphertext_hash = anchor_hash(envelope);
     existing.anchor_tx = None;
     ctx.store.write(entry_batch(&existing))?;
-    ctx.messages.set_checked(&(h.sender, h.record_id), false);
+    ctx.note_received(h.sender, h.record_id);
     tracing::info!(
         "record {} from {} arrived again sealed under another key: not stored again, receipt sent",
         h.record_id,
@@ -281,7 +281,10 @@ fn entry_batch(entry: &InboxEntry) -> WriteBatch {
 }
 
 /// The decrypted FHIR JSON of a received record.
-pub fn plaintext(ctx: &Ctx, entry: &InboxEntry) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+pub fn plaintext(
+    ctx: &Messaging,
+    entry: &InboxEntry,
+) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
     let key = KeyStore::at_rest(
         &ctx.store,
         RecordSlot::Received {
@@ -303,12 +306,12 @@ pub fn plaintext(ctx: &Ctx, entry: &InboxEntry) -> anyhow::Result<zeroize::Zeroi
 }
 
 /// Checks received records against the chain's anchors.
-pub fn check_anchors(ctx: &Ctx) {
+pub(crate) fn check_anchors(ctx: &Messaging, index: &mut Index) {
     let chain = ChainStore::new(&*ctx.store);
-    for key in ctx.messages.unchecked() {
+    for key in index.unchecked() {
         let (sender, record) = key;
         let Ok(Some(mut entry)) = inbox_entry(&ctx.store, &sender, &record) else {
-            ctx.messages.set_checked(&key, true);
+            index.set_checked(&key, true);
             continue;
         };
         let id = anchor_record_id(&sender, &record);
@@ -341,7 +344,7 @@ pub fn check_anchors(ctx: &Ctx) {
             qward_core::codec::encode_infallible(&entry),
         );
         if ctx.store.write(batch).is_ok() {
-            ctx.messages.set_checked(&key, true);
+            index.set_checked(&key, true);
             emit(ctx, &inbox_info(ctx, &entry));
         }
     }

@@ -4,20 +4,20 @@
 use qward_core::api::{DeliveryState, MessageInfo};
 use qward_core::identity::AccountId;
 
+use super::Messaging;
 use super::{AnchorCheck, InboxEntry, OutboxEntry, kind_name};
-use crate::node::context::Ctx;
 
-fn name(ctx: &Ctx, a: &AccountId) -> Option<String> {
+fn name(ctx: &Messaging, a: &AccountId) -> Option<String> {
     ctx.contacts.name_of(a).map(str::to_string)
 }
 
 /// The API view of an outbox entry.
-pub fn outbox_info(ctx: &Ctx, e: &OutboxEntry) -> MessageInfo {
+pub fn outbox_info(ctx: &Messaging, e: &OutboxEntry) -> MessageInfo {
     MessageInfo {
         record_id: e.record_id.to_hex(),
         kind: kind_name(e.kind),
         from: ctx.account.to_hex(),
-        from_name: Some(ctx.config.name.clone()),
+        from_name: Some(ctx.name.clone()),
         to: e.to.to_hex(),
         to_name: name(ctx, &e.to),
         created_ms: e.created_ms,
@@ -29,7 +29,7 @@ pub fn outbox_info(ctx: &Ctx, e: &OutboxEntry) -> MessageInfo {
 }
 
 /// The API view of an inbox entry.
-pub fn inbox_info(ctx: &Ctx, e: &InboxEntry) -> MessageInfo {
+pub fn inbox_info(ctx: &Messaging, e: &InboxEntry) -> MessageInfo {
     let detail = match e.anchor {
         AnchorCheck::Pending => "received; anchor not on the chain yet".to_string(),
         AnchorCheck::Verified => "received; anchor on the chain matches".to_string(),
@@ -51,7 +51,7 @@ pub fn inbox_info(ctx: &Ctx, e: &InboxEntry) -> MessageInfo {
         from: e.from.to_hex(),
         from_name: name(ctx, &e.from),
         to: ctx.account.to_hex(),
-        to_name: Some(ctx.config.name.clone()),
+        to_name: Some(ctx.name.clone()),
         created_ms: e.created_ms,
         state: DeliveryState::Received,
         bytes: e.bytes,
@@ -61,6 +61,6 @@ pub fn inbox_info(ctx: &Ctx, e: &InboxEntry) -> MessageInfo {
 }
 
 /// Sends a message event to API subscribers.
-pub fn emit(ctx: &Ctx, info: &MessageInfo) {
+pub fn emit(ctx: &Messaging, info: &MessageInfo) {
     ctx.emit(qward_core::api::Event::Message(info.clone()));
 }

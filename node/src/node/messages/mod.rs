@@ -16,18 +16,25 @@ pub mod info;
 pub mod outbox;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use anyhow::Context;
-use qward_core::api::{DeliveryState, RecordKindName};
+use qward_core::api::{DeliveryState, Event, RecordKindName};
 use qward_core::codec;
 use qward_core::envelope::{RecordId, RecordKind};
-use qward_core::identity::AccountId;
+use qward_core::identity::{AccountId, Identity, Role};
 use qward_core::storage::{Column, Store};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, mpsc};
 
+use super::agree::AgreeHandle;
+use super::keys::KeyStore;
+use super::pool::PoolHandle;
+use super::view::{ChainView, ViewReceiver};
+use crate::contacts::Contacts;
 use crate::db::RocksStore;
+use crate::metrics::Metrics;
+use crate::net::NetworkClient;
 
 /// The largest stored entry (metadata only; payloads are stored apart).
 const MAX_ENTRY_BYTES: usize = 64 * 1024;
@@ -106,61 +113,54 @@ pub(crate) fn kind_name(kind: RecordKind) -> RecordKindName {
 }
 
 /// What the delivery task must look at, kept in memory so that it never
-/// scans payloads.
+/// scans payloads. The delivery task alone holds it; the others tell it of
+/// each change they stored with a [`Note`].
 #[derive(Debug, Default)]
-pub struct Messages {
+pub(crate) struct Index {
     /// Outbox records waiting to be delivered, by their next attempt time.
-    pending: Mutex<BTreeMap<RecordId, u64>>,
+    pending: BTreeMap<RecordId, u64>,
     /// Delivered outbox records whose anchor is not final yet.
-    unanchored: Mutex<HashSet<RecordId>>,
+    unanchored: HashSet<RecordId>,
     /// Inbox records whose anchor is not checked yet (sender, record).
-    unchecked: Mutex<HashSet<(AccountId, RecordId)>>,
-    /// Delivered records whose anchor transaction is being submitted.
-    anchoring: Mutex<HashSet<RecordId>>,
-    /// Wakes the delivery task (a new message, a new key, a new block).
-    pub wake: Notify,
+    unchecked: HashSet<(AccountId, RecordId)>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Messages {
+impl Index {
     /// Rebuilds the index from the store after a start or a crash.
-    pub fn load(store: &RocksStore) -> anyhow::Result<Self> {
-        let m = Messages::default();
+    pub(crate) fn load(store: &RocksStore) -> anyhow::Result<Self> {
+        let mut m = Index::default();
         for entry in outbox_entries(store)? {
-            m.track_outbox(&entry);
+            m.track_outbox(entry.record_id, entry.state, entry.next_attempt_ms);
         }
         for entry in inbox_entries(store)? {
             if entry.anchor == AnchorCheck::Pending {
-                lock(&m.unchecked).insert((entry.from, entry.record_id));
+                m.unchecked.insert((entry.from, entry.record_id));
             }
         }
         Ok(m)
     }
 
-    pub(crate) fn track_outbox(&self, e: &OutboxEntry) {
-        match e.state {
+    pub(crate) fn track_outbox(&mut self, record: RecordId, state: DeliveryState, next_ms: u64) {
+        match state {
             DeliveryState::Queued | DeliveryState::Sent => {
-                lock(&self.pending).insert(e.record_id, e.next_attempt_ms);
-                lock(&self.unanchored).remove(&e.record_id);
+                self.pending.insert(record, next_ms);
+                self.unanchored.remove(&record);
             }
             DeliveryState::Delivered => {
-                lock(&self.pending).remove(&e.record_id);
-                lock(&self.unanchored).insert(e.record_id);
+                self.pending.remove(&record);
+                self.unanchored.insert(record);
             }
             _ => {
-                lock(&self.pending).remove(&e.record_id);
-                lock(&self.unanchored).remove(&e.record_id);
+                self.pending.remove(&record);
+                self.unanchored.remove(&record);
             }
         }
     }
 
     /// Outbox records due at `now_ms`, soonest first, at most `limit`.
     pub(crate) fn due(&self, now_ms: u64, limit: usize) -> Vec<RecordId> {
-        let pending = lock(&self.pending);
-        let mut due: Vec<(u64, RecordId)> = pending
+        let mut due: Vec<(u64, RecordId)> = self
+            .pending
             .iter()
             .filter(|(_, t)| **t <= now_ms)
             .map(|(r, t)| (*t, *r))
@@ -171,32 +171,126 @@ impl Messages {
 
     /// The earliest next attempt, if any record is pending.
     pub(crate) fn next_due(&self) -> Option<u64> {
-        lock(&self.pending).values().min().copied()
+        self.pending.values().min().copied()
     }
 
     pub(crate) fn unanchored(&self) -> Vec<RecordId> {
-        lock(&self.unanchored).iter().copied().collect()
-    }
-
-    /// Claims `record` for an anchor submission (false if one is running).
-    pub(crate) fn start_anchoring(&self, record: &RecordId) -> bool {
-        lock(&self.anchoring).insert(*record)
-    }
-
-    pub(crate) fn end_anchoring(&self, record: &RecordId) {
-        lock(&self.anchoring).remove(record);
+        self.unanchored.iter().copied().collect()
     }
 
     pub(crate) fn unchecked(&self) -> Vec<(AccountId, RecordId)> {
-        lock(&self.unchecked).iter().copied().collect()
+        self.unchecked.iter().copied().collect()
     }
 
-    pub(crate) fn set_checked(&self, key: &(AccountId, RecordId), checked: bool) {
+    pub(crate) fn set_checked(&mut self, key: &(AccountId, RecordId), checked: bool) {
         if checked {
-            lock(&self.unchecked).remove(key);
+            self.unchecked.remove(key);
         } else {
-            lock(&self.unchecked).insert(*key);
+            self.unchecked.insert(*key);
         }
+    }
+}
+
+/// A change of the outbox or inbox, stored, told to the delivery task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Note {
+    /// An outbox record is now in `state`, next tried at `next_ms`.
+    Outbox {
+        record: RecordId,
+        state: DeliveryState,
+        next_ms: u64,
+    },
+    /// A received record's anchor is to be checked (again).
+    Received(AccountId, RecordId),
+}
+
+/// Messaging as the node's tasks see it: what sending, receiving and the
+/// delivery task use (handles of other tasks and settings fixed at start),
+/// and the way to tell the delivery task of a stored change.
+pub struct Messaging {
+    pub identity: Identity,
+    pub account: AccountId,
+    pub role: Role,
+    /// This node's name, as shown in message views.
+    pub name: String,
+    pub store: Arc<RocksStore>,
+    pub keys: Arc<KeyStore>,
+    pub views: ViewReceiver,
+    pub pool: PoolHandle,
+    pub agree: AgreeHandle,
+    pub net: NetworkClient,
+    pub events: broadcast::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    pub contacts: Contacts,
+    notes: mpsc::UnboundedSender<Note>,
+}
+
+impl std::fmt::Debug for Messaging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messaging").finish_non_exhaustive()
+    }
+}
+
+impl Messaging {
+    /// Messaging for the node, and the receiver of its notes for the
+    /// delivery task ([`outbox::run`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        identity: Identity,
+        role: Role,
+        name: String,
+        store: Arc<RocksStore>,
+        keys: Arc<KeyStore>,
+        views: ViewReceiver,
+        pool: PoolHandle,
+        agree: AgreeHandle,
+        net: NetworkClient,
+        events: broadcast::Sender<Event>,
+        metrics: Arc<Metrics>,
+        contacts: Contacts,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Note>) {
+        let (notes, rx) = mpsc::unbounded_channel();
+        let m = Messaging {
+            account: identity.account(),
+            identity,
+            role,
+            name,
+            store,
+            keys,
+            views,
+            pool,
+            agree,
+            net,
+            events,
+            metrics,
+            contacts,
+            notes,
+        };
+        (Arc::new(m), rx)
+    }
+
+    /// The chain as of the last import.
+    pub fn view(&self) -> Arc<ChainView> {
+        self.views.borrow().clone()
+    }
+
+    /// Sends an event to API subscribers (none listening is fine).
+    pub fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Tells the delivery task an outbox entry changed (after it is stored).
+    pub(crate) fn note_outbox(&self, e: &OutboxEntry) {
+        let _ = self.notes.send(Note::Outbox {
+            record: e.record_id,
+            state: e.state,
+            next_ms: e.next_attempt_ms,
+        });
+    }
+
+    /// Tells the delivery task a received record's anchor is to be checked.
+    pub(crate) fn note_received(&self, sender: AccountId, record: RecordId) {
+        let _ = self.notes.send(Note::Received(sender, record));
     }
 }
 
@@ -272,3 +366,6 @@ pub fn find_inbox(store: &RocksStore, record: &RecordId) -> anyhow::Result<Optio
         .map_err(|_| anyhow::anyhow!("inbox index of record {record} is not an account"))?;
     inbox_entry(store, &AccountId(sender), record)
 }
+
+#[cfg(test)]
+mod tests;

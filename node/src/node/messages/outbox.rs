@@ -4,25 +4,27 @@
 //! between attempts, across restarts), then anchors `blake3(ciphertext)` on
 //! the chain and watches for the anchor to become final.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use qward_core::api::DeliveryState;
 use qward_core::chain::{ChainStore, Hash, RecordAnchor, SignedTransaction, TxKind};
+use qward_core::envelope::lifecycle::{self, Happened};
 use qward_core::envelope::policy::{self, Delivery, Refusal};
-use qward_core::envelope::wire::{MsgRequest, MsgResponse, Retry, anchor_record_id};
+use qward_core::envelope::wire::{MsgRequest, MsgResponse, anchor_record_id};
 use qward_core::envelope::{
     AtRestKey, Envelope, EnvelopeHeader, RecordId, RecordKind, anchor_hash, open_at_rest, seal,
     seal_at_rest,
 };
 use qward_core::identity::{AccountId, Role};
 use qward_core::storage::{Column, Store, WriteBatch};
+use tokio::sync::{mpsc, watch};
 
 use super::info::{emit, outbox_info};
-use super::{OutboxEntry, okey, outbox_entry};
+use super::{Index, Messaging, Note, OutboxEntry, okey, outbox_entry};
 use crate::net::{RequestProtocol, peer_id_from_account};
 use crate::node::clock::now_ms;
-use crate::node::context::Ctx;
 use crate::node::keys::{KeyStore, RecordSlot};
 
 /// Deliveries attempted at once.
@@ -39,11 +41,11 @@ pub enum SendError {
     Internal(#[from] anyhow::Error),
 }
 
-fn role(ctx: &Ctx, a: &AccountId) -> Option<Role> {
+fn role(ctx: &Messaging, a: &AccountId) -> Option<Role> {
     ctx.view().state.role_of(a)
 }
 
-fn label(ctx: &Ctx, a: &AccountId) -> String {
+fn label(ctx: &Messaging, a: &AccountId) -> String {
     ctx.contacts.label(a)
 }
 
@@ -51,7 +53,7 @@ fn label(ctx: &Ctx, a: &AccountId) -> String {
 /// `patient` to `to` now: the same rules the recipient applies, checked
 /// before any key agreement or sealing.
 pub fn permitted(
-    ctx: &Ctx,
+    ctx: &Messaging,
     kind: RecordKind,
     to: AccountId,
     patient: AccountId,
@@ -75,7 +77,7 @@ pub fn permitted(
 /// Queues a record for `to`. The FHIR JSON is checked first; the answer is
 /// the new outbox entry.
 pub fn send(
-    ctx: &Ctx,
+    ctx: &Messaging,
     to: AccountId,
     kind: RecordKind,
     fhir_json: &[u8],
@@ -83,7 +85,7 @@ pub fn send(
 ) -> Result<OutboxEntry, SendError> {
     qward_core::fhir::validate(kind, fhir_json)
         .map_err(|e| SendError::Invalid(format!("not a valid {kind} record: {e}")))?;
-    let me = ctx.config.role;
+    let me = ctx.role;
     let patient = match (kind, patient) {
         (_, Some(p)) => p,
         (RecordKind::Phr, None) if me == Role::Patient => ctx.account,
@@ -99,8 +101,12 @@ pub fn send(
 }
 
 /// Forwards a received PHR to a doctor, under the patient's consent.
-pub fn forward(ctx: &Ctx, record: &RecordId, to: AccountId) -> Result<OutboxEntry, SendError> {
-    if ctx.config.role != Role::Hospital {
+pub fn forward(
+    ctx: &Messaging,
+    record: &RecordId,
+    to: AccountId,
+) -> Result<OutboxEntry, SendError> {
+    if ctx.role != Role::Hospital {
         return Err(SendError::Refused("only hospitals forward records".into()));
     }
     let entry = super::find_inbox(&ctx.store, record)?
@@ -132,7 +138,7 @@ pub fn forward(ctx: &Ctx, record: &RecordId, to: AccountId) -> Result<OutboxEntr
 }
 
 fn queue(
-    ctx: &Ctx,
+    ctx: &Messaging,
     to: AccountId,
     kind: RecordKind,
     patient: AccountId,
@@ -172,8 +178,7 @@ fn queue(
     );
     batch.set_sync(true);
     ctx.store.write(batch).context("storing the outbox entry")?;
-    ctx.messages.track_outbox(&entry);
-    ctx.messages.wake.notify_one();
+    ctx.note_outbox(&entry);
     tracing::info!(
         "{kind} {record_id} queued for {} ({} bytes)",
         label(ctx, &to),
@@ -183,7 +188,7 @@ fn queue(
     Ok(entry)
 }
 
-fn save(ctx: &Ctx, entry: &OutboxEntry, mut batch: WriteBatch) -> anyhow::Result<()> {
+fn save(ctx: &Messaging, entry: &OutboxEntry, mut batch: WriteBatch) -> anyhow::Result<()> {
     batch.put(
         Column::Outbox,
         okey(b'e', &entry.record_id),
@@ -191,17 +196,24 @@ fn save(ctx: &Ctx, entry: &OutboxEntry, mut batch: WriteBatch) -> anyhow::Result
     );
     batch.set_sync(true);
     ctx.store.write(batch)?;
-    ctx.messages.track_outbox(entry);
+    ctx.note_outbox(entry);
     emit(ctx, &outbox_info(ctx, entry));
     Ok(())
 }
 
-/// The delivery task: runs until shutdown.
-pub async fn run(ctx: Ctx) {
-    let mut shutdown = ctx.shutdown.subscribe();
+/// The delivery task: holds the index of what is due, runs deliveries (a
+/// few at once), anchors delivered records and checks received ones when a
+/// block lands, and erases retired keys; runs until shutdown.
+pub(crate) async fn run(
+    ctx: Arc<Messaging>,
+    mut index: Index,
+    mut notes: mpsc::UnboundedReceiver<Note>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut join = tokio::task::JoinSet::new();
     let mut running = std::collections::HashSet::new();
-    // Anchors are checked when a block lands (and once at start), not polled.
+    // Anchors are checked when a block lands, when a record is delivered or
+    // received (and once at start), not polled.
     let mut views = ctx.views.clone();
     let mut anchors_due = true;
     let mut last_key_expiry = std::time::Instant::now();
@@ -212,7 +224,7 @@ pub async fn run(ctx: Ctx) {
             }
         }
         let now = now_ms();
-        for record in ctx.messages.due(now, PARALLEL_DELIVERIES * 4) {
+        for record in index.due(now, PARALLEL_DELIVERIES * 4) {
             if join.len() >= PARALLEL_DELIVERIES {
                 break;
             }
@@ -227,8 +239,8 @@ pub async fn run(ctx: Ctx) {
             }
         }
         if std::mem::take(&mut anchors_due) {
-            check_anchors(&ctx).await;
-            super::inbox::check_anchors(&ctx);
+            check_anchors(&ctx, &index).await;
+            super::inbox::check_anchors(&ctx, &mut index);
         }
         if last_key_expiry.elapsed() >= Duration::from_secs(1) {
             last_key_expiry = std::time::Instant::now();
@@ -238,15 +250,20 @@ pub async fn run(ctx: Ctx) {
                 Err(e) => tracing::warn!("retired keys not erased: {e:#}"),
             }
         }
-        let wait = ctx
-            .messages
+        let wait = index
             .next_due()
             .map(|t| t.saturating_sub(now_ms()))
             .unwrap_or(1000)
             .clamp(20, 1000);
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
-            _ = ctx.messages.wake.notified() => {}
+            Some(note) = notes.recv() => {
+                anchors_due |= apply(&mut index, note);
+                // Everything noted so far, at once.
+                while let Ok(note) = notes.try_recv() {
+                    anchors_due |= apply(&mut index, note);
+                }
+            }
             Some(done) = join.join_next(), if !join.is_empty() => {
                 if let Ok(record) = done { running.remove(&record); }
             }
@@ -261,11 +278,32 @@ pub async fn run(ctx: Ctx) {
     join.abort_all();
 }
 
+/// Applies a stored change to the index; answers whether anchors are to be
+/// looked at (a record delivered or received).
+pub(crate) fn apply(index: &mut Index, note: Note) -> bool {
+    match note {
+        Note::Outbox {
+            record,
+            state,
+            next_ms,
+        } => {
+            index.track_outbox(record, state, next_ms);
+            state == DeliveryState::Delivered
+        }
+        Note::Received(sender, record) => {
+            index.set_checked(&(sender, record), false);
+            true
+        }
+    }
+}
+
 /// Marks delivered records anchored once their anchor is final, and keeps
-/// each one's anchor transaction in flight (see [`ensure_anchor`]).
-async fn check_anchors(ctx: &Ctx) {
-    for record in ctx.messages.unanchored() {
-        if let Err(e) = ensure_anchor(ctx, &record).await {
+/// each one's anchor transaction in flight (see [`anchor_step`]). Only the
+/// delivery task runs this, one record at a time, so no two steps for one
+/// record overlap.
+async fn check_anchors(ctx: &Messaging, index: &Index) {
+    for record in index.unanchored() {
+        if let Err(e) = anchor_step(ctx, &record).await {
             tracing::debug!("anchor of {record} not submitted yet: {e:#}");
         }
     }
@@ -277,16 +315,7 @@ async fn check_anchors(ctx: &Ctx) {
 /// one, so a block landing between two checks or a restart before sync
 /// cannot make a second anchor. Only when its nonce was used by another
 /// transaction (it can then never be included) is a new one signed.
-async fn ensure_anchor(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
-    if !ctx.messages.start_anchoring(record) {
-        return Ok(());
-    }
-    let result = anchor_step(ctx, record).await;
-    ctx.messages.end_anchoring(record);
-    result
-}
-
-async fn anchor_step(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
+async fn anchor_step(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
     // The view first, the store after: the store is never behind the view,
     // so a nonce the view shows used is in a block the store has.
     let view = ctx.view();
@@ -301,10 +330,8 @@ async fn anchor_step(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
     }
     let id = anchor_record_id(&ctx.account, record);
     if let Some(tx) = ChainStore::new(&*ctx.store).anchor_tx(&ctx.account, &id)? {
-        entry.state = DeliveryState::Anchored;
         entry.anchor_tx = Some(tx.0);
-        entry.detail = Some("delivered; anchored on the chain".into());
-        save(ctx, &entry, WriteBatch::new())?;
+        advance(ctx, &mut entry, Happened::Anchored, WriteBatch::new())?;
         tracing::info!("record {record} anchored in transaction {}", tx.short());
         return Ok(());
     }
@@ -327,11 +354,10 @@ async fn anchor_step(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
                 )
             {
                 tracing::warn!("the chain refuses the anchor of {record}: {e}");
-                entry.state = DeliveryState::Failed;
-                entry.detail = Some(format!("delivered; the chain refuses its anchor: {e}"));
                 let mut batch = WriteBatch::new();
                 batch.delete(Column::Outbox, okey(b'a', record));
-                return save(ctx, &entry, batch);
+                let why = e.to_string();
+                return advance(ctx, &mut entry, Happened::AnchorRefused(&why), batch);
             }
             if !ctx.pool.contains(signed.id()).await {
                 // Not in this node's pool (a restart, or pruned): the same
@@ -378,40 +404,84 @@ fn stored_anchor(
         .transpose()
 }
 
+/// Applies what `happened` to `entry` (the core lifecycle decides what
+/// follows), with `batch`'s changes, in one synced write.
+fn advance(
+    ctx: &Messaging,
+    entry: &mut OutboxEntry,
+    happened: Happened<'_>,
+    mut batch: WriteBatch,
+) -> anyhow::Result<()> {
+    let step = lifecycle::step(
+        entry.state,
+        entry.attempts,
+        happened,
+        now_ms(),
+        rand::random(),
+    )?;
+    let record = entry.record_id;
+    if step.erase_keys {
+        ctx.keys.erase_peer(&ctx.store, &entry.to)?;
+    }
+    if step.drop_envelope {
+        batch.delete(Column::Outbox, okey(b'v', &record));
+        entry.ciphertext_hash = None;
+    }
+    entry.state = step.state;
+    if let Some(t) = step.next_attempt_ms {
+        entry.next_attempt_ms = t;
+    }
+    entry.detail = Some(step.detail);
+    save(ctx, entry, batch)
+}
+
 /// One delivery attempt of `record`.
-async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
+async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
     let Some(mut entry) = outbox_entry(&ctx.store, record)? else {
         return Ok(());
     };
     if !matches!(entry.state, DeliveryState::Queued | DeliveryState::Sent) {
-        ctx.messages.track_outbox(&entry);
+        ctx.note_outbox(&entry);
         return Ok(());
     }
     entry.attempts = entry.attempts.saturating_add(1);
-    let retry_later = |mut entry: OutboxEntry, why: String| -> anyhow::Result<()> {
-        entry.next_attempt_ms = now_ms() + policy::retry_delay_ms(entry.attempts, rand::random());
-        entry.detail = Some(why);
-        save(ctx, &entry, WriteBatch::new())
-    };
     // The policy is checked again before every attempt: a revoked consent
     // or membership stops a queued record at once.
     if let Err(why) = permitted(ctx, entry.kind, entry.to, entry.patient) {
         tracing::warn!("{record} to {}: {why}", label(ctx, &entry.to));
-        entry.state = DeliveryState::Failed;
-        entry.detail = Some(why.to_string());
-        let mut batch = WriteBatch::new();
-        batch.delete(Column::Outbox, okey(b'v', record));
-        return save(ctx, &entry, batch);
+        let why = why.to_string();
+        return advance(
+            ctx,
+            &mut entry,
+            Happened::PolicyRefused(&why),
+            WriteBatch::new(),
+        );
     }
     let envelope = match ctx.store.get(Column::Outbox, &okey(b'v', record))? {
         Some(bytes) => Envelope::from_bytes(&bytes).context("a stored envelope")?,
         None => {
-            if let Err(e) = crate::node::agree::ensure_key(ctx, entry.to).await {
-                return retry_later(entry, format!("waiting for a key: {e}"));
+            // Nothing sealed yet is queued, whatever an older version stored.
+            entry.state = DeliveryState::Queued;
+            if let Err(e) = ctx.agree.ensure_key(entry.to).await {
+                let why = format!("waiting for a key: {e}");
+                return advance(
+                    ctx,
+                    &mut entry,
+                    Happened::NotSealed(&why),
+                    WriteBatch::new(),
+                );
             }
             match seal_now(ctx, &mut entry) {
                 Ok(env) => env,
-                Err(e) => return retry_later(entry, format!("not sealed yet: {e:#}")),
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    return advance(
+                        ctx,
+                        &mut entry,
+                        Happened::NotSealed(&why),
+                        WriteBatch::new(),
+                    );
+                }
             }
         }
     };
@@ -421,21 +491,39 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
     let request = message.encode();
     let MsgRequest::Deliver { envelope } = message;
     let answer = ctx.net.request(RequestProtocol::Msg, peer, request).await;
-    let response = match answer {
-        Err(e) => return retry_later(entry, format!("recipient not reached: {e}")),
-        Ok(bytes) => match MsgResponse::decode(&bytes) {
-            Ok(r) => r,
-            Err(e) => return retry_later(entry, format!("unreadable answer: {e}")),
-        },
+    let response = match answer.map(|bytes| MsgResponse::decode(&bytes)) {
+        Ok(Ok(r)) => r,
+        Err(e) => {
+            let why = format!("recipient not reached: {e}");
+            return advance(
+                ctx,
+                &mut entry,
+                Happened::NoReceipt(&why),
+                WriteBatch::new(),
+            );
+        }
+        Ok(Err(e)) => {
+            let why = format!("unreadable answer: {e}");
+            return advance(
+                ctx,
+                &mut entry,
+                Happened::NoReceipt(&why),
+                WriteBatch::new(),
+            );
+        }
     };
     match response {
         MsgResponse::Receipt { receipt } => {
             if let Err(e) = receipt.verify(&envelope) {
                 tracing::warn!("receipt for {record} refused: {e}");
-                return retry_later(entry, format!("bad receipt: {e}"));
+                let why = format!("bad receipt: {e}");
+                return advance(
+                    ctx,
+                    &mut entry,
+                    Happened::NoReceipt(&why),
+                    WriteBatch::new(),
+                );
             }
-            entry.state = DeliveryState::Delivered;
-            entry.detail = Some("delivered; signed receipt received".into());
             // The receipt is the proof of delivery: kept with the entry.
             let mut batch = WriteBatch::new();
             batch.put(
@@ -443,43 +531,32 @@ async fn attempt(ctx: &Ctx, record: &RecordId) -> anyhow::Result<()> {
                 okey(b'r', record),
                 qward_core::codec::encode_infallible(&receipt),
             );
-            save(ctx, &entry, batch)?;
+            advance(ctx, &mut entry, Happened::Receipt, batch)?;
             crate::metrics::Metrics::inc(&ctx.metrics.messages_sent);
             tracing::info!(
                 "{} {record} delivered to {}",
                 entry.kind,
                 label(ctx, &entry.to)
             );
-            if let Err(e) = ensure_anchor(ctx, record).await {
-                tracing::debug!("anchor of {record} not submitted yet: {e:#}");
-            }
+            // The note of this change wakes the delivery task, which anchors.
             Ok(())
         }
         MsgResponse::Refused { reason, retry } => {
             tracing::warn!("{} refused {record}: {reason}", label(ctx, &entry.to));
-            match retry {
-                Retry::Later => retry_later(entry, format!("refused for now: {reason}")),
-                Retry::Reseal => {
-                    ctx.keys.erase_peer(&ctx.store, &entry.to)?;
-                    let mut batch = WriteBatch::new();
-                    batch.delete(Column::Outbox, okey(b'v', record));
-                    entry.ciphertext_hash = None;
-                    entry.next_attempt_ms = now_ms();
-                    entry.detail = Some(format!("sealing again: {reason}"));
-                    save(ctx, &entry, batch)
-                }
-                Retry::Never => {
-                    entry.state = DeliveryState::Failed;
-                    entry.detail = Some(format!("refused by the recipient: {reason}"));
-                    save(ctx, &entry, WriteBatch::new())
-                }
-            }
+            let happened = Happened::Refused {
+                reason: &reason,
+                retry,
+            };
+            advance(ctx, &mut entry, happened, WriteBatch::new())
         }
     }
 }
 
 /// The FHIR JSON of a sent record, decrypted from the store.
-pub fn plaintext(ctx: &Ctx, entry: &OutboxEntry) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+pub fn plaintext(
+    ctx: &Messaging,
+    entry: &OutboxEntry,
+) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
     let record = entry.record_id;
     let at_rest = KeyStore::at_rest(&ctx.store, RecordSlot::Sent(&record))?
         .with_context(|| format!("record {record}'s key was erased: the record is gone"))?;
@@ -492,7 +569,7 @@ pub fn plaintext(ctx: &Ctx, entry: &OutboxEntry) -> anyhow::Result<zeroize::Zero
 
 /// Seals the record under the current key for its recipient and stores the
 /// envelope with the key's use count, in one batch.
-fn seal_now(ctx: &Ctx, entry: &mut OutboxEntry) -> anyhow::Result<Envelope> {
+fn seal_now(ctx: &Messaging, entry: &mut OutboxEntry) -> anyhow::Result<Envelope> {
     let record = entry.record_id;
     let payload = plaintext(ctx, entry)?;
     let header = EnvelopeHeader {
@@ -511,8 +588,7 @@ fn seal_now(ctx: &Ctx, entry: &mut OutboxEntry) -> anyhow::Result<Envelope> {
         })??;
     batch.put(Column::Outbox, okey(b'v', &record), envelope.to_bytes());
     entry.ciphertext_hash = Some(anchor_hash(&envelope));
-    entry.state = DeliveryState::Sent;
-    entry.detail = Some(format!("sealed under key {}", envelope.key_id));
-    save(ctx, entry, batch)?;
+    let sealed = format!("sealed under key {}", envelope.key_id);
+    advance(ctx, entry, Happened::Sealed(&sealed), batch)?;
     Ok(envelope)
 }
