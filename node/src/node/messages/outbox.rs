@@ -212,10 +212,11 @@ pub(crate) async fn run(
 ) {
     let mut join = tokio::task::JoinSet::new();
     let mut running = std::collections::HashSet::new();
-    // Anchors are checked when a block lands, when a record is delivered or
-    // received (and once at start), not polled.
+    // Every anchor is checked when a block lands (and once at start), not
+    // polled; a record just delivered is anchored at once, alone.
     let mut views = ctx.views.clone();
     let mut anchors_due = true;
+    let mut delivered = Vec::new();
     let mut last_key_expiry = std::time::Instant::now();
     loop {
         while let Some(done) = join.try_join_next() {
@@ -239,8 +240,11 @@ pub(crate) async fn run(
             }
         }
         if std::mem::take(&mut anchors_due) {
-            check_anchors(&ctx, &index).await;
+            delivered.clear();
+            check_anchors(&ctx, &index.unanchored()).await;
             super::inbox::check_anchors(&ctx, &mut index);
+        } else if !delivered.is_empty() {
+            check_anchors(&ctx, &std::mem::take(&mut delivered)).await;
         }
         if last_key_expiry.elapsed() >= Duration::from_secs(1) {
             last_key_expiry = std::time::Instant::now();
@@ -258,10 +262,10 @@ pub(crate) async fn run(
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             Some(note) = notes.recv() => {
-                anchors_due |= apply(&mut index, note);
+                delivered.extend(apply(&mut index, note));
                 // Everything noted so far, at once.
                 while let Ok(note) = notes.try_recv() {
-                    anchors_due |= apply(&mut index, note);
+                    delivered.extend(apply(&mut index, note));
                 }
             }
             Some(done) = join.join_next(), if !join.is_empty() => {
@@ -278,9 +282,10 @@ pub(crate) async fn run(
     join.abort_all();
 }
 
-/// Applies a stored change to the index; answers whether anchors are to be
-/// looked at (a record delivered or received).
-pub(crate) fn apply(index: &mut Index, note: Note) -> bool {
+/// Applies a stored change to the index; answers the record to anchor now
+/// if one was just delivered. (A received record's anchor cannot be on the
+/// chain before its receipt left: it is checked when the next block lands.)
+pub(crate) fn apply(index: &mut Index, note: Note) -> Option<RecordId> {
     match note {
         Note::Outbox {
             record,
@@ -288,22 +293,22 @@ pub(crate) fn apply(index: &mut Index, note: Note) -> bool {
             next_ms,
         } => {
             index.track_outbox(record, state, next_ms);
-            state == DeliveryState::Delivered
+            (state == DeliveryState::Delivered).then_some(record)
         }
         Note::Received(sender, record) => {
             index.set_checked(&(sender, record), false);
-            true
+            None
         }
     }
 }
 
-/// Marks delivered records anchored once their anchor is final, and keeps
+/// Marks delivered `records` anchored once their anchor is final, and keeps
 /// each one's anchor transaction in flight (see [`anchor_step`]). Only the
 /// delivery task runs this, one record at a time, so no two steps for one
 /// record overlap.
-async fn check_anchors(ctx: &Messaging, index: &Index) {
-    for record in index.unanchored() {
-        if let Err(e) = anchor_step(ctx, &record).await {
+async fn check_anchors(ctx: &Messaging, records: &[RecordId]) {
+    for record in records {
+        if let Err(e) = anchor_step(ctx, record).await {
             tracing::debug!("anchor of {record} not submitted yet: {e:#}");
         }
     }

@@ -136,23 +136,16 @@ fn the_index_tracks_each_state_and_due_time() {
         state,
         next_ms,
     };
-    assert!(!outbox::apply(
-        &mut index,
-        note(a, DeliveryState::Queued, 500)
-    ));
-    assert!(!outbox::apply(
-        &mut index,
-        note(b, DeliveryState::Sent, 100)
-    ));
+    let queued = outbox::apply(&mut index, note(a, DeliveryState::Queued, 500));
+    let sent = outbox::apply(&mut index, note(b, DeliveryState::Sent, 100));
+    assert_eq!((queued, sent), (None, None), "nothing to anchor yet");
     assert_eq!(index.due(400, 10), vec![b]);
     assert_eq!(index.due(1000, 10), vec![b, a], "soonest first");
     assert_eq!(index.due(1000, 1), vec![b], "at most the limit");
     assert_eq!(index.next_due(), Some(100));
-    // Delivered: no longer due, its anchor awaited (and looked at now).
-    assert!(outbox::apply(
-        &mut index,
-        note(b, DeliveryState::Delivered, 0)
-    ));
+    // Delivered: no longer due, its anchor awaited (and anchored now).
+    let delivered = outbox::apply(&mut index, note(b, DeliveryState::Delivered, 0));
+    assert_eq!(delivered, Some(b));
     assert_eq!(index.due(1000, 10), vec![a]);
     assert_eq!(index.unanchored(), vec![b]);
     // Anchored or failed: forgotten.
@@ -161,7 +154,7 @@ fn the_index_tracks_each_state_and_due_time() {
     assert!(index.due(u64::MAX, 10).is_empty() && index.unanchored().is_empty());
     // A received record is checked until its anchor is found.
     let sender = AccountId([9; 32]);
-    assert!(outbox::apply(&mut index, Note::Received(sender, a)));
+    assert_eq!(outbox::apply(&mut index, Note::Received(sender, a)), None);
     assert_eq!(index.unchecked(), vec![(sender, a)]);
     index.set_checked(&(sender, a), true);
     assert!(index.unchecked().is_empty());
