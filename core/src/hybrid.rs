@@ -1,26 +1,43 @@
-//! Hybrid key agreement: a signed X25519 exchange, the session transcript, and
-//! the derivation that binds the QKD key, the X25519 secret and the transcript
-//! into one 32-byte session key (DESIGN section 3.9).
+//! Hybrid key agreement: a signed X25519 exchange and an ML-KEM-768 (FIPS
+//! 203) encapsulation, the session transcript, and the derivation that binds
+//! the QKD key, both shared secrets and the transcript into one 32-byte
+//! session key (DESIGN section 3.9).
 //!
-//! An attacker must break both the QKD key and X25519 to learn the key: the
-//! derivation is `blake3::derive_key("qward hybrid v1", qkd_key ||
-//! x25519_shared || transcript_hash)`. The X25519 offers are signed by the node
-//! identities (domain `qward/hybrid/offer/v1`) over the session id, both
-//! accounts and the ephemeral public key, so a man in the middle cannot
-//! substitute his own ephemeral key.
+//! The derivation is `blake3::derive_key("qward hybrid v2", qkd_key ||
+//! x25519_shared || mlkem768_shared || transcript_hash)`: the key is secret
+//! while any one of its three inputs is. What that is worth differs:
+//! - the BB84 share is simulated (its messages travel inside the classical,
+//!   Noise-encrypted session), so it adds no secrecy against anyone who
+//!   breaks or records that session; with a real QKD link (an ETSI GS QKD
+//!   014 key source) it would be a real one;
+//! - X25519 falls to a large quantum computer;
+//! - ML-KEM-768 is what keeps a recording of today's traffic secret against
+//!   a future quantum computer ("harvest now, decrypt later").
 //!
-//! Order of a session, as the node drives it (both sides do the same):
+//! The initiator's offer carries its X25519 ephemeral key and an ML-KEM-768
+//! encapsulation key; the responder's carries its X25519 ephemeral key and the
+//! ML-KEM ciphertext encapsulated to that key. Each offer is signed by its
+//! node identity (domain `qward/hybrid/offer/v2`) over the session id, both
+//! accounts and the offer's keys, so a man in the middle can substitute
+//! neither; both offers enter the transcript, which the key confirmation
+//! covers.
+//!
+//! Order of a session, as the node drives it:
 //! 1. `Transcript::new(session, initiator, responder)`;
-//! 2. `transcript.absorb(label, bytes)` for every classical QKD message, in
+//! 2. the initiator makes a [`Handshake::initiate`] and sends its offer; the
+//!    responder answers with [`Handshake::respond`] (verifies the offer,
+//!    encapsulates, and has its shared secrets at once); the initiator
+//!    calls [`Handshake::finish`] on the responder's offer;
+//! 3. `transcript.absorb(label, bytes)` for every classical QKD message, in
 //!    the order they were sent;
-//! 3. each side makes a [`Handshake`], sends its [`HandshakeOffer`], and on
-//!    receiving the peer's calls [`Handshake::finish`];
 //! 4. `transcript.absorb_offers(initiator_offer, responder_offer)`;
-//! 5. [`derive_hybrid_key`] with the QKD key, the X25519 secret and
+//! 5. [`derive_hybrid_key`] with the QKD key, the [`HybridShared`] secrets and
 //!    `transcript.hash()`.
 
 use std::fmt;
 
+use ml_kem::kem::{Decapsulate, Encapsulate, Kem, KeyExport};
+use ml_kem::{MlKem768, ml_kem_768};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use x25519_dalek::{EphemeralSecret, PublicKey};
@@ -30,15 +47,20 @@ use crate::codec;
 use crate::identity::{AccountId, Identity, Sig, verify};
 
 /// The blake3 context of the final key derivation (DESIGN section 3.9).
-pub const HYBRID_CONTEXT: &str = "qward hybrid v1";
+pub const HYBRID_CONTEXT: &str = "qward hybrid v2";
 /// The signature domain of a handshake offer.
-pub const OFFER_DOMAIN: &str = "qward/hybrid/offer/v1";
+pub const OFFER_DOMAIN: &str = "qward/hybrid/offer/v2";
 /// The blake3 context that keys the running transcript hash.
 pub const TRANSCRIPT_CONTEXT: &str = "qward transcript v1";
 /// The shortest QKD key accepted into a derivation (128 bits).
 pub const MIN_QKD_KEY_BYTES: usize = 16;
-/// The largest encoded offer accepted from the network.
-pub const MAX_OFFER_BYTES: usize = 256;
+/// The largest encoded offer accepted from the network (an ML-KEM-768
+/// encapsulation key, an X25519 key, a signature and framing).
+pub const MAX_OFFER_BYTES: usize = 2048;
+/// Bytes of an ML-KEM-768 encapsulation key (FIPS 203, table 3).
+pub const MLKEM768_EK_BYTES: usize = 1184;
+/// Bytes of an ML-KEM-768 ciphertext (FIPS 203, table 3).
+pub const MLKEM768_CT_BYTES: usize = 1088;
 
 /// Why a key agreement step failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +75,11 @@ pub enum HybridError {
     /// would be predictable.
     #[error("peer {peer} sent a low-order X25519 key: the exchange is refused")]
     NonContributory { peer: AccountId },
+    /// The ML-KEM part of an offer is not an encapsulation key (from the
+    /// initiator) or a ciphertext (from the responder) of ML-KEM-768, or the
+    /// key fails FIPS 203's modulus check.
+    #[error("peer {peer} sent an invalid ML-KEM-768 {what}: the exchange is refused")]
+    BadKem { peer: AccountId, what: &'static str },
     /// The QKD stage produced too short a key (or aborted).
     #[error(
         "QKD key of {len} bytes is shorter than the {min}-byte minimum: run the QKD session again"
@@ -144,18 +171,26 @@ impl fmt::Debug for HybridKey {
     }
 }
 
-/// The X25519 shared secret of one session. Zeroized on drop, never printed.
-pub struct X25519Shared(Zeroizing<[u8; 32]>);
+/// The classical shared secrets of one session: X25519 and ML-KEM-768.
+/// Zeroized on drop, never printed.
+pub struct HybridShared {
+    x25519: Zeroizing<[u8; 32]>,
+    mlkem: Zeroizing<[u8; 32]>,
+}
 
-impl X25519Shared {
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+impl HybridShared {
+    pub fn x25519(&self) -> &[u8; 32] {
+        &self.x25519
+    }
+
+    pub fn mlkem(&self) -> &[u8; 32] {
+        &self.mlkem
     }
 }
 
-impl fmt::Debug for X25519Shared {
+impl fmt::Debug for HybridShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("X25519Shared(<redacted>)")
+        f.write_str("HybridShared(<redacted>)")
     }
 }
 
@@ -226,10 +261,12 @@ impl Transcript {
     }
 }
 
-/// One side's signed X25519 ephemeral public key.
+/// One side's signed keys: its X25519 ephemeral public key and its ML-KEM
+/// part (the initiator's encapsulation key, or the responder's ciphertext).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandshakeOffer {
     pub ephemeral_public: [u8; 32],
+    pub kem: Vec<u8>,
     pub signature: Sig,
 }
 
@@ -240,6 +277,7 @@ struct OfferBody<'a> {
     signer: &'a AccountId,
     recipient: &'a AccountId,
     ephemeral_public: &'a [u8; 32],
+    kem: &'a [u8],
 }
 
 fn offer_body(
@@ -247,13 +285,44 @@ fn offer_body(
     signer: &AccountId,
     recipient: &AccountId,
     ephemeral_public: &[u8; 32],
+    kem: &[u8],
 ) -> Vec<u8> {
     codec::encode_infallible(&OfferBody {
         session,
         signer,
         recipient,
         ephemeral_public,
+        kem,
     })
+}
+
+fn sign_offer(
+    identity: &Identity,
+    session: &SessionId,
+    peer: &AccountId,
+    ephemeral_public: [u8; 32],
+    kem: Vec<u8>,
+) -> HandshakeOffer {
+    let body = offer_body(session, &identity.account(), peer, &ephemeral_public, &kem);
+    HandshakeOffer {
+        ephemeral_public,
+        signature: identity.sign(OFFER_DOMAIN, &body),
+        kem,
+    }
+}
+
+/// The X25519 secret with the peer's offered key, refused when not
+/// contributory (a low-order point would make it predictable).
+fn x25519(
+    secret: EphemeralSecret,
+    peer: &AccountId,
+    offer: &HandshakeOffer,
+) -> Result<Zeroizing<[u8; 32]>, HybridError> {
+    let shared = secret.diffie_hellman(&PublicKey::from(offer.ephemeral_public));
+    if !shared.was_contributory() {
+        return Err(HybridError::NonContributory { peer: *peer });
+    }
+    Ok(Zeroizing::new(shared.to_bytes()))
 }
 
 impl HandshakeOffer {
@@ -264,7 +333,13 @@ impl HandshakeOffer {
         signer: &AccountId,
         recipient: &AccountId,
     ) -> Result<(), HybridError> {
-        let body = offer_body(session, signer, recipient, &self.ephemeral_public);
+        let body = offer_body(
+            session,
+            signer,
+            recipient,
+            &self.ephemeral_public,
+            &self.kem,
+        );
         verify(signer, OFFER_DOMAIN, &body, &self.signature)
             .map_err(|_| HybridError::BadOfferSignature { peer: *signer })
     }
@@ -278,12 +353,15 @@ impl HandshakeOffer {
     }
 }
 
-/// One side of the X25519 exchange: the ephemeral secret and the signed offer.
+/// The initiator's side of the exchange: its X25519 ephemeral secret, its
+/// ML-KEM-768 decapsulation key, and the signed offer carrying both public
+/// halves. (The responder needs no state: [`Handshake::respond`].)
 pub struct Handshake {
     session: SessionId,
     local: AccountId,
     peer: AccountId,
     secret: EphemeralSecret,
+    kem: ml_kem_768::DecapsulationKey,
     offer: HandshakeOffer,
 }
 
@@ -298,29 +376,31 @@ impl fmt::Debug for Handshake {
 }
 
 impl Handshake {
-    /// Draws an ephemeral secret from `rng` and signs its public key.
-    pub fn new<R: CryptoRng + ?Sized>(
+    /// Draws an X25519 ephemeral secret and an ML-KEM-768 key pair from
+    /// `rng`, and signs the public halves for `peer`.
+    pub fn initiate<R: CryptoRng + ?Sized>(
         identity: &Identity,
         session: SessionId,
         peer: AccountId,
         rng: &mut R,
     ) -> Self {
-        let secret = EphemeralSecret::random_from_rng(rng);
+        let secret = EphemeralSecret::random_from_rng(&mut *rng);
         let ephemeral_public = PublicKey::from(&secret).to_bytes();
-        let local = identity.account();
-        let signature = identity.sign(
-            OFFER_DOMAIN,
-            &offer_body(&session, &local, &peer, &ephemeral_public),
+        let (kem, ek) = MlKem768::generate_keypair_from_rng(&mut &mut *rng);
+        let offer = sign_offer(
+            identity,
+            &session,
+            &peer,
+            ephemeral_public,
+            ek.to_bytes().to_vec(),
         );
         Handshake {
             session,
-            local,
+            local: identity.account(),
             peer,
             secret,
-            offer: HandshakeOffer {
-                ephemeral_public,
-                signature,
-            },
+            kem,
+            offer,
         }
     }
 
@@ -329,25 +409,77 @@ impl Handshake {
         &self.offer
     }
 
-    /// Verifies the peer's offer and computes the shared secret. Consumes the
-    /// ephemeral secret: one handshake, one exchange.
-    pub fn finish(self, peer_offer: &HandshakeOffer) -> Result<X25519Shared, HybridError> {
+    /// The responder's side, in one step: verifies the initiator's offer,
+    /// encapsulates to its ML-KEM key, and answers the signed offer to send
+    /// back with the shared secrets.
+    pub fn respond<R: CryptoRng + ?Sized>(
+        identity: &Identity,
+        session: SessionId,
+        initiator: AccountId,
+        initiator_offer: &HandshakeOffer,
+        rng: &mut R,
+    ) -> Result<(HandshakeOffer, HybridShared), HybridError> {
+        let local = identity.account();
+        initiator_offer.verify(&session, &initiator, &local)?;
+        let bad_key = || HybridError::BadKem {
+            peer: initiator,
+            what: "encapsulation key",
+        };
+        let ek_bytes = initiator_offer
+            .kem
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad_key())?;
+        let ek = ml_kem_768::EncapsulationKey::new(ek_bytes).map_err(|_| bad_key())?;
+        let (ct, mlkem) = ek.encapsulate_with_rng(&mut *rng);
+        let secret = EphemeralSecret::random_from_rng(&mut *rng);
+        let ephemeral_public = PublicKey::from(&secret).to_bytes();
+        let x25519 = x25519(secret, &initiator, initiator_offer)?;
+        let offer = sign_offer(
+            identity,
+            &session,
+            &initiator,
+            ephemeral_public,
+            ct.to_vec(),
+        );
+        let shared = HybridShared {
+            x25519,
+            mlkem: Zeroizing::new(mlkem.into()),
+        };
+        Ok((offer, shared))
+    }
+
+    /// The initiator's end: verifies the responder's offer and computes both
+    /// shared secrets. Consumes the secrets: one handshake, one exchange. A
+    /// ciphertext that is not the responder's encapsulation decapsulates to
+    /// an unrelated secret (FIPS 203's implicit rejection), which key
+    /// confirmation then refuses.
+    pub fn finish(self, peer_offer: &HandshakeOffer) -> Result<HybridShared, HybridError> {
         peer_offer.verify(&self.session, &self.peer, &self.local)?;
-        let shared = self
-            .secret
-            .diffie_hellman(&PublicKey::from(peer_offer.ephemeral_public));
-        if !shared.was_contributory() {
-            return Err(HybridError::NonContributory { peer: self.peer });
-        }
-        Ok(X25519Shared(Zeroizing::new(shared.to_bytes())))
+        let ct: &[u8; MLKEM768_CT_BYTES] =
+            peer_offer
+                .kem
+                .as_slice()
+                .try_into()
+                .map_err(|_| HybridError::BadKem {
+                    peer: self.peer,
+                    what: "ciphertext",
+                })?;
+        let mlkem = self.kem.decapsulate(&(*ct).into());
+        let x25519 = x25519(self.secret, &self.peer, peer_offer)?;
+        Ok(HybridShared {
+            x25519,
+            mlkem: Zeroizing::new(mlkem.into()),
+        })
     }
 }
 
-/// The final key: `blake3::derive_key("qward hybrid v1", qkd_key ||
-/// x25519_shared || transcript_hash)`, with its id from the transcript.
+/// The final key: `blake3::derive_key("qward hybrid v2", qkd_key ||
+/// x25519_shared || mlkem768_shared || transcript_hash)`, with its id from
+/// the transcript.
 pub fn derive_hybrid_key(
     qkd_key: &[u8],
-    x25519: &X25519Shared,
+    shared: &HybridShared,
     transcript: &TranscriptHash,
 ) -> Result<HybridKey, HybridError> {
     if qkd_key.len() < MIN_QKD_KEY_BYTES {
@@ -356,9 +488,10 @@ pub fn derive_hybrid_key(
             min: MIN_QKD_KEY_BYTES,
         });
     }
-    let mut material = Zeroizing::new(Vec::with_capacity(qkd_key.len() + 64));
+    let mut material = Zeroizing::new(Vec::with_capacity(qkd_key.len() + 96));
     material.extend_from_slice(qkd_key);
-    material.extend_from_slice(x25519.as_bytes());
+    material.extend_from_slice(shared.x25519());
+    material.extend_from_slice(shared.mlkem());
     material.extend_from_slice(&transcript.0);
     Ok(HybridKey {
         id: KeyId::from_transcript(transcript),
@@ -366,5 +499,7 @@ pub fn derive_hybrid_key(
     })
 }
 
+#[cfg(test)]
+mod fips203_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,6 @@
-//! Tests of the hybrid key agreement: agreement, input sensitivity, forged offers.
+//! Tests of the hybrid key agreement: agreement, input sensitivity, forged
+//! offers, the ML-KEM-768 part (a changed ciphertext or key is refused or
+//! gives another key).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -42,11 +44,10 @@ fn run(
         ta.absorb("qkd", msg);
         tb.absorb("qkd", msg);
     }
-    let ha = Handshake::new(&s.alice, s.session, b, rng);
-    let hb = Handshake::new(&s.bob, s.session, a, rng);
-    let (oa, ob) = (ha.offer().clone(), hb.offer().clone());
+    let ha = Handshake::initiate(&s.alice, s.session, b, rng);
+    let oa = ha.offer().clone();
+    let (ob, xb) = Handshake::respond(&s.bob, s.session, a, &oa, rng).unwrap();
     let xa = ha.finish(&ob).unwrap();
-    let xb = hb.finish(&oa).unwrap();
     ta.absorb_offers(&oa, &ob);
     tb.absorb_offers(&oa, &ob);
     (
@@ -67,8 +68,11 @@ fn both_sides_derive_the_same_key_and_id() {
 #[test]
 fn each_input_alone_changes_the_key() {
     let (_, mut rng) = session(2);
-    let x1 = X25519Shared(Zeroizing::new([1; 32]));
-    let x2 = X25519Shared(Zeroizing::new([2; 32]));
+    let shared = |x: u8, m: u8| HybridShared {
+        x25519: Zeroizing::new([x; 32]),
+        mlkem: Zeroizing::new([m; 32]),
+    };
+    let (x1, x2, m2) = (shared(1, 6), shared(2, 6), shared(1, 7));
     let t1 = TranscriptHash([3; 32]);
     let t2 = TranscriptHash([4; 32]);
     let q1 = [5u8; 32];
@@ -78,7 +82,11 @@ fn each_input_alone_changes_the_key() {
     // An attacker who knows the QKD key still faces the X25519 secret.
     let other_x = derive_hybrid_key(&q1, &x2, &t1).unwrap();
     assert_ne!(base.secret_bytes(), other_x.secret_bytes());
-    // An attacker who breaks X25519 still faces the QKD key.
+    // An attacker who breaks X25519 (a quantum computer, later) still faces
+    // ML-KEM-768 ...
+    let other_m = derive_hybrid_key(&q1, &m2, &t1).unwrap();
+    assert_ne!(base.secret_bytes(), other_m.secret_bytes());
+    // ... and the QKD key.
     let other_q = derive_hybrid_key(&q2, &x1, &t1).unwrap();
     assert_ne!(base.secret_bytes(), other_q.secret_bytes());
     let other_t = derive_hybrid_key(&q1, &x1, &t2).unwrap();
@@ -87,6 +95,7 @@ fn each_input_alone_changes_the_key() {
     // The derivation is the documented one.
     let mut material = q1.to_vec();
     material.extend_from_slice(&[1; 32]);
+    material.extend_from_slice(&[6; 32]);
     material.extend_from_slice(&[3; 32]);
     assert_eq!(
         base.secret_bytes(),
@@ -131,38 +140,147 @@ fn forged_or_misdirected_offers_are_rejected() {
     let (s, mut rng) = session(6);
     let (a, b) = (s.alice.account(), s.bob.account());
     let mallory = Identity::generate(&mut rng);
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let open = alice.offer().clone();
 
-    // Mallory signs her own offer but claims to be Bob.
-    let forged = Handshake::new(&mallory, s.session, a, &mut rng)
-        .offer()
-        .clone();
-    let ha = Handshake::new(&s.alice, s.session, b, &mut rng);
+    // Mallory cannot answer an offer Alice made to Bob ...
     assert_eq!(
-        ha.finish(&forged).unwrap_err(),
+        Handshake::respond(&mallory, s.session, a, &open, &mut rng).unwrap_err(),
+        HybridError::BadOfferSignature { peer: a }
+    );
+    // ... and her answer to an offer Alice made to her is not Bob's.
+    let to_mallory = Handshake::initiate(&s.alice, s.session, mallory.account(), &mut rng);
+    let (forged, _) =
+        Handshake::respond(&mallory, s.session, a, to_mallory.offer(), &mut rng).unwrap();
+    assert_eq!(
+        Handshake::initiate(&s.alice, s.session, b, &mut rng)
+            .finish(&forged)
+            .unwrap_err(),
         HybridError::BadOfferSignature { peer: b }
     );
 
-    // Bob's real offer with Mallory's ephemeral key swapped in.
-    let mut tampered = Handshake::new(&s.bob, s.session, a, &mut rng)
+    // Bob's real answer with Mallory's X25519 key, or her ML-KEM
+    // ciphertext, swapped in: the signature no longer covers it.
+    let (real, _) = Handshake::respond(&s.bob, s.session, a, &open, &mut rng).unwrap();
+    let mut tampered = real.clone();
+    tampered.ephemeral_public = forged.ephemeral_public;
+    assert!(matches!(
+        alice.finish(&tampered),
+        Err(HybridError::BadOfferSignature { .. })
+    ));
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let (real, _) = Handshake::respond(&s.bob, s.session, a, alice.offer(), &mut rng).unwrap();
+    let mut tampered = real.clone();
+    tampered.kem = forged.kem.clone();
+    assert!(matches!(
+        alice.finish(&tampered),
+        Err(HybridError::BadOfferSignature { .. })
+    ));
+
+    // Alice's offer with another encapsulation key: Bob refuses it.
+    let mut other_key = Handshake::initiate(&s.alice, s.session, b, &mut rng)
         .offer()
         .clone();
-    tampered.ephemeral_public = forged.ephemeral_public;
-    let ha = Handshake::new(&s.alice, s.session, b, &mut rng);
+    other_key.kem = Handshake::initiate(&s.alice, s.session, b, &mut rng)
+        .offer()
+        .kem
+        .clone();
     assert!(matches!(
-        ha.finish(&tampered),
+        Handshake::respond(&s.bob, s.session, a, &other_key, &mut rng),
         Err(HybridError::BadOfferSignature { .. })
     ));
 
     // Bob's offer from another session is not accepted in this one.
     let other = SessionId::random(&mut rng);
-    let stale = Handshake::new(&s.bob, other, a, &mut rng).offer().clone();
-    let ha = Handshake::new(&s.alice, s.session, b, &mut rng);
-    assert!(ha.finish(&stale).is_err());
+    let elsewhere = Handshake::initiate(&s.alice, other, b, &mut rng);
+    let (stale, _) = Handshake::respond(&s.bob, other, a, elsewhere.offer(), &mut rng).unwrap();
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    assert!(alice.finish(&stale).is_err());
 
     // Alice's own offer reflected back to her is not Bob's.
-    let ha = Handshake::new(&s.alice, s.session, b, &mut rng);
-    let reflected = ha.offer().clone();
-    assert!(ha.finish(&reflected).is_err());
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let reflected = alice.offer().clone();
+    assert!(alice.finish(&reflected).is_err());
+}
+
+/// Signs `kem` (and `x25519`) as `signer`'s offer to `to`, whatever it holds.
+fn signed(
+    signer: &Identity,
+    to: &AccountId,
+    session: &SessionId,
+    x25519: [u8; 32],
+    kem: Vec<u8>,
+) -> HandshakeOffer {
+    sign_offer(signer, session, to, x25519, kem)
+}
+
+#[test]
+fn a_bad_ml_kem_part_is_refused_and_a_foreign_ciphertext_gives_another_key() {
+    let (s, mut rng) = session(10);
+    let (a, b) = (s.alice.account(), s.bob.account());
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let x = alice.offer().ephemeral_public;
+    // Signed by Alice, but not a valid encapsulation key: too short, or
+    // failing FIPS 203's modulus check (a coefficient of 4095 >= q).
+    let short = signed(&s.alice, &b, &s.session, x, vec![0; 100]);
+    let unreduced = signed(&s.alice, &b, &s.session, x, vec![0xff; MLKEM768_EK_BYTES]);
+    for offer in [short, unreduced] {
+        assert_eq!(
+            Handshake::respond(&s.bob, s.session, a, &offer, &mut rng).unwrap_err(),
+            HybridError::BadKem {
+                peer: a,
+                what: "encapsulation key"
+            }
+        );
+    }
+    // Signed by Bob, a ciphertext of the wrong length.
+    let (bob_offer, _) = Handshake::respond(&s.bob, s.session, a, alice.offer(), &mut rng).unwrap();
+    let wrong = signed(
+        &s.bob,
+        &a,
+        &s.session,
+        bob_offer.ephemeral_public,
+        vec![1; 1000],
+    );
+    assert_eq!(
+        Handshake::initiate(&s.alice, s.session, b, &mut rng)
+            .finish(&wrong)
+            .unwrap_err(),
+        HybridError::BadKem {
+            peer: b,
+            what: "ciphertext"
+        }
+    );
+    // Signed by Bob, a ciphertext encapsulated to another key: it
+    // decapsulates (implicit rejection) to a secret unlike Bob's, so the
+    // keys differ and key confirmation fails.
+    let other = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let (for_other, bob_shared) =
+        Handshake::respond(&s.bob, s.session, a, other.offer(), &mut rng).unwrap();
+    let misdirected = signed(
+        &s.bob,
+        &a,
+        &s.session,
+        for_other.ephemeral_public,
+        for_other.kem.clone(),
+    );
+    let alice_shared = alice.finish(&misdirected).unwrap();
+    assert_ne!(alice_shared.mlkem(), bob_shared.mlkem());
+}
+
+#[test]
+fn offers_carry_ml_kem_768_of_the_standard_sizes() {
+    let (s, mut rng) = session(11);
+    let (a, b) = (s.alice.account(), s.bob.account());
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    assert_eq!(alice.offer().kem.len(), MLKEM768_EK_BYTES);
+    let (bob, shared) = Handshake::respond(&s.bob, s.session, a, alice.offer(), &mut rng).unwrap();
+    assert_eq!(bob.kem.len(), MLKEM768_CT_BYTES);
+    assert!(alice.offer().to_bytes().len() <= MAX_OFFER_BYTES);
+    let mine = alice.finish(&bob).unwrap();
+    assert_eq!(mine.mlkem(), shared.mlkem());
+    assert_eq!(mine.x25519(), shared.x25519());
+    assert_ne!(mine.mlkem(), mine.x25519());
 }
 
 #[test]
@@ -171,23 +289,36 @@ fn low_order_peer_key_is_refused() {
     let (a, b) = (s.alice.account(), s.bob.account());
     // The identity point (all zeros) is low order; Bob signs it honestly,
     // but the exchange must still refuse it.
-    let zero = [0u8; 32];
-    let offer = HandshakeOffer {
-        ephemeral_public: zero,
-        signature: s
-            .bob
-            .sign(OFFER_DOMAIN, &offer_body(&s.session, &b, &a, &zero)),
-    };
-    let ha = Handshake::new(&s.alice, s.session, b, &mut rng);
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let (honest, _) = Handshake::respond(&s.bob, s.session, a, alice.offer(), &mut rng).unwrap();
+    let offer = signed(&s.bob, &a, &s.session, [0; 32], honest.kem);
     assert_eq!(
-        ha.finish(&offer).unwrap_err(),
+        alice.finish(&offer).unwrap_err(),
         HybridError::NonContributory { peer: b }
+    );
+    // And the same from the initiator's side.
+    let zero = signed(
+        &s.alice,
+        &b,
+        &s.session,
+        [0; 32],
+        Handshake::initiate(&s.alice, s.session, b, &mut rng)
+            .offer()
+            .kem
+            .clone(),
+    );
+    assert_eq!(
+        Handshake::respond(&s.bob, s.session, a, &zero, &mut rng).unwrap_err(),
+        HybridError::NonContributory { peer: a }
     );
 }
 
 #[test]
 fn short_qkd_key_is_refused() {
-    let x = X25519Shared(Zeroizing::new([1; 32]));
+    let x = HybridShared {
+        x25519: Zeroizing::new([1; 32]),
+        mlkem: Zeroizing::new([2; 32]),
+    };
     let err = derive_hybrid_key(&[0; 15], &x, &TranscriptHash([0; 32])).unwrap_err();
     assert_eq!(err, HybridError::QkdKeyTooShort { len: 15, min: 16 });
 }
@@ -199,20 +330,24 @@ fn secrets_do_not_print() {
     let dbg = format!("{ka:?}");
     assert!(dbg.contains(&ka.id().to_hex()));
     assert!(!dbg.contains(&hex::encode(ka.secret_bytes())));
-    let x = X25519Shared(Zeroizing::new([0xab; 32]));
+    let x = HybridShared {
+        x25519: Zeroizing::new([0xab; 32]),
+        mlkem: Zeroizing::new([0xab; 32]),
+    };
     assert!(!format!("{x:?}").contains("abab"));
-    let h = Handshake::new(&s.alice, s.session, s.bob.account(), &mut rng);
+    let h = Handshake::initiate(&s.alice, s.session, s.bob.account(), &mut rng);
     assert!(!format!("{h:?}").contains("secret"));
 }
 
 #[test]
 fn offer_bytes_round_trip_and_garbage_is_an_error() {
     let (s, mut rng) = session(9);
-    let h = Handshake::new(&s.alice, s.session, s.bob.account(), &mut rng);
+    let h = Handshake::initiate(&s.alice, s.session, s.bob.account(), &mut rng);
     let bytes = h.offer().to_bytes();
     assert_eq!(&HandshakeOffer::from_bytes(&bytes).unwrap(), h.offer());
     assert!(HandshakeOffer::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     assert!(HandshakeOffer::from_bytes(&[0; 300]).is_err());
+    assert!(HandshakeOffer::from_bytes(&vec![0xff; MAX_OFFER_BYTES + 1]).is_err());
 }
 
 #[test]
@@ -220,4 +355,24 @@ fn zeroize_clears_the_key() {
     let mut k = HybridKey::from_secret(KeyId([1; 16]), [0xcd; 32]);
     k.zeroize();
     assert_eq!(k.secret_bytes(), &[0; 32]);
+}
+
+#[test]
+fn the_transcript_covers_the_ml_kem_exchange() {
+    let (s, mut rng) = session(12);
+    let (a, b) = (s.alice.account(), s.bob.account());
+    let alice = Handshake::initiate(&s.alice, s.session, b, &mut rng);
+    let (bob, _) = Handshake::respond(&s.bob, s.session, a, alice.offer(), &mut rng).unwrap();
+    let hash = |i: &HandshakeOffer, r: &HandshakeOffer| {
+        let mut t = Transcript::new(s.session, a, b);
+        t.absorb_offers(i, r);
+        t.hash()
+    };
+    let base = hash(alice.offer(), &bob);
+    let mut other_ct = bob.clone();
+    other_ct.kem[0] ^= 1;
+    let mut other_ek = alice.offer().clone();
+    other_ek.kem[0] ^= 1;
+    assert_ne!(base, hash(alice.offer(), &other_ct));
+    assert_ne!(base, hash(&other_ek, &bob));
 }

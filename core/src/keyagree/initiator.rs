@@ -11,7 +11,7 @@ use super::{
     transcript_entry,
 };
 use crate::hybrid::{
-    Handshake, HandshakeOffer, HybridKey, SessionId, Transcript, X25519Shared, derive_hybrid_key,
+    Handshake, HandshakeOffer, HybridKey, HybridShared, SessionId, Transcript, derive_hybrid_key,
 };
 use crate::identity::{AccountId, Identity};
 use crate::qkd::{
@@ -42,7 +42,7 @@ pub struct Initiator {
     alice: Alice,
     my_offer: HandshakeOffer,
     peer_offer: Option<HandshakeOffer>,
-    shared: Option<X25519Shared>,
+    shared: Option<HybridShared>,
     transcript: Transcript,
     link: LinkModel,
     channel: Option<Channel>,
@@ -76,7 +76,7 @@ impl Initiator {
         let alice = Alice::new(params)?;
         let session = SessionId::random(rng);
         let local = identity.account();
-        let handshake = Handshake::new(identity, session, peer, rng);
+        let handshake = Handshake::initiate(identity, session, peer, rng);
         let my_offer = handshake.offer().clone();
         let open = AgreeRequest::Open {
             session,

@@ -1,16 +1,17 @@
 //! Key agreement between two nodes (protocol `/qward/qkd/1`), sans-IO: the
 //! wire messages, the simulated link both ends agree on, and the two session
 //! machines ([`Initiator`], [`Responder`]) that wrap the BB84 Alice and Bob
-//! machines with the signed X25519 exchange, the transcript, the hybrid key
-//! derivation and key confirmation.
+//! machines with the signed X25519 + ML-KEM-768 exchange, the transcript,
+//! the hybrid key derivation and key confirmation.
 //!
 //! Flow (I = initiator, runs Alice; R = responder, runs Bob). Every step is
 //! one request from I and R's response, so the carrier is plain
 //! request-response:
-//! 1. I->R `Open` (session id, I's signed X25519 offer, I's link model);
-//!    R->I `Opened` (R's offer, the effective link: the worse of both ends'
-//!    settings on every parameter, so an eavesdropper configured at either
-//!    end is on the link).
+//! 1. I->R `Open` (session id, I's signed offer: an X25519 key and an
+//!    ML-KEM-768 encapsulation key; I's link model); R->I `Opened` (R's
+//!    signed offer: an X25519 key and the ML-KEM ciphertext encapsulated to
+//!    I's key; the effective link: the worse of both ends' settings on every
+//!    parameter, so an eavesdropper configured at either end is on the link).
 //! 2. I->R `Qkd` with each Alice message in order (the `Qubits` batches pass
 //!    through the channel model of the effective link, Eve included, before
 //!    they leave I); R->I `Qkd` with Bob's replies (possibly none).
@@ -20,8 +21,9 @@
 //!
 //! Both sides absorb every classical message, in the order sent, into the
 //! transcript (the qubits are the quantum channel and are not), then both
-//! offers; the hybrid key is `derive_key("qward hybrid v1", qkd || x25519 ||
-//! transcript)` (see [`crate::hybrid`]).
+//! offers (with their ML-KEM parts); the hybrid key is `derive_key("qward
+//! hybrid v2", qkd || x25519 || mlkem768 || transcript)` (see
+//! [`crate::hybrid`]), so a changed ML-KEM ciphertext fails confirmation.
 
 mod initiator;
 mod responder;

@@ -8,7 +8,7 @@ use super::{
     transcript_entry,
 };
 use crate::hybrid::{
-    Handshake, HandshakeOffer, SessionId, Transcript, X25519Shared, derive_hybrid_key,
+    Handshake, HandshakeOffer, HybridShared, SessionId, Transcript, derive_hybrid_key,
 };
 use crate::identity::{AccountId, Identity};
 use crate::qkd::{AbortReason, Bob, Phase, QkdMessage, QkdReport};
@@ -40,7 +40,7 @@ pub struct Responder {
     bob: Bob,
     my_offer: HandshakeOffer,
     peer_offer: HandshakeOffer,
-    shared: X25519Shared,
+    shared: HybridShared,
     transcript: Transcript,
     link: LinkModel,
     policy: ResponderPolicy,
@@ -83,9 +83,7 @@ impl Responder {
         link.validate()?;
         let effective = their_link.combine(&link);
         let local = identity.account();
-        let handshake = Handshake::new(identity, session, initiator, rng);
-        let my_offer = handshake.offer().clone();
-        let shared = handshake.finish(&offer)?;
+        let (my_offer, shared) = Handshake::respond(identity, session, initiator, &offer, rng)?;
         let responder = Responder {
             session,
             local,

@@ -282,3 +282,58 @@ fn garbage_never_panics_the_decoders() {
         let _ = AgreeResponse::decode(&bytes);
     }
 }
+
+#[test]
+fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
+    let mut rng = ChaCha12Rng::seed_from_u64(21);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let (init, open) =
+        Initiator::new(&a, b.account(), params(), LinkModel::default(), &mut rng).unwrap();
+    // The initiator's encapsulation key changed in transit: the responder
+    // refuses the offer (its signature covers the key).
+    let copy = AgreeRequest::decode(&open.encode().unwrap()).unwrap();
+    let AgreeRequest::Open {
+        session,
+        mut offer,
+        link,
+    } = copy
+    else {
+        unreachable!()
+    };
+    offer.kem[100] ^= 1;
+    let changed = AgreeRequest::Open {
+        session,
+        offer,
+        link,
+    };
+    let refused = Responder::open(
+        &b,
+        a.account(),
+        changed,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        &mut rng,
+    );
+    assert!(refused.is_err(), "a changed ML-KEM key is refused");
+    // The responder's ciphertext changed in transit: the initiator refuses
+    // it and ends the session with no key.
+    let (_, opened) = Responder::open(
+        &b,
+        a.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        &mut rng,
+    )
+    .unwrap();
+    let AgreeResponse::Opened { mut offer, link } = opened else {
+        unreachable!()
+    };
+    offer.kem[7] ^= 1;
+    let mut init = init;
+    match init.on_response(AgreeResponse::Opened { offer, link }, &mut rng) {
+        InitiatorStep::Finished(outcome) => assert!(outcome.key.is_none()),
+        InitiatorStep::Send(_) => panic!("a changed ML-KEM ciphertext must end the session"),
+    }
+}

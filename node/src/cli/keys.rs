@@ -23,7 +23,9 @@ pub struct KeysArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
-    /// Run a key agreement (BB84 + X25519) with a peer now, and wait for it.
+    /// Run a key agreement (BB84 + X25519 + ML-KEM-768) with a peer now, and wait
+    /// for it. Exits 2 when an eavesdropper is detected, 1 when the session
+    /// could not run or ended for another reason.
     Agree {
         /// A name from contacts, an account (hex) or a peer id.
         peer: String,

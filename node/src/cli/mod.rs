@@ -24,7 +24,7 @@ pub mod tx;
 /// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
 ///
 /// Every hospital, doctor, patient and auditor runs one. Peers agree on keys
-/// with simulated BB84 plus X25519, exchange encrypted health records, and
+/// with simulated BB84 plus X25519 and ML-KEM-768, exchange encrypted health records, and
 /// hospitals keep a permissioned proof-of-authority chain of membership,
 /// consent, record anchors and key-session audits.
 #[derive(Debug, Parser)]

@@ -52,7 +52,7 @@ pub use libp2p::{Multiaddr, PeerId};
 pub enum RequestProtocol {
     /// Block sync: `/qward/sync/1`.
     Sync,
-    /// Key agreement (BB84 + X25519): `/qward/qkd/1`.
+    /// Key agreement (BB84 + X25519 + ML-KEM-768): `/qward/qkd/1`.
     Qkd,
     /// Encrypted health-record messaging: `/qward/msg/1`.
     Msg,
