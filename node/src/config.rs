@@ -62,7 +62,7 @@ pub struct Config {
 pub struct KeyAgreementConfig {
     /// Qubits Alice sends per session.
     pub qubits: u64,
-    /// Abort when the QBER upper bound exceeds this; as responder, refuse
+    /// Abort when the observed QBER exceeds this; as responder, refuse
     /// initiators proposing a laxer threshold.
     pub max_qber: f64,
     /// Envelopes one key may seal before a new session is run.
@@ -313,7 +313,7 @@ impl Config {
             out.push_str("]\n");
         }
         let k = &self.key_agreement;
-        out.push_str("\n# Key agreement (simulated BB84 + X25519) with each peer.\n");
+        out.push_str("\n# Key agreement (simulated BB84 + X25519 + ML-KEM-768) with each peer.\n");
         out.push_str("[key_agreement]\n");
         out.push_str("# Qubits per session, and the QBER bound above which a session aborts.\n");
         out.push_str(&format!(

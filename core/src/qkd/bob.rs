@@ -10,6 +10,7 @@ use super::bits::PackedBits;
 use super::cascade::CascadeBob;
 use super::error::QkdError;
 use super::estimate::{sample_positions, split_sample};
+use super::finite_key::secure_key_length;
 use super::key::SecretKey;
 use super::protocol::{
     Estimated, ProtocolParams, QkdMessage, final_length, finish_estimate, key_impossible,
@@ -217,11 +218,27 @@ impl Bob {
                 let errors = sample.hamming_distance(&alice_sample)?;
                 let est = finish_estimate(&mut self.report, &params, errors, key_len);
                 self.phase = Phase::Estimating;
-                if est.qber_upper > params.max_qber {
+                // The observed QBER against the tolerance decides whether
+                // someone is on the link; the bound only sets how much key is
+                // left (comparing the bound itself with the tolerance called
+                // every honest short run an eavesdropper: the bound of a
+                // small sample is far above its observed rate).
+                if self.report.qber > params.max_qber {
                     return Ok(self.abort_and_tell(AbortReason::QberTooHigh {
                         qber: self.report.qber,
                         qber_upper_bound: est.qber_upper,
                         threshold: params.max_qber,
+                    }));
+                }
+                if secure_key_length(
+                    key_len,
+                    est.qber_upper,
+                    verify::TAG_BITS as u64,
+                    &params.security,
+                ) == 0
+                {
+                    return Ok(self.abort_and_tell(AbortReason::NoSecretKey {
+                        key_bits_before_amplification: key_len,
                     }));
                 }
                 let mut rest = rest;

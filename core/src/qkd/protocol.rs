@@ -35,7 +35,8 @@ pub struct ProtocolParams {
     pub qubits: u64,
     /// Fraction of the sifted key compared in the open for estimation.
     pub sample_fraction: f64,
-    /// Abort when the QBER upper bound exceeds this (0.11 by default).
+    /// Abort when the observed QBER exceeds this (0.11 by default); the
+    /// QBER's upper bound sets the key length.
     pub max_qber: f64,
     pub security: SecurityParams,
     pub cascade: CascadeConfig,

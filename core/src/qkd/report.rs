@@ -42,8 +42,9 @@ impl std::fmt::Display for Phase {
 /// Why a session ended without a key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AbortReason {
-    /// The QBER upper bound exceeds the threshold: an eavesdropper (or a channel
-    /// too noisy to tell from one) is present.
+    /// The observed QBER exceeds the tolerance: an eavesdropper (or a channel
+    /// too noisy to tell from one) is present. (The upper bound is reported;
+    /// it sets the key length, not the abort.)
     QberTooHigh {
         qber: f64,
         qber_upper_bound: f64,
@@ -68,10 +69,10 @@ impl std::fmt::Display for AbortReason {
                 threshold,
             } => write!(
                 f,
-                "QBER upper bound {:.2}% (observed {:.2}%) exceeds the {:.2}% threshold: eavesdropper detected",
-                qber_upper_bound * 100.0,
+                "observed QBER {:.2}% exceeds the {:.2}% tolerance (upper bound {:.2}%): eavesdropper detected",
                 qber * 100.0,
-                threshold * 100.0
+                threshold * 100.0,
+                qber_upper_bound * 100.0
             ),
             AbortReason::TooFewSiftedBits { sifted } => {
                 write!(

@@ -91,7 +91,7 @@ pub struct SimulateArgs {
     /// Seed of the simulation (deterministic); random when absent.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Abort threshold on the QBER upper bound.
+    /// Abort tolerance on the observed QBER (its upper bound sets the key length).
     #[arg(long, default_value_t = 0.11, allow_negative_numbers = true)]
     pub max_qber: f64,
     /// Fraction of the sifted key sampled for estimation.
