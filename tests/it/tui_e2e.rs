@@ -414,7 +414,7 @@ async fn the_tui_sends_a_phr_shows_it_arriving_raises_the_eve_alarm_and_reconnec
                 .is_some_and(|l| l.contains("aborted") && l.contains("EVE"))
     });
     assert!(
-        alarm.contains("/ abort at 11.0%") && alarm.contains("aborted: QBER"),
+        alarm.contains("/ abort at 11.0%") && alarm.contains("aborted: observed QBER"),
         "the selected session should show its QBER against the threshold:\n{alarm}"
     );
     expect_screen!(

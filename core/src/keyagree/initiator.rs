@@ -202,6 +202,9 @@ impl Initiator {
                 } else {
                     None
                 };
+                // Alice's source is the effective link's: a weak-pulse
+                // source at either end costs the key its multi-photon share.
+                self.alice.set_source(link.channel.source);
                 self.queue.extend(self.alice.start(rng)?);
                 self.state = State::Running;
                 self.next(rng)

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 use super::amplify::toeplitz_hash;
 use super::bits::PackedBits;
 use super::cascade::CascadeAlice;
+use super::channel::Source;
 use super::error::QkdError;
 use super::estimate::{sample_positions, split_sample};
 use super::key::SecretKey;
@@ -69,6 +70,16 @@ impl Alice {
 
     pub fn report(&self) -> &QkdReport {
         &self.report
+    }
+
+    /// Names the photon source the qubits leave through, before [`start`]
+    /// (the key length pays for its multi-photon pulses).
+    ///
+    /// [`start`]: Alice::start
+    pub fn set_source(&mut self, source: Source) {
+        if matches!(self.state, AliceState::Ready) {
+            self.params.source = source;
+        }
     }
 
     /// Prepares all qubits: returns `Start` followed by the `Qubits` batches.

@@ -10,11 +10,11 @@ use super::bits::PackedBits;
 use super::cascade::CascadeBob;
 use super::error::QkdError;
 use super::estimate::{sample_positions, split_sample};
-use super::finite_key::secure_key_length;
+use super::finite_key::secure_key_length_gllp;
 use super::key::SecretKey;
 use super::protocol::{
     Estimated, ProtocolParams, QkdMessage, final_length, finish_estimate, key_impossible,
-    unexpected,
+    multiphoton, unexpected,
 };
 use super::report::{AbortReason, Phase, QkdOutcome, QkdReport};
 use super::sift::sifted_key;
@@ -230,11 +230,12 @@ impl Bob {
                         threshold: params.max_qber,
                     }));
                 }
-                if secure_key_length(
+                if secure_key_length_gllp(
                     key_len,
                     est.qber_upper,
                     verify::TAG_BITS as u64,
                     &params.security,
+                    multiphoton(&params, &self.report),
                 ) == 0
                 {
                     return Ok(self.abort_and_tell(AbortReason::NoSecretKey {

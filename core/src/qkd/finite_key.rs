@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::channel::Source;
 use super::error::QkdError;
 use super::estimate::{binary_entropy, qber_upper_bound};
 
@@ -75,9 +76,53 @@ impl SecurityParams {
 }
 
 /// The finite-key length for `n` key bits with QBER bound `qber_upper` after
-/// `leaked_bits` were disclosed; zero when the bound leaves nothing.
+/// `leaked_bits` were disclosed, from a single-photon source; zero when the
+/// bound leaves nothing.
 pub fn secure_key_length(n: u64, qber_upper: f64, leaked_bits: u64, sec: &SecurityParams) -> u64 {
-    let l = n as f64 * (1.0 - binary_entropy(qber_upper.min(0.5)))
+    secure_key_length_gllp(n, qber_upper, leaked_bits, sec, 0.0)
+}
+
+/// The share of detections that may come from multi-photon pulses, which a
+/// photon-number-splitting eavesdropper reads without causing errors
+/// (Gottesman, Lo, Lütkenhaus and Preskill 2004, "GLLP"): at most
+/// P(n >= 2) / gain, with P(n >= 2) = 1 - e^-mu (1 + mu) for a weak coherent
+/// pulse of mean photon number mu and `gain` the fraction of pulses Bob
+/// detected; 0 for a single-photon source. Without decoy states this worst
+/// case (every multi-photon pulse detected) is all a sender can assume.
+pub fn multiphoton_share(source: Source, gain: f64) -> f64 {
+    match source {
+        Source::SinglePhoton => 0.0,
+        Source::WeakCoherent {
+            mean_photon_number: mu,
+        } => {
+            let multi = 1.0 - (-mu).exp() * (1.0 + mu);
+            if gain > 0.0 {
+                (multi / gain).min(1.0)
+            } else {
+                1.0
+            }
+        }
+    }
+}
+
+/// The finite-key length with GLLP: of `n` bits, only the `(1 - delta)`
+/// share from single photons is secret, and the phase error among them is
+/// at most `qber_upper / (1 - delta)` (every error charged to them):
+/// `l = n (1 - delta) (1 - h(qber_upper / (1 - delta))) - leak - fixed`.
+/// `delta` is [`multiphoton_share`]; 0 gives the single-photon bound.
+pub fn secure_key_length_gllp(
+    n: u64,
+    qber_upper: f64,
+    leaked_bits: u64,
+    sec: &SecurityParams,
+    delta: f64,
+) -> u64 {
+    if !(0.0..1.0).contains(&delta) {
+        return 0;
+    }
+    let single = 1.0 - delta;
+    let phase = (qber_upper / single).min(0.5);
+    let l = n as f64 * single * (1.0 - binary_entropy(phase))
         - leaked_bits as f64
         - sec.fixed_cost_bits();
     if l > 0.0 { l.floor() as u64 } else { 0 }
@@ -128,6 +173,29 @@ mod tests {
         // 2 sqrt(1e-10) + 1e-10 = 2.00001e-5.
         assert!((s.eps_sec() - 2.00001e-5).abs() < 1e-15, "{}", s.eps_sec());
         assert_eq!(s.eps_cor(), 2f64.powi(-64));
+    }
+
+    #[test]
+    fn gllp_leaves_nothing_when_multiphoton_pulses_could_explain_every_click() {
+        let s = SecurityParams::default();
+        let single = secure_key_length(1_000_000, 0.02, 50_000, &s);
+        assert_eq!(
+            secure_key_length_gllp(1_000_000, 0.02, 50_000, &s, 0.0),
+            single
+        );
+        let weak = Source::WeakCoherent {
+            mean_photon_number: 0.5,
+        };
+        // mu = 0.5: P(n >= 2) = 1 - 1.5 e^-0.5 = 0.0902.
+        let d = multiphoton_share(weak, 0.25);
+        assert!((d - 0.0902 / 0.25).abs() < 1e-3, "{d}");
+        let l = secure_key_length_gllp(1_000_000, 0.02, 50_000, &s, d);
+        assert!(l > 0 && l < single, "{l} vs {single}");
+        // The GYS channel at 0 km: Bob detects 4.5% of photons, a gain of
+        // about mu x 4.5% = 2.2% < 9%: no key at any distance.
+        assert_eq!(multiphoton_share(weak, 0.5 * 0.045), 1.0);
+        assert_eq!(secure_key_length_gllp(1_000_000, 0.0, 0, &s, 1.0), 0);
+        assert_eq!(multiphoton_share(Source::SinglePhoton, 0.01), 0.0);
     }
 
     #[test]

@@ -18,9 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use super::bits::PackedBits;
 use super::cascade::{CascadeConfig, ParityRange};
+use super::channel::Source;
 use super::error::QkdError;
 use super::estimate::qber_upper_bound;
-use super::finite_key::{SecurityParams, expected_key_length, secure_key_length};
+use super::finite_key::{
+    SecurityParams, expected_key_length, multiphoton_share, secure_key_length,
+    secure_key_length_gllp,
+};
 use super::qubit::QubitBatch;
 use super::report::{AbortReason, Phase, QkdReport};
 use super::verify;
@@ -40,6 +44,9 @@ pub struct ProtocolParams {
     pub max_qber: f64,
     pub security: SecurityParams,
     pub cascade: CascadeConfig,
+    /// Alice's photon source: with weak coherent pulses (and no decoy
+    /// states) the key length pays for multi-photon pulses (GLLP).
+    pub source: Source,
 }
 
 impl Default for ProtocolParams {
@@ -50,6 +57,7 @@ impl Default for ProtocolParams {
             max_qber: 0.11,
             security: SecurityParams::default(),
             cascade: CascadeConfig::default(),
+            source: Source::SinglePhoton,
         }
     }
 }
@@ -202,12 +210,24 @@ pub(super) fn final_length(
 ) -> u64 {
     report.cascade_parity_bits = parity_bits;
     report.leaked_bits = parity_bits + verify::TAG_BITS as u64;
-    secure_key_length(
+    secure_key_length_gllp(
         est.key_len,
         est.qber_upper,
         report.leaked_bits,
         &params.security,
+        multiphoton(params, report),
     )
+}
+
+/// The share of detections that multi-photon pulses may explain (GLLP), from
+/// the session's gain as both parties count it.
+pub(super) fn multiphoton(params: &ProtocolParams, report: &QkdReport) -> f64 {
+    let gain = if report.qubits_sent > 0 {
+        report.detected as f64 / report.qubits_sent as f64
+    } else {
+        0.0
+    };
+    multiphoton_share(params.source, gain)
 }
 
 /// Early abort when even an error-free key would be consumed by the bound.

@@ -57,6 +57,9 @@ pub fn simulate<R: Rng + CryptoRng + ?Sized>(
         None
     };
     let mut alice = Alice::new(params.protocol)?;
+    // The source is the channel's: the key length pays for its multi-photon
+    // pulses (GLLP) whatever the protocol parameters said.
+    alice.set_source(params.channel.source);
     let mut bob = Bob::new();
     let mut to_bob = std::collections::VecDeque::new();
     let mut to_alice = std::collections::VecDeque::new();

@@ -330,3 +330,46 @@ fn honest_short_runs_never_report_an_eavesdropper() {
         }
     }
 }
+
+/// Weak coherent pulses of mean photon number 0.5 without decoy states, on
+/// the GYS channel (Gobby, Yuan and Shields 2004: 0.21 dB/km, detector 4.5%,
+/// dark counts 1.7e-6, misalignment 3.3%): multi-photon pulses could explain
+/// every click (GLLP), so no distance gives a key, and the run says so
+/// without calling it an eavesdropper.
+#[test]
+fn weak_pulses_without_decoys_give_no_key_on_the_gys_channel() {
+    for distance_km in [0.0, 10.0, 50.0] {
+        let mut p = SimulationParams::default();
+        p.protocol.qubits = 1_000_000;
+        p.channel = ChannelParams {
+            source: Source::WeakCoherent {
+                mean_photon_number: 0.5,
+            },
+            distance_km,
+            loss_db_per_km: 0.21,
+            detector_efficiency: 0.045,
+            dark_count_prob: 1.7e-6,
+            misalignment: 0.033,
+        };
+        let run = simulate(&p, &mut ChaCha12Rng::seed_from_u64(3)).unwrap();
+        assert_eq!(run.report.final_key_bits, 0, "{distance_km} km");
+        assert!(!run.report.eve_detected, "{distance_km} km");
+        assert!(matches!(
+            run.report.abort_reason,
+            Some(AbortReason::NoSecretKey { .. })
+        ));
+    }
+    // The same pulses on a good detector still give a key, a smaller one
+    // than single photons would.
+    let mut weak = SimulationParams::default();
+    weak.protocol.qubits = 1_000_000;
+    weak.channel.source = Source::WeakCoherent {
+        mean_photon_number: 0.1,
+    };
+    let mut single = weak.clone();
+    single.channel.source = Source::SinglePhoton;
+    let w = simulate(&weak, &mut ChaCha12Rng::seed_from_u64(4)).unwrap();
+    let s = simulate(&single, &mut ChaCha12Rng::seed_from_u64(4)).unwrap();
+    assert!(w.report.final_key_bits > 0, "{:?}", w.report.abort_reason);
+    assert!(s.report.final_key_bits > w.report.final_key_bits);
+}
