@@ -6,8 +6,8 @@
 //! ```text
 //! Queued --sealed--> Sent --receipt--> Delivered --anchored--> Anchored
 //!   |  ^               |  ^                |
-//!   |  '--(reseal)-----'  '-(no receipt,   '--anchor refused--> Failed
-//!   |                        refused later)
+//!   |  '--(reseal,-----'  '-(no receipt,   '--anchor refused--> Failed
+//!   |      later)            refused later)
 //!   '--(not sealed yet: later)
 //! Queued | Sent --policy refuses, refused for good--> Failed
 //! ```
@@ -16,8 +16,9 @@
 //! half a second to 30 s, with equal jitter. A recipient that no longer
 //! holds the envelope's key asks for a reseal: the envelope is dropped,
 //! every key with the recipient erased, and the record is `Queued` again,
-//! to be sealed under a newly agreed key at once. `Anchored` and `Failed`
-//! are final.
+//! to be sealed under a newly agreed key after the same backoff (a
+//! recipient answering `Reseal` every time costs a key agreement per
+//! backoff, not a stream of them). `Anchored` and `Failed` are final.
 
 use crate::api::DeliveryState;
 
@@ -117,10 +118,14 @@ pub fn step(
         }
         (Sent, Happened::Refused { reason, retry }) => match retry {
             Retry::Later => Step::to(Sent, format!("refused for now: {reason}")).at(later()),
+            // After a backoff like any failed attempt: a recipient that
+            // answers `Reseal` every time would otherwise make this node
+            // run key agreement after key agreement (and audit each on the
+            // chain) as fast as they complete.
             Retry::Reseal => Step {
                 erase_keys: true,
                 ..Step::to(Queued, format!("sealing again: {reason}"))
-                    .at(now_ms)
+                    .at(later())
                     .dropping_envelope()
             },
             Retry::Never => Step::to(Failed, format!("refused by the recipient: {reason}")),

@@ -70,7 +70,7 @@ fn expected(from: DeliveryState, h: &Happened<'_>) -> Option<(DeliveryState, Whe
                 retry: Retry::Reseal,
                 ..
             },
-        ) => (Queued, Now, true, true),
+        ) => (Queued, Backoff, true, true),
         (
             Sent,
             Happened::Refused {

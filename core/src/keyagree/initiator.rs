@@ -28,7 +28,8 @@ pub enum InitiatorStep {
 }
 
 enum State {
-    AwaitOpened(Handshake),
+    // Boxed: the handshake holds an ML-KEM-768 decapsulation key.
+    AwaitOpened(Box<Handshake>),
     Running,
     AwaitConfirmed(HybridKey),
     Finished,
@@ -97,7 +98,7 @@ impl Initiator {
                 channel: None,
                 eve: None,
                 queue: VecDeque::new(),
-                state: State::AwaitOpened(handshake),
+                state: State::AwaitOpened(Box::new(handshake)),
                 failure: None,
             },
             open,

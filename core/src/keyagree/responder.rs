@@ -11,7 +11,7 @@ use crate::hybrid::{
     Handshake, HandshakeOffer, HybridShared, SessionId, Transcript, derive_hybrid_key,
 };
 use crate::identity::{AccountId, Identity};
-use crate::qkd::{AbortReason, Bob, Phase, QkdMessage, QkdReport};
+use crate::qkd::{AbortReason, Bob, Phase, QkdMessage, QkdReport, SecurityParams};
 
 /// What this end accepts from an initiator.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +21,10 @@ pub struct ResponderPolicy {
     pub max_qber: f64,
     /// The most qubits one session may send.
     pub max_qubits: u64,
+    /// The weakest security parameters an initiator may propose: the key
+    /// length comes from the bound, so an initiator choosing eps_pe = 0.99
+    /// would shrink it to nothing and let a noisy link through.
+    pub security: SecurityParams,
 }
 
 impl Default for ResponderPolicy {
@@ -28,6 +32,7 @@ impl Default for ResponderPolicy {
         ResponderPolicy {
             max_qber: 0.11,
             max_qubits: crate::qkd::protocol::MAX_QUBITS,
+            security: SecurityParams::default(),
         }
     }
 }
@@ -204,11 +209,26 @@ impl Responder {
         match request {
             AgreeRequest::Qkd { msg, .. } => {
                 if let QkdMessage::Start { params } = &msg {
+                    if params.source != self.link.channel.source {
+                        return Err(AgreeError::Refused(format!(
+                            "the session names the source {:?}, the link has {:?}: its key \
+                             length would not pay for the link's multi-photon pulses",
+                            params.source, self.link.channel.source
+                        )));
+                    }
                     if params.max_qber > self.policy.max_qber {
                         return Err(AgreeError::Refused(format!(
                             "abort threshold {:.2}% is laxer than this node's {:.2}%",
                             params.max_qber * 100.0,
                             self.policy.max_qber * 100.0
+                        )));
+                    }
+                    let (theirs, mine) = (&params.security, &self.policy.security);
+                    if theirs.eps_pe > mine.eps_pe || theirs.eps_pa > mine.eps_pa {
+                        return Err(AgreeError::Refused(format!(
+                            "security parameters eps_pe {:e}, eps_pa {:e} are laxer than this \
+                             node's {:e}, {:e}",
+                            theirs.eps_pe, theirs.eps_pa, mine.eps_pe, mine.eps_pa
                         )));
                     }
                     if params.qubits > self.policy.max_qubits {

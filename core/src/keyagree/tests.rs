@@ -337,3 +337,34 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
         InitiatorStep::Send(_) => panic!("a changed ML-KEM ciphertext must end the session"),
     }
 }
+
+#[test]
+fn responder_refuses_laxer_security_parameters() {
+    // eps_pe = 0.99 would shrink the bound to almost nothing: a link whose
+    // observed QBER is well above the tolerance could then pass.
+    let mut rng = ChaCha12Rng::seed_from_u64(22);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let mut lax = params();
+    lax.security.eps_pe = 0.99;
+    let (mut init, open) =
+        Initiator::new(&a, b.account(), lax, LinkModel::default(), &mut rng).unwrap();
+    let (mut resp, opened) = Responder::open(
+        &b,
+        a.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        &mut rng,
+    )
+    .unwrap();
+    let InitiatorStep::Send(start) = init.on_response(opened, &mut rng) else {
+        panic!("expected Start");
+    };
+    let (answer, outcome) = resp.on_request(start, &mut rng);
+    assert!(
+        matches!(answer, AgreeResponse::Refused { ref reason } if reason.contains("laxer")),
+        "{answer:?}"
+    );
+    assert!(outcome.expect("ended").key.is_none());
+}

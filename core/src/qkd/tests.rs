@@ -366,7 +366,7 @@ fn weak_pulses_without_decoys_give_no_key_on_the_gys_channel() {
     weak.channel.source = Source::WeakCoherent {
         mean_photon_number: 0.1,
     };
-    let mut single = weak.clone();
+    let mut single = weak;
     single.channel.source = Source::SinglePhoton;
     let w = simulate(&weak, &mut ChaCha12Rng::seed_from_u64(4)).unwrap();
     let s = simulate(&single, &mut ChaCha12Rng::seed_from_u64(4)).unwrap();

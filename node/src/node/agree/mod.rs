@@ -45,6 +45,9 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 const RESPONDER_IDLE: Duration = Duration::from_secs(60);
 /// Responder sessions open at once, over all peers.
 const MAX_RESPONDERS: usize = 16;
+/// Responder sessions open at once with one peer (so one member cannot hold
+/// every slot and keep the others from agreeing keys with this node).
+const MAX_RESPONDERS_PER_PEER: usize = 2;
 /// The most qubits a peer may send this node in one session.
 const MAX_QUBITS_SERVED: u64 = 4_000_000;
 /// Sessions kept for `key_sessions`.
@@ -403,6 +406,13 @@ impl Agent {
                 let _ = reply.send(refused("that session is already open"));
                 return;
             }
+            let of_peer = self.serving.keys().chain(self.stepping.iter());
+            if of_peer.filter(|(p, _)| *p == peer).count() >= MAX_RESPONDERS_PER_PEER {
+                let _ = reply.send(refused(
+                    "too many key-agreement sessions with this node at once: finish one first",
+                ));
+                return;
+            }
             if self.serving.len() + self.stepping.len() >= MAX_RESPONDERS {
                 let _ = reply.send(refused(
                     "too many key-agreement sessions at once: try again shortly",
@@ -412,6 +422,7 @@ impl Agent {
             let policy = ResponderPolicy {
                 max_qber: self.env.config.max_qber,
                 max_qubits: MAX_QUBITS_SERVED,
+                ..ResponderPolicy::default()
             };
             let link = self.link(&peer);
             let env = self.env.clone();

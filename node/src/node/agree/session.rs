@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use qward_core::api::{Event, KeySessionInfo, SessionPhase};
-use qward_core::chain::TxKind;
+use qward_core::chain::{KeySessionAudit, TxKind};
 use qward_core::hybrid::SessionId;
 use qward_core::identity::{AccountId, Identity};
 use qward_core::keyagree::{AgreeResponse, AgreementOutcome, Initiator, InitiatorStep, LinkModel};
@@ -171,8 +171,58 @@ pub(super) async fn initiate(
     link: LinkModel,
     progress: mpsc::UnboundedSender<Progress>,
 ) {
+    // Whatever ends this task (a panic included), its waiters get an answer.
+    let mut end = EndGuard {
+        peer,
+        progress: progress.clone(),
+        sent: false,
+    };
     let result = run_initiator(&env, peer, link, &progress).await;
-    let _ = progress.send(Progress::Ended { peer, result });
+    let audit = match result {
+        Ok((info, audit)) => {
+            end.send(Ok(info));
+            Some(audit)
+        }
+        Err(e) => {
+            end.send(Err(e));
+            None
+        }
+    };
+    // The waiters have their answer; the audit goes to the chain after.
+    if let Some(audit) = audit
+        && let Err(e) = env.pool.submit(TxKind::AuditKeySession(audit)).await
+    {
+        let who = env.contacts.label(&peer);
+        tracing::warn!("the audit of key session with {who} was not submitted: {e:#}");
+    }
+}
+
+/// Sends a session's end to the agreement task exactly once: by hand, or on
+/// drop if the session task ends without (a panic), so no waiter is left.
+struct EndGuard {
+    peer: AccountId,
+    progress: mpsc::UnboundedSender<Progress>,
+    sent: bool,
+}
+
+impl EndGuard {
+    fn send(&mut self, result: Result<KeySessionInfo, KeyUnavailable>) {
+        if !std::mem::replace(&mut self.sent, true) {
+            let _ = self.progress.send(Progress::Ended {
+                peer: self.peer,
+                result,
+            });
+        }
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.send(Err(KeyUnavailable::Failed {
+            peer: self.peer.short(),
+            reason: "the session task ended unexpectedly".into(),
+        }));
+    }
 }
 
 async fn run_initiator(
@@ -180,7 +230,7 @@ async fn run_initiator(
     peer: AccountId,
     link: LinkModel,
     progress: &mpsc::UnboundedSender<Progress>,
-) -> Result<KeySessionInfo, KeyUnavailable> {
+) -> Result<(KeySessionInfo, KeySessionAudit), KeyUnavailable> {
     let who = env.contacts.label(&peer);
     let failed = |reason: String| KeyUnavailable::Failed {
         peer: who.clone(),
@@ -277,8 +327,5 @@ async fn run_initiator(
     );
     let shown = env.finish(&peer, outcome, last);
     publish(&shown);
-    if let Err(e) = env.pool.submit(TxKind::AuditKeySession(audit)).await {
-        tracing::warn!("the audit of key session with {who} was not submitted: {e:#}");
-    }
-    Ok(shown)
+    Ok((shown, audit))
 }

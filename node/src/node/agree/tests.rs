@@ -97,41 +97,57 @@ async fn an_unreachable_peer_is_a_failure_not_an_aborted_session() {
 }
 
 #[tokio::test]
-async fn responder_sessions_are_bounded_and_a_session_opens_once() {
-    let a = testkit::hospital(2, 0);
-    let b = testkit::hospital(2, 1);
-    let me = a.ctx.peer_id;
-    let open = |seed: u8| {
-        let mut rng = StdRng::seed_from_u64(u64::from(seed));
+async fn responder_sessions_are_bounded_per_peer_and_in_all_and_a_session_opens_once() {
+    let chain_size = MAX_RESPONDERS + 2;
+    let b = testkit::hospital(chain_size, 0);
+    let keys = &b.chain.keys;
+    let open = |from: usize, seed: u64| {
+        let mut rng = StdRng::seed_from_u64(seed);
         let (_, open) = Initiator::new(
-            &a.ctx.identity,
+            &keys[from],
             b.ctx.account,
-            a.ctx.config.key_agreement.protocol(),
-            a.ctx.config.key_agreement.link(),
+            b.ctx.config.key_agreement.protocol(),
+            b.ctx.config.key_agreement.link(),
             &mut rng,
         )
         .expect("an initiator");
         open.encode().expect("an encoded open")
     };
+    let peer = |i: usize| crate::net::peer_id_from_account(&keys[i].account()).expect("a peer id");
     let refused = |bytes: &[u8]| match AgreeResponse::decode(bytes).expect("an answer") {
         AgreeResponse::Refused { reason } => Some(reason),
         _ => None,
     };
-    for seed in 0..MAX_RESPONDERS as u8 {
-        let answer = b.ctx.agree.serve(me, open(seed)).await;
+    // One peer gets its share of sessions, and no more.
+    for seed in 0..MAX_RESPONDERS_PER_PEER as u64 {
+        let answer = b.ctx.agree.serve(peer(1), open(1, seed)).await;
         assert_eq!(refused(&answer), None, "session {seed} opens");
     }
-    let again = b.ctx.agree.serve(me, open(0)).await;
+    let again = b.ctx.agree.serve(peer(1), open(1, 0)).await;
     assert!(
         refused(&again).is_some_and(|r| r.contains("already open")),
         "the same session twice"
     );
-    let one_more = b.ctx.agree.serve(me, open(200)).await;
+    let greedy = b.ctx.agree.serve(peer(1), open(1, 99)).await;
     assert!(
-        refused(&one_more).is_some_and(|r| r.contains("too many")),
+        refused(&greedy).is_some_and(|r| r.contains("with this node")),
+        "one peer cannot take every slot"
+    );
+    // Others fill the rest, up to the bound over all peers.
+    let mut open_now = MAX_RESPONDERS_PER_PEER;
+    let mut from = 2;
+    while open_now < MAX_RESPONDERS {
+        let answer = b.ctx.agree.serve(peer(from), open(from, 7)).await;
+        assert_eq!(refused(&answer), None, "peer {from} opens");
+        open_now += 1;
+        from += 1;
+    }
+    let one_more = b.ctx.agree.serve(peer(from), open(from, 7)).await;
+    assert!(
+        refused(&one_more).is_some_and(|r| r.contains("too many key-agreement sessions at once")),
         "the bound holds"
     );
-    let garbage = b.ctx.agree.serve(me, vec![0xff; 64]).await;
+    let garbage = b.ctx.agree.serve(peer(2), vec![0xff; 64]).await;
     assert!(
         refused(&garbage).is_some(),
         "garbage is refused, not a panic"

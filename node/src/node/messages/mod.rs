@@ -157,21 +157,39 @@ impl Index {
         }
     }
 
-    /// Outbox records due at `now_ms`, soonest first, at most `limit`.
-    pub(crate) fn due(&self, now_ms: u64, limit: usize) -> Vec<RecordId> {
+    /// Outbox records due at `now_ms`, soonest first, at most `limit`, but
+    /// none of `running` (an attempt of theirs is under way).
+    pub(crate) fn due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        running: &HashSet<RecordId>,
+    ) -> Vec<RecordId> {
         let mut due: Vec<(u64, RecordId)> = self
             .pending
             .iter()
-            .filter(|(_, t)| **t <= now_ms)
+            .filter(|(r, t)| **t <= now_ms && !running.contains(*r))
             .map(|(r, t)| (*t, *r))
             .collect();
         due.sort();
         due.into_iter().take(limit).map(|(_, r)| r).collect()
     }
 
-    /// The earliest next attempt, if any record is pending.
-    pub(crate) fn next_due(&self) -> Option<u64> {
-        self.pending.values().min().copied()
+    /// The earliest next attempt of a pending record not in `running`.
+    pub(crate) fn next_due(&self, running: &HashSet<RecordId>) -> Option<u64> {
+        self.pending
+            .iter()
+            .filter(|(r, _)| !running.contains(*r))
+            .map(|(_, t)| *t)
+            .min()
+    }
+
+    /// Puts off `record`'s next attempt to `until_ms` (an attempt failed
+    /// before it could store what happened).
+    pub(crate) fn defer(&mut self, record: &RecordId, until_ms: u64) {
+        if let Some(t) = self.pending.get_mut(record) {
+            *t = (*t).max(until_ms);
+        }
     }
 
     pub(crate) fn unanchored(&self) -> Vec<RecordId> {

@@ -211,6 +211,9 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut join = tokio::task::JoinSet::new();
+    // The record of each attempt under way, by task (a panicking attempt
+    // is known only by its task id).
+    let mut running_tasks = std::collections::HashMap::new();
     let mut running = std::collections::HashSet::new();
     // Every anchor is checked when a block lands (and once at start), not
     // polled; a record just delivered is anchored at once, alone.
@@ -219,25 +222,33 @@ pub(crate) async fn run(
     let mut delivered = Vec::new();
     let mut last_key_expiry = std::time::Instant::now();
     loop {
-        while let Some(done) = join.try_join_next() {
-            if let Ok(record) = done {
-                running.remove(&record);
-            }
+        // What attempts stored, before the index is read: an attempt notes
+        // its change before its task ends, so a finished attempt's record
+        // is never taken for due at its old time.
+        while let Ok(note) = notes.try_recv() {
+            delivered.extend(apply(&mut index, note));
+        }
+        while let Some(done) = join.try_join_next_with_id() {
+            finished(done, &mut running_tasks, &mut running, &mut index);
         }
         let now = now_ms();
-        for record in index.due(now, PARALLEL_DELIVERIES * 4) {
+        for record in index.due(now, PARALLEL_DELIVERIES, &running) {
             if join.len() >= PARALLEL_DELIVERIES {
                 break;
             }
-            if running.insert(record) {
-                let ctx = ctx.clone();
-                join.spawn(async move {
-                    if let Err(e) = attempt(&ctx, &record).await {
+            running.insert(record);
+            let ctx = ctx.clone();
+            let task = join.spawn(async move {
+                let ok = match attempt(&ctx, &record).await {
+                    Ok(()) => true,
+                    Err(e) => {
                         tracing::warn!("delivery of {record}: {e:#}");
+                        false
                     }
-                    record
-                });
-            }
+                };
+                (record, ok)
+            });
+            running_tasks.insert(task.id(), record);
         }
         if std::mem::take(&mut anchors_due) {
             delivered.clear();
@@ -255,21 +266,17 @@ pub(crate) async fn run(
             }
         }
         let wait = index
-            .next_due()
+            .next_due(&running)
             .map(|t| t.saturating_sub(now_ms()))
             .unwrap_or(1000)
             .clamp(20, 1000);
         tokio::select! {
-            _ = shutdown.changed() => if *shutdown.borrow() { break },
+            r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { break },
             Some(note) = notes.recv() => {
                 delivered.extend(apply(&mut index, note));
-                // Everything noted so far, at once.
-                while let Ok(note) = notes.try_recv() {
-                    delivered.extend(apply(&mut index, note));
-                }
             }
-            Some(done) = join.join_next(), if !join.is_empty() => {
-                if let Ok(record) = done { running.remove(&record); }
+            Some(done) = join.join_next_with_id(), if !join.is_empty() => {
+                finished(done, &mut running_tasks, &mut running, &mut index);
             }
             changed = views.changed() => {
                 if changed.is_err() { break }
@@ -280,6 +287,29 @@ pub(crate) async fn run(
         }
     }
     join.abort_all();
+}
+
+type Finished = Result<(tokio::task::Id, (RecordId, bool)), tokio::task::JoinError>;
+
+/// Frees an attempt's record; one that failed before storing what happened
+/// (or panicked) is put off as a failed attempt would be, not retried at once.
+fn finished(
+    done: Finished,
+    tasks: &mut std::collections::HashMap<tokio::task::Id, RecordId>,
+    running: &mut std::collections::HashSet<RecordId>,
+    index: &mut Index,
+) {
+    let (id, ok) = match done {
+        Ok((id, (_, ok))) => (id, ok),
+        Err(e) => (e.id(), false),
+    };
+    let Some(record) = tasks.remove(&id) else {
+        return;
+    };
+    running.remove(&record);
+    if !ok {
+        index.defer(&record, now_ms() + policy::MAX_RETRY_MS);
+    }
 }
 
 /// Applies a stored change to the index; answers the record to anchor now

@@ -2,6 +2,7 @@
 //! through a fake network that carries key agreement and messaging to the
 //! patient's own tasks (testkit: real stores, pools and agreement tasks).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use qward_core::api::DeliveryState;
@@ -139,19 +140,28 @@ fn the_index_tracks_each_state_and_due_time() {
     let queued = outbox::apply(&mut index, note(a, DeliveryState::Queued, 500));
     let sent = outbox::apply(&mut index, note(b, DeliveryState::Sent, 100));
     assert_eq!((queued, sent), (None, None), "nothing to anchor yet");
-    assert_eq!(index.due(400, 10), vec![b]);
-    assert_eq!(index.due(1000, 10), vec![b, a], "soonest first");
-    assert_eq!(index.due(1000, 1), vec![b], "at most the limit");
-    assert_eq!(index.next_due(), Some(100));
+    let none = HashSet::new();
+    assert_eq!(index.due(400, 10, &none), vec![b]);
+    assert_eq!(index.due(1000, 10, &none), vec![b, a], "soonest first");
+    assert_eq!(index.due(1000, 1, &none), vec![b], "at most the limit");
+    assert_eq!(index.next_due(&none), Some(100));
+    // A record with an attempt under way is neither due nor waited for.
+    let b_running = HashSet::from([b]);
+    assert_eq!(index.due(1000, 10, &b_running), vec![a]);
+    assert_eq!(index.next_due(&b_running), Some(500));
+    // An attempt that failed before storing anything is put off.
+    index.defer(&a, 5_000);
+    assert_eq!(index.due(1000, 10, &b_running), Vec::<RecordId>::new());
+    assert_eq!(index.next_due(&b_running), Some(5_000));
     // Delivered: no longer due, its anchor awaited (and anchored now).
     let delivered = outbox::apply(&mut index, note(b, DeliveryState::Delivered, 0));
     assert_eq!(delivered, Some(b));
-    assert_eq!(index.due(1000, 10), vec![a]);
+    assert_eq!(index.due(u64::MAX, 10, &none), vec![a]);
     assert_eq!(index.unanchored(), vec![b]);
     // Anchored or failed: forgotten.
     outbox::apply(&mut index, note(b, DeliveryState::Anchored, 0));
     outbox::apply(&mut index, note(a, DeliveryState::Failed, 0));
-    assert!(index.due(u64::MAX, 10).is_empty() && index.unanchored().is_empty());
+    assert!(index.due(u64::MAX, 10, &none).is_empty() && index.unanchored().is_empty());
     // A received record is checked until its anchor is found.
     let sender = AccountId([9; 32]);
     assert_eq!(outbox::apply(&mut index, Note::Received(sender, a)), None);
