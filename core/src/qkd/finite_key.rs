@@ -137,13 +137,26 @@ pub fn expected_key_length(
     ec_efficiency: f64,
     sec: &SecurityParams,
 ) -> u64 {
+    expected_key_length_gllp(sifted, sample_fraction, qber, ec_efficiency, sec, 0.0)
+}
+
+/// [`expected_key_length`] for a source whose detections hold a share
+/// `delta` from multi-photon pulses ([`multiphoton_share`]).
+pub fn expected_key_length_gllp(
+    sifted: u64,
+    sample_fraction: f64,
+    qber: f64,
+    ec_efficiency: f64,
+    sec: &SecurityParams,
+    delta: f64,
+) -> u64 {
     let k = ((sifted as f64) * sample_fraction).ceil() as u64;
     let n = sifted.saturating_sub(k);
     let errors = (qber * k as f64).round() as u64;
     let qu = qber_upper_bound(errors, k, n, sec.eps_pe);
     let leak =
         (ec_efficiency * n as f64 * binary_entropy(qber)).ceil() as u64 + u64::from(sec.tag_bits);
-    secure_key_length(n, qu, leak, sec)
+    secure_key_length_gllp(n, qu, leak, sec, delta)
 }
 
 /// Asymptotic BB84 key fraction per sifted bit (Shor–Preskill): 1 - 2 h(Q), at least 0.

@@ -12,6 +12,7 @@ pub mod bits;
 pub mod bob;
 pub mod cascade;
 pub mod channel;
+pub mod decoy;
 pub mod error;
 pub mod estimate;
 pub mod eve;

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use super::bits::{BernoulliWords, PackedBits};
 use super::cascade::{CascadeConfig, reconcile};
 use super::channel::ChannelParams;
+use super::decoy::{DecoyLink, WEAK_DECOY, best_over_mu};
 use super::error::QkdError;
 use super::estimate::binary_entropy;
-use super::finite_key::{SecurityParams, expected_key_length, shor_preskill_rate};
+use super::finite_key::{
+    SecurityParams, expected_key_length_gllp, multiphoton_share, shor_preskill_rate,
+};
 use super::simulate::{SimulationParams, simulate};
 
 /// Block sizes (qubits sent) of the finite-key theory curves.
@@ -18,6 +21,9 @@ pub const FINITE_KEY_BLOCKS: [u64; 4] = [10_000, 100_000, 1_000_000, 10_000_000]
 
 /// Error-correction efficiency assumed by the finite-key theory curves.
 pub const THEORY_EC_EFFICIENCY: f64 = 1.1;
+
+/// Error-correction efficiency of the decoy-state and GLLP curves (GYS's f).
+pub const DECOY_EC_EFFICIENCY: f64 = 1.22;
 
 /// One point of the key rate against distance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +39,13 @@ pub struct DistancePoint {
     pub theory_asymptotic: f64,
     /// Finite-key bits per pulse for each of [`FINITE_KEY_BLOCKS`].
     pub theory_finite: Vec<f64>,
+    /// Asymptotic bits per pulse of a laser source with vacuum + weak
+    /// ([`WEAK_DECOY`]) decoy states, best signal intensity.
+    pub theory_decoy: f64,
+    /// The same source without decoys (GLLP), best intensity.
+    pub theory_gllp: f64,
+    /// The PLOB bound of the fibre, bits per use.
+    pub plob: f64,
 }
 
 /// Theory bits per pulse at `channel` for a block of `block` pulses.
@@ -44,12 +57,22 @@ pub fn finite_key_rate(
 ) -> f64 {
     let q = channel.expected_qber(0.0);
     let sifted = (block as f64 * channel.click_prob() / 2.0).floor() as u64;
-    expected_key_length(sifted, sample_fraction, q, THEORY_EC_EFFICIENCY, sec) as f64 / block as f64
+    let delta = multiphoton_share(channel.source, channel.click_prob());
+    expected_key_length_gllp(sifted, sample_fraction, q, THEORY_EC_EFFICIENCY, sec, delta) as f64
+        / block as f64
 }
 
-/// Asymptotic bits per pulse at `channel`.
+/// Asymptotic bits per pulse at `channel`: Shor–Preskill for single
+/// photons; for a laser source (no decoys) the GLLP rate, since counting
+/// its multi-photon pulses as single photons overstates the key.
 pub fn asymptotic_rate(channel: &ChannelParams) -> f64 {
-    channel.click_prob() / 2.0 * shor_preskill_rate(channel.expected_qber(0.0))
+    let c = channel.click_prob();
+    let q = channel.expected_qber(0.0);
+    let delta = multiphoton_share(channel.source, c);
+    if delta >= 1.0 {
+        return 0.0;
+    }
+    c / 2.0 * (1.0 - delta) * shor_preskill_rate(q / (1.0 - delta))
 }
 
 /// Runs the protocol at each distance.
@@ -59,6 +82,7 @@ pub fn distance_sweep<R: Rng + CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<DistancePoint>, QkdError> {
     let mut out = Vec::with_capacity(distances_km.len());
+    let laser = DecoyLink::from_channel(&base.channel, DECOY_EC_EFFICIENCY);
     for &d in distances_km {
         let mut p = *base;
         p.channel.distance_km = d;
@@ -72,6 +96,9 @@ pub fn distance_sweep<R: Rng + CryptoRng + ?Sized>(
             qber: run.report.qber,
             aborted: run.report.aborted,
             theory_asymptotic: asymptotic_rate(&p.channel),
+            theory_decoy: best_over_mu(|mu| laser.decoy_rate(d, mu, WEAK_DECOY)),
+            theory_gllp: best_over_mu(|mu| laser.gllp_rate(d, mu)),
+            plob: laser.plob(d),
             theory_finite: FINITE_KEY_BLOCKS
                 .iter()
                 .map(|&b| {

@@ -14,7 +14,9 @@ use qward_core::qkd::cascade::CascadeConfig;
 use qward_core::qkd::paper::{StatisticalRule, detection_curve, paper_observations};
 use qward_core::qkd::qubit::QubitBatch;
 use qward_core::qkd::sift::{matching_bases, sifted_key};
-use qward_core::qkd::sweep::{FINITE_KEY_BLOCKS, cascade_point, distance_sweep, eve_sweep};
+use qward_core::qkd::sweep::{
+    DistancePoint, FINITE_KEY_BLOCKS, cascade_point, distance_sweep, eve_sweep,
+};
 use qward_core::qkd::{
     Channel, ChannelParams, PackedBits, ProtocolParams, SimulationParams, Source, simulate,
 };
@@ -294,7 +296,8 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
             }
             let pts = distance_sweep(&base, &linspace(0.0, a.max_distance_km, a.points), &mut rng)?;
             let mut csv = String::from(
-                "distance_km,qubits_sent,final_key_bits,key_rate,qber,aborted,theory_asymptotic",
+                "distance_km,qubits_sent,final_key_bits,key_rate,qber,aborted,theory_asymptotic,\
+                 theory_decoy,theory_gllp,plob",
             );
             for b in FINITE_KEY_BLOCKS {
                 write!(csv, ",theory_finite_{b}")?;
@@ -303,14 +306,17 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
             for p in &pts {
                 write!(
                     csv,
-                    "{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{}",
                     p.distance_km,
                     p.qubits_sent,
                     p.final_key_bits,
                     p.key_rate,
                     p.qber,
                     p.aborted,
-                    p.theory_asymptotic
+                    p.theory_asymptotic,
+                    p.theory_decoy,
+                    p.theory_gllp,
+                    p.plob
                 )?;
                 for t in &p.theory_finite {
                     write!(csv, ",{t}")?;
@@ -323,7 +329,7 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 pts.iter().map(|p| (p.distance_km, p.key_rate)).collect(),
             )];
             series.push(Series::line(
-                "asymptotic 1-2h(Q)",
+                "asymptotic, this source: 1-2h(Q) (GLLP for a laser)",
                 pts.iter()
                     .map(|p| (p.distance_km, p.theory_asymptotic))
                     .collect(),
@@ -336,6 +342,16 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                         .collect(),
                 ));
             }
+            let curve = |label: &str, f: fn(&DistancePoint) -> f64| {
+                Series::line(label, pts.iter().map(|p| (p.distance_km, f(p))).collect())
+            };
+            series.push(curve("laser, vacuum + weak decoy (asymptotic)", |p| {
+                p.theory_decoy
+            }));
+            series.push(curve("laser, no decoy: GLLP (asymptotic)", |p| {
+                p.theory_gllp
+            }));
+            series.push(curve("PLOB bound -log2(1 - eta)", |p| p.plob));
             plot(
                 &a.out.join("key_rate_vs_distance.png"),
                 "Secret key rate against distance",
@@ -698,7 +714,8 @@ fn plot(
     let pts = series.iter().flat_map(|s| s.points.iter().copied());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in pts {
-        if log_y && y <= 0.0 {
+        // PLOB is infinite at 0 km: what cannot be drawn is skipped.
+        if !y.is_finite() || (log_y && y <= 0.0) {
             continue;
         }
         x0 = x0.min(x);
@@ -723,12 +740,23 @@ fn plot(
                 .configure_mesh()
                 .x_desc(xlabel)
                 .y_desc(ylabel)
+                .y_label_formatter(&|v: &f64| {
+                    if log_y {
+                        format!("{v:.0e}")
+                    } else {
+                        format!("{v}")
+                    }
+                })
                 .draw()
                 .map_err(|e| draw(&e))?;
             for (i, s) in series.iter().enumerate() {
                 let c = colour(i);
-                let data: Vec<(f64, f64)> =
-                    s.points.iter().copied().filter(|&(_, y)| $map(y)).collect();
+                let data: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|&(_, y)| y.is_finite() && $map(y))
+                    .collect();
                 if s.line {
                     chart
                         .draw_series(LineSeries::new(data, c.stroke_width(2)))

@@ -161,3 +161,69 @@ fn eve_sweep_writes_csv_and_png() {
     }
     assert!(csv >= 1 && png >= 1, "{csv} CSV and {png} PNG files");
 }
+
+/// The standard laser benchmark (GYS channel, mu = 0.5): the simulated runs
+/// and the curves for this source give nothing (GLLP), the decoy-state curve
+/// gives a key far out, and the PLOB bound lies above it; the plot is drawn
+/// although PLOB is infinite at 0 km.
+#[test]
+fn the_gys_distance_sweep_has_decoy_gllp_and_plob_curves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gys");
+    let o = qward(
+        tmp.path(),
+        &[
+            "qkd",
+            "sweep",
+            "--over",
+            "distance",
+            "--qubits",
+            "200000",
+            "--points",
+            "3",
+            "--max-distance-km",
+            "100",
+            "--loss-db-per-km",
+            "0.21",
+            "--detector-efficiency",
+            "0.045",
+            "--dark-count-prob",
+            "8.5e-7",
+            "--misalignment",
+            "0.033",
+            "--mu",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("key_rate_vs_distance.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| {
+            l.split(',')
+                .map(|v| match v {
+                    "true" => 1.0,
+                    "false" => 0.0,
+                    v => v.parse().unwrap(),
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(
+            r[col("key_rate")],
+            0.0,
+            "no key from mu = 0.5 without decoys"
+        );
+        assert_eq!(r[col("theory_asymptotic")], 0.0);
+        assert!(r[col("theory_decoy")] > 0.0, "{r:?}");
+        assert!(r[col("plob")] > r[col("theory_decoy")], "{r:?}");
+    }
+    let png = std::fs::read(out.join("key_rate_vs_distance.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000);
+}
