@@ -186,23 +186,7 @@ fn responder_refuses_a_laxer_threshold_and_foreign_sessions() {
         max_qber: 0.2,
         ..params()
     };
-    let (mut init, open) =
-        Initiator::new(&a, b.account(), lax, LinkModel::default(), &mut rng).unwrap();
-    let (mut resp, opened) = Responder::open(
-        &b,
-        a.account(),
-        open,
-        LinkModel::default(),
-        ResponderPolicy::default(),
-        &mut rng,
-    )
-    .unwrap();
-    let InitiatorStep::Send(start) = init.on_response(opened, &mut rng) else {
-        panic!("expected Start");
-    };
-    let (answer, outcome) = resp.on_request(start, &mut rng);
-    assert!(matches!(answer, AgreeResponse::Refused { ref reason } if reason.contains("laxer")));
-    assert!(outcome.expect("ended").key.is_none());
+    assert_start_refused_as_laxer(lax, &mut rng);
 
     // A message of another session is refused.
     let (mut init2, open2) =
@@ -338,33 +322,42 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
     }
 }
 
-#[test]
-fn responder_refuses_laxer_security_parameters() {
-    // eps_pe = 0.99 would shrink the bound to almost nothing: a link whose
-    // observed QBER is well above the tolerance could then pass.
-    let mut rng = ChaCha12Rng::seed_from_u64(22);
-    let a = Identity::generate(&mut rng);
-    let b = Identity::generate(&mut rng);
-    let mut lax = params();
-    lax.security.eps_pe = 0.99;
+/// Runs an initiator with `proposed` up to its `Start`, and checks that a
+/// responder with the default policy refuses it as laxer than its own.
+fn assert_start_refused_as_laxer(proposed: ProtocolParams, rng: &mut ChaCha12Rng) {
+    let a = Identity::generate(rng);
+    let b = Identity::generate(rng);
     let (mut init, open) =
-        Initiator::new(&a, b.account(), lax, LinkModel::default(), &mut rng).unwrap();
+        Initiator::new(&a, b.account(), proposed, LinkModel::default(), rng).unwrap();
     let (mut resp, opened) = Responder::open(
         &b,
         a.account(),
         open,
         LinkModel::default(),
         ResponderPolicy::default(),
-        &mut rng,
+        rng,
     )
     .unwrap();
-    let InitiatorStep::Send(start) = init.on_response(opened, &mut rng) else {
+    let InitiatorStep::Send(start) = init.on_response(opened, rng) else {
         panic!("expected Start");
     };
-    let (answer, outcome) = resp.on_request(start, &mut rng);
+    let (answer, outcome) = resp.on_request(start, rng);
     assert!(
         matches!(answer, AgreeResponse::Refused { ref reason } if reason.contains("laxer")),
         "{answer:?}"
     );
     assert!(outcome.expect("ended").key.is_none());
+}
+
+#[test]
+fn responder_refuses_laxer_security_parameters() {
+    // eps_pe = 0.99 would shrink the bound to almost nothing: a link whose
+    // observed QBER is well above the tolerance could then pass.
+    let mut rng = ChaCha12Rng::seed_from_u64(22);
+    let mut lax = params();
+    lax.security.eps_pe = 0.99;
+    assert_start_refused_as_laxer(lax, &mut rng);
+    let mut lax = params();
+    lax.security.eps_pa = 0.5;
+    assert_start_refused_as_laxer(lax, &mut rng);
 }
