@@ -431,7 +431,7 @@ impl Handshake {
             .try_into()
             .map_err(|_| bad_key())?;
         let ek = ml_kem_768::EncapsulationKey::new(ek_bytes).map_err(|_| bad_key())?;
-        let (ct, mlkem) = ek.encapsulate_with_rng(&mut *rng);
+        let (ct, mut mlkem) = ek.encapsulate_with_rng(&mut *rng);
         let secret = EphemeralSecret::random_from_rng(&mut *rng);
         let ephemeral_public = PublicKey::from(&secret).to_bytes();
         let x25519 = x25519(secret, &initiator, initiator_offer)?;
@@ -444,7 +444,7 @@ impl Handshake {
         );
         let shared = HybridShared {
             x25519,
-            mlkem: Zeroizing::new(mlkem.into()),
+            mlkem: take_secret(&mut mlkem),
         };
         Ok((offer, shared))
     }
@@ -465,13 +465,22 @@ impl Handshake {
                     peer: self.peer,
                     what: "ciphertext",
                 })?;
-        let mlkem = self.kem.decapsulate(&(*ct).into());
+        let mut mlkem = self.kem.decapsulate(&(*ct).into());
         let x25519 = x25519(self.secret, &self.peer, peer_offer)?;
         Ok(HybridShared {
             x25519,
-            mlkem: Zeroizing::new(mlkem.into()),
+            mlkem: take_secret(&mut mlkem),
         })
     }
+}
+
+/// Moves an ML-KEM shared key into a zeroizing array and clears the source
+/// (the crate's key type is a plain array, copied on every move).
+fn take_secret(k: &mut [u8]) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(k);
+    k.zeroize();
+    out
 }
 
 /// The final key: `blake3::derive_key("qward hybrid v2", qkd_key ||
