@@ -102,7 +102,8 @@ impl LinkModel {
 
     /// The link both ends run: on every parameter the worse of the two
     /// settings (longer fibre, higher loss, weaker detector, more dark counts,
-    /// more misalignment, more eavesdropping). The source is the initiator's.
+    /// more misalignment, more eavesdropping). The source is a laser if
+    /// either end has one (the brighter, if both: more multi-photon pulses).
     pub fn combine(&self, other: &LinkModel) -> LinkModel {
         let (a, b) = (&self.channel, &other.channel);
         LinkModel {

@@ -63,7 +63,9 @@ impl SecurityParams {
     /// Lim, Gisin and Renner (Nat. Commun. 3, 634, 2012): a parameter
     /// estimate failing with probability eps_pe costs 2 sqrt(eps_pe), not
     /// eps_pe, so eps_sec = 2 sqrt(eps_pe) + eps_pa (about 2e-5 with the
-    /// defaults, not the 2e-10 a linear sum would claim).
+    /// defaults, not the 2e-10 a linear sum would claim). A laser run adds
+    /// eps_pe for its bound on the multi-photon pulses
+    /// ([`multiphoton_share_finite`]).
     pub fn eps_sec(&self) -> f64 {
         2.0 * self.eps_pe.sqrt() + self.eps_pa
     }
@@ -101,6 +103,31 @@ pub fn multiphoton_share(source: Source, gain: f64) -> f64 {
             } else {
                 1.0
             }
+        }
+    }
+}
+
+/// [`multiphoton_share`] for a finite run: of `sent` pulses Bob detected
+/// `detected`, and the number of multi-photon pulses is bounded above
+/// (Bernstein's inequality, failing with probability `eps`) rather than
+/// taken at its expected value P(n >= 2) x sent.
+pub fn multiphoton_share_finite(source: Source, sent: u64, detected: u64, eps: f64) -> f64 {
+    match source {
+        Source::SinglePhoton => 0.0,
+        Source::WeakCoherent {
+            mean_photon_number: mu,
+        } => {
+            if detected == 0 {
+                return 1.0;
+            }
+            let multi = 1.0 - (-mu).exp() * (1.0 + mu);
+            let (n, ln) = (sent as f64, (1.0 / eps).ln());
+            // Bernstein: each pulse is multi-photon with probability
+            // `multi`, independently; the count exceeds its mean by more
+            // than sqrt(2 n p (1 - p) ln(1/eps)) + (2/3) ln(1/eps) with
+            // probability at most eps.
+            let upper = n * multi + (2.0 * n * multi * (1.0 - multi) * ln).sqrt() + 2.0 * ln / 3.0;
+            (upper / detected as f64).min(1.0)
         }
     }
 }
@@ -209,6 +236,28 @@ mod tests {
         assert_eq!(multiphoton_share(weak, 0.5 * 0.045), 1.0);
         assert_eq!(secure_key_length_gllp(1_000_000, 0.0, 0, &s, 1.0), 0);
         assert_eq!(multiphoton_share(Source::SinglePhoton, 0.01), 0.0);
+    }
+
+    #[test]
+    fn the_multiphoton_bound_of_a_finite_run_lies_above_its_expectation() {
+        let weak = Source::WeakCoherent {
+            mean_photon_number: 0.1,
+        };
+        // A gain of 5%: the expected share is P(n >= 2) / 0.05.
+        let expected = multiphoton_share(weak, 0.05);
+        let mut last = f64::MAX;
+        for sent in [10_000u64, 1_000_000, 100_000_000] {
+            let bound = multiphoton_share_finite(weak, sent, sent / 20, 1e-10);
+            assert!(bound > expected && bound < last, "{sent}: {bound}");
+            last = bound;
+        }
+        // 10^8 pulses: within 2% of the expectation.
+        assert!(last / expected < 1.02, "{last} vs {expected}");
+        assert_eq!(
+            multiphoton_share_finite(Source::SinglePhoton, 10, 1, 1e-10),
+            0.0
+        );
+        assert_eq!(multiphoton_share_finite(weak, 10, 0, 1e-10), 1.0);
     }
 
     #[test]

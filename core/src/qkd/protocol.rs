@@ -22,7 +22,7 @@ use super::channel::Source;
 use super::error::QkdError;
 use super::estimate::qber_upper_bound;
 use super::finite_key::{
-    SecurityParams, expected_key_length, multiphoton_share, secure_key_length,
+    SecurityParams, expected_key_length, multiphoton_share_finite, secure_key_length,
     secure_key_length_gllp,
 };
 use super::qubit::QubitBatch;
@@ -220,14 +220,15 @@ pub(super) fn final_length(
 }
 
 /// The share of detections that multi-photon pulses may explain (GLLP), from
-/// the session's gain as both parties count it.
+/// the pulses sent and detected as both parties count them, with the
+/// multi-photon count bounded at eps_pe.
 pub(super) fn multiphoton(params: &ProtocolParams, report: &QkdReport) -> f64 {
-    let gain = if report.qubits_sent > 0 {
-        report.detected as f64 / report.qubits_sent as f64
-    } else {
-        0.0
-    };
-    multiphoton_share(params.source, gain)
+    multiphoton_share_finite(
+        params.source,
+        report.qubits_sent,
+        report.detected,
+        params.security.eps_pe,
+    )
 }
 
 /// Early abort when even an error-free key would be consumed by the bound.

@@ -11,9 +11,7 @@ use super::channel::ChannelParams;
 use super::decoy::{DecoyLink, WEAK_DECOY, best_over_mu};
 use super::error::QkdError;
 use super::estimate::binary_entropy;
-use super::finite_key::{
-    SecurityParams, expected_key_length_gllp, multiphoton_share, shor_preskill_rate,
-};
+use super::finite_key::{SecurityParams, expected_key_length_gllp, multiphoton_share};
 use super::simulate::{SimulationParams, simulate};
 
 /// Block sizes (qubits sent) of the finite-key theory curves.
@@ -62,9 +60,10 @@ pub fn finite_key_rate(
         / block as f64
 }
 
-/// Asymptotic bits per pulse at `channel`: Shor–Preskill for single
-/// photons; for a laser source (no decoys) the GLLP rate, since counting
-/// its multi-photon pulses as single photons overstates the key.
+/// Asymptotic bits per pulse at `channel`: Shor–Preskill (1 - 2h(Q)) for
+/// single photons; for a laser source (no decoys) the GLLP rate
+/// (1 - delta)(1 - h(Q / (1 - delta))) - h(Q), since counting its
+/// multi-photon pulses as single photons overstates the key.
 pub fn asymptotic_rate(channel: &ChannelParams) -> f64 {
     let c = channel.click_prob();
     let q = channel.expected_qber(0.0);
@@ -72,7 +71,11 @@ pub fn asymptotic_rate(channel: &ChannelParams) -> f64 {
     if delta >= 1.0 {
         return 0.0;
     }
-    c / 2.0 * (1.0 - delta) * shor_preskill_rate(q / (1.0 - delta))
+    // GLLP with error correction at the Shannon limit: the single-photon
+    // share's privacy, less the leak of correcting every bit.
+    let single = 1.0 - delta;
+    (c / 2.0 * (single * (1.0 - binary_entropy((q / single).min(0.5))) - binary_entropy(q)))
+        .max(0.0)
 }
 
 /// Runs the protocol at each distance.
@@ -211,4 +214,31 @@ pub fn cascade_point<R: Rng + ?Sized>(
         frame_error_rate: failures as f64 / t,
         mean_rounds: rounds as f64 / t,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qkd::channel::Source;
+    use crate::qkd::finite_key::shor_preskill_rate;
+
+    #[test]
+    fn the_asymptotic_curve_of_a_laser_charges_error_correction_on_every_bit() {
+        let mut c = ChannelParams {
+            source: Source::WeakCoherent {
+                mean_photon_number: 0.1,
+            },
+            ..ChannelParams::default()
+        };
+        let (clicks, q) = (c.click_prob(), c.expected_qber(0.0));
+        let delta = multiphoton_share(c.source, clicks);
+        let single = 1.0 - delta;
+        let want = clicks / 2.0 * (single * (1.0 - binary_entropy(q / single)) - binary_entropy(q));
+        assert!((asymptotic_rate(&c) - want).abs() < 1e-15);
+        // Below the single-photon rate of the same clicks.
+        assert!(asymptotic_rate(&c) < clicks / 2.0 * shor_preskill_rate(q));
+        c.source = Source::SinglePhoton;
+        let sp = c.click_prob() / 2.0 * shor_preskill_rate(c.expected_qber(0.0));
+        assert!((asymptotic_rate(&c) - sp).abs() < 1e-15);
+    }
 }
