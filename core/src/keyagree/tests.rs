@@ -31,6 +31,23 @@ struct Run {
     requests: usize,
 }
 
+/// A responder with the default link and policy answering `open` from `from`.
+fn open_default(
+    to: &Identity,
+    from: &Identity,
+    open: AgreeRequest,
+    rng: &mut ChaCha12Rng,
+) -> Result<(Responder, AgreeResponse), AgreeError> {
+    Responder::open(
+        to,
+        from.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        rng,
+    )
+}
+
 /// Carries one session between fresh identities through the codec, letting
 /// `tamper` change each encoded request before the responder reads it.
 fn run_with(
@@ -191,15 +208,7 @@ fn responder_refuses_a_laxer_threshold_and_foreign_sessions() {
     // A message of another session is refused.
     let (mut init2, open2) =
         Initiator::new(&a, b.account(), params(), LinkModel::default(), &mut rng).unwrap();
-    let (mut resp2, opened2) = Responder::open(
-        &b,
-        a.account(),
-        open2,
-        LinkModel::default(),
-        ResponderPolicy::default(),
-        &mut rng,
-    )
-    .unwrap();
+    let (mut resp2, opened2) = open_default(&b, &a, open2, &mut rng).unwrap();
     let InitiatorStep::Send(AgreeRequest::Qkd { msg, .. }) = init2.on_response(opened2, &mut rng)
     else {
         panic!("expected a Qkd request");
@@ -227,15 +236,7 @@ fn an_offer_signed_by_someone_else_is_refused() {
         &mut rng,
     )
     .unwrap();
-    let err = Responder::open(
-        &b,
-        a.account(),
-        open,
-        LinkModel::default(),
-        ResponderPolicy::default(),
-        &mut rng,
-    )
-    .unwrap_err();
+    let err = open_default(&b, &a, open, &mut rng).unwrap_err();
     assert!(matches!(err, AgreeError::Hybrid(_)), "{err}");
 }
 
@@ -291,26 +292,11 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
         offer,
         link,
     };
-    let refused = Responder::open(
-        &b,
-        a.account(),
-        changed,
-        LinkModel::default(),
-        ResponderPolicy::default(),
-        &mut rng,
-    );
+    let refused = open_default(&b, &a, changed, &mut rng);
     assert!(refused.is_err(), "a changed ML-KEM key is refused");
     // The responder's ciphertext changed in transit: the initiator refuses
     // it and ends the session with no key.
-    let (_, opened) = Responder::open(
-        &b,
-        a.account(),
-        open,
-        LinkModel::default(),
-        ResponderPolicy::default(),
-        &mut rng,
-    )
-    .unwrap();
+    let (_, opened) = open_default(&b, &a, open, &mut rng).unwrap();
     let AgreeResponse::Opened { mut offer, link } = opened else {
         unreachable!()
     };
@@ -329,15 +315,7 @@ fn assert_start_refused_as_laxer(proposed: ProtocolParams, rng: &mut ChaCha12Rng
     let b = Identity::generate(rng);
     let (mut init, open) =
         Initiator::new(&a, b.account(), proposed, LinkModel::default(), rng).unwrap();
-    let (mut resp, opened) = Responder::open(
-        &b,
-        a.account(),
-        open,
-        LinkModel::default(),
-        ResponderPolicy::default(),
-        rng,
-    )
-    .unwrap();
+    let (mut resp, opened) = open_default(&b, &a, open, rng).unwrap();
     let InitiatorStep::Send(start) = init.on_response(opened, rng) else {
         panic!("expected Start");
     };

@@ -119,12 +119,14 @@ impl PeerHeights {
     }
 }
 
-async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> anyhow::Result<SyncResponse> {
+/// Asks `peer`; answers its response and the response's size in bytes.
+async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> anyhow::Result<(SyncResponse, usize)> {
     let bytes = ctx
         .net
         .request(RequestProtocol::Sync, peer, codec::encode(req)?)
         .await?;
-    Ok(codec::decode(&bytes, MAX_RESPONSE_BYTES + 1024 * 1024)?)
+    let response = codec::decode(&bytes, MAX_RESPONSE_BYTES + 1024 * 1024)?;
+    Ok((response, bytes.len()))
 }
 
 /// Runs the sync loop until shutdown: every second, at once after progress,
@@ -170,10 +172,13 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
         let v = ctx.view();
         (v.genesis.hash(), v.tip.height)
     };
-    let SyncResponse::Status {
-        genesis: theirs,
-        height: their_height,
-    } = ask(ctx, peer, &SyncRequest::Status).await?
+    let (
+        SyncResponse::Status {
+            genesis: theirs,
+            height: their_height,
+        },
+        _,
+    ) = ask(ctx, peer, &SyncRequest::Status).await?
     else {
         anyhow::bail!("peer {peer} answered status with something else");
     };
@@ -192,7 +197,7 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
         from: height + 1,
         max: MAX_BLOCKS_PER_RESPONSE,
     };
-    let SyncResponse::Blocks(blocks) = ask(ctx, peer, &req).await? else {
+    let (SyncResponse::Blocks(blocks), response_bytes) = ask(ctx, peer, &req).await? else {
         anyhow::bail!("peer {peer} answered a block request with something else");
     };
     if blocks.is_empty() {
@@ -200,8 +205,8 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
     }
     let last = blocks.last().map_or(height, |b| b.block.header.height);
     // Fewer blocks than asked, and far from the byte limit: all it has.
-    let full = blocks.len() >= MAX_BLOCKS_PER_RESPONSE as usize
-        || blocks.iter().map(|b| b.encode().len()).sum::<usize>() > MAX_RESPONSE_BYTES / 2;
+    let full =
+        blocks.len() >= MAX_BLOCKS_PER_RESPONSE as usize || response_bytes > MAX_RESPONSE_BYTES / 2;
     let (reply, answer) = oneshot::channel();
     ctx.driver
         .send(DriverInput::Synced { blocks, reply })

@@ -132,19 +132,11 @@ impl TestNode {
     }
 }
 
-/// A member another test node's requests reach: its key agreement, its
-/// inbox and its sync server, as the network would hand them over.
-#[derive(Clone)]
-pub struct Reachable {
-    pub ctx: Ctx,
-}
-
 impl TestNode {
-    /// This node as others reach it.
-    pub fn reachable(&self) -> Reachable {
-        Reachable {
-            ctx: self.ctx.clone(),
-        }
+    /// This node as another test node's requests reach it: its key
+    /// agreement, its inbox and its sync server.
+    pub fn reachable(&self) -> Ctx {
+        self.ctx.clone()
     }
 
     /// Carries this node's requests to `peers` (answering from their tasks,
@@ -152,7 +144,7 @@ impl TestNode {
     /// them as its connected peers, and reports everything else it asks of
     /// the network. A request to a peer not listed fails as an unreachable
     /// peer's would.
-    pub fn connect(&mut self, peers: Vec<Reachable>) -> mpsc::UnboundedReceiver<Seen> {
+    pub fn connect(&mut self, peers: Vec<Ctx>) -> mpsc::UnboundedReceiver<Seen> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (_, placeholder) = mpsc::channel(1);
         let mut network = std::mem::replace(&mut self.network, placeholder);
@@ -161,12 +153,12 @@ impl TestNode {
             while let Some(c) = network.recv().await {
                 let seen = match c {
                     Command::Request(protocol, to, data, reply) => {
-                        let Some(peer) = peers.iter().find(|p| p.ctx.peer_id == to).cloned() else {
+                        let Some(peer) = peers.iter().find(|p| p.peer_id == to).cloned() else {
                             drop(reply);
                             continue;
                         };
                         tokio::spawn(async move {
-                            let _ = reply.send(Ok(answer(&peer.ctx, protocol, me, data).await));
+                            let _ = reply.send(Ok(answer(&peer, protocol, me, data).await));
                         });
                         continue;
                     }
@@ -175,7 +167,7 @@ impl TestNode {
                             peers
                                 .iter()
                                 .map(|p| PeerInfo {
-                                    peer_id: p.ctx.peer_id,
+                                    peer_id: p.peer_id,
                                     addrs: Vec::new(),
                                     rtt_ms: None,
                                     gossip_score: None,

@@ -366,7 +366,7 @@ async fn anchor_step(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
     let id = anchor_record_id(&ctx.account, record);
     if let Some(tx) = ChainStore::new(&*ctx.store).anchor_tx(&ctx.account, &id)? {
         entry.anchor_tx = Some(tx.0);
-        advance(ctx, &mut entry, Happened::Anchored, WriteBatch::new())?;
+        advance(ctx, &mut entry, Happened::Anchored)?;
         tracing::info!("record {record} anchored in transaction {}", tx.short());
         return Ok(());
     }
@@ -392,7 +392,7 @@ async fn anchor_step(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
                 let mut batch = WriteBatch::new();
                 batch.delete(Column::Outbox, okey(b'a', record));
                 let why = e.to_string();
-                return advance(ctx, &mut entry, Happened::AnchorRefused(&why), batch);
+                return advance_with(ctx, &mut entry, Happened::AnchorRefused(&why), batch);
             }
             if !ctx.pool.contains(signed.id()).await {
                 // Not in this node's pool (a restart, or pruned): the same
@@ -440,8 +440,13 @@ fn stored_anchor(
 }
 
 /// Applies what `happened` to `entry` (the core lifecycle decides what
-/// follows), with `batch`'s changes, in one synced write.
-fn advance(
+/// follows), in one synced write.
+fn advance(ctx: &Messaging, entry: &mut OutboxEntry, happened: Happened<'_>) -> anyhow::Result<()> {
+    advance_with(ctx, entry, happened, WriteBatch::new())
+}
+
+/// [`advance`], with `batch`'s changes in the same write.
+fn advance_with(
     ctx: &Messaging,
     entry: &mut OutboxEntry,
     happened: Happened<'_>,
@@ -485,12 +490,7 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
     if let Err(why) = permitted(ctx, entry.kind, entry.to, entry.patient) {
         tracing::warn!("{record} to {}: {why}", label(ctx, &entry.to));
         let why = why.to_string();
-        return advance(
-            ctx,
-            &mut entry,
-            Happened::PolicyRefused(&why),
-            WriteBatch::new(),
-        );
+        return advance(ctx, &mut entry, Happened::PolicyRefused(&why));
     }
     let envelope = match ctx.store.get(Column::Outbox, &okey(b'v', record))? {
         Some(bytes) => Envelope::from_bytes(&bytes).context("a stored envelope")?,
@@ -499,23 +499,13 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
             entry.state = DeliveryState::Queued;
             if let Err(e) = ctx.agree.ensure_key(entry.to).await {
                 let why = format!("waiting for a key: {e}");
-                return advance(
-                    ctx,
-                    &mut entry,
-                    Happened::NotSealed(&why),
-                    WriteBatch::new(),
-                );
+                return advance(ctx, &mut entry, Happened::NotSealed(&why));
             }
             match seal_now(ctx, &mut entry) {
                 Ok(env) => env,
                 Err(e) => {
                     let why = format!("{e:#}");
-                    return advance(
-                        ctx,
-                        &mut entry,
-                        Happened::NotSealed(&why),
-                        WriteBatch::new(),
-                    );
+                    return advance(ctx, &mut entry, Happened::NotSealed(&why));
                 }
             }
         }
@@ -530,21 +520,11 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
         Ok(Ok(r)) => r,
         Err(e) => {
             let why = format!("recipient not reached: {e}");
-            return advance(
-                ctx,
-                &mut entry,
-                Happened::NoReceipt(&why),
-                WriteBatch::new(),
-            );
+            return advance(ctx, &mut entry, Happened::NoReceipt(&why));
         }
         Ok(Err(e)) => {
             let why = format!("unreadable answer: {e}");
-            return advance(
-                ctx,
-                &mut entry,
-                Happened::NoReceipt(&why),
-                WriteBatch::new(),
-            );
+            return advance(ctx, &mut entry, Happened::NoReceipt(&why));
         }
     };
     match response {
@@ -552,12 +532,7 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
             if let Err(e) = receipt.verify(&envelope) {
                 tracing::warn!("receipt for {record} refused: {e}");
                 let why = format!("bad receipt: {e}");
-                return advance(
-                    ctx,
-                    &mut entry,
-                    Happened::NoReceipt(&why),
-                    WriteBatch::new(),
-                );
+                return advance(ctx, &mut entry, Happened::NoReceipt(&why));
             }
             // The receipt is the proof of delivery: kept with the entry.
             let mut batch = WriteBatch::new();
@@ -566,7 +541,7 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
                 okey(b'r', record),
                 qward_core::codec::encode_infallible(&receipt),
             );
-            advance(ctx, &mut entry, Happened::Receipt, batch)?;
+            advance_with(ctx, &mut entry, Happened::Receipt, batch)?;
             crate::metrics::Metrics::inc(&ctx.metrics.messages_sent);
             tracing::info!(
                 "{} {record} delivered to {}",
@@ -582,7 +557,7 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
                 reason: &reason,
                 retry,
             };
-            advance(ctx, &mut entry, happened, WriteBatch::new())
+            advance(ctx, &mut entry, happened)
         }
     }
 }
@@ -624,6 +599,6 @@ fn seal_now(ctx: &Messaging, entry: &mut OutboxEntry) -> anyhow::Result<Envelope
     batch.put(Column::Outbox, okey(b'v', &record), envelope.to_bytes());
     entry.ciphertext_hash = Some(anchor_hash(&envelope));
     let sealed = format!("sealed under key {}", envelope.key_id);
-    advance(ctx, entry, Happened::Sealed(&sealed), batch)?;
+    advance_with(ctx, entry, Happened::Sealed(&sealed), batch)?;
     Ok(envelope)
 }
