@@ -42,6 +42,15 @@ pub mod method {
     pub const CONSENT_GRANT: &str = "consent_grant";
     pub const CONSENT_REVOKE: &str = "consent_revoke";
     pub const SHUTDOWN: &str = "shutdown";
+    pub const RECORD_ERASE: &str = "record_erase";
+    pub const EMERGENCY_DECLARE: &str = "emergency_declare";
+    pub const CHAIN_EMERGENCIES: &str = "chain_emergencies";
+    pub const AUDIT_LOG: &str = "audit_log";
+    pub const AUDIT_VERIFY: &str = "audit_verify";
+    pub const USER_ADD: &str = "user_add";
+    pub const USER_LIST: &str = "user_list";
+    pub const USER_REMOVE: &str = "user_remove";
+    pub const WHOAMI: &str = "whoami";
 }
 
 /// A JSON-RPC error object.
@@ -129,6 +138,8 @@ pub enum Event {
         level: String,
         line: String,
     },
+    /// A finalized block holds an emergency (break-glass) declaration.
+    Emergency(EmergencyInfo),
 }
 
 impl Event {
@@ -141,6 +152,7 @@ impl Event {
             Event::KeySession(_) => Topic::KeySessions,
             Event::Message(_) => Topic::Messages,
             Event::Log { .. } => Topic::Logs,
+            Event::Emergency(_) => Topic::Blocks,
         }
     }
 }
@@ -235,6 +247,127 @@ pub struct ConsentInfo {
     pub scope: String,
     pub expires_at_ms: Option<u64>,
     pub active: bool,
+}
+
+/// An emergency (break-glass) declaration on the chain (`chain_emergencies`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmergencyInfo {
+    pub patient: String,
+    pub patient_name: Option<String>,
+    /// The doctor or hospital that declared it (and may now receive the
+    /// patient's records without consent).
+    pub declarer: String,
+    pub declarer_name: Option<String>,
+    pub reason: String,
+    /// The block that holds the declaration.
+    pub height: u64,
+    pub expires_at_ms: u64,
+    /// Not expired at the node's clock.
+    pub active: bool,
+}
+
+/// Result of `record_erase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureInfo {
+    pub record_id: String,
+    /// Whether this node's sent copy was erased.
+    pub sent: bool,
+    /// Whether this node's received copy was erased.
+    pub received: bool,
+    /// The erasure facts submitted to the chain (transaction ids).
+    pub txs: Vec<String>,
+}
+
+/// One entry of the node's access log (`audit_log`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEntryInfo {
+    pub seq: u64,
+    pub time_ms: u64,
+    /// Who: a user's name, or `owner` for the node's own cookie.
+    pub user: String,
+    /// What: e.g. `read`, `export`, `forward`, `erase`, `emergency`,
+    /// `refused-credential`.
+    pub action: String,
+    pub record_id: Option<String>,
+    pub detail: String,
+    /// This entry's hash (hex), which the next entry chains to.
+    pub hash: String,
+}
+
+/// Result of `audit_verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerifyReport {
+    pub ok: bool,
+    pub entries: u64,
+    /// Entries covered by the latest anchor found on the chain.
+    pub anchored_entries: u64,
+    /// The first entry that fails, and why.
+    pub failed_seq: Option<u64>,
+    pub reason: Option<String>,
+}
+
+/// A person's role on a shared node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// Everything, users included.
+    Admin,
+    /// Reads, sends, forwards, erases and declares emergencies.
+    Clinician,
+    /// Reads only.
+    ReadOnly,
+}
+
+impl UserRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Admin => "admin",
+            UserRole::Clinician => "clinician",
+            UserRole::ReadOnly => "read_only",
+        }
+    }
+}
+
+impl std::str::FromStr for UserRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "admin" => Ok(UserRole::Admin),
+            "clinician" => Ok(UserRole::Clinician),
+            "read_only" | "readonly" => Ok(UserRole::ReadOnly),
+            other => Err(format!(
+                "role '{other}': expected admin, clinician or read-only"
+            )),
+        }
+    }
+}
+
+/// A user of a shared node (`user_list`); never the credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub role: UserRole,
+    pub created_ms: u64,
+}
+
+/// Result of `user_add`: the credential, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub name: String,
+    pub role: UserRole,
+    /// `<name>:<secret>`: what the person presents to log in.
+    pub credential: String,
+}
+
+/// Result of `whoami`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// A user's name, or `owner` for the node's cookie.
+    pub user: String,
+    pub role: UserRole,
+    /// Seconds of inactivity after which a user's session locks (none for
+    /// the cookie).
+    pub idle_logoff_s: Option<u64>,
 }
 
 /// Result of `chain_verify`.
@@ -332,6 +465,8 @@ pub enum DeliveryState {
     Failed,
     /// Received (inbox).
     Received,
+    /// Erased by this node: its key is destroyed, the content is gone.
+    Erased,
 }
 
 /// A message in the inbox or outbox (`inbox`, `outbox`).
@@ -434,6 +569,13 @@ pub enum TxRequest {
         grantee: String,
         scope: String,
     },
+    /// Break-glass: this node (a doctor or hospital) may receive the
+    /// patient's records without consent for `duration_ms`.
+    DeclareEmergency {
+        patient: String,
+        reason: String,
+        duration_ms: u64,
+    },
 }
 
 /// Result of `tx_submit`.
@@ -519,6 +661,7 @@ pub enum Call {
     Logs {
         limit: Option<u64>,
     },
+    ChainEmergencies,
 }
 
 impl Call {
@@ -543,6 +686,7 @@ impl Call {
             Call::ConsentGrant(_) => method::CONSENT_GRANT,
             Call::ConsentRevoke { .. } => method::CONSENT_REVOKE,
             Call::Logs { .. } => method::LOGS,
+            Call::ChainEmergencies => method::CHAIN_EMERGENCIES,
         }
     }
 }
@@ -569,6 +713,7 @@ pub enum Reply {
     ConsentGranted(TxSubmitted),
     ConsentRevoked(TxSubmitted),
     Logs(Vec<LogLine>),
+    Emergencies(Vec<EmergencyInfo>),
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Randomness enters as a `&mut (impl RngCore + CryptoRng)` argument and time
 //! as a value, so every test here is deterministic from a seed.
 
+pub mod access_log;
 pub mod api;
 pub mod calendar;
 pub mod chain;
@@ -16,3 +17,4 @@ pub mod keyagree;
 pub mod keystore;
 pub mod qkd;
 pub mod storage;
+pub mod vault;

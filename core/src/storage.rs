@@ -27,11 +27,13 @@ pub enum Column {
     Outbox,
     /// Received messages.
     Inbox,
+    /// The access log: every read of health data, hash-chained.
+    Access,
 }
 
 impl Column {
     /// Every column, in a fixed order.
-    pub const ALL: [Column; 8] = [
+    pub const ALL: [Column; 9] = [
         Column::Meta,
         Column::Blocks,
         Column::BlockIndex,
@@ -40,6 +42,7 @@ impl Column {
         Column::Keys,
         Column::Outbox,
         Column::Inbox,
+        Column::Access,
     ];
 
     /// The column-family name on disk.
@@ -53,6 +56,7 @@ impl Column {
             Column::Keys => "keys",
             Column::Outbox => "outbox",
             Column::Inbox => "inbox",
+            Column::Access => "access",
         }
     }
 }

@@ -54,6 +54,22 @@ pub struct Config {
     /// simulated quantum channel of every link.
     #[serde(default)]
     pub key_agreement: KeyAgreementConfig,
+    /// For unattended nodes: a file holding the passphrase of the node's data
+    /// key (relative paths are from the data directory). Whoever can read it
+    /// and a copy of the data directory can read every record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<String>,
+    /// Seconds without use after which a user's API session locks
+    /// (automatic logoff); 0: never. The node's own cookie never locks.
+    #[serde(default = "default_idle_logoff_s")]
+    pub api_idle_logoff_s: u64,
+}
+
+/// Fifteen minutes: a common automatic-logoff time for clinical systems.
+pub const DEFAULT_IDLE_LOGOFF_S: u64 = 900;
+
+fn default_idle_logoff_s() -> u64 {
+    DEFAULT_IDLE_LOGOFF_S
 }
 
 /// The `[key_agreement]` table.
@@ -194,6 +210,8 @@ impl Config {
             account: None,
             genesis: None,
             key_agreement: KeyAgreementConfig::default(),
+            passphrase_file: None,
+            api_idle_logoff_s: DEFAULT_IDLE_LOGOFF_S,
         }
     }
 
@@ -247,6 +265,13 @@ impl Config {
                 ))
             })?;
         }
+        if self
+            .passphrase_file
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            return Err(invalid("passphrase_file must not be empty".into()));
+        }
         if self.api_port == 0 {
             return Err(invalid("api_port must not be 0".into()));
         }
@@ -273,6 +298,13 @@ impl Config {
         out.push_str(&format!("listen = [{}]\n\n", listen.join(", ")));
         out.push_str("# Port of the control API, served on 127.0.0.1 only (auth: api.cookie).\n");
         out.push_str(&format!("api_port = {}\n\n", self.api_port));
+        out.push_str(
+            "# Seconds without use after which a user's API session (and a TUI) locks; 0: never.\n",
+        );
+        out.push_str(&format!(
+            "api_idle_logoff_s = {}\n\n",
+            self.api_idle_logoff_s
+        ));
         out.push_str("# Target time between blocks, in milliseconds (validators only).\n");
         out.push_str(&format!(
             "block_interval_ms = {}\n\n",
@@ -294,6 +326,15 @@ impl Config {
         if let Some(g) = &self.genesis {
             out.push_str("# The genesis file, relative to this directory.\n");
             out.push_str(&format!("genesis = {}\n\n", quote(g)));
+        }
+        out.push_str(
+            "# Unattended nodes only: a file (mode 0600, best outside this directory)\n\
+             # holding the passphrase of keys/data.key, so the node starts without a\n\
+             # person. Whoever reads it and a copy of this directory reads every record.\n",
+        );
+        match &self.passphrase_file {
+            Some(f) => out.push_str(&format!("passphrase_file = {}\n\n", quote(f))),
+            None => out.push_str("# passphrase_file = \"/run/secrets/qward-passphrase\"\n\n"),
         }
         out.push_str(
             "# Peers to dial at start: their account (ed25519 public key, hex) and address.\n",

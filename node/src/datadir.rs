@@ -47,6 +47,10 @@ impl DataDir {
     pub fn identity_file(&self) -> PathBuf {
         self.keys_dir().join("identity.key")
     }
+    /// The node's data-encryption key, sealed under its passphrase.
+    pub fn data_key_file(&self) -> PathBuf {
+        self.keys_dir().join("data.key")
+    }
     pub fn db_dir(&self) -> PathBuf {
         self.root.join("db")
     }
@@ -118,6 +122,8 @@ pub struct InitOptions<'a> {
     /// Whether the parent of the data directory may be created (true for the
     /// platform default, false for a path the user named).
     pub create_parents: bool,
+    /// The passphrase the new data key is sealed under.
+    pub passphrase: &'a qward_core::vault::Passphrase,
 }
 
 /// What `init` made.
@@ -184,6 +190,8 @@ pub fn init<R: rand_core::CryptoRng + ?Sized>(
             parent.display()
         )
     })?;
+    fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", staging.display()))?;
     let built = build_into(&DataDir::new(&staging), opts, genesis.as_ref(), rng);
     let identity = match built {
         Ok(id) => id,
@@ -262,6 +270,7 @@ fn build_into<R: rand_core::CryptoRng + ?Sized>(
     fs::create_dir(dir.logs_dir()).context("cannot create logs/")?;
     let identity = Identity::generate(rng);
     write_secret_file(&dir.identity_file(), identity.secret_bytes().as_slice())?;
+    crate::vault::create(dir, opts.passphrase, rng)?;
     let config = Config::new(opts.name, opts.role);
     fs::write(dir.config_file(), config.to_documented_toml())
         .context("cannot write config.toml")?;

@@ -7,7 +7,7 @@ use qward_core::storage::{BatchOp, Column, Entry, Store, StoreError, WriteBatch}
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteOptions};
 
 /// The schema this build reads and writes. Bumped when the layout changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -25,7 +25,7 @@ pub enum OpenError {
         supported: u32,
     },
     #[error(
-        "the database at {path} has schema version {found}, from an older qward whose records this one cannot read (version 3: a validator's signing record holds proposals with their polka; version 2: signatures over the genesis hash, the state stored entry by entry); start a new data directory with `qward init` (a devnet: `qward devnet down`, then delete its folder)"
+        "the database at {path} has schema version {found}, from an older qward whose records this one cannot read (version 4: every stored key wrapped by a data key sealed under a passphrase, and the access log; version 3: a validator's signing record holds proposals with their polka; version 2: signatures over the genesis hash, the state stored entry by entry); start a new data directory with `qward init` (a devnet: `qward devnet down`, then delete its folder)"
     )]
     OlderSchema { path: PathBuf, found: u32 },
     #[error("the database at {path} has an unreadable schema version")]
@@ -159,6 +159,32 @@ impl RocksStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Forces deleted `keys` of `column` out of the database's files: every
+    /// memtable is flushed (so the write-ahead log that held their values
+    /// becomes obsolete and is removed), then the files holding each key are
+    /// compacted down to the bottom level, where a deleted value and its
+    /// tombstone are dropped. Call after the deletes are written.
+    pub fn purge(&self, column: Column, keys: &[&[u8]]) -> Result<(), StoreError> {
+        let cfs = Column::ALL
+            .iter()
+            .map(|c| self.cf(*c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cfs_opt(&cfs, &flush).map_err(backend)?;
+        let mut compact = rocksdb::CompactOptions::default();
+        compact.set_exclusive_manual_compaction(true);
+        compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        let cf = self.cf(column)?;
+        for key in keys {
+            let mut end = key.to_vec();
+            end.push(0);
+            self.db
+                .compact_range_cf_opt(cf, Some(key), Some(end.as_slice()), &compact);
+        }
+        Ok(())
     }
 
     fn cf(&self, column: Column) -> Result<&rocksdb::ColumnFamily, StoreError> {

@@ -14,3 +14,4 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod vault;

@@ -163,6 +163,8 @@ async fn unregistered_node_is_kept_out_until_a_hospital_registers_it() {
         "outsider",
         "--genesis",
         &path_str(&genesis),
+        "--passphrase-file",
+        &path_str(&net.root().join("passphrase")),
     ])
     .expect("init outsider");
     let h1_config = qward_node::datadir::DataDir::new(&net.node("hospital-1").dir)
@@ -175,6 +177,7 @@ async fn unregistered_node_is_kept_out_until_a_hospital_registers_it() {
     cfg.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", base)];
     cfg.api_port = base + 1;
     cfg.bootstrap = h1_config.bootstrap.clone();
+    cfg.passphrase_file = h1_config.passphrase_file.clone();
     std::fs::write(outsider_dir.join("config.toml"), cfg.to_documented_toml()).unwrap();
     let account = qward_node::datadir::DataDir::new(&outsider_dir)
         .load_identity()

@@ -222,6 +222,8 @@ pub struct State {
     /// Newest first.
     pub blocks: Vec<BlockSummary>,
     pub consents: Vec<ConsentInfo>,
+    /// Emergency (break-glass) declarations on the chain, newest first.
+    pub emergencies: Vec<qward_core::api::EmergencyInfo>,
     pub verify: Option<VerifyState>,
     pub logs: VecDeque<LogLine>,
     pub eve_alarm: Option<EveAlarm>,
@@ -247,6 +249,18 @@ pub struct State {
 }
 
 impl State {
+    /// Emergencies declared about this node's own patient account that have
+    /// not expired by the UI's clock.
+    pub fn emergencies_about_me(&self) -> Vec<&qward_core::api::EmergencyInfo> {
+        let Some(me) = self.my_account() else {
+            return Vec::new();
+        };
+        self.emergencies
+            .iter()
+            .filter(|e| e.patient == me && e.expires_at_ms > self.now_ms)
+            .collect()
+    }
+
     pub fn new(theme: Theme) -> State {
         State {
             theme,
@@ -269,6 +283,7 @@ impl State {
             verify: None,
             logs: VecDeque::new(),
             eve_alarm: None,
+            emergencies: Vec::new(),
             call_errors: BTreeMap::new(),
             notice: None,
             peers_sel: 0,

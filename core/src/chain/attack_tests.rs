@@ -357,3 +357,144 @@ fn equivocation_evidence_removes_the_offenders_power_until_voted_back() {
     chain.commit(votes);
     assert!(chain.state.validators.contains(&offender));
 }
+
+fn emergency(patient: AccountId, reason: &str, expires_at_ms: u64) -> TxKind {
+    TxKind::DeclareEmergency(EmergencyAccess {
+        patient,
+        reason: reason.into(),
+        expires_at_ms,
+    })
+}
+
+#[test]
+fn break_glass_is_bounded_in_who_why_and_how_long_and_lands_in_state_and_log() {
+    let mut chain = TestChain::new(31, 4);
+    let patient = patient(&chain);
+    let p = patient.account();
+    let doctor = chain.add_key(300);
+    let doctor_acc = chain.keys[doctor].account();
+    let tx = register(&mut chain, 0, doctor_acc, Role::Doctor);
+    chain.apply_one(tx).unwrap();
+    let now = chain.tip.time_ms + 1;
+
+    // A patient cannot break the glass (on anyone), nor can anyone on a
+    // non-patient.
+    let tx = chain.sign(&patient, emergency(p, "testing", now + 1000));
+    assert!(matches!(
+        chain.apply_one(tx),
+        Err(TxError::WrongRole { .. })
+    ));
+    let tx = chain.sign_by(doctor, emergency(doctor_acc, "testing", now + 1000));
+    assert_eq!(chain.apply_one(tx), Err(TxError::NotPatient(doctor_acc)));
+    // No reason, or an essay, is refused.
+    for reason in ["", "   ", &"x".repeat(MAX_EMERGENCY_REASON_BYTES + 1)] {
+        let tx = chain.sign_by(doctor, emergency(p, reason, now + 1000));
+        assert!(
+            matches!(chain.apply_one(tx), Err(TxError::BadEmergencyReason { .. })),
+            "reason {reason:?}"
+        );
+    }
+    // It must end, and within a day: a Byzantine doctor cannot hold the
+    // glass open for ever.
+    for expiry in [now - 1, now, now + MAX_EMERGENCY_MS + 1, u64::MAX] {
+        let tx = chain.sign_by(doctor, emergency(p, "unconscious in A&E", expiry));
+        assert!(
+            matches!(chain.apply_one(tx), Err(TxError::BadEmergencyExpiry { .. })),
+            "expiry {expiry}"
+        );
+    }
+    assert!(chain.state.emergencies.is_empty());
+
+    let log_before = chain.state.log_hash;
+    let root_before = chain.state.root();
+    let expires = now + MAX_EMERGENCY_MS;
+    let tx = chain.sign_by(doctor, emergency(p, "unconscious in A&E", expires));
+    chain.apply_one(tx).unwrap();
+    assert_eq!(
+        chain
+            .state
+            .emergencies
+            .get(&(p, doctor_acc))
+            .map(|e| e.expires_at_ms),
+        Some(expires)
+    );
+    assert_ne!(
+        chain.state.log_hash, log_before,
+        "the declaration is in the log"
+    );
+    assert_ne!(chain.state.root(), root_before);
+    assert!(chain.state.emergency_allows(&p, &doctor_acc, expires - 1));
+    assert!(!chain.state.emergency_allows(&p, &doctor_acc, expires));
+    // It is the declarer's alone: another member gains nothing from it.
+    let other = chain.keys[1].account();
+    assert!(!chain.state.emergency_allows(&p, &other, now));
+}
+
+#[test]
+fn emergencies_survive_the_store_and_match_the_root() {
+    let mut chain = TestChain::new(32, 1);
+    let p = chain.patient.account();
+    let h = chain.keys[0].account();
+    let expires = chain.tip.time_ms + 60_000;
+    let tx = chain.sign_by(0, emergency(p, "cardiac arrest on arrival", expires));
+    let block = chain.commit(vec![tx]).clone();
+    let store = MemStore::new();
+    let cs = ChainStore::new(&store);
+    cs.init(&chain.genesis).unwrap();
+    cs.import(&block).unwrap();
+    let loaded = cs.state().unwrap();
+    assert_eq!(
+        loaded
+            .emergencies
+            .get(&(p, h))
+            .map(|e| (e.expires_at_ms, e.height)),
+        Some((expires, block.block.header.height))
+    );
+    assert_eq!(loaded.root(), chain.state.root());
+}
+
+#[test]
+fn erasure_and_access_log_facts_go_in_the_log_and_grow_no_state() {
+    let mut chain = TestChain::new(33, 4);
+    let patient = patient(&chain);
+    let log = chain.state.log_hash;
+    let tx = chain.sign(
+        &patient,
+        TxKind::EraseRecord(RecordErasure {
+            record_id: Hash([7; 32]),
+        }),
+    );
+    chain.apply_one(tx).unwrap();
+    assert_ne!(chain.state.log_hash, log);
+    let log = chain.state.log_hash;
+    let tx = chain.sign_by(
+        2,
+        TxKind::AnchorAccessLog(AccessLogAnchor {
+            entries: 3,
+            head: Hash([9; 32]),
+        }),
+    );
+    chain.apply_one(tx).unwrap();
+    assert_ne!(chain.state.log_hash, log);
+    let tx = chain.sign_by(
+        2,
+        TxKind::AnchorAccessLog(AccessLogAnchor {
+            entries: 0,
+            head: Hash([9; 32]),
+        }),
+    );
+    assert_eq!(chain.apply_one(tx), Err(TxError::EmptyAccessLog));
+    // Facts are in the blocks and the log hash, not the state's entries:
+    // a member repeating them grows the chain by its transactions only.
+    let keys_before: Vec<_> = chain.state.all_keys().collect();
+    for i in 0..20u8 {
+        let tx = chain.sign(
+            &patient,
+            TxKind::EraseRecord(RecordErasure {
+                record_id: Hash([i; 32]),
+            }),
+        );
+        chain.apply_one(tx).unwrap();
+    }
+    assert_eq!(chain.state.all_keys().collect::<Vec<_>>(), keys_before);
+}

@@ -10,6 +10,22 @@ use super::hash::Hash;
 /// Why a transaction was rejected by the state machine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
+    #[error("{0} is not a registered patient")]
+    NotPatient(AccountId),
+    #[error(
+        "an emergency declaration needs a reason of 1 to {max} bytes (public on the chain: no diagnosis)"
+    )]
+    BadEmergencyReason { max: usize },
+    #[error(
+        "an emergency declaration must expire after the block time ({block_time_ms}) and within {max_ms} ms of it; it says {expires_at_ms}"
+    )]
+    BadEmergencyExpiry {
+        expires_at_ms: u64,
+        block_time_ms: u64,
+        max_ms: u64,
+    },
+    #[error("an access-log anchor must cover at least one entry")]
+    EmptyAccessLog,
     #[error("transaction is for chain {found}, this chain is {expected}")]
     WrongChain { expected: u64, found: u64 },
     #[error("transaction signature does not verify for author {0}")]

@@ -26,11 +26,12 @@ pub use certificate::{CommitCertificate, CommitSig, verify_vote_quorum};
 pub use error::{BlockError, CertError, ChainStoreError, TxError};
 pub use genesis::{Genesis, GenesisMember, GenesisRuleError};
 pub use hash::{Hash, merkle_root};
-pub use state::{ChainState, GovernanceAction, Member, OpenProposal, VoteTally};
+pub use state::{ChainState, EmergencyEntry, GovernanceAction, Member, OpenProposal, VoteTally};
 pub use store::{ChainStore, InitOutcome, TxLocation, VerifyReport};
 pub use tx::{
-    ConsentGrant, ConsentScope, KeySessionAudit, MAX_TX_BYTES, RecordAnchor, SessionOutcome,
-    SignedTransaction, Transaction, TxKind,
+    AccessLogAnchor, ConsentGrant, ConsentScope, EmergencyAccess, KeySessionAudit,
+    MAX_EMERGENCY_MS, MAX_EMERGENCY_REASON_BYTES, MAX_TX_BYTES, RecordAnchor, RecordErasure,
+    SessionOutcome, SignedTransaction, Transaction, TxKind,
 };
 pub use validator_set::{Validator, ValidatorSet, ValidatorSetError};
 pub use verify::{ChainTip, build_block, validate_block, verify_committed};

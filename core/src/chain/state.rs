@@ -23,7 +23,10 @@ use super::error::TxError;
 use super::hash::Hash;
 use super::lthash::LtHash;
 use super::state_entries::Touched;
-use super::tx::{ConsentScope, RecordAnchor, SignedTransaction, TxKind};
+use super::tx::{
+    ConsentScope, MAX_EMERGENCY_MS, MAX_EMERGENCY_REASON_BYTES, RecordAnchor, SignedTransaction,
+    TxKind,
+};
 use super::validator_set::{MAX_VALIDATOR_POWER, Validator, ValidatorSet};
 
 /// Governance proposals one validator may have opened and still open.
@@ -140,6 +143,21 @@ enum Effect {
         key: (AccountId, u64, u32, u8),
         offender: AccountId,
     },
+    Emergency {
+        key: (AccountId, AccountId),
+        entry: EmergencyEntry,
+    },
+    /// A fact kept only in the log hash and the blocks (erasures, access-log
+    /// anchors).
+    Fact,
+}
+
+/// The latest emergency declaration of one declarer for one patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyEntry {
+    pub expires_at_ms: u64,
+    /// The block holding the declaration (its reason is there).
+    pub height: u64,
 }
 
 /// Everything the chain agrees on. Audits and evidence are folded into
@@ -164,6 +182,9 @@ pub struct ChainState {
     pub proposals: BTreeMap<GovernanceAction, OpenProposal>,
     /// (patient, grantee, scope) to expiry in unix milliseconds.
     pub consents: BTreeMap<(AccountId, AccountId, ConsentScope), u64>,
+    /// (patient, declarer) of the latest emergency declaration to its
+    /// expiry and the height of the block that holds it.
+    pub emergencies: BTreeMap<(AccountId, AccountId), EmergencyEntry>,
     /// (offender, height, round, step) of evidence recorded in the last
     /// [`EVIDENCE_MAX_AGE_BLOCKS`] blocks.
     pub evidence: BTreeSet<(AccountId, u64, u32, u8)>,
@@ -190,6 +211,7 @@ impl ChainState {
             validators,
             proposals: BTreeMap::new(),
             consents: BTreeMap::new(),
+            emergencies: BTreeMap::new(),
             evidence: BTreeSet::new(),
             anchored: BTreeSet::new(),
             anchors: 0,
@@ -435,6 +457,13 @@ impl ChainState {
             }
             Effect::Audit => {
                 self.audits += 1;
+                self.extend_log(stx);
+            }
+            Effect::Emergency { key, entry } => {
+                self.put_emergency(key, entry);
+                self.extend_log(stx);
+            }
+            Effect::Fact => {
                 self.extend_log(stx);
             }
             Effect::Evidence { key, offender } => {
@@ -683,7 +712,57 @@ impl ChainState {
                 }
                 Ok(Effect::Evidence { key, offender })
             }
+            TxKind::DeclareEmergency(e) => {
+                if !matches!(role, Role::Doctor | Role::Hospital) {
+                    return Err(TxError::WrongRole {
+                        action: "declaring an emergency",
+                        needed: Role::Doctor,
+                        actual: role,
+                        author: tx.author,
+                    });
+                }
+                if self.role_of(&e.patient) != Some(Role::Patient) {
+                    return Err(TxError::NotPatient(e.patient));
+                }
+                let reason = e.reason.trim();
+                if reason.is_empty() || e.reason.len() > MAX_EMERGENCY_REASON_BYTES {
+                    return Err(TxError::BadEmergencyReason {
+                        max: MAX_EMERGENCY_REASON_BYTES,
+                    });
+                }
+                if e.expires_at_ms <= block_time_ms
+                    || e.expires_at_ms > block_time_ms.saturating_add(MAX_EMERGENCY_MS)
+                {
+                    return Err(TxError::BadEmergencyExpiry {
+                        expires_at_ms: e.expires_at_ms,
+                        block_time_ms,
+                        max_ms: MAX_EMERGENCY_MS,
+                    });
+                }
+                Ok(Effect::Emergency {
+                    key: (e.patient, tx.author),
+                    entry: EmergencyEntry {
+                        expires_at_ms: e.expires_at_ms,
+                        height: block_height,
+                    },
+                })
+            }
+            TxKind::EraseRecord(_) => Ok(Effect::Fact),
+            TxKind::AnchorAccessLog(a) => {
+                if a.entries == 0 {
+                    return Err(TxError::EmptyAccessLog);
+                }
+                Ok(Effect::Fact)
+            }
         }
+    }
+
+    /// Whether `declarer` has declared an emergency for `patient` that has
+    /// not expired at `now_ms`.
+    pub fn emergency_allows(&self, patient: &AccountId, declarer: &AccountId, now_ms: u64) -> bool {
+        self.emergencies
+            .get(&(*patient, *declarer))
+            .is_some_and(|e| e.expires_at_ms > now_ms)
     }
 
     fn consents_of(&self, patient: &AccountId) -> usize {

@@ -5,8 +5,9 @@
 //!
 //! Store keys in the `State` column: `S` the meta record; `m` + account a
 //! [`Member`]; `p` + action an [`OpenProposal`]; `c` + patient + grantee +
-//! scope the expiry; `e` + (offender, height, round, step) and `a` + anchor
-//! key, both with an empty value.
+//! scope the expiry; `x` + patient + declarer an [`EmergencyEntry`]; `e` +
+//! (offender, height, round, step) and `a` + anchor key, both with an empty
+//! value.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +17,7 @@ use crate::codec;
 use crate::identity::AccountId;
 
 use super::hash::Hash;
-use super::state::{ChainState, GovernanceAction, Member, OpenProposal};
+use super::state::{ChainState, EmergencyEntry, GovernanceAction, Member, OpenProposal};
 use super::tx::ConsentScope;
 use super::validator_set::ValidatorSet;
 
@@ -29,6 +30,7 @@ pub enum StateKey {
     Member(AccountId),
     Proposal(GovernanceAction),
     Consent(AccountId, AccountId, ConsentScope),
+    Emergency(AccountId, AccountId),
     Evidence(AccountId, u64, u32, u8),
     Anchor(Hash),
 }
@@ -51,6 +53,11 @@ impl StateKey {
                 k.extend_from_slice(&patient.0);
                 k.extend_from_slice(&grantee.0);
                 k.push(*scope as u8);
+            }
+            StateKey::Emergency(patient, declarer) => {
+                k.push(b'x');
+                k.extend_from_slice(&patient.0);
+                k.extend_from_slice(&declarer.0);
             }
             StateKey::Evidence(offender, height, round, step) => {
                 k.push(b'e');
@@ -128,6 +135,10 @@ impl ChainState {
                 .consents
                 .get(&(*p, *g, *s))
                 .map(|exp| exp.to_le_bytes().to_vec()),
+            StateKey::Emergency(p, d) => self
+                .emergencies
+                .get(&(*p, *d))
+                .map(codec::encode_infallible),
             StateKey::Evidence(o, h, r, s) => {
                 self.evidence.contains(&(*o, *h, *r, *s)).then(Vec::new)
             }
@@ -143,6 +154,10 @@ impl ChainState {
             .consents
             .keys()
             .map(|(p, g, s)| StateKey::Consent(*p, *g, *s));
+        let emergencies = self
+            .emergencies
+            .keys()
+            .map(|(p, d)| StateKey::Emergency(*p, *d));
         let evidence = self
             .evidence
             .iter()
@@ -151,6 +166,7 @@ impl ChainState {
         members
             .chain(proposals)
             .chain(consents)
+            .chain(emergencies)
             .chain(evidence)
             .chain(anchors)
     }
@@ -232,6 +248,13 @@ impl ChainState {
         if self.consents.remove(k).is_some() {
             self.track(key, old);
         }
+    }
+
+    pub(super) fn put_emergency(&mut self, k: (AccountId, AccountId), e: EmergencyEntry) {
+        let key = StateKey::Emergency(k.0, k.1);
+        let old = self.entry_value(&key);
+        self.emergencies.insert(k, e);
+        self.track(key, old);
     }
 
     pub(super) fn insert_evidence(&mut self, k: (AccountId, u64, u32, u8)) {

@@ -124,6 +124,16 @@ fn load_entry(state: &mut ChainState, key: &[u8], value: &[u8]) -> Result<(), Ch
                 _ => return Err(bad("consent key")),
             }
         }
+        b'x' if rest.len() == 64 => {
+            let (p, d) = (account(&rest[..32]), account(&rest[32..]));
+            let e = codec::decode(value, MAX_ENTRY_BYTES).map_err(decode_err("emergency entry"))?;
+            match (p, d) {
+                (Some(p), Some(d)) => {
+                    state.emergencies.insert((p, d), e);
+                }
+                _ => return Err(bad("emergency key")),
+            }
+        }
         b'e' => {
             let k = codec::decode(rest, MAX_ENTRY_BYTES).map_err(decode_err("evidence key"))?;
             state.evidence.insert(k);

@@ -84,6 +84,44 @@ impl RecordAnchor {
     }
 }
 
+/// The longest an emergency declaration may last: a day (declare again to
+/// go on).
+pub const MAX_EMERGENCY_MS: u64 = 24 * 3600 * 1000;
+/// The longest reason an emergency declaration may give. The reason is
+/// public on the chain: words such as "unconscious in A&E", never a
+/// diagnosis.
+pub const MAX_EMERGENCY_REASON_BYTES: usize = 280;
+
+/// Break-glass: a doctor or hospital (the author) declares an emergency that
+/// lets it receive `patient`'s records and reports without their consent
+/// until `expires_at_ms`. It is on the chain before any access it allows,
+/// so the patient and every auditor see who, why and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyAccess {
+    pub patient: AccountId,
+    pub reason: String,
+    /// Unix milliseconds; at most [`MAX_EMERGENCY_MS`] after the block time.
+    pub expires_at_ms: u64,
+}
+
+/// The fact that the author destroyed its copy of a record (crypto-shredding
+/// its at-rest key): the record's network-wide id, the one its sender anchors
+/// (`envelope::wire::anchor_record_id` of sender and record id). Who and
+/// when are the transaction's author and block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordErasure {
+    pub record_id: Hash,
+}
+
+/// The head of the author's local access log (who read which health record)
+/// after `entries` entries: once on the chain, no entry up to it can be
+/// changed, removed or reordered unseen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLogAnchor {
+    pub entries: u64,
+    pub head: Hash,
+}
+
 /// How a key-agreement session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionOutcome {
@@ -140,6 +178,12 @@ pub enum TxKind {
     AuditKeySession(KeySessionAudit),
     /// Any member submits proof that a validator signed two votes for one height and round.
     SubmitEvidence(Box<Evidence>),
+    /// A doctor or hospital declares an emergency (break-glass access).
+    DeclareEmergency(EmergencyAccess),
+    /// A member records that it erased its copy of a record.
+    EraseRecord(RecordErasure),
+    /// A member anchors the head of its access log.
+    AnchorAccessLog(AccessLogAnchor),
 }
 
 impl TxKind {
@@ -155,6 +199,9 @@ impl TxKind {
             TxKind::AnchorRecord(_) => "anchor-record",
             TxKind::AuditKeySession(_) => "audit-key-session",
             TxKind::SubmitEvidence(_) => "submit-evidence",
+            TxKind::DeclareEmergency(_) => "declare-emergency",
+            TxKind::EraseRecord(_) => "erase-record",
+            TxKind::AnchorAccessLog(_) => "anchor-access-log",
         }
     }
 }

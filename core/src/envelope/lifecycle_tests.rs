@@ -4,13 +4,14 @@
 use super::*;
 use crate::envelope::policy::{FIRST_RETRY_MS, MAX_RETRY_MS};
 
-const STATES: [DeliveryState; 6] = [
+const STATES: [DeliveryState; 7] = [
     DeliveryState::Queued,
     DeliveryState::Sent,
     DeliveryState::Delivered,
     DeliveryState::Anchored,
     DeliveryState::Failed,
     DeliveryState::Received,
+    DeliveryState::Erased,
 ];
 
 fn everything() -> Vec<Happened<'static>> {

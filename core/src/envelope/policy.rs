@@ -17,7 +17,9 @@
 //!    to a member the patient consented to for `Reports`.
 //!
 //! A consent counts while it has not expired at `now_ms`; `All` covers both
-//! scopes.
+//! scopes. An emergency the recipient declared for the patient on the
+//! chain (break-glass, `TxKind::DeclareEmergency`) counts as consent for
+//! both scopes while it has not expired.
 
 use crate::chain::{ChainState, ConsentScope};
 use crate::identity::{AccountId, Role};
@@ -97,14 +99,15 @@ impl Refusal {
                 recipient,
                 scope,
             } => format!(
-                "no consent from patient {} for {} to receive their {}",
+                "no consent from patient {} for {} to receive their {}, and no emergency declared by {}",
                 name(patient),
                 name(recipient),
                 match scope {
                     ConsentScope::Records => "records",
                     ConsentScope::Reports => "reports",
                     ConsentScope::All => "records and reports",
-                }
+                },
+                name(recipient)
             ),
         }
     }
@@ -157,7 +160,10 @@ pub fn check(state: &ChainState, delivery: &Delivery, now_ms: u64) -> Result<(),
             ConsentScope::Reports
         }
     };
-    if recipient == patient || state.consent_allows(&patient, &recipient, scope, now_ms) {
+    if recipient == patient
+        || state.consent_allows(&patient, &recipient, scope, now_ms)
+        || state.emergency_allows(&patient, &recipient, now_ms)
+    {
         Ok(())
     } else {
         Err(Refusal::NoConsent {

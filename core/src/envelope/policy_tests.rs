@@ -308,3 +308,51 @@ fn retries_back_off_to_30_s_and_spread_over_the_upper_half() {
     assert_eq!(retry_delay_ms(1, 0), 250);
     assert!(retry_delay_ms(u32::MAX, u64::MAX) <= MAX_RETRY_MS);
 }
+
+#[test]
+fn an_emergency_counts_as_consent_for_its_declarer_alone_until_it_expires() {
+    use crate::chain::EmergencyAccess;
+    let (mut chain, account) = world(Consent::None);
+    let doctor_key = chain
+        .keys
+        .iter()
+        .position(|k| k.account() == account(Who::Doctor))
+        .expect("the doctor's key");
+    let start = chain.tip.time_ms + 1;
+    let expires = start + 60_000;
+    let phr = |to: Who, about: Who| Delivery {
+        kind: RecordKind::Phr,
+        sender: account(Who::Hospital),
+        recipient: account(to),
+        patient: account(about),
+    };
+    // Before the declaration the hospital may not forward the PHR.
+    assert_eq!(
+        outcome(&check(&chain.state, &phr(Who::Doctor, Who::Patient), start)),
+        "no-consent"
+    );
+    let tx = chain.sign_by(
+        doctor_key,
+        TxKind::DeclareEmergency(EmergencyAccess {
+            patient: account(Who::Patient),
+            reason: "unconscious in A&E".into(),
+            expires_at_ms: expires,
+        }),
+    );
+    assert_eq!(chain.apply_one(tx), Ok(None));
+    let at = |d: Delivery, now: u64| outcome(&check(&chain.state, &d, now));
+    assert_eq!(at(phr(Who::Doctor, Who::Patient), start), "ok");
+    assert_eq!(at(phr(Who::Doctor, Who::Patient), expires - 1), "ok");
+    // Reports too (the declaration covers both scopes).
+    let report = Delivery {
+        kind: RecordKind::Report,
+        sender: account(Who::OtherDoctor),
+        recipient: account(Who::Doctor),
+        patient: account(Who::Patient),
+    };
+    assert_eq!(at(report, start), "ok");
+    // Not another patient, not another doctor, not after it expires.
+    assert_eq!(at(phr(Who::Doctor, Who::OtherPatient), start), "no-consent");
+    assert_eq!(at(phr(Who::OtherDoctor, Who::Patient), start), "no-consent");
+    assert_eq!(at(phr(Who::Doctor, Who::Patient), expires), "no-consent");
+}

@@ -2,8 +2,11 @@
 //! WebSocket alike: a bound on the calls one connection has in flight
 //! (jsonrpsee spawns a task per WebSocket frame and would run them all at
 //! once), `params` that is neither an array nor an object refused as an
-//! invalid request (-32600), and notifications run for their effect
-//! (jsonrpsee would drop them) with their answer discarded.
+//! invalid request (-32600), notifications run for their effect (jsonrpsee
+//! would drop them) with their answer discarded, and the caller the gate
+//! let in (`auth::Caller`) checked at every call: a user's session must
+//! still be open (a WebSocket outlives the idle time otherwise), and their
+//! role must allow the method (`auth::allowed`), else -32000 with why.
 
 use std::sync::Arc;
 
@@ -13,6 +16,7 @@ use jsonrpsee::types::{ErrorCode, ErrorObject, Id, TwoPointZero};
 use qward_core::api::{MAX_FRAME_BYTES, method};
 use tokio::sync::Semaphore;
 
+use super::auth::{Auth, Caller, allowed};
 use super::gate::is_structured;
 
 /// Calls of one connection that run at once.
@@ -26,22 +30,51 @@ pub const MAX_CALLS_ADMITTED: usize = 256;
 #[derive(Clone, Debug)]
 pub struct CallGuard<S> {
     inner: S,
+    auth: Option<Arc<Auth>>,
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
 }
 
 impl<S> CallGuard<S> {
-    pub fn new(inner: S) -> Self {
-        Self::with_limits(inner, MAX_CALLS_RUNNING, MAX_CALLS_ADMITTED)
+    /// Calls checked against `auth`'s sessions and roles.
+    pub fn new(inner: S, auth: Arc<Auth>) -> Self {
+        let mut g = Self::with_limits(inner, MAX_CALLS_RUNNING, MAX_CALLS_ADMITTED);
+        g.auth = Some(auth);
+        g
     }
 
-    /// At most `running` calls at once and `admitted` running or waiting.
+    /// At most `running` calls at once and `admitted` running or waiting
+    /// (no caller checks: for the middleware's own tests).
     pub fn with_limits(inner: S, running: usize, admitted: usize) -> Self {
         CallGuard {
             inner,
+            auth: None,
             running: Arc::new(Semaphore::new(running)),
             admitted: Arc::new(Semaphore::new(admitted.max(running))),
         }
+    }
+
+    /// Why the caller of `method` may not call it now, if so.
+    fn refusal(&self, method: &str, caller: Option<&Caller>) -> Option<String> {
+        let auth = self.auth.as_ref()?;
+        let Some(caller) = caller else {
+            return Some("no caller: the request did not pass the credential check".into());
+        };
+        if let Some(key) = &caller.session
+            && let Err(e) = auth.touch(key, crate::node::clock::now_ms())
+        {
+            tracing::warn!(user = %caller.principal.user, "API session refused: {e}");
+            return Some(e.to_string());
+        }
+        if !allowed(caller.principal.role, method) {
+            tracing::warn!(user = %caller.principal.user, method, "API call refused by role");
+            return Some(format!(
+                "user '{}' ({}) may not call {method}",
+                caller.principal.user,
+                caller.principal.role.as_str()
+            ));
+        }
+        None
     }
 }
 
@@ -58,6 +91,10 @@ where
     async fn run(&self, req: Request<'_>) -> MethodResponse {
         if !is_structured(req.params.as_deref()) {
             return MethodResponse::error(req.id, ErrorObject::from(ErrorCode::InvalidRequest));
+        }
+        if let Some(why) = self.refusal(&req.method, req.extensions.get::<Caller>()) {
+            let code = i32::try_from(qward_core::api::RpcError::REFUSED).unwrap_or(-32000);
+            return MethodResponse::error(req.id, ErrorObject::owned(code, why, None::<()>));
         }
         let Ok(_admitted) = self.admitted.try_acquire() else {
             return MethodResponse::error(req.id, ErrorObject::from(ErrorCode::ServerIsBusy));
@@ -269,7 +306,7 @@ mod tests {
     #[tokio::test]
     async fn params_neither_array_nor_object_are_an_invalid_request() {
         let slow = Slow::default();
-        let guard = CallGuard::new(slow.clone());
+        let guard = CallGuard::with_limits(slow.clone(), MAX_CALLS_RUNNING, MAX_CALLS_ADMITTED);
         for params in ["3", "\"bar\"", "true"] {
             let answer = guard.call(request("fast", 7, Some(params))).await;
             assert_eq!(answer.as_error_code(), Some(-32600), "{params}");
@@ -292,7 +329,7 @@ mod tests {
     #[tokio::test]
     async fn notifications_run_and_are_not_answered() {
         let slow = Slow::default();
-        let guard = CallGuard::new(slow.clone());
+        let guard = CallGuard::with_limits(slow.clone(), MAX_CALLS_RUNNING, MAX_CALLS_ADMITTED);
         let n = Notification::new("fast".into(), None);
         let answer = guard.notification(n).await;
         assert!(answer.is_notification());

@@ -58,9 +58,31 @@ impl ApiClient {
         cookie: &Cookie,
         call_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let parsed = Url::parse(url).with_context(|| format!("bad API url {url}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE_HEADER, HeaderValue::from_str(cookie.as_str())?);
+        Self::connect_with_headers(url, headers, call_timeout).await
+    }
+
+    /// Connects to `url` with a user's session token (from [`login`]).
+    pub async fn connect_with_session(
+        url: &str,
+        session: &str,
+        call_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {session}"))?,
+        );
+        Self::connect_with_headers(url, headers, call_timeout).await
+    }
+
+    async fn connect_with_headers(
+        url: &str,
+        headers: HeaderMap,
+        call_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let parsed = Url::parse(url).with_context(|| format!("bad API url {url}"))?;
         let frame = api::MAX_FRAME_BYTES as u32;
         let (sender, receiver) = WsTransportClientBuilder::default()
             .set_headers(headers)
@@ -81,6 +103,57 @@ impl ApiClient {
             inner: Arc::new(client),
         })
     }
+}
+
+/// A session a user's credential opened (`POST /login`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Login {
+    pub session: String,
+    pub user: String,
+    pub role: qward_core::api::UserRole,
+    pub idle_logoff_s: Option<u64>,
+}
+
+/// Logs in at the API on 127.0.0.1:`port` with a user's `<name>:<secret>`.
+pub async fn login(port: u16, credential: &str) -> anyhow::Result<Login> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let credential = credential.trim();
+    if credential.contains(['\r', '\n']) {
+        anyhow::bail!("a credential is one line: <name>:<secret>");
+    }
+    let mut stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .map_err(|_| anyhow!("the node's API on port {port} did not answer"))?
+    .map_err(|e| {
+        anyhow!("cannot connect to the node's API on port {port}: {e} (is the node running?)")
+    })?;
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {credential}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        DEFAULT_CALL_TIMEOUT,
+        (&mut stream).take(64 * 1024).read_to_end(&mut response),
+    )
+    .await
+    .map_err(|_| anyhow!("the node did not answer the login in time"))??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("the node's login answer is not HTTP"))?;
+    let ok = head.lines().next().is_some_and(|l| l.contains(" 200 "));
+    if !ok {
+        let why = serde_json::from_str::<serde_json::Value>(body.trim())
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| head.lines().next().unwrap_or("").to_string());
+        anyhow::bail!("login refused: {why}");
+    }
+    serde_json::from_str(body.trim()).context("the node's login answer")
 }
 
 /// What a person should read of a failed call: the node's own message for

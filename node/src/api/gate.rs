@@ -4,8 +4,12 @@
 //! machine's loopback, as DNS rebinding gives; no `Host` and no authority at
 //! all is refused too), on every path, `/health` and `/ready` included, so a
 //! page cannot even probe the node; `GET /health` and `GET /ready` answer
-//! without a credential and say nothing else; everything else needs the API
-//! cookie, in `x-qward-cookie` or as `Authorization: Bearer`.
+//! without a credential and say nothing else; `POST /login` trades a user's
+//! credential (`Authorization: Bearer <name>:<secret>`) for a session token;
+//! everything else needs the API cookie (in `x-qward-cookie` or as
+//! `Authorization: Bearer`) or an open session token, and the caller it
+//! names goes with the request to the methods (`auth::Caller`). Every
+//! refused credential is logged, and written to the access log.
 //!
 //! It bounds the TCP connections it serves ([`MAX_TCP_CONNECTIONS`]) before
 //! it reads any body: jsonrpsee accepts every connection and counts only the
@@ -36,7 +40,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use super::Cookie;
+use super::auth::{Auth, AuthError, Caller};
+use crate::node::access::{Access, AccessLog};
 
 /// TCP connections the gate serves at once; past that a connection is
 /// answered 503 and closed, its body never read.
@@ -49,27 +54,35 @@ pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 /// What the gate does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// On to the JSON-RPC service.
-    Pass,
+    /// On to the JSON-RPC service, as this caller.
+    Pass(Caller),
     /// Answered here, with this status and JSON body.
-    Answer(StatusCode, &'static str),
+    Answer(StatusCode, String),
+    /// Refused for this reason (401), as the user named, if any.
+    Refused(AuthError, Option<String>),
+}
+
+fn json_error(e: impl std::fmt::Display) -> String {
+    serde_json::json!({ "error": e.to_string() }).to_string()
 }
 
 /// Headers only a browser sends: a page's fetches, forms and WebSocket
 /// handshakes carry at least one of them, the node's own tools none.
 const BROWSER_HEADERS: [&str; 3] = ["origin", "sec-fetch-site", "sec-fetch-mode"];
 
-/// Decides what happens to a request: a pure function of its method, URI
-/// and headers, and of the node's readiness.
+/// Decides what happens to a request: a function of its method, URI and
+/// headers, the node's readiness, and its users and sessions at `now_ms`.
 pub fn decide(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    cookie: &Cookie,
+    auth: &Auth,
+    now_ms: u64,
     ready: impl FnOnce() -> bool,
 ) -> Decision {
+    let answer = |status, body: &str| Decision::Answer(status, body.to_string());
     if BROWSER_HEADERS.iter().any(|h| headers.contains_key(*h)) {
-        return Decision::Answer(
+        return answer(
             StatusCode::FORBIDDEN,
             r#"{"error":"the control API does not answer web pages"}"#,
         );
@@ -81,31 +94,53 @@ pub fn decide(
         None => uri.authority().map(|a| a.as_str()),
     };
     if !host.is_some_and(is_loopback_host) {
-        return Decision::Answer(
+        return answer(
             StatusCode::FORBIDDEN,
             r#"{"error":"the control API answers only to 127.0.0.1, localhost or [::1]"}"#,
         );
     }
     if method == Method::GET {
         match uri.path() {
-            "/health" => return Decision::Answer(StatusCode::OK, r#"{"status":"alive"}"#),
+            "/health" => return answer(StatusCode::OK, r#"{"status":"alive"}"#),
             "/ready" => {
                 return if ready() {
-                    Decision::Answer(StatusCode::OK, r#"{"ready":true}"#)
+                    answer(StatusCode::OK, r#"{"ready":true}"#)
                 } else {
-                    Decision::Answer(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false}"#)
+                    answer(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false}"#)
                 };
             }
             _ => {}
         }
     }
-    if presented_credential(headers).is_some_and(|c| cookie.matches(c)) {
-        Decision::Pass
-    } else {
-        Decision::Answer(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"missing or wrong API credential: send the data directory's api.cookie in x-qward-cookie or as Authorization: Bearer"}"#,
-        )
+    let presented = presented_credential(headers);
+    if method == Method::POST && uri.path() == "/login" {
+        let Some(credential) = presented else {
+            return Decision::Refused(AuthError::Missing, None);
+        };
+        let name = credential.split_once(':').map(|(n, _)| n.to_string());
+        return match auth.login(credential, now_ms) {
+            Ok((session, who)) => Decision::Answer(
+                StatusCode::OK,
+                serde_json::json!({
+                    "session": session,
+                    "user": who.user,
+                    "role": who.role,
+                    "idle_logoff_s": who.idle_logoff_s,
+                })
+                .to_string(),
+            ),
+            Err(e) => Decision::Refused(e, name),
+        };
+    }
+    match auth.authenticate(presented, now_ms) {
+        Ok(caller) => Decision::Pass(caller),
+        Err(e) => {
+            let user = match &e {
+                AuthError::Locked { user, .. } => Some(user.clone()),
+                _ => None,
+            };
+            Decision::Refused(e, user)
+        }
     }
 }
 
@@ -133,7 +168,8 @@ fn is_loopback_host(host: &str) -> bool {
 /// service of it per TCP connection, which is where connections are counted.
 #[derive(Clone)]
 pub struct GateLayer {
-    cookie: Arc<Cookie>,
+    auth: Arc<Auth>,
+    access: Option<AccessLog>,
     ready: ReadyCheck,
     connections: Arc<Semaphore>,
 }
@@ -145,14 +181,21 @@ impl std::fmt::Debug for GateLayer {
 }
 
 impl GateLayer {
-    pub fn new(cookie: Cookie, ready: ReadyCheck) -> Self {
-        Self::with_connection_limit(cookie, ready, MAX_TCP_CONNECTIONS)
+    /// A gate for `auth`'s callers; refusals go to `access` too.
+    pub fn new(auth: Arc<Auth>, access: Option<AccessLog>, ready: ReadyCheck) -> Self {
+        Self::with_connection_limit(auth, access, ready, MAX_TCP_CONNECTIONS)
     }
 
     /// A gate serving at most `connections` TCP connections at once.
-    pub fn with_connection_limit(cookie: Cookie, ready: ReadyCheck, connections: usize) -> Self {
+    pub fn with_connection_limit(
+        auth: Arc<Auth>,
+        access: Option<AccessLog>,
+        ready: ReadyCheck,
+        connections: usize,
+    ) -> Self {
         GateLayer {
-            cookie: Arc::new(cookie),
+            auth,
+            access,
             ready,
             connections: Arc::new(Semaphore::new(connections)),
         }
@@ -174,7 +217,8 @@ impl<S> Layer<S> for GateLayer {
             .map(Arc::new);
         Gate {
             inner,
-            cookie: self.cookie.clone(),
+            auth: self.auth.clone(),
+            access: self.access.clone(),
             ready: self.ready.clone(),
             permit,
         }
@@ -185,7 +229,8 @@ impl<S> Layer<S> for GateLayer {
 #[derive(Clone)]
 pub struct Gate<S> {
     inner: S,
-    cookie: Arc<Cookie>,
+    auth: Arc<Auth>,
+    access: Option<AccessLog>,
     ready: ReadyCheck,
     /// `None`: the connection is one too many and gets only 503s.
     permit: Option<Arc<OwnedSemaphorePermit>>,
@@ -227,10 +272,18 @@ where
             ));
         }
         let ready = &self.ready;
-        match decide(req.method(), req.uri(), req.headers(), &self.cookie, || {
-            ready()
-        }) {
-            Decision::Pass if req.method() == Method::POST => {
+        let now = crate::node::clock::now_ms();
+        let mut req = req;
+        match decide(
+            req.method(),
+            req.uri(),
+            req.headers(),
+            &self.auth,
+            now,
+            || ready(),
+        ) {
+            Decision::Pass(caller) if req.method() == Method::POST => {
+                req.extensions_mut().insert(caller);
                 // The service that was polled ready answers; a fresh clone
                 // takes its place for the next request (tower's pattern).
                 let clone = self.inner.clone();
@@ -255,12 +308,31 @@ where
                     no_answer_to_notifications(response).await
                 })
             }
-            Decision::Pass => Box::pin(self.inner.call(req)),
+            Decision::Pass(caller) => {
+                req.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(req))
+            }
             Decision::Answer(status, body) => {
                 if status != StatusCode::OK {
                     tracing::debug!(%status, path = req.uri().path(), "API gate refused a request");
                 }
-                Box::pin(std::future::ready(answer(status, body.to_string())))
+                Box::pin(std::future::ready(answer(status, body)))
+            }
+            Decision::Refused(why, user) => {
+                let user = user.unwrap_or_else(|| "unknown".into());
+                tracing::warn!(%user, path = req.uri().path(), "API credential refused: {why}");
+                if let Some(log) = &self.access {
+                    log.record_later(Access {
+                        user,
+                        action: "refused-credential",
+                        record: None,
+                        detail: why.to_string(),
+                    });
+                }
+                Box::pin(std::future::ready(answer(
+                    StatusCode::UNAUTHORIZED,
+                    json_error(why),
+                )))
             }
         }
     }
@@ -409,6 +481,7 @@ pub fn invalid_request(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Cookie;
     use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -425,56 +498,70 @@ mod tests {
 
     fn status(d: Decision) -> StatusCode {
         match d {
-            Decision::Pass => StatusCode::CONTINUE,
+            Decision::Pass(_) => StatusCode::CONTINUE,
             Decision::Answer(s, _) => s,
+            Decision::Refused(..) => StatusCode::UNAUTHORIZED,
         }
+    }
+
+    fn test_auth(cookie: &Cookie) -> Auth {
+        let store: Arc<dyn qward_core::storage::Store + Send + Sync> =
+            Arc::new(qward_core::storage::MemStore::new());
+        Auth::load(cookie.clone(), store, std::time::Duration::from_secs(60))
+            .expect("an empty user book")
     }
 
     #[test]
     fn the_credential_is_needed_for_everything_but_health_and_ready() {
         let cookie = Cookie::generate();
+        let auth = test_auth(&cookie);
         let good = cookie.as_str().to_string();
         let host = ("host", "127.0.0.1:7500");
         let post = Method::POST;
         let get = Method::GET;
         assert_eq!(
-            status(decide(&post, &uri("/"), &headers(&[host]), &cookie, || {
-                true
-            })),
+            status(decide(
+                &post,
+                &uri("/"),
+                &headers(&[host]),
+                &auth,
+                0,
+                || { true }
+            )),
             StatusCode::UNAUTHORIZED
         );
         let wrong = headers(&[host, (COOKIE_HEADER, &"ab".repeat(32))]);
         assert_eq!(
-            status(decide(&post, &uri("/"), &wrong, &cookie, || true)),
+            status(decide(&post, &uri("/"), &wrong, &auth, 0, || true)),
             StatusCode::UNAUTHORIZED
         );
         let with_cookie = headers(&[host, (COOKIE_HEADER, &good)]);
         assert_eq!(
-            decide(&post, &uri("/"), &with_cookie, &cookie, || true),
-            Decision::Pass
+            status(decide(&post, &uri("/"), &with_cookie, &auth, 0, || true)),
+            StatusCode::CONTINUE
         );
         let bearer = headers(&[host, ("authorization", &format!("Bearer {good}"))]);
         assert_eq!(
-            decide(&get, &uri("/"), &bearer, &cookie, || true),
-            Decision::Pass
+            status(decide(&get, &uri("/"), &bearer, &auth, 0, || true)),
+            StatusCode::CONTINUE
         );
         let basic = headers(&[host, ("authorization", &format!("Basic {good}"))]);
         assert_eq!(
-            status(decide(&get, &uri("/"), &basic, &cookie, || true)),
+            status(decide(&get, &uri("/"), &basic, &auth, 0, || true)),
             StatusCode::UNAUTHORIZED
         );
         // Health and readiness without a credential, and nothing else told.
         assert_eq!(
-            decide(&get, &uri("/health"), &headers(&[host]), &cookie, || false),
-            Decision::Answer(StatusCode::OK, r#"{"status":"alive"}"#)
+            decide(&get, &uri("/health"), &headers(&[host]), &auth, 0, || false),
+            Decision::Answer(StatusCode::OK, r#"{"status":"alive"}"#.into())
         );
         assert_eq!(
-            decide(&get, &uri("/ready"), &headers(&[host]), &cookie, || true),
-            Decision::Answer(StatusCode::OK, r#"{"ready":true}"#)
+            decide(&get, &uri("/ready"), &headers(&[host]), &auth, 0, || true),
+            Decision::Answer(StatusCode::OK, r#"{"ready":true}"#.into())
         );
         assert_eq!(
-            decide(&get, &uri("/ready"), &headers(&[host]), &cookie, || false),
-            Decision::Answer(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false}"#)
+            decide(&get, &uri("/ready"), &headers(&[host]), &auth, 0, || false),
+            Decision::Answer(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false}"#.into())
         );
         // A POST to /health is a JSON-RPC call like any other.
         assert_eq!(
@@ -482,7 +569,8 @@ mod tests {
                 &post,
                 &uri("/health"),
                 &headers(&[host]),
-                &cookie,
+                &auth,
+                0,
                 || true
             )),
             StatusCode::UNAUTHORIZED
@@ -492,6 +580,7 @@ mod tests {
     #[test]
     fn browser_pages_are_refused_even_with_the_credential() {
         let cookie = Cookie::generate();
+        let auth = test_auth(&cookie);
         let good = cookie.as_str().to_string();
         let from_page = headers(&[
             ("host", "127.0.0.1:7500"),
@@ -503,7 +592,8 @@ mod tests {
                 &Method::POST,
                 &uri("/"),
                 &from_page,
-                &cookie,
+                &auth,
+                0,
                 || true
             )),
             StatusCode::FORBIDDEN
@@ -513,7 +603,8 @@ mod tests {
                 &Method::GET,
                 &uri("/health"),
                 &from_page,
-                &cookie,
+                &auth,
+                0,
                 || true
             )),
             StatusCode::FORBIDDEN
@@ -521,7 +612,9 @@ mod tests {
         // DNS rebinding: a page of evil.example resolved to 127.0.0.1.
         let rebound = headers(&[("host", "evil.example:7500"), (COOKIE_HEADER, &good)]);
         assert_eq!(
-            status(decide(&Method::POST, &uri("/"), &rebound, &cookie, || true)),
+            status(decide(&Method::POST, &uri("/"), &rebound, &auth, 0, || {
+                true
+            })),
             StatusCode::FORBIDDEN
         );
     }
@@ -531,6 +624,7 @@ mod tests {
         // A page's `fetch` (no-cors, so no Origin) still carries the
         // Sec-Fetch headers: refused on every path, with or without a cookie.
         let cookie = Cookie::generate();
+        let auth = test_auth(&cookie);
         let good = cookie.as_str().to_string();
         for browser in [
             ("sec-fetch-site", "cross-site"),
@@ -544,7 +638,7 @@ mod tests {
                         headers(&[("host", "127.0.0.1:7500"), browser, (COOKIE_HEADER, &good)]);
                     for h in [plain, with_cookie] {
                         assert_eq!(
-                            status(decide(&method, &uri(path), &h, &cookie, || true)),
+                            status(decide(&method, &uri(path), &h, &auth, 0, || true)),
                             StatusCode::FORBIDDEN,
                             "{method} {path} {browser:?}"
                         );
@@ -557,6 +651,7 @@ mod tests {
     #[test]
     fn no_host_and_no_authority_is_refused() {
         let cookie = Cookie::generate();
+        let auth = test_auth(&cookie);
         let good = cookie.as_str().to_string();
         let no_host = headers(&[(COOKIE_HEADER, &good)]);
         assert_eq!(
@@ -564,32 +659,37 @@ mod tests {
                 &Method::GET,
                 &uri("/health"),
                 &no_host,
-                &cookie,
+                &auth,
+                0,
                 || true
             )),
             StatusCode::FORBIDDEN
         );
         assert_eq!(
-            status(decide(&Method::POST, &uri("/"), &no_host, &cookie, || true)),
+            status(decide(&Method::POST, &uri("/"), &no_host, &auth, 0, || {
+                true
+            })),
             StatusCode::FORBIDDEN
         );
         // HTTP/2 names the host in the URI's authority instead.
         assert_eq!(
-            decide(
+            status(decide(
                 &Method::POST,
                 &uri("http://127.0.0.1:7500/"),
                 &no_host,
-                &cookie,
+                &auth,
+                0,
                 || true
-            ),
-            Decision::Pass
+            )),
+            StatusCode::CONTINUE
         );
         assert_eq!(
             status(decide(
                 &Method::POST,
                 &uri("http://evil.example:7500/"),
                 &no_host,
-                &cookie,
+                &auth,
+                0,
                 || true
             )),
             StatusCode::FORBIDDEN
@@ -601,7 +701,7 @@ mod tests {
             HeaderValue::from_bytes(b"127.0.0.1\xff").expect("opaque header"),
         );
         assert_eq!(
-            status(decide(&Method::POST, &uri("/"), &binary, &cookie, || true)),
+            status(decide(&Method::POST, &uri("/"), &binary, &auth, 0, || true)),
             StatusCode::FORBIDDEN
         );
     }
@@ -728,6 +828,61 @@ mod tests {
             "[::2]:1",
         ] {
             assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_user_logs_in_and_calls_with_the_session_and_is_named() {
+        let cookie = Cookie::generate();
+        let auth = test_auth(&cookie);
+        let made = auth
+            .add_user("nurse-kim", qward_core::api::UserRole::ReadOnly, 0)
+            .expect("a user");
+        let host = ("host", "127.0.0.1:7500");
+        let login = |cred: &str, now| {
+            decide(
+                &Method::POST,
+                &uri("/login"),
+                &headers(&[host, ("authorization", &format!("Bearer {cred}"))]),
+                &auth,
+                now,
+                || true,
+            )
+        };
+        let Decision::Answer(StatusCode::OK, body) = login(&made.credential, 1_000) else {
+            panic!("the login was refused");
+        };
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let session = answer["session"].as_str().expect("a session").to_string();
+        assert_eq!(answer["role"], "read_only");
+        let call = |now| {
+            decide(
+                &Method::POST,
+                &uri("/"),
+                &headers(&[host, ("authorization", &format!("Bearer {session}"))]),
+                &auth,
+                now,
+                || true,
+            )
+        };
+        match call(2_000) {
+            Decision::Pass(caller) => assert_eq!(caller.principal.user, "nurse-kim"),
+            other => panic!("{other:?}"),
+        }
+        // Idle past the node's 60 s: locked, named, and refused.
+        match call(70_000) {
+            Decision::Refused(AuthError::Locked { .. }, Some(user)) => {
+                assert_eq!(user, "nurse-kim")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A wrong credential at the login is refused and names whom it tried.
+        let (name, _) = made.credential.split_once(':').expect("name:secret");
+        match login(&format!("{name}:{}", "00".repeat(32)), 3_000) {
+            Decision::Refused(AuthError::WrongCredential(_), Some(user)) => {
+                assert_eq!(user, "nurse-kim")
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! file in the data directory as the credential; the CLI and the TUI are its
 //! clients.
 
+pub mod auth;
 pub mod calls;
 pub mod client;
 pub mod cookie;

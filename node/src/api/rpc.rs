@@ -11,9 +11,10 @@
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use qward_core::api::{
-    BlockSummary, ConsentInfo, Event, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
-    MessageInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent, RecordKindName, Topic,
-    TxRequest, TxStatus, TxSubmitted, VerifyReport,
+    AccessEntryInfo, AuditVerifyReport, BlockSummary, ConsentInfo, EmergencyInfo, ErasureInfo,
+    Event, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo, MessageInfo, NodeStatus,
+    OutboxDetail, PeerSummary, Principal, RecordContent, RecordKindName, Topic, TxRequest,
+    TxStatus, TxSubmitted, UserCreated, UserInfo, UserRole, VerifyReport,
 };
 
 /// Every method of a node's control API.
@@ -106,7 +107,7 @@ pub trait QwardApi {
     ) -> RpcResult<MessageInfo>;
 
     /// Forwards a received PHR to a doctor.
-    #[method(name = "forward")]
+    #[method(name = "forward", with_extensions)]
     async fn forward(&self, record_id: String, to: String) -> RpcResult<MessageInfo>;
 
     /// Received records.
@@ -121,9 +122,65 @@ pub trait QwardApi {
     #[method(name = "outbox_show")]
     async fn outbox_show(&self, record_id: String) -> RpcResult<OutboxDetail>;
 
-    /// A stored record, decrypted (received or sent).
-    #[method(name = "record")]
-    async fn record(&self, record_id: String) -> RpcResult<RecordContent>;
+    /// A stored record, decrypted (received or sent). Leaves an entry naming
+    /// the caller in the access log; `purpose` (`read`, the default, or
+    /// `export`) says what the caller does with it.
+    #[method(name = "record", with_extensions)]
+    async fn record(&self, record_id: String, purpose: Option<String>) -> RpcResult<RecordContent>;
+
+    /// Erases this node's copies of a record (crypto-shredding: its key is
+    /// destroyed and forced out of the database files) and puts the erasure
+    /// on the chain.
+    #[method(name = "record_erase", with_extensions)]
+    async fn record_erase(&self, record_id: String) -> RpcResult<ErasureInfo>;
+
+    /// Break-glass: declares on the chain an emergency that lets this node
+    /// (a doctor or hospital) receive `patient`'s records without consent
+    /// for `duration_ms` (at most a day); answers once the declaration is
+    /// submitted (it counts from the block that holds it).
+    #[method(name = "emergency_declare", with_extensions)]
+    async fn emergency_declare(
+        &self,
+        patient: String,
+        reason: String,
+        duration_ms: u64,
+    ) -> RpcResult<TxSubmitted>;
+
+    /// Every emergency declaration on the chain (the latest per patient and
+    /// declarer), newest first.
+    #[method(name = "chain_emergencies")]
+    async fn chain_emergencies(&self) -> RpcResult<Vec<EmergencyInfo>>;
+
+    /// The access log, oldest first from entry `from` (default 0), at most
+    /// `limit` entries (default 200, at most 5000).
+    #[method(name = "audit_log")]
+    async fn audit_log(
+        &self,
+        from: Option<u64>,
+        limit: Option<u64>,
+    ) -> RpcResult<Vec<AccessEntryInfo>>;
+
+    /// Re-checks the whole access log: each entry's hash, the chain of
+    /// hashes, the sequence, the head, and the latest anchor on the chain.
+    #[method(name = "audit_verify")]
+    async fn audit_verify(&self) -> RpcResult<AuditVerifyReport>;
+
+    /// Adds a user with `role` (admin, clinician or read_only); the answer
+    /// holds the credential, shown this once.
+    #[method(name = "user_add", with_extensions)]
+    async fn user_add(&self, name: String, role: UserRole) -> RpcResult<UserCreated>;
+
+    /// The node's users (never their credentials).
+    #[method(name = "user_list")]
+    async fn user_list(&self) -> RpcResult<Vec<UserInfo>>;
+
+    /// Removes a user; their sessions end at once.
+    #[method(name = "user_remove", with_extensions)]
+    async fn user_remove(&self, name: String) -> RpcResult<bool>;
+
+    /// Who the caller is to this node.
+    #[method(name = "whoami", with_extensions)]
+    async fn whoami(&self) -> RpcResult<Principal>;
 
     /// Grants `grantee` consent for `scope` (records, reports or all) until
     /// `expires_at_ms` (default: a year).

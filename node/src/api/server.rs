@@ -17,7 +17,9 @@ use qward_core::api::{self, Event, Topic};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
-use super::Cookie;
+use std::sync::Arc;
+
+use super::auth::Auth;
 use super::calls::CallGuard;
 use super::gate::{GateLayer, ReadyCheck};
 
@@ -31,21 +33,25 @@ pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 8;
 /// reading its requests.
 const MESSAGE_BUFFER: u32 = 1024;
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// Serves the API on `listener` until `shutdown` turns true; refused
+/// credentials go to `access` too.
 pub async fn serve(
     listener: TcpListener,
-    cookie: Cookie,
+    auth: Arc<Auth>,
+    access: Option<crate::node::access::AccessLog>,
     methods: impl Into<Methods>,
     ready: ReadyCheck,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    serve_with_gate(listener, GateLayer::new(cookie, ready), methods, shutdown).await
+    let gate = GateLayer::new(auth.clone(), access, ready);
+    serve_with_gate(listener, gate, auth, methods, shutdown).await
 }
 
 /// Serves the API behind `gate` on `listener` until `shutdown` turns true.
 pub async fn serve_with_gate(
     listener: TcpListener,
     gate: GateLayer,
+    auth: Arc<Auth>,
     methods: impl Into<Methods>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -64,7 +70,9 @@ pub async fn serve_with_gate(
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(gate))
-        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(CallGuard::new))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new().layer_fn(move |s| CallGuard::new(s, auth.clone())),
+        )
         .build_from_tcp(listener.into_std()?)?;
     let handle = server.start(methods);
     while !*shutdown.borrow() {

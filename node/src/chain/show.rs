@@ -98,6 +98,16 @@ pub fn tx_json(tx: &SignedTransaction, height: u64, index: u32) -> Value {
             "round": e.first.vote.round,
             "step": format!("{:?}", e.first.vote.step),
         }),
+        TxKind::DeclareEmergency(e) => json!({
+            "patient": e.patient.to_hex(),
+            "reason": e.reason,
+            "expires_at_ms": e.expires_at_ms,
+        }),
+        TxKind::EraseRecord(e) => json!({ "record_id": e.record_id.to_hex() }),
+        TxKind::AnchorAccessLog(a) => json!({
+            "entries": a.entries,
+            "head": a.head.to_hex(),
+        }),
     };
     json!({
         "id": tx.id().to_hex(),

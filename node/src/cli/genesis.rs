@@ -2,6 +2,7 @@
 //! each hospital brings its public key) and `devnet` (keys, genesis, config
 //! and an initialised database per participant, no hand editing).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -166,6 +167,19 @@ fn build(spec_path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The devnet's passphrase file, beside the nodes' data directories.
+pub const DEVNET_PASSPHRASE_FILE: &str = "passphrase";
+
+/// A random passphrase for a devnet's data keys, written to
+/// `out/passphrase` (mode 0600).
+fn devnet_passphrase(out: &Path) -> anyhow::Result<qward_core::vault::Passphrase> {
+    let mut bytes = [0u8; 24];
+    rand_core::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+    let text = hex::encode(bytes);
+    crate::datadir::write_secret_file(&out.join(DEVNET_PASSPHRASE_FILE), text.as_bytes())?;
+    Ok(qward_core::vault::Passphrase::new_for_sealing(text)?)
+}
+
 fn init_db(path: &Path, genesis: &Genesis) -> Result<(), String> {
     let db = RocksStore::create(path).map_err(|e| e.to_string())?;
     qward_genesis::init_chain(&db, genesis).map_err(|e| e.to_string())?;
@@ -174,7 +188,11 @@ fn init_db(path: &Path, genesis: &Genesis) -> Result<(), String> {
 
 /// Writes a devnet to `out`: keys, genesis, per-participant data directories
 /// with config.toml (with `block_interval_ms`), an initialised database, a
-/// `logs/` folder and an address book naming every participant.
+/// data key, a `logs/` folder and an address book naming every participant.
+/// A devnet runs unattended: every node's data key is sealed under one
+/// random passphrase kept in `out/passphrase` (mode 0600), which each
+/// config.toml names, so a devnet protects nothing from whoever can read
+/// `out/` (see docs/security.md).
 pub fn write_devnet(
     out: &Path,
     opts: &DevnetOptions,
@@ -192,10 +210,15 @@ pub fn write_devnet(
     for p in &plan.participants {
         book.insert(&p.name, p.identity.account(), p.role);
     }
+    let passphrase = devnet_passphrase(out)?;
     for p in &plan.participants {
         let dir = crate::datadir::DataDir::new(out.join(&p.name));
+        std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.root().display()))?;
+        crate::vault::create(&dir, &passphrase, &mut rand::rng())?;
         let mut config = dir.load_config()?;
         config.block_interval_ms = block_interval_ms;
+        config.passphrase_file = Some(format!("../{DEVNET_PASSPHRASE_FILE}"));
         std::fs::write(dir.config_file(), config.to_documented_toml())
             .with_context(|| format!("cannot write {}", dir.config_file().display()))?;
         std::fs::create_dir_all(dir.logs_dir())?;

@@ -22,6 +22,10 @@ pub struct InitArgs {
     /// Move an existing identity aside to a backup and create a new one.
     #[arg(long)]
     pub force: bool,
+    /// A file holding the passphrase for the new data key (mode 0600; at
+    /// least 10 characters). Without it: QWARD_PASSPHRASE, or asked twice.
+    #[arg(long, env = "QWARD_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
@@ -38,7 +42,12 @@ pub fn peer_id_of(account: &AccountId) -> anyhow::Result<libp2p::PeerId> {
 pub fn run(args: InitArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let explicit = data_dir.is_some();
     let dir = DataDir::resolve(data_dir)?;
+    let passphrase = crate::vault::new_passphrase(
+        args.passphrase_file.as_deref(),
+        crate::vault::PASSPHRASE_ENV,
+    )?;
     let opts = InitOptions {
+        passphrase: &passphrase,
         role: args.role,
         name: &args.name,
         genesis: args.genesis.as_deref(),

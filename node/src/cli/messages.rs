@@ -236,7 +236,7 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                 }
             }
             Some(InboxCommand::Show { record, raw }) => {
-                let c = client.record(record).await?;
+                let c = client.record(record, Some("read".into())).await?;
                 if args.json {
                     println!("{}", serde_json::to_string(&c)?);
                 } else if raw {
@@ -246,7 +246,7 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                 }
             }
             Some(InboxCommand::Export { record, out }) => {
-                let c = client.record(record).await?;
+                let c = client.record(record, Some("export".into())).await?;
                 write_private(&out, c.fhir_json.as_bytes())?;
                 println!("wrote {} ({} bytes)", out.display(), c.fhir_json.len());
             }

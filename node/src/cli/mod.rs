@@ -14,6 +14,7 @@ pub mod genesis;
 pub mod init;
 pub mod keys;
 pub mod messages;
+pub mod passphrase;
 pub mod qkd;
 pub mod record_view;
 pub mod run;
@@ -93,6 +94,9 @@ pub enum Command {
     /// Grant, revoke or list consent on the chain (patients grant and revoke).
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
+    /// Change the passphrase that seals this node's data key.
+    #[command(subcommand)]
+    Passphrase(passphrase::PassphraseCommand),
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -161,6 +165,7 @@ fn exit_quietly_on_a_closed_pipe() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::vault::private_umask();
     crate::logging::init(&cli.log_level, cli.log_format)?;
     match cli.command {
         Command::Init(args) => init::run(args, cli.data_dir),
@@ -180,5 +185,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(args) => keys::keys(args, cli.data_dir),
         Command::Link(cmd) => keys::link(cmd, cli.data_dir),
         Command::Consent(cmd) => consent::run(cmd, cli.data_dir),
+        Command::Passphrase(cmd) => passphrase::run(cmd, cli.data_dir),
     }
 }

@@ -18,6 +18,8 @@ pub struct RunArgs {
     /// QWARD_BYZANTINE_TEST=1). Never use it in a deployment.
     #[arg(long, value_enum, hide = true)]
     pub byzantine: Option<crate::node::byzantine::Strategy>,
+    #[command(flatten)]
+    pub passphrase: crate::vault::PassphraseArgs,
 }
 
 pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -31,6 +33,11 @@ pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode>
         );
     }
     let dir = DataDir::resolve(data_dir)?;
+    crate::vault::check_modes(&dir)?;
+    let config = dir.load_config()?;
+    let passphrase = crate::vault::passphrase(&args.passphrase, &dir, Some(&config))?;
+    let data_key = crate::vault::unlock(&dir, &passphrase)?;
+    drop(passphrase);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -40,6 +47,7 @@ pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode>
             metrics: args.metrics,
             byzantine: args.byzantine,
         },
+        data_key,
     ))?;
     Ok(ExitCode::SUCCESS)
 }

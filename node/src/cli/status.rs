@@ -26,9 +26,29 @@ pub async fn connect_waiting(
 ) -> anyhow::Result<ApiClient> {
     let dir = DataDir::resolve(data_dir)?;
     let config = dir.load_config()?;
-    let cookie = crate::api::Cookie::read(&dir.cookie_file())?;
     let url = format!("ws://127.0.0.1:{}", config.api_port);
+    if let Some(credential) = user_credential()? {
+        let login = crate::api::client::login(config.api_port, &credential).await?;
+        return ApiClient::connect_with_session(&url, &login.session, call_timeout).await;
+    }
+    let cookie = crate::api::Cookie::read(&dir.cookie_file())?;
     ApiClient::connect_with_timeout(&url, &cookie, call_timeout).await
+}
+
+/// The environment variable naming a file with a user's credential.
+pub const CREDENTIAL_FILE_ENV: &str = "QWARD_CREDENTIAL_FILE";
+/// The environment variable holding a user's credential itself.
+pub const CREDENTIAL_ENV: &str = "QWARD_CREDENTIAL";
+
+/// A user's `<name>:<secret>` from QWARD_CREDENTIAL_FILE or QWARD_CREDENTIAL;
+/// `None` means the node's own cookie is used.
+pub fn user_credential() -> anyhow::Result<Option<String>> {
+    if let Ok(file) = std::env::var(CREDENTIAL_FILE_ENV) {
+        let text = crate::vault::read_passphrase_file(std::path::Path::new(&file))
+            .map_err(|e| anyhow::anyhow!("{CREDENTIAL_FILE_ENV}: {e:#}"))?;
+        return Ok(Some(text));
+    }
+    Ok(std::env::var(CREDENTIAL_ENV).ok())
 }
 
 /// Runs `f` on a fresh single-threaded runtime.

@@ -52,6 +52,8 @@ pub struct NodeHandles {
     pub agree: super::agree::AgreeHandle,
     /// Sending and receiving records (the delivery task holds their index).
     pub messaging: Arc<super::messages::Messaging>,
+    /// The access log's task: who read which health record.
+    pub access: super::access::AccessLog,
     /// Another process running with this node's key, once seen.
     pub twin: Arc<super::twin::TwinAlarm>,
     /// When this process started, in unix milliseconds.

@@ -418,6 +418,27 @@ impl Driver {
             proposer: block.header.proposer.to_hex(),
             time_ms: block.header.time_ms,
         });
+        for t in &block.txs {
+            if let TxKind::DeclareEmergency(e) = &t.tx.kind {
+                if e.patient == self.ctx.account {
+                    tracing::warn!(
+                        "EMERGENCY: {} declared break-glass access to this patient's records until {} UTC: {}",
+                        self.ctx.contacts.label(&t.tx.author),
+                        qward_core::calendar::utc_date(e.expires_at_ms),
+                        e.reason
+                    );
+                }
+                self.ctx.emit(Event::Emergency(super::guarded::info(
+                    &self.ctx,
+                    &e.patient,
+                    &t.tx.author,
+                    e.reason.clone(),
+                    tip.height,
+                    e.expires_at_ms,
+                    super::clock::now_ms(),
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -3,9 +3,12 @@
 //! the per-record at-rest keys of stored messages.
 //!
 //! Layout of `Column::Keys`: `r` + key id -> `KeyRecord`; `s` + key id -> the
-//! key's secret; `a` + record id -> the record's at-rest key. A retired key's
-//! entries are deleted in the same batch that installs its successor, and its
-//! bytes are zeroized in memory. Key material never reaches a log line.
+//! key's secret; `a` + record slot -> the record's at-rest key. Secrets and
+//! at-rest keys are stored wrapped by the node's data key
+//! (`qward_core::vault`), labelled with their own store key, so the database
+//! alone holds no key in the clear. A retired key's entries are deleted in
+//! the same batch that installs its successor, and its bytes are zeroized in
+//! memory. Key material never reaches a log line.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -17,6 +20,7 @@ use qward_core::keystore::{
     KeyRecord, KeyRing, KeyStoreError, RotationPolicy, SealingKey, decode_secret, encode_secret,
 };
 use qward_core::storage::{Column, Store, WriteBatch};
+use qward_core::vault::DataKey;
 
 use crate::db::RocksStore;
 
@@ -49,6 +53,7 @@ fn delete_from_disk(store: &RocksStore, erased: &[KeyRecord]) -> anyhow::Result<
 /// Agreed keys, in memory and on disk.
 pub struct KeyStore {
     ring: Mutex<KeyRing>,
+    data_key: DataKey,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -60,14 +65,21 @@ impl std::fmt::Debug for KeyStore {
 impl KeyStore {
     /// Loads every stored key into a ring with `policy`, deleting any that an
     /// interrupted rotation left behind.
-    pub fn load(store: &RocksStore, policy: RotationPolicy) -> anyhow::Result<Self> {
+    pub fn load(
+        store: &RocksStore,
+        policy: RotationPolicy,
+        data_key: DataKey,
+    ) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
         for (k, v) in store.prefix(Column::Keys, &[RECORD], usize::MAX)? {
             let record = KeyRecord::from_bytes(&v).context("a stored key record")?;
-            let secret = store
-                .get(Column::Keys, &key(SECRET, &k[1..]))?
+            let label = key(SECRET, &k[1..]);
+            let wrapped = store
+                .get(Column::Keys, &label)?
                 .with_context(|| format!("key {} has a record but no secret", record.key_id))?;
-            let secret = zeroize::Zeroizing::new(secret);
+            let secret = data_key
+                .unwrap(&label, &wrapped)
+                .with_context(|| format!("the secret of key {}", record.key_id))?;
             keys.push((
                 record,
                 decode_secret(&secret).context("a stored key secret")?,
@@ -77,6 +89,7 @@ impl KeyStore {
         delete_from_disk(store, &retired)?;
         Ok(KeyStore {
             ring: Mutex::new(ring),
+            data_key,
         })
     }
 
@@ -99,11 +112,11 @@ impl KeyStore {
             key(RECORD, &record.key_id.0),
             record.to_bytes(),
         );
-        batch.put(
-            Column::Keys,
-            key(SECRET, &record.key_id.0),
-            encode_secret(&secret).to_vec(),
-        );
+        let label = key(SECRET, &record.key_id.0);
+        let wrapped = self
+            .data_key
+            .wrap(&label, &encode_secret(&secret), &mut rand::rng());
+        batch.put(Column::Keys, label, wrapped);
         let erased = ring.install(record, secret)?;
         if let Some(old) = erased {
             batch.delete(Column::Keys, key(RECORD, &old.key_id.0));
@@ -168,17 +181,29 @@ impl KeyStore {
         delete_from_disk(store, &erased)
     }
 
-    /// Adds a record's at-rest key to `batch`.
-    pub fn put_at_rest(batch: &mut WriteBatch, slot: RecordSlot<'_>, k: &AtRestKey) {
-        batch.put(Column::Keys, slot.key(), k.to_bytes().to_vec());
+    /// Adds a record's at-rest key to `batch`, wrapped by the data key.
+    pub fn put_at_rest(&self, batch: &mut WriteBatch, slot: RecordSlot<'_>, k: &AtRestKey) {
+        let label = slot.key();
+        let wrapped = self
+            .data_key
+            .wrap(&label, k.to_bytes().as_slice(), &mut rand::rng());
+        batch.put(Column::Keys, label, wrapped);
     }
 
     /// A record's at-rest key, if it has not been erased.
-    pub fn at_rest(store: &RocksStore, slot: RecordSlot<'_>) -> anyhow::Result<Option<AtRestKey>> {
-        let Some(bytes) = store.get(Column::Keys, &slot.key())? else {
+    pub fn at_rest(
+        &self,
+        store: &RocksStore,
+        slot: RecordSlot<'_>,
+    ) -> anyhow::Result<Option<AtRestKey>> {
+        let label = slot.key();
+        let Some(wrapped) = store.get(Column::Keys, &label)? else {
             return Ok(None);
         };
-        let bytes = zeroize::Zeroizing::new(bytes);
+        let bytes = self
+            .data_key
+            .unwrap(&label, &wrapped)
+            .with_context(|| format!("the at-rest key of record {}", slot.record()))?;
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             anyhow::anyhow!("at-rest key of record {} is not 32 bytes", slot.record())
         })?;
@@ -200,7 +225,8 @@ pub enum RecordSlot<'a> {
 }
 
 impl RecordSlot<'_> {
-    fn key(&self) -> Vec<u8> {
+    /// The slot's key in `Column::Keys`.
+    pub(crate) fn key(&self) -> Vec<u8> {
         match self {
             RecordSlot::Sent(record) => [&[AT_REST, b's'][..], &record.0].concat(),
             RecordSlot::Received { sender, record } => {
@@ -254,7 +280,8 @@ mod tests {
             max_age_ms: 60_000,
         };
         let peer = AccountId([7; 32]);
-        let ks = KeyStore::load(&store, policy).unwrap();
+        let data_key = DataKey::random(&mut rand::rng());
+        let ks = KeyStore::load(&store, policy, data_key.clone()).unwrap();
         for (i, t) in [(1u8, 1_000u64), (2, 2_000), (3, 3_000)] {
             let (r, k) = record(i, peer, t);
             ks.install(&store, r, k).unwrap();
@@ -289,7 +316,10 @@ mod tests {
 
         // A restart sees the same keys and the same counts.
         drop(ks);
-        let again = KeyStore::load(&store, policy).unwrap();
+        // Another data key opens none of them: the store holds them wrapped.
+        let err = KeyStore::load(&store, policy, DataKey::random(&mut rand::rng())).unwrap_err();
+        assert!(format!("{err:#}").contains("data key"), "{err:#}");
+        let again = KeyStore::load(&store, policy, data_key).unwrap();
         let mut recs = again.records();
         recs.sort_by_key(|r| r.created_at_ms);
         assert_eq!(recs.len(), 2);
@@ -319,6 +349,12 @@ mod tests {
     fn a_received_record_with_the_id_of_a_sent_one_has_its_own_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = RocksStore::create(&dir.path().join("db")).unwrap();
+        let ks = KeyStore::load(
+            &store,
+            RotationPolicy::default(),
+            DataKey::random(&mut rand::rng()),
+        )
+        .unwrap();
         let record = RecordId([7; 16]);
         let peer = AccountId([9; 32]);
         let (mine, theirs) = (
@@ -326,7 +362,7 @@ mod tests {
             AtRestKey::from_bytes([2; 32]),
         );
         let mut batch = WriteBatch::new();
-        KeyStore::put_at_rest(&mut batch, RecordSlot::Sent(&record), &mine);
+        ks.put_at_rest(&mut batch, RecordSlot::Sent(&record), &mine);
         store.write(batch).unwrap();
         // The peer sends back a record under the same id.
         let mut batch = WriteBatch::new();
@@ -334,15 +370,15 @@ mod tests {
             sender: &peer,
             record: &record,
         };
-        KeyStore::put_at_rest(&mut batch, received, &theirs);
+        ks.put_at_rest(&mut batch, received, &theirs);
         store.write(batch).unwrap();
-        let sent = KeyStore::at_rest(&store, RecordSlot::Sent(&record)).unwrap();
+        let sent = ks.at_rest(&store, RecordSlot::Sent(&record)).unwrap();
         assert_eq!(
             sent.map(|k| *k.to_bytes()),
             Some([1; 32]),
             "own copy still readable"
         );
-        let got = KeyStore::at_rest(&store, received).unwrap();
+        let got = ks.at_rest(&store, received).unwrap();
         assert_eq!(got.map(|k| *k.to_bytes()), Some([2; 32]));
     }
 
@@ -350,7 +386,12 @@ mod tests {
     fn debug_never_shows_key_material() {
         let dir = tempfile::tempdir().unwrap();
         let store = RocksStore::create(&dir.path().join("db")).unwrap();
-        let ks = KeyStore::load(&store, RotationPolicy::default()).unwrap();
+        let ks = KeyStore::load(
+            &store,
+            RotationPolicy::default(),
+            DataKey::random(&mut rand::rng()),
+        )
+        .unwrap();
         let key = HybridKey::from_secret(KeyId([1; 16]), [0xab; 32]);
         let (mut r, _) = record(1, AccountId([1; 32]), 1);
         r.key_id = key.id();

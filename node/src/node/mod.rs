@@ -1,6 +1,7 @@
 //! A running node: starts storage, the network, the consensus driver, block
 //! sync, the control API and metrics, and stops them all cleanly.
 
+pub mod access;
 pub mod addrs;
 pub mod agree;
 pub mod byzantine;
@@ -9,6 +10,7 @@ pub mod context;
 pub mod dispatch;
 pub mod driver;
 pub mod driver_input;
+pub mod guarded;
 pub mod keys;
 pub mod mempool;
 pub mod messages;
@@ -76,12 +78,16 @@ pub fn open_chain(dir: &DataDir) -> anyhow::Result<RocksStore> {
 }
 
 /// Runs the node of `dir` until SIGINT, SIGTERM or the API's `shutdown`.
-pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
+pub async fn run(
+    dir: DataDir,
+    opts: RunOptions,
+    data_key: qward_core::vault::DataKey,
+) -> anyhow::Result<()> {
     let config = dir.load_config()?;
     let identity = dir.load_identity()?;
     let store = Arc::new(open_chain(&dir)?);
     let view = ChainView::load(&store)?;
-    let keys = keys::KeyStore::load(&store, config.key_agreement.rotation())
+    let keys = keys::KeyStore::load(&store, config.key_agreement.rotation(), data_key)
         .context("loading the key store")?;
     let contacts = Contacts::load(&dir.contacts_file())?;
 
@@ -171,14 +177,21 @@ pub async fn run(dir: DataDir, opts: RunOptions) -> anyhow::Result<()> {
 
     let cookie = Cookie::generate();
     cookie.write(&dir.cookie_file())?;
-    let methods = crate::api::QwardApiServer::into_rpc(rpc::RpcHandler::new(ctx.clone()));
+    let auth = Arc::new(crate::api::auth::Auth::load(
+        cookie,
+        ctx.store.clone(),
+        std::time::Duration::from_secs(config.api_idle_logoff_s),
+    )?);
+    let methods =
+        crate::api::QwardApiServer::into_rpc(rpc::RpcHandler::new(ctx.clone(), auth.clone()));
+    let access = Some(ctx.access.clone());
     let ready_ctx = ctx.clone();
     let ready: crate::api::ReadyCheck = Arc::new(move || ready::is_ready(&ready_ctx));
     let api_shutdown = shutdown_rx.clone();
     let mut tasks = vec![
         tokio::spawn(async move {
             if let Err(e) =
-                crate::api::serve(api_listener, cookie, methods, ready, api_shutdown).await
+                crate::api::serve(api_listener, auth, access, methods, ready, api_shutdown).await
             {
                 tracing::error!("the control API stopped: {e:#}");
             }
@@ -308,6 +321,9 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         p.metrics.clone(),
         p.contacts.clone(),
     );
+    let (access, access_task) =
+        access::spawn(p.store.clone(), pool.clone(), p.shutdown.subscribe())
+            .context("opening the access log")?;
     let (listen_tx, listen) = watch::channel(Vec::new());
     let ctx = Arc::new(NodeHandles {
         identity: p.identity,
@@ -330,6 +346,7 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         keys,
         agree,
         messaging,
+        access,
         twin,
         started_ms: clock::now_ms(),
     });
@@ -339,7 +356,7 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         listen_tx,
         index,
         notes,
-        owned_tasks: vec![pool_task, agree_task],
+        owned_tasks: vec![pool_task, agree_task, access_task],
     })
 }
 

@@ -6,28 +6,39 @@ use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::server::PendingSubscriptionSink;
 use jsonrpsee::types::ErrorObjectOwned;
 use qward_core::api::{
-    BlockSummary, ConsentInfo, DeliveryProof, KeyInfo, KeySessionInfo, LinkParams, LogLine,
-    MemberInfo, MessageInfo, NodeStatus, OutboxDetail, PeerSummary, RecordContent, RecordKindName,
-    RpcError, Topic, TxRequest, TxStatus, TxSubmitted, TxSummary, VerifyReport,
+    AccessEntryInfo, AuditVerifyReport, BlockSummary, ConsentInfo, DeliveryProof, EmergencyInfo,
+    ErasureInfo, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo, MessageInfo, NodeStatus,
+    OutboxDetail, PeerSummary, Principal, RecordContent, RecordKindName, RpcError, Topic,
+    TxRequest, TxStatus, TxSubmitted, TxSummary, UserCreated, UserInfo, UserRole, VerifyReport,
 };
-use qward_core::chain::{ChainStore, CommittedBlock, ConsentGrant, ConsentScope, Hash, TxKind};
+use qward_core::chain::{
+    ChainStore, CommittedBlock, ConsentGrant, ConsentScope, EmergencyAccess, Hash,
+    MAX_EMERGENCY_MS, TxKind,
+};
 use qward_core::envelope::{RecordId, RecordKind};
 use qward_core::identity::AccountId;
 
+use std::sync::Arc;
+
+use jsonrpsee::Extensions;
+
 use super::clock::now_ms;
 use super::context::Ctx;
+use super::guarded::{self, caller_of};
 use super::messages::{self, outbox};
+use crate::api::auth::Auth;
 use crate::api::{QwardApiServer, pipe_events};
 
 /// The control-API handler of a running node.
 #[derive(Debug)]
 pub struct RpcHandler {
     ctx: Ctx,
+    auth: Arc<Auth>,
 }
 
 impl RpcHandler {
-    pub fn new(ctx: Ctx) -> Self {
-        RpcHandler { ctx }
+    pub fn new(ctx: Ctx, auth: Arc<Auth>) -> Self {
+        RpcHandler { ctx, auth }
     }
 }
 
@@ -230,10 +241,24 @@ impl QwardApiServer for RpcHandler {
         Ok(messages::info::outbox_info(&ctx.messaging, &entry))
     }
 
-    async fn forward(&self, record_id: String, to: String) -> RpcResult<MessageInfo> {
+    async fn forward(
+        &self,
+        ext: &Extensions,
+        record_id: String,
+        to: String,
+    ) -> RpcResult<MessageInfo> {
         let ctx = &self.ctx;
         let record = parse_record_id(&record_id).map_err(rpc)?;
         let to = resolve(ctx, &to).map_err(rpc)?;
+        guarded::log_access(
+            ctx,
+            ext,
+            "forward",
+            Some(record),
+            format!("to {}", name(ctx, &to)),
+        )
+        .await
+        .map_err(rpc)?;
         let entry = outbox::forward(&ctx.messaging, &record, to).map_err(|e| rpc(send_error(e)))?;
         Ok(messages::info::outbox_info(&ctx.messaging, &entry))
     }
@@ -261,9 +286,101 @@ impl QwardApiServer for RpcHandler {
         outbox_detail(&self.ctx, &record).map_err(rpc)
     }
 
-    async fn record(&self, record_id: String) -> RpcResult<RecordContent> {
+    async fn record(
+        &self,
+        ext: &Extensions,
+        record_id: String,
+        purpose: Option<String>,
+    ) -> RpcResult<RecordContent> {
         let record = parse_record_id(&record_id).map_err(rpc)?;
+        let action = match purpose.as_deref() {
+            None | Some("read") => "read",
+            Some("export") => "export",
+            Some(other) => {
+                return Err(rpc(RpcError::invalid_params(format!(
+                    "purpose '{other}': expected read or export"
+                ))));
+            }
+        };
+        guarded::log_access(&self.ctx, ext, action, Some(record), String::new())
+            .await
+            .map_err(rpc)?;
         record_content(&self.ctx, &record).map_err(rpc)
+    }
+
+    async fn record_erase(&self, ext: &Extensions, record_id: String) -> RpcResult<ErasureInfo> {
+        let record = parse_record_id(&record_id).map_err(rpc)?;
+        guarded::erase(&self.ctx, ext, record).await.map_err(rpc)
+    }
+
+    async fn emergency_declare(
+        &self,
+        ext: &Extensions,
+        patient: String,
+        reason: String,
+        duration_ms: u64,
+    ) -> RpcResult<TxSubmitted> {
+        let req = TxRequest::DeclareEmergency {
+            patient,
+            reason,
+            duration_ms,
+        };
+        let kind = tx_kind(&self.ctx, req).map_err(rpc)?;
+        guarded::declare_emergency(&self.ctx, ext, kind)
+            .await
+            .map_err(rpc)
+    }
+
+    async fn chain_emergencies(&self) -> RpcResult<Vec<EmergencyInfo>> {
+        guarded::emergencies(&self.ctx).map_err(rpc)
+    }
+
+    async fn audit_log(
+        &self,
+        from: Option<u64>,
+        limit: Option<u64>,
+    ) -> RpcResult<Vec<AccessEntryInfo>> {
+        super::access::page(&self.ctx.store, from.unwrap_or(0), limit.unwrap_or(200))
+            .map_err(|e| rpc(internal(format!("{e:#}"))))
+    }
+
+    async fn audit_verify(&self) -> RpcResult<AuditVerifyReport> {
+        let store = self.ctx.store.clone();
+        let account = self.ctx.account;
+        tokio::task::spawn_blocking(move || super::access::verify(&store, &account))
+            .await
+            .map_err(|e| rpc(internal(e)))?
+            .map_err(|e| rpc(internal(format!("{e:#}"))))
+    }
+
+    async fn user_add(
+        &self,
+        ext: &Extensions,
+        name: String,
+        role: UserRole,
+    ) -> RpcResult<UserCreated> {
+        let made = self
+            .auth
+            .add_user(&name, role, now_ms())
+            .map_err(|e| rpc(RpcError::invalid_params(e.to_string())))?;
+        tracing::info!(by = %caller_of(ext).user, "API user {name} added as {}", role.as_str());
+        Ok(made)
+    }
+
+    async fn user_list(&self) -> RpcResult<Vec<UserInfo>> {
+        Ok(self.auth.users())
+    }
+
+    async fn user_remove(&self, ext: &Extensions, name: String) -> RpcResult<bool> {
+        self.auth
+            .remove_user(&name)
+            .map_err(|e| rpc(RpcError::refused(e.to_string())))?;
+        tracing::info!(by = %caller_of(ext).user, "API user {name} removed");
+        Ok(true)
+    }
+
+    async fn whoami(&self, ext: &Extensions) -> RpcResult<Principal> {
+        Ok(caller_of(ext))
     }
 
     async fn consent_grant(
@@ -417,6 +534,23 @@ pub fn tx_kind(ctx: &Ctx, req: TxRequest) -> Result<TxKind, RpcError> {
             grantee: resolve(ctx, &grantee)?,
             scope: scope(&s)?,
         },
+        TxRequest::DeclareEmergency {
+            patient,
+            reason,
+            duration_ms,
+        } => {
+            if duration_ms == 0 || duration_ms > MAX_EMERGENCY_MS {
+                return Err(RpcError::invalid_params(format!(
+                    "an emergency lasts 1 ms to {} hours",
+                    MAX_EMERGENCY_MS / 3_600_000
+                )));
+            }
+            TxKind::DeclareEmergency(EmergencyAccess {
+                patient: resolve(ctx, &patient)?,
+                reason,
+                expires_at_ms: now_ms().saturating_add(duration_ms),
+            })
+        }
     })
 }
 
@@ -467,6 +601,18 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             "evidence: {} equivocated at height {}",
             name(ctx, &e.offender()),
             e.height()
+        ),
+        TxKind::DeclareEmergency(e) => format!(
+            "EMERGENCY access to {}'s records until {} UTC: {}",
+            name(ctx, &e.patient),
+            qward_core::calendar::utc_date(e.expires_at_ms),
+            e.reason
+        ),
+        TxKind::EraseRecord(e) => format!("erased its copy of record {}", e.record_id.short()),
+        TxKind::AnchorAccessLog(a) => format!(
+            "access log anchored at {} entries ({})",
+            a.entries,
+            a.head.short()
         ),
     }
 }

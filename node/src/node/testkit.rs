@@ -47,7 +47,9 @@ pub struct TestNode {
     pub notes: Option<mpsc::UnboundedReceiver<super::messages::Note>>,
     /// Where the network would say this node listens.
     pub listen: watch::Sender<Vec<crate::net::Multiaddr>>,
-    _dir: tempfile::TempDir,
+    /// The node's data key (what wraps every key in its database).
+    pub data_key: qward_core::vault::DataKey,
+    dir: tempfile::TempDir,
 }
 
 fn copy_of(identity: &Identity) -> Identity {
@@ -91,7 +93,8 @@ fn member(chain: TestChain, identity: Identity, role: Role, name: &str) -> TestN
     let mut config = Config::new(name, role);
     // Enough for a key on the default link, and quick in a debug build.
     config.key_agreement.qubits = 100_000;
-    let keys = keys::KeyStore::load(&store, config.key_agreement.rotation())
+    let data_key = qward_core::vault::DataKey::random(&mut rand::rng());
+    let keys = keys::KeyStore::load(&store, config.key_agreement.rotation(), data_key.clone())
         .unwrap_or_else(|e| unreachable!("a key store: {e}"));
     let (driver_tx, driver) = mpsc::channel(1024);
     let (shutdown, _) = watch::channel(false);
@@ -120,7 +123,15 @@ fn member(chain: TestChain, identity: Identity, role: Role, name: &str) -> TestN
         listen: wired.listen_tx,
         driver,
         driver_tx,
-        _dir: dir,
+        data_key,
+        dir,
+    }
+}
+
+impl TestNode {
+    /// The node's data directory (its database is `db/` inside).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 

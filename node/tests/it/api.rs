@@ -123,8 +123,14 @@ async fn start_with_connections(connections: usize) -> Running {
     let flag = ready.clone();
     let check: ReadyCheck = Arc::new(move || flag.load(Ordering::Relaxed));
     let (stop, stop_rx) = watch::channel(false);
-    let gate = GateLayer::with_connection_limit(cookie.clone(), check, connections);
-    let task = tokio::spawn(serve_with_gate(listener, gate, module, stop_rx));
+    let store: Arc<dyn qward_core::storage::Store + Send + Sync> =
+        Arc::new(qward_core::storage::MemStore::new());
+    let auth = Arc::new(
+        qward_node::api::auth::Auth::load(cookie.clone(), store, Duration::from_secs(60))
+            .expect("an empty user book"),
+    );
+    let gate = GateLayer::with_connection_limit(auth.clone(), None, check, connections);
+    let task = tokio::spawn(serve_with_gate(listener, gate, auth, module, stop_rx));
     Running {
         addr,
         cookie,

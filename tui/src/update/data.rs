@@ -102,6 +102,7 @@ fn apply(state: &mut State, reply: Reply) -> Vec<Effect> {
             clamp(&mut state.peers_sel, state.peers.len());
         }
         Reply::Members(members) => state.members = members,
+        Reply::Emergencies(list) => state.emergencies = list,
         Reply::KeySessions(sessions) => {
             let before = state
                 .sessions
@@ -304,6 +305,24 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
                 effects.push(Effect::Call(Call::ChainMembers));
             }
             effects
+        }
+        Event::Emergency(e) => {
+            if state.my_account() == Some(e.patient.as_str()) {
+                let who = e
+                    .declarer_name
+                    .clone()
+                    .unwrap_or_else(|| state.name_of(&e.declarer));
+                notice(
+                    state,
+                    format!("EMERGENCY ACCESS to your records by {who}: {}", e.reason),
+                    true,
+                );
+            }
+            state
+                .emergencies
+                .retain(|x| !(x.patient == e.patient && x.declarer == e.declarer));
+            state.emergencies.insert(0, e);
+            Vec::new()
         }
         Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {
             vec![Effect::Call(Call::Peers), Effect::Call(Call::Status)]

@@ -89,6 +89,7 @@ pub fn refresh_all() -> Vec<Effect> {
         Effect::Call(Call::Inbox),
         Effect::Call(Call::Outbox),
         Effect::Call(Call::ChainConsent),
+        Effect::Call(Call::ChainEmergencies),
         Effect::Call(Call::Logs {
             limit: Some(LOG_FETCH_LIMIT),
         }),

@@ -20,12 +20,14 @@ pub fn delivery_name(s: DeliveryState) -> &'static str {
         DeliveryState::Anchored => "anchored",
         DeliveryState::Failed => "FAILED",
         DeliveryState::Received => "received",
+        DeliveryState::Erased => "ERASED",
     }
 }
 
 fn delivery_style(s: DeliveryState, t: &Theme) -> Style {
     match s {
         DeliveryState::Failed => t.error,
+        DeliveryState::Erased => t.dim,
         DeliveryState::Queued | DeliveryState::Sent => t.warn,
         DeliveryState::Delivered | DeliveryState::Anchored | DeliveryState::Received => t.ok,
     }

@@ -99,6 +99,20 @@ fn banner_lines(state: &State) -> Vec<Line<'static>> {
             t.alarm,
         )));
     }
+    for e in state.emergencies_about_me() {
+        let who = e
+            .declarer_name
+            .clone()
+            .unwrap_or_else(|| state.name_of(&e.declarer));
+        lines.push(Line::from(Span::styled(
+            format!(
+                " ⚠ EMERGENCY ACCESS to your records by {who} until {} UTC: {}",
+                widgets::utc_time(e.expires_at_ms),
+                e.reason
+            ),
+            t.alarm,
+        )));
+    }
     if let Some(alarm) = &state.eve_alarm {
         let who = alarm
             .peer_name

@@ -47,6 +47,11 @@ pub fn ago(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
+/// A UTC date and time, `YYYY-MM-DD HH:MM:SS`.
+pub fn utc_time(ms: u64) -> String {
+    format!("{} {}", date(ms), clock(ms))
+}
+
 /// A civil date (UTC) `YYYY-MM-DD` for Unix milliseconds.
 pub fn date(ms: u64) -> String {
     qward_core::calendar::utc_date(ms)

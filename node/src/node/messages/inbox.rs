@@ -21,7 +21,7 @@ use super::{AnchorCheck, InboxEntry, Index, ikey, inbox_entry};
 use crate::metrics::Metrics;
 use crate::net::{PeerId, account_from_peer_id};
 use crate::node::clock::now_ms;
-use crate::node::keys::{KeyStore, RecordSlot};
+use crate::node::keys::RecordSlot;
 
 fn refused(reason: String, retry: Retry) -> MsgResponse {
     MsgResponse::Refused { reason, retry }
@@ -151,9 +151,10 @@ fn receive(ctx: &Messaging, sender: AccountId, envelope: Envelope) -> anyhow::Re
         ciphertext_hash: hash,
         anchor: AnchorCheck::Pending,
         anchor_tx: None,
+        erased_ms: None,
     };
     let mut batch = WriteBatch::new();
-    KeyStore::put_at_rest(
+    ctx.keys.put_at_rest(
         &mut batch,
         RecordSlot::Received {
             sender: &h.sender,
@@ -285,19 +286,21 @@ pub fn plaintext(
     ctx: &Messaging,
     entry: &InboxEntry,
 ) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
-    let key = KeyStore::at_rest(
-        &ctx.store,
-        RecordSlot::Received {
-            sender: &entry.from,
-            record: &entry.record_id,
-        },
-    )?
-    .with_context(|| {
-        format!(
-            "record {}'s key was erased: the record is gone",
-            entry.record_id
-        )
-    })?;
+    let key = ctx
+        .keys
+        .at_rest(
+            &ctx.store,
+            RecordSlot::Received {
+                sender: &entry.from,
+                record: &entry.record_id,
+            },
+        )?
+        .with_context(|| {
+            format!(
+                "record {}'s key was erased: the record is gone",
+                entry.record_id
+            )
+        })?;
     let sealed = ctx
         .store
         .get(Column::Inbox, &ikey(b'p', &entry.from, &entry.record_id))?

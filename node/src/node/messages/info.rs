@@ -53,10 +53,20 @@ pub fn inbox_info(ctx: &Messaging, e: &InboxEntry) -> MessageInfo {
         to: ctx.account.to_hex(),
         to_name: Some(ctx.name.clone()),
         created_ms: e.created_ms,
-        state: DeliveryState::Received,
+        state: if e.erased_ms.is_some() {
+            DeliveryState::Erased
+        } else {
+            DeliveryState::Received
+        },
         bytes: e.bytes,
         anchor: e.anchor_tx.map(hex::encode),
-        detail: Some(format!("{detail}{patient}")),
+        detail: Some(match e.erased_ms {
+            Some(t) => format!(
+                "erased {} UTC: its key is destroyed{patient}",
+                qward_core::calendar::utc_date(t)
+            ),
+            None => format!("{detail}{patient}"),
+        }),
     }
 }
 

@@ -11,6 +11,7 @@
 //! person can name a record by its id alone). Every change of a message is
 //! one synced `WriteBatch`, so a crash leaves the old state or the new one.
 
+pub mod erase;
 pub mod inbox;
 pub mod info;
 pub mod outbox;
@@ -99,6 +100,8 @@ pub struct InboxEntry {
     pub ciphertext_hash: [u8; 32],
     pub anchor: AnchorCheck,
     pub anchor_tx: Option<[u8; 32]>,
+    /// When this node erased its copy (its at-rest key and payload are gone).
+    pub erased_ms: Option<u64>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> anyhow::Result<T> {

@@ -25,7 +25,7 @@ use super::info::{emit, outbox_info};
 use super::{Index, Messaging, Note, OutboxEntry, okey, outbox_entry};
 use crate::net::{RequestProtocol, peer_id_from_account};
 use crate::node::clock::now_ms;
-use crate::node::keys::{KeyStore, RecordSlot};
+use crate::node::keys::RecordSlot;
 
 /// Deliveries attempted at once.
 const PARALLEL_DELIVERIES: usize = 8;
@@ -169,7 +169,8 @@ fn queue(
         forwarded_from,
     };
     let mut batch = WriteBatch::new();
-    KeyStore::put_at_rest(&mut batch, RecordSlot::Sent(&record_id), &at_rest);
+    ctx.keys
+        .put_at_rest(&mut batch, RecordSlot::Sent(&record_id), &at_rest);
     batch.put(Column::Outbox, okey(b'p', &record_id), sealed);
     batch.put(
         Column::Outbox,
@@ -568,7 +569,9 @@ pub fn plaintext(
     entry: &OutboxEntry,
 ) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
     let record = entry.record_id;
-    let at_rest = KeyStore::at_rest(&ctx.store, RecordSlot::Sent(&record))?
+    let at_rest = ctx
+        .keys
+        .at_rest(&ctx.store, RecordSlot::Sent(&record))?
         .with_context(|| format!("record {record}'s key was erased: the record is gone"))?;
     let sealed = ctx
         .store

@@ -169,3 +169,202 @@ fn the_index_tracks_each_state_and_due_time() {
     index.set_checked(&(sender, a), true);
     assert!(index.unchecked().is_empty());
 }
+
+/// Every file under `dir`, read whole.
+fn files_of(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("a readable directory") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// The files (of a copy of `db/`) that hold `needle`.
+fn holding(files: &[(std::path::PathBuf, Vec<u8>)], needle: &[u8]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(p, _)| p.display().to_string())
+        .collect()
+}
+
+/// Copies `node`'s `db/` as a backup or a thief would, while it runs.
+fn copy_db(node: &TestNode) -> (tempfile::TempDir, Vec<(std::path::PathBuf, Vec<u8>)>) {
+    let to = tempfile::tempdir().expect("a temp dir");
+    for (path, bytes) in files_of(&node.dir().join("db")) {
+        let name = path.file_name().expect("a file name");
+        std::fs::write(to.path().join(name), bytes).expect("a copy");
+    }
+    let files = files_of(to.path());
+    assert!(files.len() > 3, "the copy holds RocksDB's files");
+    (to, files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_db_holds_no_plaintext_and_no_key_and_erasure_leaves_no_trace() {
+    let mut hospital = testkit::hospital(1, 0);
+    let mut patient = testkit::patient(1);
+    let mut seen = hospital.connect(vec![patient.reachable()]);
+    let _patient_seen = patient.connect(vec![hospital.reachable()]);
+    start(&mut hospital);
+    start(&mut patient);
+    // A report with a marker no other byte string would hold.
+    let marker = format!(
+        "qward-at-rest-marker-{}",
+        hex::encode(rand::random::<[u8; 12]>())
+    );
+    let report = String::from_utf8(REPORT.to_vec()).expect("utf-8").replacen(
+        "No acute cardiopulmonary abnormality.",
+        &format!("No acute cardiopulmonary abnormality ({marker})."),
+        1,
+    );
+    assert!(report.contains(&marker), "the marker is in the report");
+    let m = &hospital.ctx.messaging;
+    let queued = outbox::send(
+        m,
+        patient.ctx.account,
+        RecordKind::Report,
+        report.as_bytes(),
+        None,
+    )
+    .expect("queued");
+    anchor_gossiped(&mut seen).await;
+    let record = queued.record_id;
+    let pm = &patient.ctx.messaging;
+    let got = find_inbox(&pm.store, &record)
+        .expect("the store reads")
+        .expect("received");
+    assert_eq!(
+        inbox::plaintext(pm, &got).expect("readable").as_slice(),
+        report.as_bytes()
+    );
+
+    // Every key either node holds: session keys, per-record keys, data keys.
+    let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
+    for node in [&hospital, &patient] {
+        let ks = &node.ctx.keys;
+        for r in ks.records() {
+            let secret = ks
+                .with_opening_key(&r.peer, &r.key_id, |k| k.secret_bytes().to_vec())
+                .expect("a held key opens");
+            keys.push((format!("session key {}", r.key_id), secret));
+        }
+        keys.push((
+            format!("{}'s data key", node.ctx.config.name),
+            node.data_key.to_bytes().to_vec(),
+        ));
+    }
+    assert!(
+        keys.len() >= 4,
+        "both ends hold a session key: {}",
+        keys.len()
+    );
+    let sent_key = hospital
+        .ctx
+        .keys
+        .at_rest(&m.store, crate::node::keys::RecordSlot::Sent(&record))
+        .expect("reads")
+        .expect("the sent copy's key");
+    let received_slot = crate::node::keys::RecordSlot::Received {
+        sender: &m.account,
+        record: &record,
+    };
+    let received_key = patient
+        .ctx
+        .keys
+        .at_rest(&pm.store, received_slot)
+        .expect("reads")
+        .expect("the received copy's key");
+    keys.push(("the sent copy's key".into(), sent_key.to_bytes().to_vec()));
+    keys.push((
+        "the received copy's key".into(),
+        received_key.to_bytes().to_vec(),
+    ));
+
+    for node in [&hospital, &patient] {
+        let (_copy, files) = copy_db(node);
+        // The scan sees what is stored: the wrapped key of the record is there.
+        let wrapped_slot = match node.ctx.config.role {
+            qward_core::identity::Role::Hospital => crate::node::keys::RecordSlot::Sent(&record),
+            _ => received_slot,
+        };
+        let wrapped = node
+            .ctx
+            .store
+            .get(qward_core::storage::Column::Keys, &wrapped_slot.key())
+            .expect("reads")
+            .expect("the wrapped key is stored");
+        assert!(
+            !holding(&files, &wrapped).is_empty(),
+            "the scan finds a stored value, so it can find a key"
+        );
+        assert_eq!(
+            holding(&files, marker.as_bytes()),
+            Vec::<String>::new(),
+            "plaintext in {}'s db",
+            node.ctx.config.name
+        );
+        for (what, bytes) in &keys {
+            assert_eq!(
+                holding(&files, bytes),
+                Vec::<String>::new(),
+                "{what} in {}'s db",
+                node.ctx.config.name
+            );
+        }
+    }
+
+    // Erase the patient's copy: its key is gone, from the store and from
+    // every file, and the record cannot be opened.
+    let wrapped = pm
+        .store
+        .get(qward_core::storage::Column::Keys, &received_slot.key())
+        .expect("reads")
+        .expect("stored");
+    let erased = erase::erase_local(pm, &record).expect("erased");
+    assert!(erased.received && !erased.sent);
+    assert_eq!(
+        erased.chain_ids,
+        vec![anchor_record_id(&m.account, &record)],
+        "the erasure names the record as its sender anchored it"
+    );
+    let entry = find_inbox(&pm.store, &record)
+        .expect("reads")
+        .expect("kept");
+    assert!(entry.erased_ms.is_some());
+    let err = inbox::plaintext(pm, &entry).expect_err("erased");
+    assert!(err.to_string().contains("erased"), "{err}");
+    assert_eq!(
+        info::inbox_info(pm, &entry).state,
+        DeliveryState::Erased,
+        "listed as erased"
+    );
+    let (_copy, files) = copy_db(&patient);
+    assert_eq!(
+        holding(&files, &wrapped),
+        Vec::<String>::new(),
+        "the wrapped key left the files"
+    );
+    assert_eq!(
+        holding(&files, received_key.to_bytes().as_slice()),
+        Vec::<String>::new()
+    );
+    // Erasing twice is refused; the sender's copy is its own to erase.
+    assert!(erase::erase_local(pm, &record).is_err());
+    assert!(
+        hospital
+            .ctx
+            .keys
+            .at_rest(&m.store, crate::node::keys::RecordSlot::Sent(&record))
+            .expect("reads")
+            .is_some()
+    );
+}

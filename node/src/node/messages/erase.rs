@@ -1,0 +1,157 @@
+//! Erasing a record (crypto-shredding, GDPR Art. 17): this node's copies of
+//! it (the sent copy and the received one) lose their at-rest keys, their
+//! sealed payloads and the sent envelope, in one synced batch that also marks
+//! them erased; then RocksDB is made to drop the deleted values from its
+//! files (`RocksStore::purge`), and the erasure goes on the chain as a fact
+//! (record id, author, block time: no health data). The metadata stays, so
+//! an erased record is listed as erased, and its anchor still proves it was
+//! delivered.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use qward_core::api::DeliveryState;
+use qward_core::chain::{Hash, RecordErasure, TxKind};
+use qward_core::envelope::RecordId;
+use qward_core::envelope::wire::anchor_record_id;
+use qward_core::storage::{Column, Store, WriteBatch};
+
+use super::{Messaging, find_inbox, ikey, okey, outbox_entry};
+use crate::node::clock::now_ms;
+use crate::node::keys::RecordSlot;
+
+/// What was erased: the network-wide ids of the copies (the ids their
+/// senders anchored), for the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    pub record: RecordId,
+    pub sent: bool,
+    pub received: bool,
+    pub chain_ids: Vec<Hash>,
+}
+
+/// Erases this node's copies of `record` from the store and its files. A
+/// sent copy still being delivered or anchored is refused (the delivery
+/// needs it); a record already erased is refused.
+pub fn erase_local(ctx: &Messaging, record: &RecordId) -> anyhow::Result<Erased> {
+    let mut sent = outbox_entry(&ctx.store, record)?;
+    let mut received = find_inbox(&ctx.store, record)?;
+    if sent.is_none() && received.is_none() {
+        bail!("no record {record} in this node's outbox or inbox");
+    }
+    if let Some(e) = &sent
+        && matches!(
+            e.state,
+            DeliveryState::Queued | DeliveryState::Sent | DeliveryState::Delivered
+        )
+    {
+        bail!(
+            "record {record} is still being delivered or anchored ({:?}); erase it once it is anchored or has failed",
+            e.state
+        );
+    }
+    let sent_live = sent
+        .as_ref()
+        .is_some_and(|e| e.state != DeliveryState::Erased);
+    let received_live = received.as_ref().is_some_and(|e| e.erased_ms.is_none());
+    if !sent_live && !received_live {
+        bail!("record {record} is already erased");
+    }
+    let now = now_ms();
+    let mut batch = WriteBatch::new();
+    let mut purge_keys: Vec<Vec<u8>> = Vec::new();
+    let mut purge_outbox: Vec<Vec<u8>> = Vec::new();
+    let mut purge_inbox: Vec<Vec<u8>> = Vec::new();
+    let mut chain_ids = Vec::new();
+    if let Some(e) = sent.as_mut().filter(|_| sent_live) {
+        let slot = RecordSlot::Sent(record);
+        batch.delete(Column::Keys, slot.key());
+        purge_keys.push(slot.key());
+        for tag in [b'p', b'v'] {
+            batch.delete(Column::Outbox, okey(tag, record));
+            purge_outbox.push(okey(tag, record));
+        }
+        e.state = DeliveryState::Erased;
+        e.detail = Some(format!(
+            "erased {} UTC: its key is destroyed",
+            qward_core::calendar::utc_date(now)
+        ));
+        batch.put(
+            Column::Outbox,
+            okey(b'e', record),
+            qward_core::codec::encode_infallible(&*e),
+        );
+        chain_ids.push(anchor_record_id(&ctx.account, record));
+    }
+    if let Some(e) = received.as_mut().filter(|_| received_live) {
+        let slot = RecordSlot::Received {
+            sender: &e.from,
+            record,
+        };
+        batch.delete(Column::Keys, slot.key());
+        purge_keys.push(slot.key());
+        let payload = ikey(b'p', &e.from, record);
+        batch.delete(Column::Inbox, payload.clone());
+        purge_inbox.push(payload);
+        e.erased_ms = Some(now);
+        batch.put(
+            Column::Inbox,
+            ikey(b'm', &e.from, record),
+            qward_core::codec::encode_infallible(&*e),
+        );
+        chain_ids.push(anchor_record_id(&e.from, record));
+    }
+    batch.set_sync(true);
+    ctx.store
+        .write(batch)
+        .context("erasing the record's key and payload")?;
+    for (column, keys) in [
+        (Column::Keys, &purge_keys),
+        (Column::Outbox, &purge_outbox),
+        (Column::Inbox, &purge_inbox),
+    ] {
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        ctx.store
+            .purge(column, &keys)
+            .context("forcing the erased bytes out of the database files")?;
+    }
+    if let Some(e) = &sent {
+        ctx.note_outbox(e);
+        super::info::emit(ctx, &super::info::outbox_info(ctx, e));
+    }
+    if let Some(e) = &received {
+        super::info::emit(ctx, &super::info::inbox_info(ctx, e));
+    }
+    Ok(Erased {
+        record: *record,
+        sent: sent_live,
+        received: received_live,
+        chain_ids,
+    })
+}
+
+/// Erases `record` (see [`erase_local`]) and submits one erasure fact per
+/// copy to the chain; returns what was erased and the transactions' ids.
+pub async fn erase(ctx: &Arc<Messaging>, record: &RecordId) -> anyhow::Result<(Erased, Vec<Hash>)> {
+    let erased = {
+        let m = ctx.clone();
+        let record = *record;
+        tokio::task::spawn_blocking(move || erase_local(&m, &record))
+            .await
+            .context("the erasure task")??
+    };
+    let mut txs = Vec::new();
+    for id in &erased.chain_ids {
+        let submitted = ctx
+            .pool
+            .submit(TxKind::EraseRecord(RecordErasure { record_id: *id }))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the record is erased here, but its erasure did not reach the chain: {e}"
+                )
+            })?;
+        txs.push(submitted.id);
+    }
+    Ok((erased, txs))
+}
