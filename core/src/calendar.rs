@@ -17,6 +17,12 @@ pub fn utc_date(ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A UTC date and time `YYYY-MM-DD HH:MM` for unix milliseconds.
+pub fn utc_minute(ms: u64) -> String {
+    let s = (ms / 1000) % 86_400;
+    format!("{} {:02}:{:02}", utc_date(ms), s / 3600, (s / 60) % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::utc_date;
@@ -24,6 +30,7 @@ mod tests {
     #[test]
     fn dates_across_epochs_leap_days_and_centuries() {
         assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_minute(90_061_000), "1970-01-02 01:01");
         assert_eq!(utc_date(951_782_400_000), "2000-02-29");
         assert_eq!(utc_date(951_868_799_999), "2000-02-29");
         assert_eq!(utc_date(951_868_800_000), "2000-03-01");

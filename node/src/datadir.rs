@@ -122,8 +122,8 @@ pub struct InitOptions<'a> {
     /// Whether the parent of the data directory may be created (true for the
     /// platform default, false for a path the user named).
     pub create_parents: bool,
-    /// The passphrase the new data key is sealed under.
-    pub passphrase: &'a qward_core::vault::Passphrase,
+    /// The new data key, sealed under its passphrase (`keys/data.key`).
+    pub sealed_data_key: &'a qward_core::vault::SealedDataKey,
 }
 
 /// What `init` made.
@@ -270,7 +270,7 @@ fn build_into<R: rand_core::CryptoRng + ?Sized>(
     fs::create_dir(dir.logs_dir()).context("cannot create logs/")?;
     let identity = Identity::generate(rng);
     write_secret_file(&dir.identity_file(), identity.secret_bytes().as_slice())?;
-    crate::vault::create(dir, opts.passphrase, rng)?;
+    write_secret_file(&dir.data_key_file(), &opts.sealed_data_key.to_bytes())?;
     let config = Config::new(opts.name, opts.role);
     fs::write(dir.config_file(), config.to_documented_toml())
         .context("cannot write config.toml")?;

@@ -104,16 +104,22 @@ fn paths_named(text: &str) -> Vec<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let mut paths = Vec::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find("use ") {
-        let before = rest[..at].chars().last();
-        rest = &rest[at + 4..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
+    // `use` items start a line (after `pub` or `pub(crate)`); a "use " in a
+    // string or a comment's words is not one.
+    let mut offset = 0;
+    for line in code.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let item = trimmed
+            .strip_prefix("pub(crate) ")
+            .or_else(|| trimmed.strip_prefix("pub "))
+            .unwrap_or(trimmed);
+        if let Some(tail) = item.strip_prefix("use ") {
+            let start = offset + (line.len() - tail.len());
+            let rest = &code[start..];
+            let end = rest.find(';').unwrap_or(rest.len());
+            paths.extend(expand_use(&rest[..end].replace('\n', " ")));
         }
-        let end = rest.find(';').unwrap_or(rest.len());
-        paths.extend(expand_use(&rest[..end].replace('\n', " ")));
-        rest = &rest[end..];
+        offset += line.len();
     }
     let children: Vec<&str> = code
         .lines()

@@ -9,6 +9,7 @@ mod hostile;
 mod house_style;
 mod messaging;
 mod network;
+mod protection;
 mod readme;
 mod tui_e2e;
 mod twin;

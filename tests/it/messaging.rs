@@ -278,6 +278,33 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
     .unwrap();
     assert!(!again.status.success(), "forwarded after revocation");
 
+    // Every read of health data left an entry naming its user, in order,
+    // and the access logs verify.
+    let log: Vec<qward_core::api::AccessEntryInfo> =
+        json_of(&cli(&net, "hospital-1", &["audit", "log", "--json"]));
+    let actions: Vec<(&str, &str, Option<&str>)> = log
+        .iter()
+        .map(|e| (e.user.as_str(), e.action.as_str(), e.record_id.as_deref()))
+        .collect();
+    let sent_id = Some(sent.record_id.as_str());
+    for wanted in [("owner", "export", sent_id), ("owner", "forward", sent_id)] {
+        assert!(actions.contains(&wanted), "{wanted:?} not in {actions:?}");
+    }
+    let log: Vec<qward_core::api::AccessEntryInfo> =
+        json_of(&cli(&net, "patient-1", &["audit", "log", "--json"]));
+    let rep_id = Some(rep.record_id.as_str());
+    assert!(
+        log.iter()
+            .any(|e| e.user == "owner" && e.action == "read" && e.record_id.as_deref() == rep_id),
+        "{log:?}"
+    );
+    assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    for node in ["hospital-1", "doctor-1", "patient-1"] {
+        let report: qward_core::api::AuditVerifyReport =
+            json_of(&cli(&net, node, &["audit", "verify", "--json"]));
+        assert!(report.ok && report.entries >= 1, "{node}: {report:?}");
+    }
+
     // Keys were agreed and used; their material is never shown.
     let keys: Vec<KeyInfo> = json_of(&cli(&net, "patient-1", &["keys", "--json"]));
     assert!(

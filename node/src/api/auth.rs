@@ -156,7 +156,7 @@ impl Auth {
 
     /// Seconds of idleness after which a session locks (`None`: never).
     pub fn idle_logoff_s(&self) -> Option<u64> {
-        (!self.idle.is_zero()).then(|| self.idle.as_secs())
+        (!self.idle.is_zero()).then_some(self.idle.as_secs())
     }
 
     fn owner(&self) -> Caller {

@@ -1,5 +1,7 @@
 //! `qward consent grant|revoke|list`: a patient's consent on the chain, for a
-//! hospital or doctor to receive their records (or reports).
+//! hospital or doctor to receive their records (or reports); the list also
+//! shows every emergency (break-glass) declaration, which works as consent
+//! for its declarer until it expires.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +31,8 @@ pub enum ConsentCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// The consents on the chain.
+    /// The consents on the chain, and the emergency declarations (JSON: the
+    /// consents only; `qward emergency list --json` gives the declarations).
     List {
         #[arg(long)]
         json: bool,
@@ -44,7 +47,9 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                 let list = client.chain_consent().await?;
                 if json {
                     println!("{}", serde_json::to_string(&list)?);
-                } else if list.is_empty() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if list.is_empty() {
                     println!("no consents on the chain");
                 } else {
                     for c in list {
@@ -56,6 +61,11 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                             if c.active { "active" } else { "lapsed" }
                         );
                     }
+                }
+                let emergencies = client.chain_emergencies().await?;
+                if !emergencies.is_empty() {
+                    println!("\nemergency access (break-glass), without consent:");
+                    super::emergency::print(&emergencies);
                 }
                 return Ok(ExitCode::SUCCESS);
             }

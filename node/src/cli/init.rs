@@ -46,15 +46,21 @@ pub fn run(args: InitArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
         args.passphrase_file.as_deref(),
         crate::vault::PASSPHRASE_ENV,
     )?;
+    let mut rng = rand::rng();
+    let sealed = qward_core::vault::DataKey::random(&mut rng).seal(
+        &passphrase,
+        qward_core::vault::KdfParams::RECOMMENDED,
+        &mut rng,
+    )?;
     let opts = InitOptions {
-        passphrase: &passphrase,
+        sealed_data_key: &sealed,
         role: args.role,
         name: &args.name,
         genesis: args.genesis.as_deref(),
         force: args.force,
         create_parents: !explicit,
     };
-    let outcome = crate::datadir::init(&dir, &opts, &mut rand::rng())?;
+    let outcome = crate::datadir::init(&dir, &opts, &mut rng)?;
     let account = outcome.identity.account();
     if let Some(backup) = &outcome.backup {
         println!("moved the previous data directory to {}", backup.display());

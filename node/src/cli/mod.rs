@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 
 pub use crate::logging::LogFormat;
 
+pub mod audit;
 pub mod chain;
 pub mod consent;
 pub mod devnet;
+pub mod emergency;
 pub mod genesis;
 pub mod init;
 pub mod keys;
@@ -17,10 +19,12 @@ pub mod messages;
 pub mod passphrase;
 pub mod qkd;
 pub mod record_view;
+pub mod records;
 pub mod run;
 pub mod status;
 pub mod tui;
 pub mod tx;
+pub mod users;
 
 /// qward: a peer-to-peer node for quantum-hardened telehealth messaging.
 ///
@@ -97,6 +101,18 @@ pub enum Command {
     /// Change the passphrase that seals this node's data key.
     #[command(subcommand)]
     Passphrase(passphrase::PassphraseCommand),
+    /// Erase a record for good (crypto-shredding, put on the chain).
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
+    /// Break-glass: declare or list emergency access to a patient's records.
+    #[command(subcommand)]
+    Emergency(emergency::EmergencyCommand),
+    /// Show or verify the access log (who read which health record).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Manage the people who use this node's API, with their roles.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -186,5 +202,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(cmd) => keys::link(cmd, cli.data_dir),
         Command::Consent(cmd) => consent::run(cmd, cli.data_dir),
         Command::Passphrase(cmd) => passphrase::run(cmd, cli.data_dir),
+        Command::Records(cmd) => records::run(cmd, cli.data_dir),
+        Command::Emergency(cmd) => emergency::run(cmd, cli.data_dir),
+        Command::Audit(cmd) => audit::run(cmd, cli.data_dir),
+        Command::Users(cmd) => users::run(cmd, cli.data_dir),
     }
 }

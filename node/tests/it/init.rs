@@ -56,6 +56,15 @@ fn init_creates_identity_config_and_database() {
     let text = fs::read_to_string(dd.config_file()).unwrap();
     assert!(text.contains("# ") && text.contains("api_port") && text.contains("block_interval_ms"));
 
+    // The data directory is the owner's alone, and its data key opens with
+    // the passphrase only.
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let pass = |p: &str| qward_core::vault::Passphrase::new(p.into()).unwrap();
+    assert!(qward_node::vault::unlock(&dd, &pass(crate::PASSPHRASE)).is_ok());
+    let err = qward_node::vault::unlock(&dd, &pass("another passphrase")).unwrap_err();
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+
     let store = RocksStore::open(&dd.db_dir()).unwrap();
     assert_eq!(
         store.schema_version().unwrap(),
@@ -205,4 +214,53 @@ fn bad_role_and_version_and_help() {
     for word in ["init", "--data-dir", "--log-level", "--log-format"] {
         assert!(stdout(&h).contains(word), "help lacks {word}");
     }
+}
+
+#[test]
+fn init_without_a_passphrase_and_no_terminal_says_how_to_give_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qward"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["init", "--role", "patient", "--name", "p"])
+        .env_remove("QWARD_PASSPHRASE")
+        .env_remove("QWARD_PASSPHRASE_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "QWARD_PASSPHRASE");
+    assert!(!dir.exists(), "nothing written");
+    // Too short a passphrase is refused before anything is written, too.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qward"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["init", "--role", "patient", "--name", "p"])
+        .env("QWARD_PASSPHRASE", "short")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "shorter than 10 characters");
+    assert!(!dir.exists(), "nothing written");
+}
+
+#[test]
+fn a_node_refuses_to_start_on_a_directory_others_can_read_or_with_a_wrong_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let o = qward(&dir, &["init", "--role", "patient", "--name", "p"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let o = qward(&dir, &["run"]);
+    assert_one_line_error(&o, "chmod -R go-rwx");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qward"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("run")
+        .env("QWARD_PASSPHRASE", "not the passphrase")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "wrong passphrase");
 }

@@ -10,13 +10,19 @@ mod qkd;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Runs `qward` with `args` and the data directory `data_dir`, no stdin.
+/// The passphrase these tests seal data keys with.
+pub const PASSPHRASE: &str = "a test passphrase";
+
+/// Runs `qward` with `args` and the data directory `data_dir`, no stdin,
+/// and [`PASSPHRASE`] in QWARD_PASSPHRASE.
 pub fn qward(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qward"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env_remove("QWARD_DATA_DIR")
+        .env_remove("QWARD_PASSPHRASE_FILE")
+        .env("QWARD_PASSPHRASE", PASSPHRASE)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run qward")
