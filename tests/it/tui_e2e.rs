@@ -2,7 +2,8 @@
 //! live devnet and is driven with keys, as a person would, while the test
 //! reads the screen: a PHR composed and sent from the patient's UI arrives in
 //! the hospital's, Eve put on a link from the Keys screen raises the alarm,
-//! and a killed node is reported and reconnected to when it is back.
+//! a killed node is reported and reconnected to when it is back, and an
+//! idle UI locks and opens again only with the node's passphrase.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -467,4 +468,52 @@ async fn the_tui_sends_a_phr_shows_it_arriving_raises_the_eve_alarm_and_reconnec
         assert!(Instant::now() < deadline, "q did not quit the UI");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tui_locks_and_asks_for_the_passphrase_again() {
+    if !Tmux::installed() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/lib/env.sh installs it; CI has it)");
+        return;
+    }
+    let mut net = TestNet::create(1, 0, 0, 0, 200).expect("devnet");
+    net.node("hospital-1").start().expect("start");
+    let mut cmd = tui_cmd(&net, "hospital-1");
+    cmd.extend(["--lock-after".to_string(), "3".to_string()]);
+    let tmux = Tmux::start(net.dir.path(), 100, 30, "hospital", &cmd).expect("tmux");
+    macro_rules! expect_screen {
+        ($window:expr, $timeout:expr, $what:expr, $check:expr) => {
+            match tmux.wait($window, $what, $timeout, $check).await {
+                Ok(screen) => screen,
+                Err(screen) => fail(&net, $what, &screen),
+            }
+        };
+    }
+    expect_screen!("hospital", NET_TIMEOUT, "the node's identity", |s| {
+        line_with(s, "name ").is_some_and(|l| l.contains("hospital-1"))
+    });
+    // Three seconds without a key: locked, and nothing of the node shows.
+    let locked = expect_screen!("hospital", UI_TIMEOUT, "the lock screen", |s| {
+        s.contains("qward is locked") && s.contains("passphrase")
+    });
+    assert!(
+        !locked.contains("hospital-1"),
+        "the node shows through the lock:\n{locked}"
+    );
+    // A wrong passphrase is refused; the lock stays.
+    tmux.key("hospital", "not the passphrase");
+    expect_screen!("hospital", UI_TIMEOUT, "the typed dots", |s| s
+        .contains("••••"));
+    tmux.key("hospital", "Enter");
+    expect_screen!("hospital", UI_TIMEOUT, "the refusal", |s| {
+        s.contains("wrong passphrase") && s.contains("qward is locked")
+    });
+    // The node's passphrase unlocks it.
+    let passphrase = std::fs::read_to_string(net.root().join("passphrase")).expect("passphrase");
+    tmux.key("hospital", passphrase.trim());
+    tmux.key("hospital", "Enter");
+    expect_screen!("hospital", UI_TIMEOUT, "the node again", |s| {
+        !s.contains("qward is locked")
+            && line_with(s, "name ").is_some_and(|l| l.contains("hospital-1"))
+    });
 }

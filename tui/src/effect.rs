@@ -17,6 +17,9 @@ pub enum Effect {
     /// List the `.json` files of a directory for the file picker; the names
     /// come back as [`crate::Message::DirListed`].
     ListDir { dir: PathBuf },
+    /// Check the secret typed on the lock screen; the outcome comes back
+    /// as [`crate::Message::Unlocked`].
+    Unlock(Secret),
     /// Leave the UI.
     Quit,
 }
@@ -28,5 +31,50 @@ impl Effect {
             Effect::Call(call) => Some(call.method()),
             _ => None,
         }
+    }
+}
+
+/// A secret typed by a person: zeroized when dropped, never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(zeroize::Zeroizing<String>);
+
+impl Secret {
+    pub fn new(text: String) -> Self {
+        Secret(zeroize::Zeroizing::new(text))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn push(&mut self, c: char) {
+        self.0.push(c);
+    }
+
+    pub fn pop(&mut self) {
+        self.0.pop();
+    }
+
+    pub fn clear(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many characters, for showing dots.
+    pub fn chars(&self) -> usize {
+        self.0.chars().count()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
     }
 }

@@ -20,7 +20,7 @@ mod fixtures;
 pub use bridge::{Bridge, BridgeRemote, Incoming, Request};
 pub use effect::Effect;
 pub use message::Message;
-pub use run::{Options, run};
+pub use run::{Options, Unlocker, run};
 pub use state::{Screen, State};
 pub use theme::Theme;
 pub use update::update;

@@ -38,6 +38,8 @@ pub enum Message {
         path: PathBuf,
         result: Result<String, String>,
     },
+    /// The secret typed on the lock screen was checked: `Ok` unlocks.
+    Unlocked(Result<(), String>),
     /// A directory asked for by the file picker was listed (or not).
     DirListed {
         dir: PathBuf,

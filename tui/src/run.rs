@@ -26,12 +26,30 @@ pub const MAX_RECORD_FILE_BYTES: u64 = 8 * 1024 * 1024;
 /// How many entries the file picker lists at most.
 pub const MAX_PICKER_FILES: usize = 500;
 
+/// Checks a secret typed on the lock screen (the node's passphrase): `Ok`
+/// unlocks, `Err` says why not.
+#[derive(Clone)]
+pub struct Unlocker(pub std::sync::Arc<UnlockCheck>);
+
+/// What checks a typed secret.
+pub type UnlockCheck = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for Unlocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unlocker(..)")
+    }
+}
+
 /// How the UI runs.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub theme: Theme,
     /// How often a tick refreshes clocks and polls the node.
     pub tick: Duration,
+    /// Lock after this long without a key press (zero: never), and what
+    /// unlocks it.
+    pub lock_after: Duration,
+    pub unlock: Option<(String, Unlocker)>,
 }
 
 impl Default for Options {
@@ -39,6 +57,8 @@ impl Default for Options {
         Options {
             theme: Theme::from_env(),
             tick: Duration::from_secs(1),
+            lock_after: Duration::ZERO,
+            unlock: None,
         }
     }
 }
@@ -78,6 +98,11 @@ where
         state.size = (size.width, size.height);
     }
     let mut runner = Runner::new(bridge);
+    if let Some((asks_for, unlocker)) = options.unlock {
+        state.lock.after_ms = options.lock_after.as_millis() as u64;
+        state.lock.asks_for = asks_for;
+        runner.unlocker = Some(unlocker);
+    }
     let mut queue: VecDeque<Message> = VecDeque::from([Message::Tick { now_ms: now_ms() }]);
     let mut last_tick = Instant::now();
     let mut dirty = true;
@@ -129,6 +154,8 @@ pub(crate) enum Performed {
 #[derive(Debug)]
 pub(crate) struct Runner {
     bridge: Bridge,
+    /// Checks the lock screen's secret.
+    pub(crate) unlocker: Option<Unlocker>,
     next_id: u64,
     /// Request id → method, for calls not answered yet.
     pending: HashMap<u64, &'static str>,
@@ -138,6 +165,7 @@ impl Runner {
     pub(crate) fn new(bridge: Bridge) -> Runner {
         Runner {
             bridge,
+            unlocker: None,
             next_id: 1,
             pending: HashMap::new(),
         }
@@ -165,6 +193,13 @@ impl Runner {
             Effect::ListDir { dir } => {
                 let result = list_json_files(&dir);
                 Performed::Then(Some(Message::DirListed { dir, result }))
+            }
+            Effect::Unlock(secret) => {
+                let result = match &self.unlocker {
+                    Some(u) => (u.0)(secret.expose()),
+                    None => Err("nothing can unlock this screen".into()),
+                };
+                Performed::Then(Some(Message::Unlocked(result)))
             }
         }
     }

@@ -172,6 +172,30 @@ pub struct EveAlarm {
     pub qber: Option<f64>,
 }
 
+/// The screen lock (automatic logoff): after `after_ms` without a key press
+/// the UI hides everything and asks for the secret again.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Lock {
+    /// 0: never locks.
+    pub after_ms: u64,
+    /// What unlocks it, as the lock screen names it ("the node's passphrase").
+    pub asks_for: String,
+    pub last_input_ms: u64,
+    /// `Some` while locked.
+    pub screen: Option<LockScreen>,
+}
+
+/// What the lock screen holds while locked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LockScreen {
+    /// What was typed so far (shown as dots, cleared once tried).
+    pub typed: crate::effect::Secret,
+    /// Why the last try failed.
+    pub error: Option<String>,
+    /// A try is being checked.
+    pub checking: bool,
+}
+
 /// The outcome of `chain_verify`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerifyState {
@@ -224,6 +248,7 @@ pub struct State {
     pub consents: Vec<ConsentInfo>,
     /// Emergency (break-glass) declarations on the chain, newest first.
     pub emergencies: Vec<qward_core::api::EmergencyInfo>,
+    pub lock: Lock,
     pub verify: Option<VerifyState>,
     pub logs: VecDeque<LogLine>,
     pub eve_alarm: Option<EveAlarm>,
@@ -284,6 +309,7 @@ impl State {
             logs: VecDeque::new(),
             eve_alarm: None,
             emergencies: Vec::new(),
+            lock: Lock::default(),
             call_errors: BTreeMap::new(),
             notice: None,
             peers_sel: 0,

@@ -196,6 +196,7 @@ fn attach_tui(dir: &Path) -> anyhow::Result<()> {
         api: None,
         cookie: None,
         no_color: false,
+        lock_after: None,
     };
     super::tui::run(args, Some(dir.to_path_buf())).map(|_| ())
 }

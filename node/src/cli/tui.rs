@@ -41,6 +41,11 @@ pub struct TuiArgs {
     /// Draw without colours (also when NO_COLOR is set).
     #[arg(long)]
     pub no_color: bool,
+    /// Lock the screen after this many seconds without a key press; it
+    /// then asks for the node's passphrase (default: the node's
+    /// `api_idle_logoff_s`; 0: never). Needs the data directory.
+    #[arg(long, value_name = "SECONDS")]
+    pub lock_after: Option<u64>,
 }
 
 /// Where the node's API is and how to prove we may use it.
@@ -175,6 +180,7 @@ async fn answer(client: &ApiClient, call: Call) -> Result<Reply, ClientError> {
 /// Runs `qward tui`.
 pub fn run(args: TuiArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let endpoint = Endpoint::resolve(&args, data_dir)?;
+    let lock = screen_lock(&args, &endpoint)?;
     let (bridge, remote) = Bridge::pair();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -198,10 +204,52 @@ pub fn run(args: TuiArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode>
     if args.no_color {
         options.theme = Theme::plain();
     }
+    if let Some((after, unlocker)) = lock {
+        options.lock_after = after;
+        options.unlock = Some(("the node's passphrase".into(), unlocker));
+    }
     let result = qward_tui::run(bridge, options);
     runtime.shutdown_timeout(Duration::from_millis(500));
     result.context("the terminal UI failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long the screen may stay idle and what unlocks it: the passphrase of
+/// the data directory's data key, checked against `keys/data.key` (so the
+/// lock holds even while the node is down). `None` without a data
+/// directory, or when locking is off.
+fn screen_lock(
+    args: &TuiArgs,
+    endpoint: &Endpoint,
+) -> anyhow::Result<Option<(Duration, qward_tui::Unlocker)>> {
+    let Some(dir) = endpoint.data_dir.clone() else {
+        return Ok(None);
+    };
+    let dir = DataDir::new(dir);
+    let after = match args.lock_after {
+        Some(s) => s,
+        None => dir.load_config()?.api_idle_logoff_s,
+    };
+    if after == 0 {
+        return Ok(None);
+    }
+    let check = move |typed: &str| -> Result<(), String> {
+        let passphrase =
+            qward_core::vault::Passphrase::new(typed.to_string()).map_err(|e| e.to_string())?;
+        crate::vault::unlock(&dir, &passphrase)
+            .map(|_| ())
+            .map_err(|e| {
+                if e.to_string().contains("wrong passphrase") {
+                    "wrong passphrase".to_string()
+                } else {
+                    format!("{e:#}")
+                }
+            })
+    };
+    Ok(Some((
+        Duration::from_secs(after),
+        qward_tui::Unlocker(std::sync::Arc::new(check)),
+    )))
 }
 
 /// The first and the longest pause between connection attempts.
@@ -327,6 +375,7 @@ mod tests {
             api: Some("ws://127.0.0.1:9".into()),
             cookie: Some("/tmp/c".into()),
             no_color: false,
+            lock_after: None,
         };
         let ep = Endpoint::resolve(&args, None).expect("resolves");
         assert_eq!(ep.url().expect("url"), "ws://127.0.0.1:9");
@@ -340,6 +389,7 @@ mod tests {
             api: None,
             cookie: None,
             no_color: false,
+            lock_after: None,
         };
         let err = Endpoint::resolve(&args, Some(dir.path().join("nope"))).expect_err("no config");
         assert!(

@@ -10,6 +10,40 @@ use crate::effect::Effect;
 use crate::forms::{ComposeForm, GrantForm};
 use crate::state::{Level, Mailbox, Notice, Screen, State, VerifyState};
 
+/// A key on the lock screen: typing, Backspace, Esc (clear), Enter (check);
+/// Ctrl-C quits.
+pub(super) fn on_lock_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return vec![Effect::Quit];
+    }
+    let Some(screen) = state.lock.screen.as_mut() else {
+        return Vec::new();
+    };
+    if screen.checking {
+        return Vec::new();
+    }
+    match key.code {
+        KeyCode::Char(c) if screen.typed.len() < 1024 => {
+            screen.typed.push(c);
+            screen.error = None;
+        }
+        KeyCode::Backspace => {
+            screen.typed.pop();
+        }
+        KeyCode::Esc => screen.typed.clear(),
+        KeyCode::Enter if !screen.typed.is_empty() => {
+            screen.checking = true;
+            let typed = std::mem::take(&mut screen.typed);
+            return vec![Effect::Unlock(typed)];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
 pub(super) fn on_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     if key.kind == KeyEventKind::Release {
         return Vec::new();

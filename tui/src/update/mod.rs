@@ -23,7 +23,31 @@ pub const LOG_FETCH_LIMIT: u64 = 200;
 /// Applies a message to the state; returns what the run loop must do.
 pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
     match msg {
-        Message::Key(key) => keys::on_key(state, key),
+        Message::Key(key) => {
+            if state.lock.screen.is_some() {
+                return keys::on_lock_key(state, key);
+            }
+            state.lock.last_input_ms = state.now_ms;
+            keys::on_key(state, key)
+        }
+        Message::Unlocked(result) => match result {
+            Ok(()) => {
+                state.lock.screen = None;
+                state.lock.last_input_ms = state.now_ms;
+                state.notice = Some(Notice {
+                    text: "unlocked".into(),
+                    is_error: false,
+                });
+                refresh_all()
+            }
+            Err(why) => {
+                if let Some(screen) = state.lock.screen.as_mut() {
+                    screen.checking = false;
+                    screen.error = Some(why);
+                }
+                Vec::new()
+            }
+        },
         Message::Response { method, result } => data::on_response(state, method, result),
         Message::Event(event) => data::on_event(state, event),
         Message::UnreadableEvent { kind, reason } => {
@@ -38,6 +62,16 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
         }
         Message::Tick { now_ms } => {
             state.now_ms = now_ms;
+            if state.lock.last_input_ms == 0 {
+                state.lock.last_input_ms = now_ms;
+            }
+            if state.lock.after_ms > 0
+                && state.lock.screen.is_none()
+                && now_ms.saturating_sub(state.lock.last_input_ms) >= state.lock.after_ms
+            {
+                lock(state);
+                return Vec::new();
+            }
             if state.connected() && now_ms.saturating_sub(state.last_poll_ms) >= POLL_INTERVAL_MS {
                 state.last_poll_ms = now_ms;
                 vec![Effect::Call(Call::Status), Effect::Call(Call::Peers)]
@@ -75,6 +109,18 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
         Message::FileRead { path, result } => forms::on_file_read(state, path, result),
         Message::DirListed { dir, result } => forms::on_dir_listed(state, dir, result),
     }
+}
+
+/// Locks the screen: open panes that hold health data (a record, a
+/// compose form with a file's content) are closed, and nothing but the lock
+/// screen is drawn until the secret is typed again.
+pub fn lock(state: &mut State) {
+    state.record = None;
+    state.compose = None;
+    state.grant = None;
+    state.show_help = false;
+    state.notice = None;
+    state.lock.screen = Some(crate::state::LockScreen::default());
 }
 
 /// Everything the UI shows, asked for again (on connect and reconnect, and

@@ -894,3 +894,85 @@ fn lost_events_refresh_everything_and_the_node_stays_up() {
     let notice = s.notice.as_ref().expect("a notice");
     assert!(!notice.is_error && notice.text.contains("refreshed everything"));
 }
+
+#[test]
+fn an_idle_ui_locks_closes_health_data_and_unlocks_only_with_the_secret() {
+    let mut s = full_state();
+    s.lock.after_ms = 60_000;
+    s.lock.asks_for = "the node's passphrase".into();
+    update(&mut s, Message::Tick { now_ms: NOW_MS });
+    // A key press keeps it open.
+    update(
+        &mut s,
+        Message::Tick {
+            now_ms: NOW_MS + 50_000,
+        },
+    );
+    key(&mut s, KeyCode::Char('2'));
+    update(
+        &mut s,
+        Message::Tick {
+            now_ms: NOW_MS + 100_000,
+        },
+    );
+    assert!(s.lock.screen.is_none(), "50 s after a key press");
+    s.record = Some(crate::state::RecordPane {
+        record_id: "r-1".into(),
+        content: None,
+        raw: false,
+        scroll: 0,
+    });
+    update(
+        &mut s,
+        Message::Tick {
+            now_ms: NOW_MS + 110_000,
+        },
+    );
+    assert!(s.lock.screen.is_some(), "locked after 60 s idle");
+    assert!(s.record.is_none(), "the open record is closed");
+    // Keys go to the lock screen, not the screens behind it.
+    assert!(
+        key(&mut s, KeyCode::Char('q')).is_empty(),
+        "q is typed, not quit"
+    );
+    key(&mut s, KeyCode::Backspace);
+    typed(&mut s, "wrong");
+    let effects = key(&mut s, KeyCode::Enter);
+    let [Effect::Unlock(secret)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(secret.expose(), "wrong");
+    assert!(
+        !format!("{effects:?}").contains("wrong"),
+        "the secret is never printed"
+    );
+    assert!(
+        key(&mut s, KeyCode::Enter).is_empty(),
+        "one check at a time"
+    );
+    update(&mut s, Message::Unlocked(Err("wrong passphrase".into())));
+    let screen = s.lock.screen.as_ref().expect("still locked");
+    assert_eq!(screen.error.as_deref(), Some("wrong passphrase"));
+    assert!(screen.typed.is_empty() && !screen.checking);
+    typed(&mut s, "right");
+    key(&mut s, KeyCode::Enter);
+    let effects = update(&mut s, Message::Unlocked(Ok(())));
+    assert!(s.lock.screen.is_none());
+    assert!(
+        methods(&effects).contains(&"status"),
+        "everything is asked for again"
+    );
+    // Ctrl-C quits even when locked.
+    update(
+        &mut s,
+        Message::Tick {
+            now_ms: NOW_MS + 500_000,
+        },
+    );
+    assert!(s.lock.screen.is_some());
+    let quit = update(
+        &mut s,
+        Message::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert_eq!(quit, vec![Effect::Quit]);
+}

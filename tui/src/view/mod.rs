@@ -27,6 +27,10 @@ pub fn view(state: &State, frame: &mut Frame) {
     if area.width == 0 || area.height == 0 {
         return;
     }
+    if let Some(screen) = &state.lock.screen {
+        draw_lock(state, screen, frame, area);
+        return;
+    }
     let banners = banner_lines(state);
     let [tabs_area, banner_area, body, status_area] = Layout::vertical([
         Constraint::Length(1),
@@ -128,6 +132,46 @@ fn banner_lines(state: &State) -> Vec<Line<'static>> {
         )));
     }
     lines
+}
+
+/// The lock screen: nothing of the node's data, only what unlocks it.
+fn draw_lock(state: &State, screen: &crate::state::LockScreen, frame: &mut Frame, area: Rect) {
+    let t = &state.theme;
+    let minutes = state.lock.after_ms / 60_000;
+    let idle = if minutes >= 1 {
+        format!("{minutes} min")
+    } else {
+        format!("{} s", state.lock.after_ms / 1000)
+    };
+    let mut lines = vec![
+        Line::from(Span::styled("qward is locked", t.title)),
+        Line::from(""),
+        Line::from(Span::styled(
+            format!("Locked after {idle} without a key press (automatic logoff)."),
+            t.normal,
+        )),
+        Line::from(Span::styled(
+            format!("Type {} and press Enter:", state.lock.asks_for),
+            t.normal,
+        )),
+        Line::from(""),
+        Line::from(Span::styled(
+            format!("> {}", "•".repeat(screen.typed.chars())),
+            t.selected,
+        )),
+    ];
+    if screen.checking {
+        lines.push(Line::from(Span::styled("checking…", t.dim)));
+    }
+    if let Some(e) = &screen.error {
+        lines.push(Line::from(Span::styled(e.clone(), t.error)));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled("Ctrl-C quits", t.dim)));
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let width = 72.min(area.width);
+    let r = widgets::centered(area, width, height);
+    frame.render_widget(Paragraph::new(lines).block(widgets::titled("locked", t)), r);
 }
 
 fn draw_status_line(state: &State, frame: &mut Frame, area: Rect) {

@@ -321,3 +321,41 @@ fn this_nodes_key_running_twice_is_a_banner_on_every_screen() {
     let calm = render(&full_state(), 120, 40);
     assert!(!calm.contains("ANOTHER PROCESS"));
 }
+
+#[test]
+fn a_locked_screen_shows_nothing_of_the_node_only_what_unlocks_it() {
+    let mut s = record_state(false);
+    assert!(render(&s, 80, 24).contains("Amara Nwosu"));
+    s.lock.after_ms = 60_000;
+    s.lock.asks_for = "the node's passphrase".into();
+    let now = s.now_ms;
+    update(
+        &mut s,
+        Message::Tick {
+            now_ms: now + 60_000,
+        },
+    );
+    let screen = render(&s, 80, 24);
+    assert!(screen.contains("qward is locked"), "{screen}");
+    assert!(screen.contains("the node's passphrase"), "{screen}");
+    for hidden in ["Amara Nwosu", "hospital", "Heart rate"] {
+        assert!(
+            !screen.contains(hidden),
+            "{hidden} shows while locked: {screen}"
+        );
+    }
+    for c in "secret".chars() {
+        update(
+            &mut s,
+            Message::Key(crossterm::event::KeyEvent::from(
+                crossterm::event::KeyCode::Char(c),
+            )),
+        );
+    }
+    let screen = render(&s, 80, 24);
+    assert!(
+        screen.contains("••••••") && !screen.contains("secret"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("locked_80x24", screen);
+}
