@@ -13,8 +13,12 @@ use qward_node::api::QwardApiClient;
 use qward_node::config::Config;
 use qward_tests::{TestNet, TestNode, wait_for};
 
+/// Copies a data directory as a careful restore does: directories private
+/// (0700, or the node refuses to start), files with their modes.
 fn copy_dir(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());

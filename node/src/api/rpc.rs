@@ -146,10 +146,11 @@ pub trait QwardApi {
         duration_ms: u64,
     ) -> RpcResult<TxSubmitted>;
 
-    /// Every emergency declaration on the chain (the latest per patient and
-    /// declarer), newest first.
+    /// The emergency declarations on the chain, newest first: the latest
+    /// per patient and declarer, or with `all` every one ever made (read
+    /// from every block).
     #[method(name = "chain_emergencies")]
-    async fn chain_emergencies(&self) -> RpcResult<Vec<EmergencyInfo>>;
+    async fn chain_emergencies(&self, all: Option<bool>) -> RpcResult<Vec<EmergencyInfo>>;
 
     /// The access log, oldest first from entry `from` (default 0), at most
     /// `limit` entries (default 200, at most 5000).

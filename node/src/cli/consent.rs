@@ -62,7 +62,7 @@ pub fn run(cmd: ConsentCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                         );
                     }
                 }
-                let emergencies = client.chain_emergencies().await?;
+                let emergencies = client.chain_emergencies(None).await?;
                 if !emergencies.is_empty() {
                     println!("\nemergency access (break-glass), without consent:");
                     super::emergency::print(&emergencies);

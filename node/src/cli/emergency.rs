@@ -28,8 +28,11 @@ pub enum EmergencyCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Every emergency declaration on the chain, newest first.
+    /// The emergency declarations on the chain, newest first: the latest
+    /// per patient and declarer, or with --all every one ever made.
     List {
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -56,8 +59,8 @@ pub fn run(cmd: EmergencyCommand, data_dir: Option<PathBuf>) -> anyhow::Result<E
     block_on(async move {
         let client = connect(data_dir).await?;
         match cmd {
-            EmergencyCommand::List { json } => {
-                let list = client.chain_emergencies().await?;
+            EmergencyCommand::List { all, json } => {
+                let list = client.chain_emergencies(Some(all)).await?;
                 if json {
                     println!("{}", serde_json::to_string(&list)?);
                 } else if list.is_empty() {

@@ -127,6 +127,37 @@ pub fn emergencies(ctx: &Ctx) -> Result<Vec<EmergencyInfo>, RpcError> {
     Ok(out)
 }
 
+/// Every emergency declaration in the chain's blocks, newest first (what an
+/// auditor lists; it reads every block).
+pub fn every_emergency(ctx: &Ctx) -> Result<Vec<EmergencyInfo>, RpcError> {
+    let chain = ChainStore::new(&*ctx.store);
+    let tip = ctx.view().tip.height;
+    let now = now_ms();
+    let mut out = Vec::new();
+    for h in (1..=tip).rev() {
+        let Some(block) = chain
+            .block(h)
+            .map_err(|e| RpcError::internal(e.to_string()))?
+        else {
+            continue;
+        };
+        for t in block.block.txs.iter().rev() {
+            if let TxKind::DeclareEmergency(e) = &t.tx.kind {
+                out.push(info(
+                    ctx,
+                    &e.patient,
+                    &t.tx.author,
+                    e.reason.clone(),
+                    h,
+                    e.expires_at_ms,
+                    now,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// One declaration as the API shows it.
 pub fn info(
     ctx: &Ctx,

@@ -331,8 +331,16 @@ impl QwardApiServer for RpcHandler {
             .map_err(rpc)
     }
 
-    async fn chain_emergencies(&self) -> RpcResult<Vec<EmergencyInfo>> {
-        guarded::emergencies(&self.ctx).map_err(rpc)
+    async fn chain_emergencies(&self, all: Option<bool>) -> RpcResult<Vec<EmergencyInfo>> {
+        if all.unwrap_or(false) {
+            let ctx = self.ctx.clone();
+            tokio::task::spawn_blocking(move || guarded::every_emergency(&ctx))
+                .await
+                .map_err(|e| rpc(internal(e)))?
+                .map_err(rpc)
+        } else {
+            guarded::emergencies(&self.ctx).map_err(rpc)
+        }
     }
 
     async fn audit_log(
