@@ -662,6 +662,9 @@ pub enum Call {
         limit: Option<u64>,
     },
     ChainEmergencies,
+    RecordErase {
+        record_id: String,
+    },
 }
 
 impl Call {
@@ -687,6 +690,7 @@ impl Call {
             Call::ConsentRevoke { .. } => method::CONSENT_REVOKE,
             Call::Logs { .. } => method::LOGS,
             Call::ChainEmergencies => method::CHAIN_EMERGENCIES,
+            Call::RecordErase { .. } => method::RECORD_ERASE,
         }
     }
 }
@@ -714,6 +718,7 @@ pub enum Reply {
     ConsentRevoked(TxSubmitted),
     Logs(Vec<LogLine>),
     Emergencies(Vec<EmergencyInfo>),
+    Erased(ErasureInfo),
 }
 
 #[cfg(test)]

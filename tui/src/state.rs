@@ -249,6 +249,8 @@ pub struct State {
     /// Emergency (break-glass) declarations on the chain, newest first.
     pub emergencies: Vec<qward_core::api::EmergencyInfo>,
     pub lock: Lock,
+    /// A record whose erasure waits for `y` (any other key cancels).
+    pub confirm_erase: Option<String>,
     pub verify: Option<VerifyState>,
     pub logs: VecDeque<LogLine>,
     pub eve_alarm: Option<EveAlarm>,
@@ -310,6 +312,7 @@ impl State {
             eve_alarm: None,
             emergencies: Vec::new(),
             lock: Lock::default(),
+            confirm_erase: None,
             call_errors: BTreeMap::new(),
             notice: None,
             peers_sel: 0,

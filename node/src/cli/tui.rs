@@ -164,6 +164,7 @@ async fn answer(client: &ApiClient, call: Call) -> Result<Reply, ClientError> {
         Call::Outbox => Reply::Outbox(client.outbox().await?),
         Call::Record { record_id } => Reply::Record(client.record(record_id, None).await?),
         Call::ChainEmergencies => Reply::Emergencies(client.chain_emergencies(None).await?),
+        Call::RecordErase { record_id } => Reply::Erased(client.record_erase(record_id).await?),
         Call::Send(p) => Reply::Sent(client.send(p.to, p.kind, p.fhir_json, p.patient).await?),
         Call::ConsentGrant(p) => Reply::ConsentGranted(
             client

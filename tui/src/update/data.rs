@@ -199,6 +199,18 @@ fn apply(state: &mut State, reply: Reply) -> Vec<Effect> {
             }
             _ => {}
         },
+        Reply::Erased(e) => {
+            notice(
+                state,
+                format!(
+                    "record {} erased: its key is destroyed; the erasure is submitted to the chain",
+                    crate::state::short(&e.record_id)
+                ),
+                false,
+            );
+            effects.push(Effect::Call(Call::Inbox));
+            effects.push(Effect::Call(Call::Outbox));
+        }
         Reply::ConsentGranted(_) | Reply::ConsentRevoked(_) => {
             state.grant = None;
             let what = if matches!(reply, Reply::ConsentGranted(_)) {

@@ -206,6 +206,20 @@ fn keys_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
 }
 
 fn messages_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    if let Some(record_id) = state.confirm_erase.take() {
+        if key.code == KeyCode::Char('y') {
+            state.notice = Some(Notice {
+                text: format!("erasing record {}…", crate::state::short(&record_id)),
+                is_error: false,
+            });
+            return vec![Effect::Call(Call::RecordErase { record_id })];
+        }
+        state.notice = Some(Notice {
+            text: "erasure cancelled".into(),
+            is_error: false,
+        });
+        return Vec::new();
+    }
     let moved = match state.mailbox {
         Mailbox::Inbox => move_sel(&mut state.inbox_sel, state.inbox.len(), key.code),
         Mailbox::Outbox => move_sel(&mut state.outbox_sel, state.outbox.len(), key.code),
@@ -217,6 +231,22 @@ fn messages_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Left | KeyCode::Char('i') => state.mailbox = Mailbox::Inbox,
         KeyCode::Right | KeyCode::Char('o') => state.mailbox = Mailbox::Outbox,
         KeyCode::Char('c') => state.compose = Some(ComposeForm::new(RecordKindName::Phr)),
+        KeyCode::Char('x') => {
+            let selected = match state.mailbox {
+                Mailbox::Inbox => state.inbox.get(state.inbox_sel),
+                Mailbox::Outbox => state.outbox.get(state.outbox_sel),
+            };
+            if let Some(m) = selected {
+                state.notice = Some(Notice {
+                    text: format!(
+                        "erase record {} for good (its key is destroyed, the erasure goes on the chain)? y / any key",
+                        crate::state::short(&m.record_id)
+                    ),
+                    is_error: true,
+                });
+                state.confirm_erase = Some(m.record_id.clone());
+            }
+        }
         KeyCode::Enter => {
             let selected = match state.mailbox {
                 Mailbox::Inbox => state.inbox.get(state.inbox_sel),

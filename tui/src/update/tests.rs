@@ -976,3 +976,46 @@ fn an_idle_ui_locks_closes_health_data_and_unlocks_only_with_the_secret() {
     );
     assert_eq!(quit, vec![Effect::Quit]);
 }
+
+#[test]
+fn x_erases_the_selected_record_only_after_y() {
+    let mut s = full_state();
+    key(&mut s, KeyCode::Char('4'));
+    let id = s.inbox[s.inbox_sel].record_id.clone();
+    assert!(
+        key(&mut s, KeyCode::Char('x')).is_empty(),
+        "nothing before the answer"
+    );
+    assert!(
+        s.notice
+            .as_ref()
+            .is_some_and(|n| n.text.contains("for good"))
+    );
+    assert!(
+        key(&mut s, KeyCode::Char('n')).is_empty(),
+        "any other key cancels"
+    );
+    assert!(s.confirm_erase.is_none());
+    key(&mut s, KeyCode::Char('x'));
+    let effects = key(&mut s, KeyCode::Char('y'));
+    assert_eq!(
+        effects,
+        vec![Effect::Call(Call::RecordErase {
+            record_id: id.clone()
+        })]
+    );
+    let effects = update(
+        &mut s,
+        Message::Response {
+            method: "record_erase",
+            result: Ok(Reply::Erased(qward_core::api::ErasureInfo {
+                record_id: id,
+                sent: false,
+                received: true,
+                txs: vec!["ab".into()],
+            })),
+        },
+    );
+    assert_eq!(methods(&effects), ["inbox", "outbox"]);
+    assert!(s.notice.as_ref().is_some_and(|n| n.text.contains("erased")));
+}

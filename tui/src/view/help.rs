@@ -42,6 +42,7 @@ pub const HELP: &[HelpSection] = &[
             ("Enter", "open the record"),
             ("r", "raw JSON on/off (record)"),
             ("c", "compose a PHR or report"),
+            ("x", "erase the record (asks y/n)"),
         ],
     ),
     (
@@ -78,8 +79,18 @@ pub fn hints(state: &State) -> Vec<(&'static str, &'static str)> {
         Screen::Peers => vec![("Enter", "key agreement")],
         Screen::Keys => vec![("a", "agree"), ("e", "toggle Eve")],
         Screen::Messages => match state.mailbox {
-            Mailbox::Inbox => vec![("Enter", "open"), ("c", "compose"), ("→", "outbox")],
-            Mailbox::Outbox => vec![("Enter", "open"), ("c", "compose"), ("←", "inbox")],
+            Mailbox::Inbox => vec![
+                ("Enter", "open"),
+                ("c", "compose"),
+                ("x", "erase"),
+                ("→", "outbox"),
+            ],
+            Mailbox::Outbox => vec![
+                ("Enter", "open"),
+                ("c", "compose"),
+                ("x", "erase"),
+                ("←", "inbox"),
+            ],
         },
         Screen::Chain => vec![("v", "verify")],
         Screen::Consent => vec![("g", "grant"), ("r", "revoke")],

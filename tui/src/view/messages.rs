@@ -34,7 +34,10 @@ fn delivery_style(s: DeliveryState, t: &Theme) -> Style {
 }
 
 pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
-    let error = call_error(state, &["inbox", "outbox", "send", "record"]);
+    let error = call_error(
+        state,
+        &["inbox", "outbox", "send", "record", "record_erase"],
+    );
     let [boxes, error_area] = Layout::vertical([
         Constraint::Min(0),
         Constraint::Length(u16::from(error.is_some())),
