@@ -43,6 +43,7 @@ pub mod method {
     pub const CONSENT_REVOKE: &str = "consent_revoke";
     pub const SHUTDOWN: &str = "shutdown";
     pub const RECORD_ERASE: &str = "record_erase";
+    pub const RECORD_ERASE_REQUEST: &str = "record_erase_request";
     pub const EMERGENCY_DECLARE: &str = "emergency_declare";
     pub const CHAIN_EMERGENCIES: &str = "chain_emergencies";
     pub const AUDIT_LOG: &str = "audit_log";

@@ -63,6 +63,15 @@ pub struct Config {
     /// (automatic logoff); 0: never. The node's own cookie never locks.
     #[serde(default = "default_idle_logoff_s")]
     pub api_idle_logoff_s: u64,
+    /// Erase this node's copy of a record when the patient it is about asks
+    /// (a `request-erasure` on the chain); off: the request is logged for a
+    /// person to decide (records a law requires to be kept).
+    #[serde(default = "default_true")]
+    pub erase_on_patient_request: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Fifteen minutes: a common automatic-logoff time for clinical systems.
@@ -212,6 +221,7 @@ impl Config {
             key_agreement: KeyAgreementConfig::default(),
             passphrase_file: None,
             api_idle_logoff_s: DEFAULT_IDLE_LOGOFF_S,
+            erase_on_patient_request: true,
         }
     }
 
@@ -304,6 +314,14 @@ impl Config {
         out.push_str(&format!(
             "api_idle_logoff_s = {}\n\n",
             self.api_idle_logoff_s
+        ));
+        out.push_str(
+            "# Erase this node's copy of a record when the patient it is about asks\n\
+             # (GDPR Art. 17); false: the request is logged for a person to decide.\n",
+        );
+        out.push_str(&format!(
+            "erase_on_patient_request = {}\n\n",
+            self.erase_on_patient_request
         ));
         out.push_str("# Target time between blocks, in milliseconds (validators only).\n");
         out.push_str(&format!(

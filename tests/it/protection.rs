@@ -216,30 +216,72 @@ async fn break_glass_erasure_and_the_access_log_end_to_end() {
     let text = cli(&net, "patient-1", &["consent", "list"]);
     assert!(text.contains("expired"), "{text}");
 
-    // Erasure: the hospital erases its copy of the PHR.
-    let erased: ErasureInfo = json_of(&cli(
+    // Erasure at the patient's request: the request goes on the chain and
+    // the hospital's node erases its copy.
+    cli(
         &net,
-        "hospital-1",
-        &["records", "erase", &record, "--json"],
-    ));
-    assert!(
-        erased.received && !erased.sent && erased.txs.len() == 1,
-        "{erased:?}"
+        "patient-1",
+        &[
+            "records",
+            "request-erasure",
+            &record,
+            "--holder",
+            "hospital-1",
+            "--wait",
+        ],
     );
+    wait_for(
+        "the hospital to erase its copy",
+        Duration::from_secs(30),
+        || async {
+            let inbox: Vec<MessageInfo> = json_of(&cli(&net, "hospital-1", &["inbox", "--json"]));
+            Ok(inbox
+                .iter()
+                .find(|m| m.record_id == record && m.state == DeliveryState::Erased)
+                .map(|_| ()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", net.nodes[0].log_tail(20)));
     let shown = cli_out(&net, "hospital-1", &["inbox", "show", &record], &[]);
     assert!(!shown.status.success());
     assert!(String::from_utf8_lossy(&shown.stderr).contains("erased"));
-    let inbox: Vec<MessageInfo> = json_of(&cli(&net, "hospital-1", &["inbox", "--json"]));
-    let entry = inbox.iter().find(|m| m.record_id == record).unwrap();
-    assert_eq!(entry.state, DeliveryState::Erased);
     // A second erasure is refused with a reason.
     let again = cli_out(&net, "hospital-1", &["records", "erase", &record], &[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already erased"));
+    // The patient erases its own sent copy.
+    let erased: ErasureInfo = json_of(&cli(
+        &net,
+        "patient-1",
+        &["records", "erase", &record, "--json"],
+    ));
+    assert!(
+        erased.sent && !erased.received && erased.txs.len() == 1,
+        "{erased:?}"
+    );
+    let outbox: Vec<MessageInfo> = json_of(&cli(&net, "patient-1", &["outbox", "--json"]));
+    assert_eq!(
+        outbox
+            .iter()
+            .find(|m| m.record_id == record)
+            .map(|m| m.state),
+        Some(DeliveryState::Erased)
+    );
     wait_for(
-        "the erasure to be final",
+        "both erasures to be final",
         Duration::from_secs(30),
-        || async { Ok(height_of(&net, "auditor-1", "erase-record", "").await) },
+        || async {
+            let n = net.nodes.iter().find(|n| n.name == "auditor-1").unwrap();
+            let client = n.client(Duration::from_secs(10)).await?;
+            let blocks: Vec<BlockSummary> = client.chain_blocks(None, Some(500)).await?;
+            let facts = blocks
+                .iter()
+                .flat_map(|b| &b.txs)
+                .filter(|t| t.kind == "erase-record")
+                .count();
+            Ok((facts >= 2).then_some(()))
+        },
     )
     .await
     .unwrap();
@@ -249,11 +291,13 @@ async fn break_glass_erasure_and_the_access_log_end_to_end() {
 
     // The hospital's access log names each access, in order, and verifies.
     let log: Vec<AccessEntryInfo> = json_of(&cli(&net, "hospital-1", &["audit", "log", "--json"]));
-    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
-    for a in ["forward", "erase"] {
-        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (e.user.as_str(), e.action.as_str()))
+        .collect();
+    for a in [("owner", "forward"), ("patient-request:patient-1", "erase")] {
+        assert!(actions.contains(&a), "{a:?} missing from {actions:?}");
     }
-    assert!(log.iter().all(|e| e.user == "owner"));
     let ok: AuditVerifyReport = json_of(&cli(&net, "hospital-1", &["audit", "verify", "--json"]));
     assert!(ok.ok, "{ok:?}");
 

@@ -497,4 +497,29 @@ fn erasure_and_access_log_facts_go_in_the_log_and_grow_no_state() {
         chain.apply_one(tx).unwrap();
     }
     assert_eq!(chain.state.all_keys().collect::<Vec<_>>(), keys_before);
+
+    // Only a patient asks for an erasure, of another member's copy.
+    let holder = chain.keys[1].account();
+    let ask = |holder| {
+        TxKind::RequestErasure(ErasureRequest {
+            holder,
+            record_id: Hash([3; 32]),
+        })
+    };
+    let tx = chain.sign_by(2, ask(holder));
+    assert!(matches!(
+        chain.apply_one(tx),
+        Err(TxError::WrongRole { .. })
+    ));
+    let tx = chain.sign(&patient, ask(patient.account()));
+    assert_eq!(chain.apply_one(tx), Err(TxError::SelfErasureRequest));
+    let tx = chain.sign(&patient, ask(AccountId([0x44; 32])));
+    assert_eq!(
+        chain.apply_one(tx),
+        Err(TxError::NotMember(AccountId([0x44; 32])))
+    );
+    let log = chain.state.log_hash;
+    let tx = chain.sign(&patient, ask(holder));
+    chain.apply_one(tx).unwrap();
+    assert_ne!(chain.state.log_hash, log);
 }

@@ -26,6 +26,8 @@ pub enum TxError {
     },
     #[error("an access-log anchor must cover at least one entry")]
     EmptyAccessLog,
+    #[error("a patient erases its own copies itself (`qward records erase`), without a request")]
+    SelfErasureRequest,
     #[error("transaction is for chain {found}, this chain is {expected}")]
     WrongChain { expected: u64, found: u64 },
     #[error("transaction signature does not verify for author {0}")]

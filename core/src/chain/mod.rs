@@ -29,7 +29,7 @@ pub use hash::{Hash, merkle_root};
 pub use state::{ChainState, EmergencyEntry, GovernanceAction, Member, OpenProposal, VoteTally};
 pub use store::{ChainStore, InitOutcome, TxLocation, VerifyReport};
 pub use tx::{
-    AccessLogAnchor, ConsentGrant, ConsentScope, EmergencyAccess, KeySessionAudit,
+    AccessLogAnchor, ConsentGrant, ConsentScope, EmergencyAccess, ErasureRequest, KeySessionAudit,
     MAX_EMERGENCY_MS, MAX_EMERGENCY_REASON_BYTES, MAX_TX_BYTES, RecordAnchor, RecordErasure,
     SessionOutcome, SignedTransaction, Transaction, TxKind,
 };

@@ -748,6 +748,16 @@ impl ChainState {
                 })
             }
             TxKind::EraseRecord(_) => Ok(Effect::Fact),
+            TxKind::RequestErasure(r) => {
+                need(Role::Patient, "requesting an erasure")?;
+                if r.holder == tx.author {
+                    return Err(TxError::SelfErasureRequest);
+                }
+                if self.role_of(&r.holder).is_none() {
+                    return Err(TxError::NotMember(r.holder));
+                }
+                Ok(Effect::Fact)
+            }
             TxKind::AnchorAccessLog(a) => {
                 if a.entries == 0 {
                     return Err(TxError::EmptyAccessLog);

@@ -113,6 +113,16 @@ pub struct RecordErasure {
     pub record_id: Hash,
 }
 
+/// A patient (the author) asks `holder` to erase its copy of a record about
+/// them (GDPR Art. 17): the record's network-wide id, as its sender
+/// anchored it. The holder's node erases it (unless its operator turned
+/// that off) and answers with its own erasure fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRequest {
+    pub holder: AccountId,
+    pub record_id: Hash,
+}
+
 /// The head of the author's local access log (who read which health record)
 /// after `entries` entries: once on the chain, no entry up to it can be
 /// changed, removed or reordered unseen.
@@ -182,6 +192,8 @@ pub enum TxKind {
     DeclareEmergency(EmergencyAccess),
     /// A member records that it erased its copy of a record.
     EraseRecord(RecordErasure),
+    /// A patient asks a member to erase its copy of a record about them.
+    RequestErasure(ErasureRequest),
     /// A member anchors the head of its access log.
     AnchorAccessLog(AccessLogAnchor),
 }
@@ -201,6 +213,7 @@ impl TxKind {
             TxKind::SubmitEvidence(_) => "submit-evidence",
             TxKind::DeclareEmergency(_) => "declare-emergency",
             TxKind::EraseRecord(_) => "erase-record",
+            TxKind::RequestErasure(_) => "request-erasure",
             TxKind::AnchorAccessLog(_) => "anchor-access-log",
         }
     }

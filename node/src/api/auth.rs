@@ -360,6 +360,7 @@ pub fn allowed(role: UserRole, method: &str) -> bool {
         m::SEND,
         m::FORWARD,
         m::RECORD_ERASE,
+        m::RECORD_ERASE_REQUEST,
         m::EMERGENCY_DECLARE,
         m::CONSENT_GRANT,
         m::CONSENT_REVOKE,

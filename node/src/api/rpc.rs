@@ -134,6 +134,17 @@ pub trait QwardApi {
     #[method(name = "record_erase", with_extensions)]
     async fn record_erase(&self, record_id: String) -> RpcResult<ErasureInfo>;
 
+    /// A patient asks `holder` (a member's name or account) to erase its
+    /// copy of the record `record_id` of this node's (one it sent or
+    /// received): a `request-erasure` on the chain, which the holder's node
+    /// acts on.
+    #[method(name = "record_erase_request", with_extensions)]
+    async fn record_erase_request(
+        &self,
+        record_id: String,
+        holder: String,
+    ) -> RpcResult<TxSubmitted>;
+
     /// Break-glass: declares on the chain an emergency that lets this node
     /// (a doctor or hospital) receive `patient`'s records without consent
     /// for `duration_ms` (at most a day); answers once the declaration is

@@ -104,6 +104,10 @@ pub fn tx_json(tx: &SignedTransaction, height: u64, index: u32) -> Value {
             "expires_at_ms": e.expires_at_ms,
         }),
         TxKind::EraseRecord(e) => json!({ "record_id": e.record_id.to_hex() }),
+        TxKind::RequestErasure(r) => json!({
+            "holder": r.holder.to_hex(),
+            "record_id": r.record_id.to_hex(),
+        }),
         TxKind::AnchorAccessLog(a) => json!({
             "entries": a.entries,
             "head": a.head.to_hex(),

@@ -2,7 +2,8 @@
 //! patient's right to erasure): its key is destroyed and forced out of the
 //! database files, and the erasure goes on the chain. The record then lists
 //! as erased and can no longer be opened; its anchor still proves it was
-//! delivered.
+//! delivered. `qward records request-erasure ID --holder NAME`: a patient
+//! asks another member, on the chain, to erase its copy.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,18 @@ pub enum RecordsCommand {
         record: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Ask another member (a patient asks a hospital or doctor) to erase its
+    /// copy of a record about you: the request goes on the chain, and the
+    /// holder's node erases it unless its operator decides case by case.
+    RequestErasure {
+        /// The record id, as this node lists it (sent or received).
+        record: String,
+        /// Who holds the copy: a member's name or account.
+        #[arg(long)]
+        holder: String,
+        #[command(flatten)]
+        wait: super::tx::WaitArgs,
     },
 }
 
@@ -44,6 +57,14 @@ pub fn run(cmd: RecordsCommand, data_dir: Option<PathBuf>) -> anyhow::Result<Exi
                     }
                 }
                 Ok(ExitCode::SUCCESS)
+            }
+            RecordsCommand::RequestErasure {
+                record,
+                holder,
+                wait,
+            } => {
+                let sub = client.record_erase_request(record, holder).await?;
+                super::tx::report(&client, sub, &wait).await
             }
         }
     })

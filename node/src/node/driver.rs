@@ -419,6 +419,17 @@ impl Driver {
             time_ms: block.header.time_ms,
         });
         for t in &block.txs {
+            if let TxKind::RequestErasure(r) = &t.tx.kind
+                && r.holder == self.ctx.account
+            {
+                tokio::spawn(super::messages::erase::on_request(
+                    self.ctx.messaging.clone(),
+                    self.ctx.access.clone(),
+                    t.tx.author,
+                    r.record_id,
+                    self.ctx.config.erase_on_patient_request,
+                ));
+            }
             if let TxKind::DeclareEmergency(e) = &t.tx.kind {
                 if e.patient == self.ctx.account {
                     tracing::warn!(

@@ -62,6 +62,52 @@ pub async fn erase(ctx: &Ctx, ext: &Extensions, record: RecordId) -> Result<Eras
     })
 }
 
+/// Asks `holder` on the chain to erase its copy of `record`, a record this
+/// node sent or received (its network id is the one its sender anchors).
+pub async fn request_erasure(
+    ctx: &Ctx,
+    ext: &Extensions,
+    record: RecordId,
+    holder: qward_core::identity::AccountId,
+) -> Result<TxSubmitted, RpcError> {
+    use qward_core::envelope::wire::anchor_record_id;
+    let store = &ctx.store;
+    let internal = |e: anyhow::Error| RpcError::internal(format!("{e:#}"));
+    let id = if super::messages::outbox_entry(store, &record)
+        .map_err(internal)?
+        .is_some()
+    {
+        anchor_record_id(&ctx.account, &record)
+    } else if let Some(e) = super::messages::find_inbox(store, &record).map_err(internal)? {
+        anchor_record_id(&e.from, &record)
+    } else {
+        return Err(RpcError::refused(format!(
+            "no record {record} in this node's outbox or inbox"
+        )));
+    };
+    log_access(
+        ctx,
+        ext,
+        "erasure-request",
+        Some(record),
+        format!("asks {}", ctx.contacts.label(&holder)),
+    )
+    .await?;
+    let kind = TxKind::RequestErasure(qward_core::chain::ErasureRequest {
+        holder,
+        record_id: id,
+    });
+    let submitted = ctx
+        .pool
+        .submit(kind)
+        .await
+        .map_err(|e| RpcError::refused(e.to_string()))?;
+    Ok(TxSubmitted {
+        id: submitted.id.to_hex(),
+        nonce: submitted.nonce,
+    })
+}
+
 /// Submits a break-glass declaration (already checked as a request).
 pub async fn declare_emergency(
     ctx: &Ctx,

@@ -313,6 +313,19 @@ impl QwardApiServer for RpcHandler {
         guarded::erase(&self.ctx, ext, record).await.map_err(rpc)
     }
 
+    async fn record_erase_request(
+        &self,
+        ext: &Extensions,
+        record_id: String,
+        holder: String,
+    ) -> RpcResult<TxSubmitted> {
+        let record = parse_record_id(&record_id).map_err(rpc)?;
+        let holder = resolve(&self.ctx, &holder).map_err(rpc)?;
+        guarded::request_erasure(&self.ctx, ext, record, holder)
+            .await
+            .map_err(rpc)
+    }
+
     async fn emergency_declare(
         &self,
         ext: &Extensions,
@@ -617,6 +630,11 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             e.reason
         ),
         TxKind::EraseRecord(e) => format!("erased its copy of record {}", e.record_id.short()),
+        TxKind::RequestErasure(r) => format!(
+            "asks {} to erase its copy of record {}",
+            name(ctx, &r.holder),
+            r.record_id.short()
+        ),
         TxKind::AnchorAccessLog(a) => format!(
             "access log anchored at {} entries ({})",
             a.entries,

@@ -14,9 +14,10 @@ use qward_core::api::DeliveryState;
 use qward_core::chain::{Hash, RecordErasure, TxKind};
 use qward_core::envelope::RecordId;
 use qward_core::envelope::wire::anchor_record_id;
+use qward_core::identity::AccountId;
 use qward_core::storage::{Column, Store, WriteBatch};
 
-use super::{Messaging, find_inbox, ikey, okey, outbox_entry};
+use super::{Messaging, find_inbox, ikey, inbox_entries, okey, outbox_entries, outbox_entry};
 use crate::node::clock::now_ms;
 use crate::node::keys::RecordSlot;
 
@@ -154,4 +155,94 @@ pub async fn erase(ctx: &Arc<Messaging>, record: &RecordId) -> anyhow::Result<(E
         txs.push(submitted.id);
     }
     Ok((erased, txs))
+}
+
+/// This node's record whose network-wide id (as its sender anchors it) is
+/// `id`, with the patient it is about; `None` if it holds none.
+pub fn find_by_network_id(
+    ctx: &Messaging,
+    id: &Hash,
+) -> anyhow::Result<Option<(RecordId, AccountId)>> {
+    for e in outbox_entries(&ctx.store)? {
+        if anchor_record_id(&ctx.account, &e.record_id) == *id {
+            return Ok(Some((e.record_id, e.patient)));
+        }
+    }
+    for e in inbox_entries(&ctx.store)? {
+        if anchor_record_id(&e.from, &e.record_id) == *id {
+            return Ok(Some((e.record_id, e.patient)));
+        }
+    }
+    Ok(None)
+}
+
+/// A patient's request (a final `RequestErasure` naming this node): erases
+/// this node's copy of the record when the requester is the patient it is
+/// about and `honour` is on, logging either way. Runs off the consensus
+/// task (erasure compacts files).
+pub async fn on_request(
+    ctx: Arc<Messaging>,
+    access: crate::node::access::AccessLog,
+    patient: AccountId,
+    id: Hash,
+    honour: bool,
+) {
+    let who = ctx.contacts.label(&patient);
+    let m = ctx.clone();
+    let found = tokio::task::spawn_blocking(move || find_by_network_id(&m, &id)).await;
+    let (record, about) = match found {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => {
+            tracing::info!(
+                "{who} asked for the erasure of record {}, which this node does not hold",
+                id.short()
+            );
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("cannot look up the record {who} asked to erase: {e:#}");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("the erasure lookup failed: {e}");
+            return;
+        }
+    };
+    if about != patient {
+        tracing::warn!(
+            "{who} asked for the erasure of record {record}, which is about someone else: refused"
+        );
+        return;
+    }
+    let user = format!("patient-request:{who}");
+    if !honour {
+        tracing::warn!(
+            "{who} asks this node to erase record {record} (GDPR Art. 17); erase_on_patient_request is off, so a person must decide: `qward records erase {record}`"
+        );
+        let _ = access
+            .record(crate::node::access::Access {
+                user,
+                action: "erasure-requested",
+                record: Some(record),
+                detail: "left for a person to decide (erase_on_patient_request = false)".into(),
+            })
+            .await;
+        return;
+    }
+    let logged = access
+        .record(crate::node::access::Access {
+            user,
+            action: "erase",
+            record: Some(record),
+            detail: "at the patient's request".into(),
+        })
+        .await;
+    if let Err(e) = logged {
+        tracing::warn!("not erasing record {record}: the access log cannot record it: {e:#}");
+        return;
+    }
+    match erase(&ctx, &record).await {
+        Ok(_) => tracing::info!("erased record {record} at the request of {who}"),
+        Err(e) => tracing::warn!("could not erase record {record} at the request of {who}: {e:#}"),
+    }
 }

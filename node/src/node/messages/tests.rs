@@ -359,12 +359,53 @@ async fn a_copy_of_db_holds_no_plaintext_and_no_key_and_erasure_leaves_no_trace(
     );
     // Erasing twice is refused; the sender's copy is its own to erase.
     assert!(erase::erase_local(pm, &record).is_err());
-    assert!(
+    let sent_key_held = || {
         hospital
             .ctx
             .keys
             .at_rest(&m.store, crate::node::keys::RecordSlot::Sent(&record))
             .expect("reads")
             .is_some()
+    };
+    assert!(sent_key_held());
+
+    // A request to erase the hospital's copy from anyone but the patient the
+    // record is about changes nothing; the patient's own request erases it.
+    let id = anchor_record_id(&m.account, &record);
+    let stranger = qward_core::identity::AccountId([0x5a; 32]);
+    erase::on_request(m.clone(), hospital.ctx.access.clone(), stranger, id, true).await;
+    assert!(sent_key_held(), "erased at a stranger's request");
+    erase::on_request(
+        m.clone(),
+        hospital.ctx.access.clone(),
+        patient.ctx.account,
+        id,
+        false,
+    )
+    .await;
+    assert!(
+        sent_key_held(),
+        "erased though the operator decides by hand"
     );
+    // (Erasure waits for the anchor, which no block includes here: mark it.)
+    let mut sent = outbox_entry(&m.store, &record)
+        .expect("reads")
+        .expect("sent");
+    sent.state = DeliveryState::Anchored;
+    let mut batch = qward_core::storage::WriteBatch::new();
+    batch.put(
+        qward_core::storage::Column::Outbox,
+        okey(b'e', &record),
+        qward_core::codec::encode_infallible(&sent),
+    );
+    qward_core::storage::Store::write(&*m.store, batch).expect("stored");
+    erase::on_request(
+        m.clone(),
+        hospital.ctx.access.clone(),
+        patient.ctx.account,
+        id,
+        true,
+    )
+    .await;
+    assert!(!sent_key_held(), "the patient's request erases the copy");
 }
