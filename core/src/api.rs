@@ -275,6 +275,9 @@ pub struct ErasureInfo {
     pub sent: bool,
     /// Whether this node's received copy was erased.
     pub received: bool,
+    /// This node's forwards of the received copy, erased with it.
+    #[serde(default)]
+    pub forwards: Vec<String>,
     /// The erasure facts submitted to the chain (transaction ids).
     pub txs: Vec<String>,
 }

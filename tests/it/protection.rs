@@ -246,6 +246,22 @@ async fn break_glass_erasure_and_the_access_log_end_to_end() {
     let shown = cli_out(&net, "hospital-1", &["inbox", "show", &record], &[]);
     assert!(!shown.status.success());
     assert!(String::from_utf8_lossy(&shown.stderr).contains("erased"));
+    // The hospital's forward to the doctor was the same health data: erased
+    // with it.
+    let outbox: Vec<MessageInfo> = json_of(&cli(&net, "hospital-1", &["outbox", "--json"]));
+    assert_eq!(
+        outbox
+            .iter()
+            .find(|m| m.record_id == fwd.record_id)
+            .map(|m| m.state),
+        Some(DeliveryState::Erased),
+        "{outbox:?}"
+    );
+    let shown = cli_out(&net, "hospital-1", &["outbox", "show", &fwd.record_id], &[]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("erased"),
+        "{shown:?}"
+    );
     // A second erasure is refused with a reason.
     let again = cli_out(&net, "hospital-1", &["records", "erase", &record], &[]);
     assert!(!again.status.success());
@@ -280,7 +296,7 @@ async fn break_glass_erasure_and_the_access_log_end_to_end() {
                 .flat_map(|b| &b.txs)
                 .filter(|t| t.kind == "erase-record")
                 .count();
-            Ok((facts >= 2).then_some(()))
+            Ok((facts >= 3).then_some(()))
         },
     )
     .await

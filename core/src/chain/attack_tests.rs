@@ -387,7 +387,13 @@ fn break_glass_is_bounded_in_who_why_and_how_long_and_lands_in_state_and_log() {
     let tx = chain.sign_by(doctor, emergency(doctor_acc, "testing", now + 1000));
     assert_eq!(chain.apply_one(tx), Err(TxError::NotPatient(doctor_acc)));
     // No reason, or an essay, is refused.
-    for reason in ["", "   ", &"x".repeat(MAX_EMERGENCY_REASON_BYTES + 1)] {
+    for reason in [
+        "",
+        "   ",
+        &"x".repeat(MAX_EMERGENCY_REASON_BYTES + 1),
+        "fell\u{1b}[2J\u{1b}[31m",
+        "line\nbreak",
+    ] {
         let tx = chain.sign_by(doctor, emergency(p, reason, now + 1000));
         assert!(
             matches!(chain.apply_one(tx), Err(TxError::BadEmergencyReason { .. })),

@@ -13,7 +13,7 @@ pub enum TxError {
     #[error("{0} is not a registered patient")]
     NotPatient(AccountId),
     #[error(
-        "an emergency declaration needs a reason of 1 to {max} bytes (public on the chain: no diagnosis)"
+        "an emergency declaration needs a reason of 1 to {max} bytes without control characters (public on the chain: no diagnosis)"
     )]
     BadEmergencyReason { max: usize },
     #[error(

@@ -725,7 +725,11 @@ impl ChainState {
                     return Err(TxError::NotPatient(e.patient));
                 }
                 let reason = e.reason.trim();
-                if reason.is_empty() || e.reason.len() > MAX_EMERGENCY_REASON_BYTES {
+                // Control characters would reach people's terminals raw.
+                if reason.is_empty()
+                    || e.reason.len() > MAX_EMERGENCY_REASON_BYTES
+                    || e.reason.chars().any(char::is_control)
+                {
                     return Err(TxError::BadEmergencyReason {
                         max: MAX_EMERGENCY_REASON_BYTES,
                     });
@@ -747,7 +751,18 @@ impl ChainState {
                     },
                 })
             }
-            TxKind::EraseRecord(_) => Ok(Effect::Fact),
+            TxKind::EraseRecord(_) => {
+                // Auditors hold no records, so they have none to erase.
+                if role == Role::Auditor {
+                    return Err(TxError::WrongRole {
+                        action: "recording an erasure",
+                        needed: Role::Patient,
+                        actual: role,
+                        author: tx.author,
+                    });
+                }
+                Ok(Effect::Fact)
+            }
             TxKind::RequestErasure(r) => {
                 need(Role::Patient, "requesting an erasure")?;
                 if r.holder == tx.author {

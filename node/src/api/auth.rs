@@ -28,6 +28,9 @@ pub const OWNER: &str = "owner";
 pub const MAX_USERS: usize = 1000;
 /// Open sessions, at most (the oldest idle one gives way).
 pub const MAX_SESSIONS: usize = 4096;
+/// Open sessions of one user, at most (their oldest gives way), so one user
+/// logging in again and again cannot push out everyone else's.
+pub const MAX_SESSIONS_PER_USER: usize = 32;
 /// What starts a session token.
 const SESSION_PREFIX: &str = "qws_";
 const USER_PREFIX: &[u8] = b"user/";
@@ -212,6 +215,16 @@ impl Auth {
         })
     }
 
+    /// Whether session `key` is still open at `now_ms` (not marking it used:
+    /// events pushed to a subscription are no activity of the person).
+    pub fn is_open(&self, key: &[u8; 32], now_ms: u64) -> bool {
+        let idle_ms = self.idle.as_millis() as u64;
+        self.book()
+            .sessions
+            .get(key)
+            .is_some_and(|s| idle_ms == 0 || now_ms.saturating_sub(s.last_ms) < idle_ms)
+    }
+
     /// Logs in with `<name>:<secret>`: a new session token and who it is.
     pub fn login(&self, credential: &str, now_ms: u64) -> Result<(String, Principal), AuthError> {
         let (name, secret) = credential.split_once(':').ok_or(AuthError::BadCredential)?;
@@ -224,6 +237,23 @@ impl Auth {
         // blake3::Hash compares in constant time.
         if presented != blake3::Hash::from(user.secret_hash) {
             return Err(AuthError::WrongCredential(name.to_string()));
+        }
+        let idle_ms = self.idle.as_millis() as u64;
+        if idle_ms > 0 {
+            book.sessions
+                .retain(|_, s| now_ms.saturating_sub(s.last_ms) < idle_ms);
+        }
+        let mut mine: Vec<([u8; 32], u64)> = book
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == user.name)
+            .map(|(k, s)| (*k, s.last_ms))
+            .collect();
+        if mine.len() >= MAX_SESSIONS_PER_USER {
+            mine.sort_by_key(|(_, last)| *last);
+            for (k, _) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_USER) {
+                book.sessions.remove(k);
+            }
         }
         if book.sessions.len() >= MAX_SESSIONS
             && let Some(oldest) = book

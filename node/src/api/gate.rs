@@ -47,6 +47,30 @@ use crate::node::access::{Access, AccessLog};
 /// answered 503 and closed, its body never read.
 pub const MAX_TCP_CONNECTIONS: usize = 64;
 
+/// Refused credentials written to the access log per minute, at most: a
+/// local process hammering the API with wrong credentials must not fill the
+/// disk or the chain with anchors (the log line is always written).
+pub const MAX_REFUSALS_LOGGED_PER_MINUTE: u64 = 60;
+
+/// The access log's budget for refusals, per minute of wall clock.
+#[derive(Debug, Default)]
+pub struct RefusalBudget {
+    minute: std::sync::atomic::AtomicU64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl RefusalBudget {
+    /// Whether one more refusal may be written at `now_ms`.
+    pub fn admit(&self, now_ms: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let minute = now_ms / 60_000;
+        if self.minute.swap(minute, Relaxed) != minute {
+            self.used.store(0, Relaxed);
+        }
+        self.used.fetch_add(1, Relaxed) < MAX_REFUSALS_LOGGED_PER_MINUTE
+    }
+}
+
 /// Whether the node is ready to serve (synced, enough peers), asked at each
 /// `GET /ready`.
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -170,6 +194,7 @@ fn is_loopback_host(host: &str) -> bool {
 pub struct GateLayer {
     auth: Arc<Auth>,
     access: Option<AccessLog>,
+    refusals: Arc<RefusalBudget>,
     ready: ReadyCheck,
     connections: Arc<Semaphore>,
 }
@@ -196,6 +221,7 @@ impl GateLayer {
         GateLayer {
             auth,
             access,
+            refusals: Arc::new(RefusalBudget::default()),
             ready,
             connections: Arc::new(Semaphore::new(connections)),
         }
@@ -219,6 +245,7 @@ impl<S> Layer<S> for GateLayer {
             inner,
             auth: self.auth.clone(),
             access: self.access.clone(),
+            refusals: self.refusals.clone(),
             ready: self.ready.clone(),
             permit,
         }
@@ -231,6 +258,7 @@ pub struct Gate<S> {
     inner: S,
     auth: Arc<Auth>,
     access: Option<AccessLog>,
+    refusals: Arc<RefusalBudget>,
     ready: ReadyCheck,
     /// `None`: the connection is one too many and gets only 503s.
     permit: Option<Arc<OwnedSemaphorePermit>>,
@@ -321,7 +349,9 @@ where
             Decision::Refused(why, user) => {
                 let user = user.unwrap_or_else(|| "unknown".into());
                 tracing::warn!(%user, path = req.uri().path(), "API credential refused: {why}");
-                if let Some(log) = &self.access {
+                if let Some(log) = &self.access
+                    && self.refusals.admit(now)
+                {
                     log.record_later(Access {
                         user,
                         action: "refused-credential",
@@ -884,5 +914,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn refusals_written_to_the_access_log_are_bounded_per_minute() {
+        let budget = RefusalBudget::default();
+        let admitted = (0..1000).filter(|_| budget.admit(60_000)).count() as u64;
+        assert_eq!(admitted, MAX_REFUSALS_LOGGED_PER_MINUTE);
+        assert!(budget.admit(120_000), "a new minute, a new budget");
     }
 }

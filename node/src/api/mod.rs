@@ -15,4 +15,4 @@ pub use client::{ApiClient, call_error, error_code, error_text};
 pub use cookie::Cookie;
 pub use gate::ReadyCheck;
 pub use rpc::{QwardApiClient, QwardApiServer};
-pub use server::{pipe_events, serve, serve_with_gate};
+pub use server::{pipe_events, pipe_events_while, serve, serve_with_gate};

@@ -215,6 +215,6 @@ pub trait QwardApi {
     /// The node's events of these topics, as `event` notifications until
     /// `unsubscribe` or the connection closes (WebSocket only). (`events` in
     /// Rust: `subscribe` is the client library's own method.)
-    #[subscription(name = "subscribe" => "event", unsubscribe = "unsubscribe", item = Event)]
+    #[subscription(name = "subscribe" => "event", unsubscribe = "unsubscribe", item = Event, with_extensions)]
     async fn events(&self, topics: Vec<Topic>) -> SubscriptionResult;
 }

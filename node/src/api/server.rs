@@ -92,14 +92,29 @@ pub async fn serve_with_gate(
 pub async fn pipe_events(
     pending: PendingSubscriptionSink,
     topics: Vec<Topic>,
+    events: broadcast::Receiver<Event>,
+) -> SubscriptionResult {
+    pipe_events_while(pending, topics, events, || true).await
+}
+
+/// [`pipe_events`] while `open()` holds (a user's session that locked or
+/// was removed ends its subscriptions at the next event, or within a
+/// second without events).
+pub async fn pipe_events_while(
+    pending: PendingSubscriptionSink,
+    topics: Vec<Topic>,
     mut events: broadcast::Receiver<Event>,
+    open: impl Fn() -> bool + Send,
 ) -> SubscriptionResult {
     let topics: HashSet<Topic> = topics.into_iter().collect();
     let mut sink = pending.accept().await?;
+    let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = sink.closed() => break,
+            _ = check.tick() => if !open() { break },
             event = events.recv() => match event {
+                Ok(_) if !open() => break,
                 Ok(event) if topics.contains(&event.topic()) => {
                     let message = serde_json::value::to_raw_value(&event)?;
                     match sink.try_send(message) {

@@ -1,8 +1,10 @@
 //! The access-log task: the one writer of the node's access log
 //! (`qward_core::access_log`), in `Column::Access`. Every read of health
 //! data waits for its entry to be stored (synced) before the data is
-//! answered. The task anchors the log's head on the chain after every
-//! [`ANCHOR_EVERY`] entries, and after [`ANCHOR_AFTER`] when fewer came.
+//! answered. The task anchors the log's head on the chain [`ANCHOR_AFTER`]
+//! after the first entry not yet anchored: at most one anchor a minute
+//! however fast entries come, so a flood of accesses cannot flood the chain
+//! (or this node's own transaction slots) with anchors.
 //!
 //! Layout of `Column::Access`: `e` + seq (big-endian) -> entry; `h` -> the
 //! head.
@@ -24,10 +26,9 @@ use super::clock::now_ms;
 use super::pool::PoolHandle;
 use crate::db::RocksStore;
 
-/// Entries between two anchors on the chain, at most.
-pub const ANCHOR_EVERY: u64 = 16;
-/// How long new entries wait for an anchor, at most.
-pub const ANCHOR_AFTER: Duration = Duration::from_secs(30);
+/// How long new entries wait for an anchor, at most; also the least time
+/// between two anchors.
+pub const ANCHOR_AFTER: Duration = Duration::from_secs(60);
 /// Entries one `audit_log` answer holds, at most.
 pub const MAX_PAGE: u64 = 5000;
 
@@ -125,7 +126,10 @@ async fn run(
         let cmd = tokio::select! {
             c = rx.recv() => match c { Some(c) => Some(c), None => break },
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => None,
-            _ = shutdown.changed() => if *shutdown.borrow() { break } else { continue },
+            changed = shutdown.changed() => match changed {
+                Ok(()) if !*shutdown.borrow() => continue,
+                _ => break,
+            },
         };
         if let Some(Append { access, reply }) = cmd {
             let result = append(&store, &mut head, access);
@@ -133,15 +137,18 @@ async fn run(
             if first_unanchored.is_none() && head.entries > anchored {
                 first_unanchored = Some(tokio::time::Instant::now());
             }
-            if head.entries < anchored.saturating_add(ANCHOR_EVERY) {
-                continue;
+            continue;
+        }
+        // The deadline: anchor what is new; a failed anchor is tried again
+        // after the next interval.
+        first_unanchored = None;
+        if head.entries > anchored {
+            if anchor(&pool, head).await {
+                anchored = head.entries;
+            } else {
+                first_unanchored = Some(tokio::time::Instant::now());
             }
         }
-        if head.entries > anchored {
-            anchor(&pool, head).await;
-            anchored = head.entries;
-        }
-        first_unanchored = None;
     }
 }
 
@@ -164,16 +171,21 @@ fn append(store: &RocksStore, head: &mut Head, a: Access) -> anyhow::Result<u64>
     Ok(entry.seq)
 }
 
-async fn anchor(pool: &PoolHandle, head: Head) {
+/// Submits an anchor of `head`; whether it was accepted.
+async fn anchor(pool: &PoolHandle, head: Head) -> bool {
     let kind = TxKind::AnchorAccessLog(AccessLogAnchor {
         entries: head.entries,
         head: head.hash,
     });
-    if let Err(e) = pool.submit(kind).await {
-        tracing::warn!(
-            "could not anchor the access log at {} entries: {e}",
-            head.entries
-        );
+    match pool.submit(kind).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(
+                "could not anchor the access log at {} entries: {e}",
+                head.entries
+            );
+            false
+        }
     }
 }
 
@@ -225,44 +237,97 @@ fn anchors_on_chain(store: &RocksStore, account: &AccountId) -> anyhow::Result<V
     Ok(out)
 }
 
-/// Verifies the whole log against its head and every anchor of it on the
-/// chain (which this reads block by block).
+/// The log's entries in order, up to `upto`, read page by page (so a long
+/// log is never held whole).
+fn entries_upto(
+    store: &RocksStore,
+    upto: u64,
+) -> impl Iterator<Item = Result<AccessEntry, String>> + '_ {
+    const PAGE: usize = 1024;
+    let mut next = 0u64;
+    let mut page: std::vec::IntoIter<Result<AccessEntry, String>> = Vec::new().into_iter();
+    let mut done = false;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(item) = page.next() {
+                return Some(item);
+            }
+            if done || next >= upto {
+                return None;
+            }
+            let want = PAGE.min((upto - next) as usize);
+            match store.range(
+                Column::Access,
+                &entry_key(next),
+                Some(b"f".as_slice()),
+                want,
+            ) {
+                Ok(rows) => {
+                    if rows.len() < want {
+                        done = true;
+                    }
+                    next = next.saturating_add(rows.len() as u64);
+                    page = rows
+                        .into_iter()
+                        .map(|(_, v)| AccessEntry::from_bytes(&v).map_err(|e| e.to_string()))
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                    if page.len() == 0 {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    done = true;
+                    return Some(Err(format!("the store: {e}")));
+                }
+            }
+        }
+    })
+}
+
+/// Verifies the log, up to the head read first (entries appended while it
+/// runs are the next verification's), against that head and every anchor of
+/// it on the chain (which this reads block by block).
 pub fn verify(store: &RocksStore, account: &AccountId) -> anyhow::Result<AuditVerifyReport> {
     let head = head(store)?;
     let anchors = anchors_on_chain(store, account)?;
     let anchored_entries = anchors.iter().map(|a| a.entries).max().unwrap_or(0);
-    let mut entries = Vec::new();
-    let mut start = entry_key(0);
-    loop {
-        let rows = store.range(Column::Access, &start, Some(b"f".as_slice()), 4096)?;
-        let full = rows.len() == 4096;
-        for (k, v) in &rows {
-            entries.push(AccessEntry::from_bytes(v).map_err(|e| e.to_string()));
-            start = k.clone();
-            start.push(0);
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(
-        match qward_core::access_log::verify(entries, head, &anchors) {
-            Ok(v) => AuditVerifyReport {
-                ok: true,
-                entries: v.entries,
-                anchored_entries,
-                failed_seq: None,
-                reason: None,
-            },
-            Err((at, broken)) => AuditVerifyReport {
-                ok: false,
-                entries: head.entries,
-                anchored_entries,
-                failed_seq: Some(at),
-                reason: Some(broken.to_string()),
-            },
+    // Entries past the head are there only if someone added them: they
+    // fail the check as they should (the iterator stops at the head, so
+    // look for one more; an append running now moves the head too, and is
+    // no addition).
+    let extra = store
+        .get(Column::Access, &entry_key(head.entries))?
+        .is_some()
+        && self::head(store)? == head;
+    let result = qward_core::access_log::verify(entries_upto(store, head.entries), head, &anchors)
+        .map_err(|(at, b)| (at, b.to_string()));
+    let result = match result {
+        Ok(v) if extra => Err((
+            v.entries,
+            format!(
+                "an entry {} follows the head: an entry was added",
+                v.entries
+            ),
+        )),
+        other => other.map(|v| v.entries),
+    };
+    Ok(match result {
+        Ok(entries) => AuditVerifyReport {
+            ok: true,
+            entries,
+            anchored_entries,
+            failed_seq: None,
+            reason: None,
         },
-    )
+        Err((at, reason)) => AuditVerifyReport {
+            ok: false,
+            entries: head.entries,
+            anchored_entries,
+            failed_seq: Some(at),
+            reason: Some(reason),
+        },
+    })
 }
 
 #[cfg(test)]

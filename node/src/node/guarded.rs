@@ -26,6 +26,18 @@ pub fn caller_of(ext: &Extensions) -> Principal {
         })
 }
 
+/// Whether this node holds `record` (sent or received): a read is logged
+/// only for a record that exists, so reading random ids fills no log.
+pub fn holds(ctx: &Ctx, record: &RecordId) -> Result<bool, RpcError> {
+    let internal = |e: anyhow::Error| RpcError::internal(format!("{e:#}"));
+    Ok(super::messages::find_inbox(&ctx.store, record)
+        .map_err(internal)?
+        .is_some()
+        || super::messages::outbox_entry(&ctx.store, record)
+            .map_err(internal)?
+            .is_some())
+}
+
 /// Writes an access-log entry for `action` by the caller; the action must
 /// not go on if this fails.
 pub async fn log_access(
@@ -50,14 +62,21 @@ pub async fn log_access(
 
 /// Erases this node's copies of `record` and submits the erasure facts.
 pub async fn erase(ctx: &Ctx, ext: &Extensions, record: RecordId) -> Result<ErasureInfo, RpcError> {
+    if !holds(ctx, &record)? {
+        return Err(RpcError::refused(format!(
+            "no record {record} in this node's outbox or inbox"
+        )));
+    }
     log_access(ctx, ext, "erase", Some(record), String::new()).await?;
-    let (erased, txs) = super::messages::erase::erase(&ctx.messaging, &record)
-        .await
-        .map_err(|e| RpcError::refused(format!("{e:#}")))?;
+    let (erased, txs) =
+        super::messages::erase::erase(&ctx.messaging, &record, super::messages::erase::Copies::All)
+            .await
+            .map_err(|e| RpcError::refused(format!("{e:#}")))?;
     Ok(ErasureInfo {
         record_id: record.to_hex(),
         sent: erased.sent,
         received: erased.received,
+        forwards: erased.forwards.iter().map(|r| r.to_hex()).collect(),
         txs: txs.iter().map(|t| t.to_hex()).collect(),
     })
 }

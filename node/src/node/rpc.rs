@@ -26,8 +26,8 @@ use super::clock::now_ms;
 use super::context::Ctx;
 use super::guarded::{self, caller_of};
 use super::messages::{self, outbox};
+use crate::api::QwardApiServer;
 use crate::api::auth::Auth;
-use crate::api::{QwardApiServer, pipe_events};
 
 /// The control-API handler of a running node.
 #[derive(Debug)]
@@ -82,6 +82,11 @@ impl QwardApiServer for RpcHandler {
     }
 
     async fn tx_submit(&self, tx: TxRequest) -> RpcResult<TxSubmitted> {
+        if matches!(tx, TxRequest::DeclareEmergency { .. }) {
+            return Err(rpc(RpcError::invalid_params(
+                "declare an emergency with emergency_declare, which writes it to the access log",
+            )));
+        }
         submit(&self.ctx, tx).await.map_err(rpc)
     }
 
@@ -250,6 +255,14 @@ impl QwardApiServer for RpcHandler {
         let ctx = &self.ctx;
         let record = parse_record_id(&record_id).map_err(rpc)?;
         let to = resolve(ctx, &to).map_err(rpc)?;
+        if messages::find_inbox(&ctx.store, &record)
+            .map_err(|e| rpc(internal(format!("{e:#}"))))?
+            .is_none()
+        {
+            return Err(rpc(RpcError::invalid_params(format!(
+                "no received record {record}"
+            ))));
+        }
         guarded::log_access(
             ctx,
             ext,
@@ -302,6 +315,11 @@ impl QwardApiServer for RpcHandler {
                 ))));
             }
         };
+        if !guarded::holds(&self.ctx, &record).map_err(rpc)? {
+            return Err(rpc(RpcError::refused(format!(
+                "no record {record} in the inbox or outbox"
+            ))));
+        }
         guarded::log_access(&self.ctx, ext, action, Some(record), String::new())
             .await
             .map_err(rpc)?;
@@ -432,9 +450,15 @@ impl QwardApiServer for RpcHandler {
     async fn events(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         topics: Vec<Topic>,
     ) -> SubscriptionResult {
-        pipe_events(pending, topics, self.ctx.events.subscribe()).await
+        let session = ext
+            .get::<crate::api::auth::Caller>()
+            .and_then(|c| c.session);
+        let auth = self.auth.clone();
+        let open = move || session.is_none_or(|key| auth.is_open(&key, now_ms()));
+        crate::api::pipe_events_while(pending, topics, self.ctx.events.subscribe(), open).await
     }
 }
 
@@ -626,7 +650,7 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
         TxKind::DeclareEmergency(e) => format!(
             "EMERGENCY access to {}'s records until {} UTC: {}",
             name(ctx, &e.patient),
-            qward_core::calendar::utc_date(e.expires_at_ms),
+            qward_core::calendar::utc_minute(e.expires_at_ms),
             e.reason
         ),
         TxKind::EraseRecord(e) => format!("erased its copy of record {}", e.record_id.short()),

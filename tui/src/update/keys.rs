@@ -10,14 +10,12 @@ use crate::effect::Effect;
 use crate::forms::{ComposeForm, GrantForm};
 use crate::state::{Level, Mailbox, Notice, Screen, State, VerifyState};
 
-/// A key on the lock screen: typing, Backspace, Esc (clear), Enter (check);
-/// Ctrl-C quits.
+/// A key on the lock screen: typing, Backspace, Esc (clear), Enter
+/// (check). Nothing else, Ctrl-C included: quitting and starting the UI
+/// again would be a way around the lock.
 pub(super) fn on_lock_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
-    if key.kind == KeyEventKind::Release {
+    if key.kind == KeyEventKind::Release || key.modifiers.contains(KeyModifiers::CONTROL) {
         return Vec::new();
-    }
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        return vec![Effect::Quit];
     }
     let Some(screen) = state.lock.screen.as_mut() else {
         return Vec::new();

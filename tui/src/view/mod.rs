@@ -166,8 +166,6 @@ fn draw_lock(state: &State, screen: &crate::state::LockScreen, frame: &mut Frame
     if let Some(e) = &screen.error {
         lines.push(Line::from(Span::styled(e.clone(), t.error)));
     }
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled("Ctrl-C quits", t.dim)));
     let height = (lines.len() as u16 + 2).min(area.height);
     let width = 72.min(area.width);
     let r = widgets::centered(area, width, height);

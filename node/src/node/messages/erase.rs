@@ -28,35 +28,64 @@ pub struct Erased {
     pub record: RecordId,
     pub sent: bool,
     pub received: bool,
+    /// This node's forwards of the received copy, erased with it.
+    pub forwards: Vec<RecordId>,
     pub chain_ids: Vec<Hash>,
 }
 
-/// Erases this node's copies of `record` from the store and its files. A
-/// sent copy still being delivered or anchored is refused (the delivery
-/// needs it); a record already erased is refused.
-pub fn erase_local(ctx: &Messaging, record: &RecordId) -> anyhow::Result<Erased> {
-    let mut sent = outbox_entry(&ctx.store, record)?;
-    let mut received = find_inbox(&ctx.store, record)?;
-    if sent.is_none() && received.is_none() {
+/// Which of this node's copies under one record id to erase: a sent copy
+/// and a received one may share an id (each has its own key slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copies {
+    /// Whatever this node holds under the id (`qward records erase`).
+    All,
+    Sent,
+    Received,
+}
+
+fn still_delivering(e: &super::OutboxEntry) -> bool {
+    matches!(
+        e.state,
+        DeliveryState::Queued | DeliveryState::Sent | DeliveryState::Delivered
+    )
+}
+
+/// Erases this node's copies of `record` from the store and its files:
+/// the sent copy, the received copy and every forward made of the received
+/// copy (a forward is the same health data under a new id). A sent copy or
+/// forward still being delivered or anchored is refused (its delivery needs
+/// it), and so is a record already erased.
+pub fn erase_local(ctx: &Messaging, record: &RecordId, copies: Copies) -> anyhow::Result<Erased> {
+    let mut sent = outbox_entry(&ctx.store, record)?
+        .filter(|_| copies != Copies::Received)
+        .filter(|e| e.state != DeliveryState::Erased);
+    let mut received = find_inbox(&ctx.store, record)?
+        .filter(|_| copies != Copies::Sent)
+        .filter(|e| e.erased_ms.is_none());
+    let any =
+        outbox_entry(&ctx.store, record)?.is_some() || find_inbox(&ctx.store, record)?.is_some();
+    if !any {
         bail!("no record {record} in this node's outbox or inbox");
     }
-    if let Some(e) = &sent
-        && matches!(
-            e.state,
-            DeliveryState::Queued | DeliveryState::Sent | DeliveryState::Delivered
-        )
-    {
-        bail!(
-            "record {record} is still being delivered or anchored ({:?}); erase it once it is anchored or has failed",
-            e.state
-        );
-    }
-    let sent_live = sent
-        .as_ref()
-        .is_some_and(|e| e.state != DeliveryState::Erased);
-    let received_live = received.as_ref().is_some_and(|e| e.erased_ms.is_none());
-    if !sent_live && !received_live {
+    if sent.is_none() && received.is_none() {
         bail!("record {record} is already erased");
+    }
+    let mut forwards = Vec::new();
+    if received.is_some() {
+        for e in outbox_entries(&ctx.store)? {
+            if e.forwarded_from == Some(*record) && e.state != DeliveryState::Erased {
+                forwards.push(e);
+            }
+        }
+    }
+    for e in sent.iter().chain(forwards.iter()) {
+        if still_delivering(e) {
+            bail!(
+                "record {} is still being delivered or anchored ({:?}); erase it once it is anchored or has failed",
+                e.record_id,
+                e.state
+            );
+        }
     }
     let now = now_ms();
     let mut batch = WriteBatch::new();
@@ -64,27 +93,29 @@ pub fn erase_local(ctx: &Messaging, record: &RecordId) -> anyhow::Result<Erased>
     let mut purge_outbox: Vec<Vec<u8>> = Vec::new();
     let mut purge_inbox: Vec<Vec<u8>> = Vec::new();
     let mut chain_ids = Vec::new();
-    if let Some(e) = sent.as_mut().filter(|_| sent_live) {
-        let slot = RecordSlot::Sent(record);
+    let detail = format!(
+        "erased {} UTC: its key is destroyed",
+        qward_core::calendar::utc_minute(now)
+    );
+    for e in sent.iter_mut().chain(forwards.iter_mut()) {
+        let id = e.record_id;
+        let slot = RecordSlot::Sent(&id);
         batch.delete(Column::Keys, slot.key());
         purge_keys.push(slot.key());
         for tag in [b'p', b'v'] {
-            batch.delete(Column::Outbox, okey(tag, record));
-            purge_outbox.push(okey(tag, record));
+            batch.delete(Column::Outbox, okey(tag, &id));
+            purge_outbox.push(okey(tag, &id));
         }
         e.state = DeliveryState::Erased;
-        e.detail = Some(format!(
-            "erased {} UTC: its key is destroyed",
-            qward_core::calendar::utc_date(now)
-        ));
+        e.detail = Some(detail.clone());
         batch.put(
             Column::Outbox,
-            okey(b'e', record),
+            okey(b'e', &id),
             qward_core::codec::encode_infallible(&*e),
         );
-        chain_ids.push(anchor_record_id(&ctx.account, record));
+        chain_ids.push(anchor_record_id(&ctx.account, &id));
     }
-    if let Some(e) = received.as_mut().filter(|_| received_live) {
+    if let Some(e) = received.as_mut() {
         let slot = RecordSlot::Received {
             sender: &e.from,
             record,
@@ -116,7 +147,7 @@ pub fn erase_local(ctx: &Messaging, record: &RecordId) -> anyhow::Result<Erased>
             .purge(column, &keys)
             .context("forcing the erased bytes out of the database files")?;
     }
-    if let Some(e) = &sent {
+    for e in sent.iter().chain(forwards.iter()) {
         ctx.note_outbox(e);
         super::info::emit(ctx, &super::info::outbox_info(ctx, e));
     }
@@ -125,19 +156,24 @@ pub fn erase_local(ctx: &Messaging, record: &RecordId) -> anyhow::Result<Erased>
     }
     Ok(Erased {
         record: *record,
-        sent: sent_live,
-        received: received_live,
+        sent: sent.is_some(),
+        received: received.is_some(),
+        forwards: forwards.iter().map(|e| e.record_id).collect(),
         chain_ids,
     })
 }
 
 /// Erases `record` (see [`erase_local`]) and submits one erasure fact per
 /// copy to the chain; returns what was erased and the transactions' ids.
-pub async fn erase(ctx: &Arc<Messaging>, record: &RecordId) -> anyhow::Result<(Erased, Vec<Hash>)> {
+pub async fn erase(
+    ctx: &Arc<Messaging>,
+    record: &RecordId,
+    copies: Copies,
+) -> anyhow::Result<(Erased, Vec<Hash>)> {
     let erased = {
         let m = ctx.clone();
         let record = *record;
-        tokio::task::spawn_blocking(move || erase_local(&m, &record))
+        tokio::task::spawn_blocking(move || erase_local(&m, &record, copies))
             .await
             .context("the erasure task")??
     };
@@ -157,20 +193,21 @@ pub async fn erase(ctx: &Arc<Messaging>, record: &RecordId) -> anyhow::Result<(E
     Ok((erased, txs))
 }
 
-/// This node's record whose network-wide id (as its sender anchors it) is
-/// `id`, with the patient it is about; `None` if it holds none.
+/// This node's copy whose network-wide id (as its sender anchors it) is
+/// `id`: its local id, the patient it is about, and which copy it is;
+/// `None` if it holds none.
 pub fn find_by_network_id(
     ctx: &Messaging,
     id: &Hash,
-) -> anyhow::Result<Option<(RecordId, AccountId)>> {
+) -> anyhow::Result<Option<(RecordId, AccountId, Copies)>> {
     for e in outbox_entries(&ctx.store)? {
         if anchor_record_id(&ctx.account, &e.record_id) == *id {
-            return Ok(Some((e.record_id, e.patient)));
+            return Ok(Some((e.record_id, e.patient, Copies::Sent)));
         }
     }
     for e in inbox_entries(&ctx.store)? {
         if anchor_record_id(&e.from, &e.record_id) == *id {
-            return Ok(Some((e.record_id, e.patient)));
+            return Ok(Some((e.record_id, e.patient, Copies::Received)));
         }
     }
     Ok(None)
@@ -190,7 +227,7 @@ pub async fn on_request(
     let who = ctx.contacts.label(&patient);
     let m = ctx.clone();
     let found = tokio::task::spawn_blocking(move || find_by_network_id(&m, &id)).await;
-    let (record, about) = match found {
+    let (record, about, copy) = match found {
         Ok(Ok(Some(found))) => found,
         Ok(Ok(None)) => {
             tracing::info!(
@@ -241,7 +278,7 @@ pub async fn on_request(
         tracing::warn!("not erasing record {record}: the access log cannot record it: {e:#}");
         return;
     }
-    match erase(&ctx, &record).await {
+    match erase(&ctx, &record, copy).await {
         Ok(_) => tracing::info!("erased record {record} at the request of {who}"),
         Err(e) => tracing::warn!("could not erase record {record} at the request of {who}: {e:#}"),
     }

@@ -329,7 +329,7 @@ async fn a_copy_of_db_holds_no_plaintext_and_no_key_and_erasure_leaves_no_trace(
         .get(qward_core::storage::Column::Keys, &received_slot.key())
         .expect("reads")
         .expect("stored");
-    let erased = erase::erase_local(pm, &record).expect("erased");
+    let erased = erase::erase_local(pm, &record, erase::Copies::All).expect("erased");
     assert!(erased.received && !erased.sent);
     assert_eq!(
         erased.chain_ids,
@@ -358,7 +358,7 @@ async fn a_copy_of_db_holds_no_plaintext_and_no_key_and_erasure_leaves_no_trace(
         Vec::<String>::new()
     );
     // Erasing twice is refused; the sender's copy is its own to erase.
-    assert!(erase::erase_local(pm, &record).is_err());
+    assert!(erase::erase_local(pm, &record, erase::Copies::All).is_err());
     let sent_key_held = || {
         hospital
             .ctx
