@@ -473,6 +473,10 @@ async fn users_roles_idle_logoff_and_refused_credentials() {
     .await
     .unwrap();
     session.status().await.expect("a fresh session works");
+    let mut events = session
+        .events(vec![qward_core::api::Topic::Blocks])
+        .await
+        .expect("a subscription");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let err = session
         .status()
@@ -481,6 +485,15 @@ async fn users_roles_idle_logoff_and_refused_credentials() {
     assert!(
         qward_node::api::error_text(&err).contains("locked"),
         "{err}"
+    );
+    // Its subscription ends with it (events are no activity of the person).
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = events.next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the subscription outlived its locked session"
     );
 
     // Removing a user ends their access.

@@ -97,6 +97,9 @@ pub async fn pipe_events(
     pipe_events_while(pending, topics, events, || true).await
 }
 
+/// Why a subscription ends with its session (sent to the subscriber).
+const SESSION_ENDED: &str = "the session is locked or ended: log in again";
+
 /// [`pipe_events`] while `open()` holds (a user's session that locked or
 /// was removed ends its subscriptions at the next event, or within a
 /// second without events).
@@ -112,9 +115,9 @@ pub async fn pipe_events_while(
     loop {
         tokio::select! {
             _ = sink.closed() => break,
-            _ = check.tick() => if !open() { break },
+            _ = check.tick() => if !open() { return Err(SESSION_ENDED.into()) },
             event = events.recv() => match event {
-                Ok(_) if !open() => break,
+                Ok(_) if !open() => return Err(SESSION_ENDED.into()),
                 Ok(event) if topics.contains(&event.topic()) => {
                     let message = serde_json::value::to_raw_value(&event)?;
                     match sink.try_send(message) {
