@@ -751,9 +751,23 @@ fn byzantine_send(b: Byzantine, ctx: &Sender<'_>, net: &mut Network, msg: Consen
     match b {
         Byzantine::Equivocate => {
             let copies = [msg.clone(), equivocating_twin(ctx, &msg)];
-            for to in ctx.peers() {
+            // One peer, picked at random, always gets both twins: an
+            // equivocation no honest node ever sees both halves of is no
+            // equivocation anyone could prove, and with relay only after
+            // GST a run could otherwise end without one (seed
+            // 9276564960405384988 did).
+            let peers: Vec<usize> = ctx.peers().collect();
+            let witness = peers
+                .get(net.rng.below(peers.len() as u64) as usize)
+                .copied();
+            for to in peers {
                 let [a, b] = &copies;
-                let picked: Vec<&ConsensusMessage> = match net.rng.below(4) {
+                let choice = if Some(to) == witness {
+                    2 + net.rng.below(2)
+                } else {
+                    net.rng.below(4)
+                };
+                let picked: Vec<&ConsensusMessage> = match choice {
                     0 => vec![a],
                     1 => vec![b],
                     2 => vec![a, b],

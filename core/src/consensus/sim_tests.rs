@@ -91,6 +91,23 @@ fn equivocation_yields_evidence_the_chain_accepts_once() {
     );
 }
 
+#[test]
+fn an_equivocation_is_proven_even_when_the_run_is_short() {
+    // The seed that once ended before any honest node saw both twins.
+    let seed = 9_276_564_960_405_384_988;
+    let cfg = SimConfig {
+        byzantine: vec![(0, Byzantine::Equivocate)],
+        target_height: 6,
+        ..SimConfig::new(seed)
+    };
+    let r = sim::run(&cfg);
+    assert_agreement(&r, 6);
+    assert!(
+        !r.evidence.is_empty(),
+        "no evidence from an equivocating validator"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
 

@@ -26,6 +26,20 @@ pub fn caller_of(ext: &Extensions) -> Principal {
         })
 }
 
+/// Signs and submits a transaction of this node's own; answers its id and
+/// nonce.
+pub async fn submit_kind(ctx: &Ctx, kind: TxKind) -> Result<TxSubmitted, RpcError> {
+    let submitted = ctx
+        .pool
+        .submit(kind)
+        .await
+        .map_err(|e| RpcError::refused(e.to_string()))?;
+    Ok(TxSubmitted {
+        id: submitted.id.to_hex(),
+        nonce: submitted.nonce,
+    })
+}
+
 /// Whether this node holds `record` (sent or received): a read is logged
 /// only for a record that exists, so reading random ids fills no log.
 pub fn holds(ctx: &Ctx, record: &RecordId) -> Result<bool, RpcError> {
@@ -116,15 +130,7 @@ pub async fn request_erasure(
         holder,
         record_id: id,
     });
-    let submitted = ctx
-        .pool
-        .submit(kind)
-        .await
-        .map_err(|e| RpcError::refused(e.to_string()))?;
-    Ok(TxSubmitted {
-        id: submitted.id.to_hex(),
-        nonce: submitted.nonce,
-    })
+    submit_kind(ctx, kind).await
 }
 
 /// Submits a break-glass declaration (already checked as a request).
@@ -143,15 +149,7 @@ pub async fn declare_emergency(
         e.reason
     );
     log_access(ctx, ext, "emergency", None, detail).await?;
-    let submitted = ctx
-        .pool
-        .submit(kind)
-        .await
-        .map_err(|e| RpcError::refused(e.to_string()))?;
-    Ok(TxSubmitted {
-        id: submitted.id.to_hex(),
-        nonce: submitted.nonce,
-    })
+    submit_kind(ctx, kind).await
 }
 
 /// The emergency declarations in the chain's state, newest first, with

@@ -464,16 +464,7 @@ impl QwardApiServer for RpcHandler {
 
 /// Signs and submits a transaction of this node's own; answers its id and nonce.
 async fn submit(ctx: &Ctx, req: TxRequest) -> Result<TxSubmitted, RpcError> {
-    let kind = tx_kind(ctx, req)?;
-    let submitted = ctx
-        .pool
-        .submit(kind)
-        .await
-        .map_err(|e| RpcError::refused(e.to_string()))?;
-    Ok(TxSubmitted {
-        id: submitted.id.to_hex(),
-        nonce: submitted.nonce,
-    })
+    guarded::submit_kind(ctx, tx_kind(ctx, req)?).await
 }
 
 fn status(ctx: &Ctx) -> NodeStatus {
