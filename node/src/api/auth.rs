@@ -125,10 +125,10 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
-fn random_hex() -> String {
+fn random_secret() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    bytes
 }
 
 impl Auth {
@@ -264,7 +264,7 @@ impl Auth {
         {
             book.sessions.remove(&oldest);
         }
-        let token = format!("{SESSION_PREFIX}{}", random_hex());
+        let token = format!("{SESSION_PREFIX}{}", hex::encode(random_secret()));
         book.sessions.insert(
             session_hash(&token),
             Session {
@@ -300,11 +300,11 @@ impl Auth {
         if book.users.len() >= MAX_USERS {
             return Err(AuthError::TooManyUsers);
         }
-        let secret = random_hex();
+        let secret = random_secret();
         let user = StoredUser {
             name: name.into(),
             role,
-            secret_hash: secret_hash(&hex::decode(&secret).unwrap_or_default()),
+            secret_hash: secret_hash(&secret),
             created_ms: now_ms,
         };
         let mut batch = WriteBatch::new();
@@ -321,7 +321,7 @@ impl Auth {
         Ok(UserCreated {
             name: name.into(),
             role,
-            credential: format!("{name}:{secret}"),
+            credential: format!("{name}:{}", hex::encode(secret)),
         })
     }
 

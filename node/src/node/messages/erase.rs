@@ -56,17 +56,19 @@ fn still_delivering(e: &super::OutboxEntry) -> bool {
 /// forward still being delivered or anchored is refused (its delivery needs
 /// it), and so is a record already erased.
 pub fn erase_local(ctx: &Messaging, record: &RecordId, copies: Copies) -> anyhow::Result<Erased> {
-    let mut sent = outbox_entry(&ctx.store, record)?
-        .filter(|_| copies != Copies::Received)
-        .filter(|e| e.state != DeliveryState::Erased);
-    let mut received = find_inbox(&ctx.store, record)?
-        .filter(|_| copies != Copies::Sent)
-        .filter(|e| e.erased_ms.is_none());
-    let any =
-        outbox_entry(&ctx.store, record)?.is_some() || find_inbox(&ctx.store, record)?.is_some();
-    if !any {
+    let (sent, received) = (
+        outbox_entry(&ctx.store, record)?,
+        find_inbox(&ctx.store, record)?,
+    );
+    if sent.is_none() && received.is_none() {
         bail!("no record {record} in this node's outbox or inbox");
     }
+    let mut sent = sent
+        .filter(|_| copies != Copies::Received)
+        .filter(|e| e.state != DeliveryState::Erased);
+    let mut received = received
+        .filter(|_| copies != Copies::Sent)
+        .filter(|e| e.erased_ms.is_none());
     if sent.is_none() && received.is_none() {
         bail!("record {record} is already erased");
     }

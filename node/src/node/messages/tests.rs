@@ -27,6 +27,19 @@ fn start(node: &mut TestNode) {
     ));
 }
 
+/// Hospital 1 and its patient, each reaching the other, their delivery
+/// tasks running; what the hospital asks of the network.
+fn started_pair() -> (TestNode, TestNode, mpsc::UnboundedReceiver<Seen>) {
+    let mut hospital = testkit::hospital(1, 0);
+    let mut patient = testkit::patient(1);
+    let seen = hospital.connect(vec![patient.reachable()]);
+    // The patient's own requests are not looked at.
+    drop(patient.connect(vec![hospital.reachable()]));
+    start(&mut hospital);
+    start(&mut patient);
+    (hospital, patient, seen)
+}
+
 /// The first anchor transaction the node gossips.
 async fn anchor_gossiped(seen: &mut mpsc::UnboundedReceiver<Seen>) -> SignedTransaction {
     let wait = async {
@@ -47,12 +60,7 @@ async fn anchor_gossiped(seen: &mut mpsc::UnboundedReceiver<Seen>) -> SignedTran
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_report_is_keyed_sealed_delivered_receipted_and_anchored() {
-    let mut hospital = testkit::hospital(1, 0);
-    let mut patient = testkit::patient(1);
-    let mut seen = hospital.connect(vec![patient.reachable()]);
-    let _patient_seen = patient.connect(vec![hospital.reachable()]);
-    start(&mut hospital);
-    start(&mut patient);
+    let (hospital, patient, mut seen) = started_pair();
     let to = patient.ctx.account;
     let m = &hospital.ctx.messaging;
     let queued = outbox::send(m, to, RecordKind::Report, REPORT, None).expect("queued");
@@ -210,12 +218,7 @@ fn copy_db(node: &TestNode) -> (tempfile::TempDir, Vec<(std::path::PathBuf, Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_of_db_holds_no_plaintext_and_no_key_and_erasure_leaves_no_trace() {
-    let mut hospital = testkit::hospital(1, 0);
-    let mut patient = testkit::patient(1);
-    let mut seen = hospital.connect(vec![patient.reachable()]);
-    let _patient_seen = patient.connect(vec![hospital.reachable()]);
-    start(&mut hospital);
-    start(&mut patient);
+    let (hospital, patient, mut seen) = started_pair();
     // A report with a marker no other byte string would hold.
     let marker = format!(
         "qward-at-rest-marker-{}",
