@@ -52,6 +52,9 @@ pub mod method {
     pub const USER_LIST: &str = "user_list";
     pub const USER_REMOVE: &str = "user_remove";
     pub const WHOAMI: &str = "whoami";
+    pub const KME_STATUS: &str = "kme_status";
+    pub const KME_ENC_KEYS: &str = "kme_enc_keys";
+    pub const KME_DEC_KEYS: &str = "kme_dec_keys";
 }
 
 /// A JSON-RPC error object.
@@ -72,6 +75,11 @@ impl RpcError {
     pub const REFUSED: i64 = -32000;
     /// The node is not able to do it now (not a validator, no peers, ...).
     pub const UNAVAILABLE: i64 = -32001;
+    /// ETSI GS QKD 014 answers of the `kme_*` methods, one code per HTTP
+    /// status `qward kme serve` answers with: 400, 401 and 503.
+    pub const KME_BAD_REQUEST: i64 = -32040;
+    pub const KME_UNAUTHORIZED: i64 = -32041;
+    pub const KME_UNAVAILABLE: i64 = -32053;
 
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         RpcError {
@@ -90,6 +98,26 @@ impl RpcError {
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(Self::UNAVAILABLE, message)
+    }
+
+    /// An ETSI GS QKD 014 error as the `kme_*` methods answer it.
+    pub fn from_etsi(e: crate::etsi014::EtsiError) -> Self {
+        let code = match e.status {
+            400 => Self::KME_BAD_REQUEST,
+            401 => Self::KME_UNAUTHORIZED,
+            _ => Self::KME_UNAVAILABLE,
+        };
+        Self::new(code, e.message)
+    }
+
+    /// The ETSI GS QKD 014 error a `kme_*` method's error stands for.
+    pub fn to_etsi(&self) -> crate::etsi014::EtsiError {
+        use crate::etsi014::EtsiError;
+        match self.code {
+            Self::KME_BAD_REQUEST | Self::INVALID_PARAMS => EtsiError::bad_request(&self.message),
+            Self::KME_UNAUTHORIZED => EtsiError::unauthorized(&self.message),
+            _ => EtsiError::unavailable(&self.message),
+        }
     }
 }
 

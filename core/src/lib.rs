@@ -10,6 +10,7 @@ pub mod chain;
 pub mod codec;
 pub mod consensus;
 pub mod envelope;
+pub mod etsi014;
 pub mod fhir;
 pub mod hybrid;
 pub mod identity;

@@ -68,6 +68,45 @@ pub struct Config {
     /// person to decide (records a law requires to be kept).
     #[serde(default = "default_true")]
     pub erase_on_patient_request: bool,
+    /// This node as an ETSI GS QKD 014 key management entity for local
+    /// applications (`qward kme serve`): which SAEs it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kme: Option<KmeConfig>,
+    /// Links whose QKD key comes from an ETSI GS QKD 014 KME instead of
+    /// simulated BB84.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kme_source: Vec<KmeSourceConfig>,
+}
+
+/// `[kme]`: the SAEs this node's KME serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmeConfig {
+    /// SAEs attached to this node's KME (the DNS name of each one's
+    /// client certificate).
+    #[serde(default)]
+    pub local_saes: Vec<String>,
+    /// SAEs attached to other qward nodes' KMEs: SAE id -> that node (a
+    /// contact name or account hex).
+    #[serde(default)]
+    pub remote_saes: std::collections::BTreeMap<String, String>,
+}
+
+/// `[[kme_source]]`: one link keyed by a KME.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmeSourceConfig {
+    /// The peer of the link (a contact name or account hex).
+    pub peer: String,
+    /// This node's KME (`https://host:port`).
+    pub url: String,
+    /// The peer's SAE id at its own KME.
+    pub peer_sae: String,
+    /// PEM files (relative paths are from the data directory): the CA,
+    /// and this node's SAE certificate and key.
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
 }
 
 fn default_true() -> bool {
@@ -222,6 +261,8 @@ impl Config {
             passphrase_file: None,
             api_idle_logoff_s: DEFAULT_IDLE_LOGOFF_S,
             erase_on_patient_request: true,
+            kme: None,
+            kme_source: Vec::new(),
         }
     }
 
@@ -291,6 +332,37 @@ impl Config {
             ));
         }
         self.key_agreement.validate().map_err(invalid)?;
+        let sae = |id: &str| qward_core::etsi014::check_sae_id(id).map_err(|e| invalid(e.message));
+        if let Some(k) = &self.kme {
+            for id in k.local_saes.iter().chain(k.remote_saes.keys()) {
+                sae(id)?;
+            }
+            if let Some(both) = k
+                .local_saes
+                .iter()
+                .find(|id| k.remote_saes.contains_key(*id))
+            {
+                return Err(invalid(format!(
+                    "kme: SAE {both} is named both local and remote"
+                )));
+            }
+        }
+        for (i, src) in self.kme_source.iter().enumerate() {
+            sae(&src.peer_sae)?;
+            if !src.url.starts_with("https://") {
+                return Err(invalid(format!(
+                    "kme_source {}: url {:?} must start with https://",
+                    i + 1,
+                    src.url
+                )));
+            }
+            if self.kme_source[..i].iter().any(|o| o.peer == src.peer) {
+                return Err(invalid(format!(
+                    "kme_source: peer {} is named twice",
+                    src.peer
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -391,8 +463,40 @@ impl Config {
         ));
         out.push_str("# Demo only: an intercept-resend eavesdropper on this fraction of qubits.\n");
         out.push_str(&format!("eve_fraction = {:?}\n", k.eve_fraction));
+        out.push_str(
+            "\n# ETSI GS QKD 014 (docs/qkd.md): to serve keys to local applications with\n\
+             # `qward kme serve`, name their SAE ids, and the SAEs at other nodes' KMEs:\n\
+             # [kme]\n\
+             # local_saes = [\"lab-app\"]\n\
+             # remote_saes = { \"imaging-app\" = \"st-marys\" }\n\
+             # To take a link's QKD key from a KME instead of simulated BB84:\n\
+             # [[kme_source]]\n\
+             # peer = \"st-marys\"\n\
+             # url = \"https://127.0.0.1:8443\"\n\
+             # peer_sae = \"qward-st-marys\"\n\
+             # ca = \"kme/ca.pem\"\n\
+             # cert = \"kme/sae-qward-here.pem\"\n\
+             # key = \"kme/sae-qward-here.key\"\n",
+        );
+        if let Ok(extra) = toml::to_string(&KmeTables {
+            kme: self.kme.clone(),
+            kme_source: self.kme_source.clone(),
+        }) && !extra.trim().is_empty()
+        {
+            out.push('\n');
+            out.push_str(&extra);
+        }
         out
     }
+}
+
+/// The KME tables, written after `[key_agreement]` by the template.
+#[derive(Serialize)]
+struct KmeTables {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kme: Option<KmeConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kme_source: Vec<KmeSourceConfig>,
 }
 
 #[cfg(test)]
@@ -409,6 +513,18 @@ mod tests {
         c.metrics_port = Some(9400);
         c.account = Some("cd".repeat(32));
         c.genesis = Some("genesis.toml".into());
+        c.kme = Some(KmeConfig {
+            local_saes: vec!["lab-app".into()],
+            remote_saes: [("imaging".to_string(), "st-marys".to_string())].into(),
+        });
+        c.kme_source.push(KmeSourceConfig {
+            peer: "dr-okafor".into(),
+            url: "https://127.0.0.1:8443".into(),
+            peer_sae: "sae-b".into(),
+            ca: "kme/ca.pem".into(),
+            cert: "kme/sae-a.pem".into(),
+            key: "kme/sae-a.key".into(),
+        });
         let text = c.to_documented_toml();
         assert_eq!(Config::parse(&text, "t").unwrap(), c);
         let plain = Config::new("p", Role::Patient);

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod datadir;
 pub mod db;
 pub mod devnet;
+pub mod kme;
 pub mod logbuf;
 pub mod logging;
 pub mod metrics;

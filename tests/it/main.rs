@@ -7,6 +7,7 @@ mod byzantine;
 mod cli;
 mod hostile;
 mod house_style;
+mod kme;
 mod messaging;
 mod network;
 mod protection;

@@ -609,6 +609,8 @@ impl Impostor {
                 *peer,
                 params,
                 LinkModel::default(),
+                qward_core::keyagree::Purpose::Messaging,
+                None,
                 &mut rng,
             )?
         };

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use rand_core::{CryptoRng, Rng};
 
 use super::{
-    AgreeError, AgreeRequest, AgreeResponse, AgreementOutcome, LinkModel, confirm_mac,
-    transcript_entry,
+    AgreeError, AgreeRequest, AgreeResponse, AgreementOutcome, ExternalKey, KeySource, LinkModel,
+    Purpose, absorb_open, confirm_mac, transcript_entry,
 };
 use crate::hybrid::{
     Handshake, HandshakeOffer, HybridKey, HybridShared, SessionId, Transcript, derive_hybrid_key,
@@ -46,6 +46,10 @@ pub struct Initiator {
     shared: Option<HybridShared>,
     transcript: Transcript,
     link: LinkModel,
+    purpose: Purpose,
+    source: KeySource,
+    /// The KME key that replaces BB84, when the source is ETSI 014.
+    external: Option<ExternalKey>,
     channel: Option<Channel>,
     eve: Option<InterceptResend>,
     queue: VecDeque<QkdMessage>,
@@ -65,15 +69,33 @@ impl std::fmt::Debug for Initiator {
 
 impl Initiator {
     /// Starts a session with `peer` on this end's `link` setting; returns the
-    /// `Open` request to send.
+    /// `Open` request to send. With an `external` key (from this node's
+    /// ETSI GS QKD 014 KME) no BB84 runs: that key is the QKD part.
     pub fn new<R: Rng + CryptoRng + ?Sized>(
         identity: &Identity,
         peer: AccountId,
         params: ProtocolParams,
         link: LinkModel,
+        purpose: Purpose,
+        external: Option<ExternalKey>,
         rng: &mut R,
     ) -> Result<(Self, AgreeRequest), AgreeError> {
         link.validate()?;
+        if let Purpose::Kme(grant) = &purpose {
+            grant.check().map_err(|e| AgreeError::BadLink(e.message))?;
+            if external.is_some() {
+                return Err(AgreeError::BadLink(
+                    "a KME session's keys come from the simulated link, not from a KME".into(),
+                ));
+            }
+        }
+        if let Some(k) = &external {
+            k.check()?;
+        }
+        let source = match &external {
+            Some(k) => KeySource::Etsi014 { key_id: k.id },
+            None => KeySource::Simulated,
+        };
         let alice = Alice::new(params)?;
         let session = SessionId::random(rng);
         let local = identity.account();
@@ -83,7 +105,11 @@ impl Initiator {
             session,
             offer: my_offer.clone(),
             link,
+            purpose: purpose.clone(),
+            source: source.clone(),
         };
+        let mut transcript = Transcript::new(session, local, peer);
+        absorb_open(&mut transcript, &purpose, &source);
         Ok((
             Initiator {
                 session,
@@ -93,8 +119,11 @@ impl Initiator {
                 my_offer,
                 peer_offer: None,
                 shared: None,
-                transcript: Transcript::new(session, local, peer),
+                transcript,
                 link,
+                purpose,
+                source,
+                external,
                 channel: None,
                 eve: None,
                 queue: VecDeque::new(),
@@ -128,9 +157,17 @@ impl Initiator {
         }
     }
 
-    /// Alice's figures so far.
-    pub fn report(&self) -> &QkdReport {
-        self.alice.report()
+    /// Alice's figures so far (for a KME key: its length).
+    pub fn report(&self) -> QkdReport {
+        match &self.external {
+            Some(k) => k.report(),
+            None => self.alice.report().clone(),
+        }
+    }
+
+    /// What the session's key is for.
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
     }
 
     /// Feeds the responder's answer; never fails: a violation ends the
@@ -154,7 +191,7 @@ impl Initiator {
     fn fail(&mut self, reason: String) -> AgreementOutcome {
         self.state = State::Finished;
         self.failure = Some(reason.clone());
-        let mut report = self.alice.report().clone();
+        let mut report = self.report();
         if !report.aborted {
             report.aborted = true;
             report.final_key_bits = 0;
@@ -170,6 +207,8 @@ impl Initiator {
             responder: self.peer,
             report,
             link: self.link,
+            purpose: self.purpose.clone(),
+            source: self.source.clone(),
             key,
         }
     }
@@ -194,7 +233,20 @@ impl Initiator {
                         "the responder's effective link is better than this end's setting".into(),
                     ));
                 }
-                self.shared = Some(handshake.finish(&offer)?);
+                let shared = handshake.finish(&offer)?;
+                if let Some(external) = &self.external {
+                    // The QKD part is the KME's key: straight to confirmation.
+                    self.transcript.absorb_offers(&self.my_offer, &offer);
+                    let key = derive_hybrid_key(&external.bytes, &shared, &self.transcript.hash())?;
+                    self.link = link;
+                    let mac = confirm_mac(&key, &self.session, true);
+                    self.state = State::AwaitConfirmed(key);
+                    return Ok(InitiatorStep::Send(AgreeRequest::Confirm {
+                        session: self.session,
+                        mac,
+                    }));
+                }
+                self.shared = Some(shared);
                 self.peer_offer = Some(offer);
                 self.link = link;
                 self.channel = Some(Channel::new(link.channel)?);
@@ -225,7 +277,7 @@ impl Initiator {
                 if mac != confirm_mac(&key, &self.session, false) {
                     return Err(AgreeError::ConfirmationFailed);
                 }
-                let report = self.alice.report().clone();
+                let report = self.report();
                 Ok(InitiatorStep::Finished(self.outcome(report, Some(key))))
             }
             (state, other) => {

@@ -32,12 +32,112 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{Hash, KeySessionAudit, SessionOutcome};
 use crate::codec;
+use crate::etsi014::{self, KeyId};
 use crate::hybrid::{HandshakeOffer, HybridError, HybridKey, SessionId};
 use crate::identity::AccountId;
 use crate::qkd::{AbortReason, ChannelParams, QkdError, QkdMessage, QkdReport, Source};
 
 pub use initiator::{Initiator, InitiatorStep};
 pub use responder::{Responder, ResponderPolicy};
+
+/// What a session's key is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// The link's messaging key (it goes to the key ring).
+    Messaging,
+    /// The keys of one ETSI GS QKD 014 `enc_keys` request, which the
+    /// initiator's KME serves to its master SAE and the responder's KME
+    /// keeps for its slave SAE (see [`crate::etsi014`]).
+    Kme(KmeGrant),
+}
+
+/// The ETSI GS QKD 014 request a KME session serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmeGrant {
+    /// The SAE at the initiator's KME that asked for the keys.
+    pub master_sae: String,
+    /// The SAE at the responder's KME the keys are for.
+    pub slave_sae: String,
+    pub number: u32,
+    pub size_bits: u32,
+}
+
+impl KmeGrant {
+    /// Checks the SAE ids, the number of keys and their size.
+    pub fn check(&self) -> Result<(), etsi014::EtsiError> {
+        etsi014::check_sae_id(&self.master_sae)?;
+        etsi014::check_sae_id(&self.slave_sae)?;
+        etsi014::KeyRequest {
+            number: Some(self.number),
+            size: Some(self.size_bits),
+            ..etsi014::KeyRequest::default()
+        }
+        .checked()
+        .map(|_| ())
+    }
+}
+
+/// Where the QKD part of a session's hybrid key comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeySource {
+    /// The simulated BB84 protocol over the effective link.
+    Simulated,
+    /// A key from a pair of ETSI GS QKD 014 KMEs: the initiator got it from
+    /// its KME with `enc_keys`; the responder fetches it from its own KME
+    /// by this id with `dec_keys`. No BB84 runs in the session.
+    Etsi014 { key_id: KeyId },
+}
+
+/// The smallest external (KME) key accepted as the QKD part (bytes).
+pub const MIN_EXTERNAL_KEY_BYTES: usize = 16;
+/// The largest external key accepted (bytes).
+pub const MAX_EXTERNAL_KEY_BYTES: usize = 1024;
+
+/// A key from a KME, for a session whose source is [`KeySource::Etsi014`].
+pub struct ExternalKey {
+    pub id: KeyId,
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ExternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalKey")
+            .field("id", &self.id)
+            .field("bits", &(self.bytes.len() * 8))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExternalKey {
+    fn check(&self) -> Result<(), AgreeError> {
+        let n = self.bytes.len();
+        if !(MIN_EXTERNAL_KEY_BYTES..=MAX_EXTERNAL_KEY_BYTES).contains(&n) {
+            return Err(AgreeError::BadLink(format!(
+                "the KME key {} has {} bits; a session takes {} to {} bits",
+                self.id,
+                n * 8,
+                MIN_EXTERNAL_KEY_BYTES * 8,
+                MAX_EXTERNAL_KEY_BYTES * 8
+            )));
+        }
+        Ok(())
+    }
+
+    /// The report of a session whose QKD part is this key.
+    fn report(&self) -> QkdReport {
+        QkdReport {
+            final_key_bits: (self.bytes.len() * 8) as u64,
+            ..QkdReport::default()
+        }
+    }
+}
+
+/// Absorbs what an `Open` says the session is for and where its QKD key
+/// comes from, so both ends' keys differ if either was changed.
+fn absorb_open(transcript: &mut crate::hybrid::Transcript, purpose: &Purpose, source: &KeySource) {
+    transcript.absorb("open/purpose", &codec::encode_infallible(purpose));
+    transcript.absorb("open/source", &codec::encode_infallible(source));
+}
 
 /// The largest encoded request or response accepted (the qubit batches of
 /// one message are the largest part).
@@ -142,6 +242,8 @@ pub enum AgreeRequest {
         session: SessionId,
         offer: HandshakeOffer,
         link: LinkModel,
+        purpose: Purpose,
+        source: KeySource,
     },
     Qkd {
         session: SessionId,
@@ -227,6 +329,10 @@ pub struct AgreementOutcome {
     pub report: QkdReport,
     /// The link the session ran on.
     pub link: LinkModel,
+    /// What the key is for.
+    pub purpose: Purpose,
+    /// Where the QKD part of the key came from.
+    pub source: KeySource,
     /// The confirmed hybrid key; `None` when the session aborted.
     pub key: Option<HybridKey>,
 }

@@ -4,8 +4,8 @@
 use rand_core::{CryptoRng, Rng};
 
 use super::{
-    AgreeError, AgreeRequest, AgreeResponse, AgreementOutcome, LinkModel, confirm_mac,
-    transcript_entry,
+    AgreeError, AgreeRequest, AgreeResponse, AgreementOutcome, ExternalKey, KeySource, LinkModel,
+    Purpose, absorb_open, confirm_mac, transcript_entry,
 };
 use crate::hybrid::{
     Handshake, HandshakeOffer, HybridShared, SessionId, Transcript, derive_hybrid_key,
@@ -48,6 +48,10 @@ pub struct Responder {
     shared: HybridShared,
     transcript: Transcript,
     link: LinkModel,
+    purpose: Purpose,
+    source: KeySource,
+    /// The KME key that replaces BB84, when the source is ETSI 014.
+    external: Option<ExternalKey>,
     policy: ResponderPolicy,
     finished: bool,
 }
@@ -64,19 +68,24 @@ impl std::fmt::Debug for Responder {
 
 impl Responder {
     /// Answers an `Open` from `initiator` (the authenticated peer of the
-    /// classical channel) on this end's `link` setting.
+    /// classical channel) on this end's `link` setting. For an `Open` whose
+    /// source is ETSI 014, `external` is the key this node's KME gave for
+    /// the id the `Open` names (the caller fetched it).
     pub fn open<R: Rng + CryptoRng + ?Sized>(
         identity: &Identity,
         initiator: AccountId,
         request: AgreeRequest,
         link: LinkModel,
         policy: ResponderPolicy,
+        external: Option<ExternalKey>,
         rng: &mut R,
     ) -> Result<(Self, AgreeResponse), AgreeError> {
         let AgreeRequest::Open {
             session,
             offer,
             link: their_link,
+            purpose,
+            source,
         } = request
         else {
             return Err(AgreeError::Unexpected {
@@ -85,10 +94,37 @@ impl Responder {
             });
         };
         their_link.validate()?;
+        if let Purpose::Kme(grant) = &purpose {
+            grant.check().map_err(|e| AgreeError::BadLink(e.message))?;
+        }
+        match (&source, &external) {
+            (KeySource::Simulated, None) => {}
+            (KeySource::Etsi014 { key_id }, Some(k)) if *key_id == k.id => {
+                if matches!(purpose, Purpose::Kme(_)) {
+                    return Err(AgreeError::BadLink(
+                        "a KME session's keys come from the simulated link, not from a KME".into(),
+                    ));
+                }
+                k.check()?;
+            }
+            (KeySource::Etsi014 { key_id }, _) => {
+                return Err(AgreeError::Refused(format!(
+                    "the session names KME key {key_id}, which this node has not got"
+                )));
+            }
+            (KeySource::Simulated, Some(_)) => {
+                return Err(AgreeError::Refused(
+                    "this node takes the link's keys from its KME, the session asks for BB84"
+                        .into(),
+                ));
+            }
+        }
         link.validate()?;
         let effective = their_link.combine(&link);
         let local = identity.account();
         let (my_offer, shared) = Handshake::respond(identity, session, initiator, &offer, rng)?;
+        let mut transcript = Transcript::new(session, initiator, local);
+        absorb_open(&mut transcript, &purpose, &source);
         let responder = Responder {
             session,
             local,
@@ -97,8 +133,11 @@ impl Responder {
             my_offer: my_offer.clone(),
             peer_offer: offer,
             shared,
-            transcript: Transcript::new(session, initiator, local),
+            transcript,
             link: effective,
+            purpose,
+            source,
+            external,
             policy,
             finished: false,
         };
@@ -124,11 +163,23 @@ impl Responder {
     }
 
     pub fn phase(&self) -> Phase {
-        self.bob.phase()
+        match (&self.external, self.finished) {
+            (Some(_), false) => Phase::Verifying,
+            _ => self.bob.phase(),
+        }
     }
 
-    pub fn report(&self) -> &QkdReport {
-        self.bob.report()
+    /// Bob's figures so far (for a KME key: its length).
+    pub fn report(&self) -> QkdReport {
+        match &self.external {
+            Some(k) => k.report(),
+            None => self.bob.report().clone(),
+        }
+    }
+
+    /// What the session's key is for.
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
     }
 
     pub fn is_finished(&self) -> bool {
@@ -171,7 +222,7 @@ impl Responder {
 
     fn fail(&mut self, reason: String) -> AgreementOutcome {
         self.finished = true;
-        let mut report = self.bob.report().clone();
+        let mut report = self.report();
         if !report.aborted {
             report.aborted = true;
             report.final_key_bits = 0;
@@ -191,6 +242,8 @@ impl Responder {
             responder: self.local,
             report,
             link: self.link,
+            purpose: self.purpose.clone(),
+            source: self.source.clone(),
             key,
         }
     }
@@ -207,6 +260,10 @@ impl Responder {
             });
         }
         match request {
+            AgreeRequest::Qkd { .. } if self.external.is_some() => Err(AgreeError::Unexpected {
+                got: "Qkd",
+                expected: "confirmation of a session keyed by a KME",
+            }),
             AgreeRequest::Qkd { msg, .. } => {
                 if let QkdMessage::Start { params } = &msg {
                     if params.source != self.link.channel.source {
@@ -257,30 +314,34 @@ impl Responder {
                 Ok((AgreeResponse::Qkd { msgs: replies }, outcome))
             }
             AgreeRequest::Confirm { mac, .. } => {
-                if self.bob.phase() != Phase::Done {
-                    return Err(AgreeError::Unexpected {
-                        got: "Confirm",
-                        expected: "BB84 to finish first",
-                    });
-                }
-                let qkd_key =
-                    self.bob
-                        .outcome()
-                        .and_then(|o| o.key)
-                        .ok_or(AgreeError::Unexpected {
-                            got: "Confirm",
-                            expected: "a QKD key",
-                        })?;
+                let qkd_key = match &self.external {
+                    Some(k) => k.bytes.clone(),
+                    None => {
+                        if self.bob.phase() != Phase::Done {
+                            return Err(AgreeError::Unexpected {
+                                got: "Confirm",
+                                expected: "BB84 to finish first",
+                            });
+                        }
+                        self.bob
+                            .outcome()
+                            .and_then(|o| o.key)
+                            .ok_or(AgreeError::Unexpected {
+                                got: "Confirm",
+                                expected: "a QKD key",
+                            })?
+                            .to_bytes()
+                    }
+                };
                 self.transcript
                     .absorb_offers(&self.peer_offer, &self.my_offer);
-                let key =
-                    derive_hybrid_key(&qkd_key.to_bytes(), &self.shared, &self.transcript.hash())?;
+                let key = derive_hybrid_key(&qkd_key, &self.shared, &self.transcript.hash())?;
                 if mac != confirm_mac(&key, &self.session, true) {
                     return Err(AgreeError::ConfirmationFailed);
                 }
                 self.finished = true;
                 let reply = confirm_mac(&key, &self.session, false);
-                let report = self.bob.report().clone();
+                let report = self.report();
                 Ok((
                     AgreeResponse::Confirmed { mac: reply },
                     Some(self.outcome(report, Some(key))),

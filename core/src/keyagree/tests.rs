@@ -44,6 +44,7 @@ fn open_default(
         open,
         LinkModel::default(),
         ResponderPolicy::default(),
+        None,
         rng,
     )
 }
@@ -59,8 +60,16 @@ fn run_with(
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let alice_id = Identity::generate(&mut rng);
     let bob_id = Identity::generate(&mut rng);
-    let (mut init, open) =
-        Initiator::new(&alice_id, bob_id.account(), params(), link_i, &mut rng).unwrap();
+    let (mut init, open) = Initiator::new(
+        &alice_id,
+        bob_id.account(),
+        params(),
+        link_i,
+        Purpose::Messaging,
+        None,
+        &mut rng,
+    )
+    .unwrap();
     let open = AgreeRequest::decode(&open.encode().unwrap()).unwrap();
     let (mut resp, opened) = Responder::open(
         &bob_id,
@@ -68,6 +77,7 @@ fn run_with(
         open,
         link_r,
         ResponderPolicy::default(),
+        None,
         &mut rng,
     )
     .unwrap();
@@ -206,8 +216,16 @@ fn responder_refuses_a_laxer_threshold_and_foreign_sessions() {
     assert_start_refused_as_laxer(lax, &mut rng);
 
     // A message of another session is refused.
-    let (mut init2, open2) =
-        Initiator::new(&a, b.account(), params(), LinkModel::default(), &mut rng).unwrap();
+    let (mut init2, open2) = Initiator::new(
+        &a,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        Purpose::Messaging,
+        None,
+        &mut rng,
+    )
+    .unwrap();
     let (mut resp2, opened2) = open_default(&b, &a, open2, &mut rng).unwrap();
     let InitiatorStep::Send(AgreeRequest::Qkd { msg, .. }) = init2.on_response(opened2, &mut rng)
     else {
@@ -233,6 +251,8 @@ fn an_offer_signed_by_someone_else_is_refused() {
         b.account(),
         params(),
         LinkModel::default(),
+        Purpose::Messaging,
+        None,
         &mut rng,
     )
     .unwrap();
@@ -273,8 +293,16 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
     let mut rng = ChaCha12Rng::seed_from_u64(21);
     let a = Identity::generate(&mut rng);
     let b = Identity::generate(&mut rng);
-    let (init, open) =
-        Initiator::new(&a, b.account(), params(), LinkModel::default(), &mut rng).unwrap();
+    let (init, open) = Initiator::new(
+        &a,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        Purpose::Messaging,
+        None,
+        &mut rng,
+    )
+    .unwrap();
     // The initiator's encapsulation key changed in transit: the responder
     // refuses the offer (its signature covers the key).
     let copy = AgreeRequest::decode(&open.encode().unwrap()).unwrap();
@@ -282,6 +310,8 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
         session,
         mut offer,
         link,
+        purpose,
+        source,
     } = copy
     else {
         unreachable!()
@@ -291,6 +321,8 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
         session,
         offer,
         link,
+        purpose,
+        source,
     };
     let refused = open_default(&b, &a, changed, &mut rng);
     assert!(refused.is_err(), "a changed ML-KEM key is refused");
@@ -313,8 +345,16 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
 fn assert_start_refused_as_laxer(proposed: ProtocolParams, rng: &mut ChaCha12Rng) {
     let a = Identity::generate(rng);
     let b = Identity::generate(rng);
-    let (mut init, open) =
-        Initiator::new(&a, b.account(), proposed, LinkModel::default(), rng).unwrap();
+    let (mut init, open) = Initiator::new(
+        &a,
+        b.account(),
+        proposed,
+        LinkModel::default(),
+        Purpose::Messaging,
+        None,
+        rng,
+    )
+    .unwrap();
     let (mut resp, opened) = open_default(&b, &a, open, rng).unwrap();
     let InitiatorStep::Send(start) = init.on_response(opened, rng) else {
         panic!("expected Start");
@@ -338,4 +378,214 @@ fn responder_refuses_laxer_security_parameters() {
     let mut lax = params();
     lax.security.eps_pa = 0.5;
     assert_start_refused_as_laxer(lax, &mut rng);
+}
+
+fn external(id: u8, byte: u8) -> ExternalKey {
+    ExternalKey {
+        id: crate::etsi014::KeyId([id; 16]),
+        bytes: zeroize::Zeroizing::new(vec![byte; 32]),
+    }
+}
+
+/// Runs a session keyed by a KME: the initiator holds `mine`, the responder
+/// `theirs` (what its own KME answered for the id); answers both outcomes.
+fn run_external(
+    mine: ExternalKey,
+    theirs: ExternalKey,
+    tamper_open: impl FnOnce(&mut AgreeRequest),
+) -> Result<(AgreementOutcome, Option<AgreementOutcome>), AgreeError> {
+    let mut rng = ChaCha12Rng::seed_from_u64(31);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let (mut init, mut open) = Initiator::new(
+        &a,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        Purpose::Messaging,
+        Some(mine),
+        &mut rng,
+    )?;
+    tamper_open(&mut open);
+    let (mut resp, opened) = Responder::open(
+        &b,
+        a.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        Some(theirs),
+        &mut rng,
+    )?;
+    let InitiatorStep::Send(confirm) = init.on_response(opened, &mut rng) else {
+        panic!("a KME-keyed session goes straight to confirmation");
+    };
+    assert!(
+        matches!(confirm, AgreeRequest::Confirm { .. }),
+        "{confirm:?}"
+    );
+    let (answer, theirs) = resp.on_request(confirm, &mut rng);
+    let InitiatorStep::Finished(mine) = init.on_response(answer, &mut rng) else {
+        panic!("the session ends after confirmation");
+    };
+    Ok((mine, theirs))
+}
+
+#[test]
+fn a_kme_key_replaces_bb84_and_both_ends_confirm_the_same_hybrid_key() {
+    let (a, b) = run_external(external(1, 5), external(1, 5), |_| {}).unwrap();
+    let b = b.expect("responder outcome");
+    let (ka, kb) = (
+        a.key.as_ref().expect("initiator key"),
+        b.key.as_ref().expect("responder key"),
+    );
+    assert_eq!(ka.secret_bytes(), kb.secret_bytes());
+    assert_eq!(a.report.final_key_bits, 256);
+    assert_eq!(a.report.qubits_sent, 0, "no BB84 ran");
+    assert_eq!(
+        a.source,
+        KeySource::Etsi014 {
+            key_id: crate::etsi014::KeyId([1; 16])
+        }
+    );
+    assert_eq!(a.audit().key_length_bits, 256);
+}
+
+#[test]
+fn different_kme_keys_under_one_id_fail_key_confirmation() {
+    // The two KMEs disagree on the key's bits (or one is lying): no key.
+    let (a, b) = run_external(external(1, 5), external(1, 6), |_| {}).unwrap();
+    assert!(a.key.is_none());
+    assert!(b.is_some_and(|b| b.key.is_none()));
+}
+
+#[test]
+fn a_kme_session_refuses_a_missing_or_other_key_and_bb84_messages() {
+    // The responder's KME gave a key under another id.
+    let err = run_external(external(1, 5), external(2, 5), |_| {}).unwrap_err();
+    assert!(err.to_string().contains("has not got"), "{err}");
+    // The Open's source was changed on the way to say BB84: the responder,
+    // whose link takes KME keys, refuses.
+    let err = run_external(external(1, 5), external(1, 5), |open| {
+        if let AgreeRequest::Open { source, .. } = open {
+            *source = KeySource::Simulated;
+        }
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("from its KME"), "{err}");
+    // A key too short to count.
+    let short = ExternalKey {
+        id: crate::etsi014::KeyId([1; 16]),
+        bytes: zeroize::Zeroizing::new(vec![1; 8]),
+    };
+    let err = run_external(short, external(1, 5), |_| {}).unwrap_err();
+    assert!(err.to_string().contains("64 bits"), "{err}");
+    // After opening, a BB84 message is out of place.
+    let mut rng = ChaCha12Rng::seed_from_u64(32);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let (_, open) = Initiator::new(
+        &a,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        Purpose::Messaging,
+        Some(external(1, 5)),
+        &mut rng,
+    )
+    .unwrap();
+    let (mut resp, _) = Responder::open(
+        &b,
+        a.account(),
+        open,
+        LinkModel::default(),
+        ResponderPolicy::default(),
+        Some(external(1, 5)),
+        &mut rng,
+    )
+    .unwrap();
+    let session = resp.session();
+    let (answer, outcome) = resp.on_request(
+        AgreeRequest::Qkd {
+            session,
+            msg: QkdMessage::Abort {
+                reason: AbortReason::VerificationFailed,
+            },
+        },
+        &mut rng,
+    );
+    assert!(
+        matches!(answer, AgreeResponse::Refused { .. }),
+        "{answer:?}"
+    );
+    assert!(outcome.is_some_and(|o| o.key.is_none()));
+}
+
+#[test]
+fn a_changed_purpose_gives_the_ends_different_keys() {
+    // Both ends bind what the session is for into the transcript: a grant
+    // changed on the way (another slave SAE, more keys) fails confirmation.
+    let grant = |slave: &str| {
+        Purpose::Kme(KmeGrant {
+            master_sae: "sae-a".into(),
+            slave_sae: slave.into(),
+            number: 2,
+            size_bits: 256,
+        })
+    };
+    let mut rng = ChaCha12Rng::seed_from_u64(33);
+    let a = Identity::generate(&mut rng);
+    let b = Identity::generate(&mut rng);
+    let (mut init, open) = Initiator::new(
+        &a,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        grant("sae-b"),
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    let AgreeRequest::Open {
+        session,
+        offer,
+        link,
+        source,
+        ..
+    } = open
+    else {
+        unreachable!()
+    };
+    let changed = AgreeRequest::Open {
+        session,
+        offer,
+        link,
+        purpose: grant("sae-mallory"),
+        source,
+    };
+    let (mut resp, mut response) = open_default(&b, &a, changed, &mut rng).unwrap();
+    assert_eq!(resp.purpose(), &grant("sae-mallory"));
+    let outcome = loop {
+        match init.on_response(response, &mut rng) {
+            InitiatorStep::Finished(o) => break o,
+            InitiatorStep::Send(req) => response = resp.on_request(req, &mut rng).0,
+        }
+    };
+    assert!(outcome.key.is_none(), "confirmation must fail");
+    // A grant out of the specification's bounds is refused at once.
+    let err = Initiator::new(
+        &a,
+        b.account(),
+        params(),
+        LinkModel::default(),
+        Purpose::Kme(KmeGrant {
+            master_sae: "sae-a".into(),
+            slave_sae: "sae-b".into(),
+            number: 1000,
+            size_bits: 256,
+        }),
+        None,
+        &mut rng,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("too many keys"), "{err}");
 }

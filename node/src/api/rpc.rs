@@ -217,4 +217,34 @@ pub trait QwardApi {
     /// Rust: `subscribe` is the client library's own method.)
     #[subscription(name = "subscribe" => "event", unsubscribe = "unsubscribe", item = Event, with_extensions)]
     async fn events(&self, topics: Vec<Topic>) -> SubscriptionResult;
+
+    /// ETSI GS QKD 014 `status` for `qward kme serve`: the key stream
+    /// between `caller` (an SAE of this node's KME) and `slave`.
+    #[method(name = "kme_status")]
+    async fn kme_status(
+        &self,
+        caller: String,
+        slave: String,
+    ) -> RpcResult<qward_core::etsi014::Status>;
+
+    /// ETSI GS QKD 014 `enc_keys`: runs a key agreement with the node of
+    /// `slave` and answers `number` keys of `size` bits for `caller`.
+    #[method(name = "kme_enc_keys")]
+    async fn kme_enc_keys(
+        &self,
+        caller: String,
+        slave: String,
+        number: u32,
+        size: u32,
+    ) -> RpcResult<qward_core::etsi014::KeyContainer>;
+
+    /// ETSI GS QKD 014 `dec_keys`: the keys `master` was given under
+    /// `key_ids`, for `caller` (the slave), all or none, each once.
+    #[method(name = "kme_dec_keys")]
+    async fn kme_dec_keys(
+        &self,
+        caller: String,
+        master: String,
+        key_ids: Vec<String>,
+    ) -> RpcResult<qward_core::etsi014::KeyContainer>;
 }

@@ -15,6 +15,7 @@ pub mod emergency;
 pub mod genesis;
 pub mod init;
 pub mod keys;
+pub mod kme;
 pub mod messages;
 pub mod passphrase;
 pub mod qkd;
@@ -113,6 +114,9 @@ pub enum Command {
     /// Manage the people who use this node's API, with their roles.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// ETSI GS QKD 014: serve agreed keys to local applications, make certificates.
+    #[command(subcommand)]
+    Kme(kme::KmeCommand),
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -206,5 +210,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emergency(cmd) => emergency::run(cmd, cli.data_dir),
         Command::Audit(cmd) => audit::run(cmd, cli.data_dir),
         Command::Users(cmd) => users::run(cmd, cli.data_dir),
+        Command::Kme(cmd) => kme::run(cmd, cli.data_dir),
     }
 }

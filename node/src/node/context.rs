@@ -56,6 +56,8 @@ pub struct NodeHandles {
     pub access: super::access::AccessLog,
     /// Another process running with this node's key, once seen.
     pub twin: Arc<super::twin::TwinAlarm>,
+    /// The SAEs this node's ETSI GS QKD 014 KME serves (`[kme]`).
+    pub kme: Option<Arc<crate::kme::KmeSettings>>,
     /// When this process started, in unix milliseconds.
     pub started_ms: u64,
 }

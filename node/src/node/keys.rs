@@ -27,6 +27,20 @@ use crate::db::RocksStore;
 const RECORD: u8 = b'r';
 const SECRET: u8 = b's';
 const AT_REST: u8 = b'a';
+const KME: u8 = b'k';
+
+/// The store key of the KME keys kept for `slave` (an SAE of this node's
+/// KME) from `master` (an SAE at another node's KME): the ids' prefix.
+fn kme_prefix(slave: &str, master: &str) -> Vec<u8> {
+    let mut k = vec![KME, slave.len() as u8];
+    k.extend_from_slice(slave.as_bytes());
+    k.push(master.len() as u8);
+    k.extend_from_slice(master.as_bytes());
+    k
+}
+
+/// One KME key as the API hands it out: its id and bytes.
+pub type KmeKey = (qward_core::etsi014::KeyId, zeroize::Zeroizing<Vec<u8>>);
 
 fn key(tag: u8, id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
@@ -54,6 +68,8 @@ fn delete_from_disk(store: &RocksStore, erased: &[KeyRecord]) -> anyhow::Result<
 pub struct KeyStore {
     ring: Mutex<KeyRing>,
     data_key: DataKey,
+    /// Held while KME keys are taken, so no key is handed out twice.
+    kme: Mutex<()>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -90,6 +106,7 @@ impl KeyStore {
         Ok(KeyStore {
             ring: Mutex::new(ring),
             data_key,
+            kme: Mutex::new(()),
         })
     }
 
@@ -182,6 +199,70 @@ impl KeyStore {
     }
 
     /// Adds a record's at-rest key to `batch`, wrapped by the data key.
+    /// Keeps the keys of a KME session for `slave` to fetch (synced; each
+    /// wrapped by the data key under its own store key).
+    pub fn kme_keep(
+        &self,
+        store: &RocksStore,
+        slave: &str,
+        master: &str,
+        keys: &[KmeKey],
+    ) -> anyhow::Result<()> {
+        let mut batch = WriteBatch::new();
+        for (id, bytes) in keys {
+            let mut label = kme_prefix(slave, master);
+            label.extend_from_slice(&id.0);
+            let wrapped = self
+                .data_key
+                .wrap(&label, bytes.as_slice(), &mut rand::rng());
+            batch.put(Column::Keys, label, wrapped);
+        }
+        batch.set_sync(true);
+        store.write(batch)?;
+        Ok(())
+    }
+
+    /// How many KME keys wait for `slave` from `master`.
+    pub fn kme_count(&self, store: &RocksStore, slave: &str, master: &str) -> anyhow::Result<u32> {
+        let held = store.prefix(
+            Column::Keys,
+            &kme_prefix(slave, master),
+            qward_core::etsi014::MAX_KEY_COUNT as usize * 2,
+        )?;
+        Ok(held.len() as u32)
+    }
+
+    /// Takes the KME keys `ids` kept for `slave` from `master`, all or
+    /// none: they are deleted (synced) as they are handed out, so each is
+    /// delivered once. `Ok(Err(id))` names an id not kept here.
+    pub fn kme_take(
+        &self,
+        store: &RocksStore,
+        slave: &str,
+        master: &str,
+        ids: &[qward_core::etsi014::KeyId],
+    ) -> anyhow::Result<Result<Vec<KmeKey>, qward_core::etsi014::KeyId>> {
+        let _held = self.kme.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut batch = WriteBatch::new();
+        for id in ids {
+            let mut label = kme_prefix(slave, master);
+            label.extend_from_slice(&id.0);
+            let Some(wrapped) = store.get(Column::Keys, &label)? else {
+                return Ok(Err(*id));
+            };
+            let bytes = self
+                .data_key
+                .unwrap(&label, &wrapped)
+                .with_context(|| format!("KME key {id}"))?;
+            keys.push((*id, bytes));
+            batch.delete(Column::Keys, label);
+        }
+        batch.set_sync(true);
+        store.write(batch)?;
+        Ok(Ok(keys))
+    }
+
     pub fn put_at_rest(&self, batch: &mut WriteBatch, slot: RecordSlot<'_>, k: &AtRestKey) {
         let label = slot.key();
         let wrapped = self

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod driver_input;
 pub mod guarded;
 pub mod keys;
+pub mod kme;
 pub mod mempool;
 pub mod messages;
 pub mod peer_protocols;
@@ -295,6 +296,15 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         p.metrics.clone(),
     );
     let keys = Arc::new(p.keys);
+    let kme = match &p.config.kme {
+        Some(k) => Some(Arc::new(
+            crate::kme::KmeSettings::resolve(k, &p.contacts).context("config.toml [kme]")?,
+        )),
+        None => None,
+    };
+    let kme_sources =
+        crate::kme::resolve_sources(&p.config.kme_source, p.datadir.root(), &p.contacts)
+            .context("config.toml [[kme_source]]")?;
     let (agree, agree_task) = agree::spawn(agree::AgreeEnv {
         identity: copy(&p.identity)?,
         config: p.config.key_agreement,
@@ -305,6 +315,8 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         events: p.events.clone(),
         metrics: p.metrics.clone(),
         contacts: p.contacts.clone(),
+        kme: kme.clone(),
+        kme_sources,
     });
     let index = messages::Index::load(&p.store).context("loading the outbox and inbox")?;
     let (messaging, notes) = messages::Messaging::new(
@@ -348,6 +360,7 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         messaging,
         access,
         twin,
+        kme,
         started_ms: clock::now_ms(),
     });
     Ok(Wired {

@@ -422,6 +422,39 @@ impl QwardApiServer for RpcHandler {
         Ok(caller_of(ext))
     }
 
+    async fn kme_status(
+        &self,
+        caller: String,
+        slave: String,
+    ) -> RpcResult<qward_core::etsi014::Status> {
+        super::kme::status(&self.ctx, &caller, &slave)
+            .await
+            .map_err(|e| rpc(RpcError::from_etsi(e)))
+    }
+
+    async fn kme_enc_keys(
+        &self,
+        caller: String,
+        slave: String,
+        number: u32,
+        size: u32,
+    ) -> RpcResult<qward_core::etsi014::KeyContainer> {
+        super::kme::enc_keys(&self.ctx, &caller, &slave, number, size)
+            .await
+            .map_err(|e| rpc(RpcError::from_etsi(e)))
+    }
+
+    async fn kme_dec_keys(
+        &self,
+        caller: String,
+        master: String,
+        key_ids: Vec<String>,
+    ) -> RpcResult<qward_core::etsi014::KeyContainer> {
+        super::kme::dec_keys(&self.ctx, &caller, &master, &key_ids)
+            .await
+            .map_err(|e| rpc(RpcError::from_etsi(e)))
+    }
+
     async fn consent_grant(
         &self,
         grantee: String,

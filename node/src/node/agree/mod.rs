@@ -26,16 +26,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qward_core::api::{Event, KeySessionInfo, LinkParams, SessionPhase};
+use qward_core::etsi014::KeyId;
 use qward_core::hybrid::SessionId;
 use qward_core::identity::AccountId;
 use qward_core::keyagree::{
-    AgreeRequest, AgreeResponse, AgreementOutcome, LinkModel, Responder, ResponderPolicy,
+    AgreeRequest, AgreeResponse, AgreementOutcome, ExternalKey, KeySource, KmeGrant, LinkModel,
+    Purpose, Responder, ResponderPolicy,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::kme::KmeSource;
 use crate::net::{PeerId, account_from_peer_id};
 use crate::node::clock::now_ms;
+use crate::node::keys::KmeKey;
 pub use session::AgreeEnv;
 use session::{Progress, api_phase};
 
@@ -85,7 +89,12 @@ enum Command {
         AccountId,
         oneshot::Sender<Result<KeySessionInfo, KeyUnavailable>>,
     ),
-    Serve(AccountId, AgreeRequest, oneshot::Sender<AgreeResponse>),
+    Serve(AccountId, Box<AgreeRequest>, oneshot::Sender<AgreeResponse>),
+    Kme(
+        AccountId,
+        KmeGrant,
+        oneshot::Sender<Result<Vec<KmeKey>, KeyUnavailable>>,
+    ),
     Link(AccountId, oneshot::Sender<LinkModel>),
     SetLink(
         AccountId,
@@ -131,6 +140,18 @@ impl AgreeHandle {
             .unwrap_or_else(|| Err(Self::stopped(&peer)))
     }
 
+    /// Runs a KME session with `peer` for `grant` (an ETSI GS QKD 014
+    /// `enc_keys` of this node's master SAE) and answers the keys.
+    pub async fn kme_keys(
+        &self,
+        peer: AccountId,
+        grant: KmeGrant,
+    ) -> Result<Vec<KmeKey>, KeyUnavailable> {
+        self.call(|r| Command::Kme(peer, grant, r))
+            .await
+            .unwrap_or_else(|| Err(Self::stopped(&peer)))
+    }
+
     /// Answers one `/qward/qkd/1` request from `peer`.
     pub async fn serve(&self, peer: PeerId, data: Vec<u8>) -> Vec<u8> {
         let refuse = |reason: String| {
@@ -148,7 +169,10 @@ impl AgreeHandle {
                 return refuse(e.to_string());
             }
         };
-        match self.call(|r| Command::Serve(account, request, r)).await {
+        match self
+            .call(|r| Command::Serve(account, Box::new(request), r))
+            .await
+        {
             Some(response) => response.encode().unwrap_or_else(|e| refuse(e.to_string())),
             None => refuse("the node is stopping".into()),
         }
@@ -302,7 +326,19 @@ impl Agent {
                 }
             }
             Command::Agree(peer, reply) => self.join_session(peer, Waiter::Session(reply)),
-            Command::Serve(peer, request, reply) => self.serve(peer, request, reply),
+            Command::Kme(peer, grant, reply) => {
+                // Apart from the link's messaging session: each request
+                // runs its own, and the caller alone waits for it.
+                tokio::spawn(session::initiate_kme(
+                    self.env.clone(),
+                    peer,
+                    self.link(&peer),
+                    grant,
+                    self.progress_tx.clone(),
+                    reply,
+                ));
+            }
+            Command::Serve(peer, request, reply) => self.serve(peer, *request, reply),
             Command::Link(peer, reply) => {
                 let _ = reply.send(self.link(&peer));
             }
@@ -387,7 +423,7 @@ impl Agent {
         for key in idle {
             if let Some(s) = self.serving.remove(&key) {
                 let outcome = s.responder.abandon("the initiator went silent");
-                let shown = self.env.finish(&key.0, outcome, s.info);
+                let (shown, _) = self.env.finish(&key.0, outcome, s.info);
                 self.publish(shown);
             }
         }
@@ -401,7 +437,10 @@ impl Agent {
     ) {
         self.drop_idle();
         let key = (peer, request.session());
-        if let AgreeRequest::Open { .. } = request {
+        if let AgreeRequest::Open {
+            purpose, source, ..
+        } = &request
+        {
             if self.serving.contains_key(&key) || self.stepping.contains(&key) {
                 let _ = reply.send(refused("that session is already open"));
                 return;
@@ -419,6 +458,38 @@ impl Agent {
                 ));
                 return;
             }
+            if let Err(why) = self.env.check_purpose(&peer, purpose) {
+                tracing::warn!(
+                    "refused a KME session from {}: {why}",
+                    self.env.contacts.label(&peer)
+                );
+                let _ = reply.send(refused(why));
+                return;
+            }
+            // A link in [[kme_source]] takes its messaging keys from the
+            // KME; a KME session itself (which makes a KME's keys) always
+            // runs BB84.
+            let kme_link = match purpose {
+                Purpose::Messaging => self.env.kme_sources.get(&peer),
+                Purpose::Kme(_) => None,
+            };
+            let fetch = match (source, kme_link) {
+                (KeySource::Simulated, None) => None,
+                (KeySource::Etsi014 { key_id }, Some(kme)) => Some((kme.clone(), *key_id)),
+                (KeySource::Simulated, Some(_)) => {
+                    let _ = reply.send(refused(
+                        "this node takes this link's QKD keys from its KME (kme_source), \
+                         not from simulated BB84",
+                    ));
+                    return;
+                }
+                (KeySource::Etsi014 { .. }, None) => {
+                    let _ = reply.send(refused(
+                        "this node has no KME for this link (kme_source in its config.toml)",
+                    ));
+                    return;
+                }
+            };
             let policy = ResponderPolicy {
                 max_qber: self.env.config.max_qber,
                 max_qubits: MAX_QUBITS_SERVED,
@@ -427,11 +498,18 @@ impl Agent {
             let link = self.link(&peer);
             let env = self.env.clone();
             self.stepping.insert(key);
-            self.off_task(key, reply, move |reply| {
-                let opened =
-                    Responder::open(&env.identity, peer, request, link, policy, &mut rand::rng())
-                        .map(Box::new)
-                        .map_err(|e| e.to_string());
+            self.off_task(key, reply, fetch, move |external, reply| {
+                let opened = Responder::open(
+                    &env.identity,
+                    peer,
+                    request,
+                    link,
+                    policy,
+                    external,
+                    &mut rand::rng(),
+                )
+                .map(Box::new)
+                .map_err(|e| e.to_string());
                 Stepped::Opened { key, opened, reply }
             });
             return;
@@ -446,7 +524,7 @@ impl Agent {
             return;
         };
         self.stepping.insert(key);
-        self.off_task(key, reply, move |reply| {
+        self.off_task(key, reply, None, move |_, reply| {
             let (response, outcome) = serving.responder.on_request(request, &mut rand::rng());
             Stepped::Step {
                 key,
@@ -458,20 +536,36 @@ impl Agent {
         });
     }
 
-    /// Runs `work` on the blocking pool and hands its result to this task.
+    /// Runs `work` on the blocking pool and hands its result to this task;
+    /// first, for a session keyed by a KME, fetches the key the `Open`
+    /// names from this node's KME (`dec_keys`).
     fn off_task(
         &self,
         key: ServingKey,
         reply: oneshot::Sender<AgreeResponse>,
-        work: impl FnOnce(oneshot::Sender<AgreeResponse>) -> Stepped + Send + 'static,
+        fetch: Option<(Arc<KmeSource>, KeyId)>,
+        work: impl FnOnce(Option<ExternalKey>, oneshot::Sender<AgreeResponse>) -> Stepped
+        + Send
+        + 'static,
     ) {
         let steps = self.steps_tx.clone();
         tokio::spawn(async move {
+            let external = match fetch {
+                None => None,
+                Some((kme, id)) => match kme.key(id).await {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        let opened = Err(format!("KME: {e}"));
+                        let _ = steps.send(Stepped::Opened { key, opened, reply });
+                        return;
+                    }
+                },
+            };
             // The work answers on a channel of its own, which the task fills
             // once it has recorded the session's new state; the peer's reply
             // stays here, so a panic in the work still gets an answer.
             let (inner_tx, inner_rx) = oneshot::channel();
-            match tokio::task::spawn_blocking(move || work(inner_tx)).await {
+            match tokio::task::spawn_blocking(move || work(external, inner_tx)).await {
                 Err(_) => {
                     let _ = steps.send(Stepped::Lost { key, reply });
                 }
@@ -510,7 +604,7 @@ impl Agent {
                             &peer,
                             now_ms(),
                             SessionPhase::Transmitting,
-                            responder.report(),
+                            &responder.report(),
                         );
                         self.publish(shown.clone());
                         self.serving.insert(
@@ -542,11 +636,11 @@ impl Agent {
                     &peer,
                     serving.info.started_ms,
                     phase,
-                    serving.responder.report(),
+                    &serving.responder.report(),
                 );
                 match outcome {
                     Some(outcome) => {
-                        let shown = self.env.finish(&peer, *outcome, serving.info);
+                        let (shown, _) = self.env.finish(&peer, *outcome, serving.info);
                         self.publish(shown);
                     }
                     None => {

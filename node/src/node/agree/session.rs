@@ -8,9 +8,12 @@ use std::time::Instant;
 
 use qward_core::api::{Event, KeySessionInfo, SessionPhase};
 use qward_core::chain::{KeySessionAudit, TxKind};
+use qward_core::etsi014::{self, MAX_KEY_COUNT};
 use qward_core::hybrid::SessionId;
 use qward_core::identity::{AccountId, Identity};
-use qward_core::keyagree::{AgreeResponse, AgreementOutcome, Initiator, InitiatorStep, LinkModel};
+use qward_core::keyagree::{
+    AgreeResponse, AgreementOutcome, Initiator, InitiatorStep, KmeGrant, LinkModel, Purpose,
+};
 use qward_core::keystore::{KeyPurpose, KeyRecord};
 use qward_core::qkd::{Phase, QkdReport};
 use tokio::sync::{broadcast, mpsc};
@@ -19,10 +22,11 @@ use super::{KeyUnavailable, SESSION_TIMEOUT};
 use crate::config::KeyAgreementConfig;
 use crate::contacts::Contacts;
 use crate::db::RocksStore;
+use crate::kme::{KmeSettings, KmeSource};
 use crate::metrics::Metrics;
 use crate::net::{NetworkClient, RequestProtocol, peer_id_from_account};
 use crate::node::clock::now_ms;
-use crate::node::keys::KeyStore;
+use crate::node::keys::{KeyStore, KmeKey};
 use crate::node::pool::PoolHandle;
 
 /// What the agreement task and its sessions use, none of it theirs alone:
@@ -37,6 +41,10 @@ pub struct AgreeEnv {
     pub events: broadcast::Sender<Event>,
     pub metrics: Arc<Metrics>,
     pub contacts: Contacts,
+    /// The SAEs this node's KME serves (`[kme]`), if it is one.
+    pub kme: Option<Arc<KmeSettings>>,
+    /// Links whose QKD key comes from a KME (`[[kme_source]]`), by peer.
+    pub kme_sources: std::collections::HashMap<AccountId, Arc<KmeSource>>,
 }
 
 impl std::fmt::Debug for AgreeEnv {
@@ -98,14 +106,52 @@ impl AgreeEnv {
         }
     }
 
+    /// Whether this node (as responder) takes a session for `purpose` from
+    /// `peer`: a KME session must name a slave SAE of this node's KME, a
+    /// master SAE at `peer`'s, and leave room for its keys.
+    pub(super) fn check_purpose(&self, peer: &AccountId, purpose: &Purpose) -> Result<(), String> {
+        let Purpose::Kme(grant) = purpose else {
+            return Ok(());
+        };
+        let Some(kme) = &self.kme else {
+            return Err("this node serves no KME ([kme] in its config.toml)".into());
+        };
+        if !kme.local.contains(&grant.slave_sae) {
+            return Err(format!(
+                "SAE {} is not attached to this node's KME",
+                grant.slave_sae
+            ));
+        }
+        if kme.remote.get(&grant.master_sae) != Some(peer) {
+            return Err(format!(
+                "SAE {} is not attached to the KME of the node asking",
+                grant.master_sae
+            ));
+        }
+        let held = self
+            .keys
+            .kme_count(&self.store, &grant.slave_sae, &grant.master_sae)
+            .map_err(|e| format!("counting KME keys: {e:#}"))?;
+        if held + grant.number > MAX_KEY_COUNT {
+            return Err(format!(
+                "this node keeps {held} keys for SAE {} from {} already (at most \
+                 {MAX_KEY_COUNT}): the slave must fetch some first",
+                grant.slave_sae, grant.master_sae
+            ));
+        }
+        Ok(())
+    }
+
     /// Installs the key of a confirmed session, logs and counts its end;
-    /// answers the session as it is to be published.
+    /// answers the session as it is to be published, and for a KME session
+    /// this node started, the keys for its master SAE (the responder keeps
+    /// them for its slave SAE instead).
     pub(super) fn finish(
         &self,
         peer: &AccountId,
         outcome: AgreementOutcome,
         mut shown: KeySessionInfo,
-    ) -> KeySessionInfo {
+    ) -> (KeySessionInfo, Option<Vec<KmeKey>>) {
         let who = self.contacts.label(peer);
         if outcome.key.is_none() && shown.abort_reason.is_none() {
             shown.abort_reason = outcome
@@ -124,7 +170,39 @@ impl AgreeEnv {
         } else {
             &self.metrics.key_sessions_aborted
         });
-        if let Some(key) = outcome.key {
+        let mut for_master = None;
+        if let (Some(key), Purpose::Kme(grant)) = (&outcome.key, &outcome.purpose) {
+            let keys: Vec<KmeKey> = etsi014::derive_keys(
+                key.secret_bytes(),
+                &outcome.session.0,
+                grant.number,
+                grant.size_bits,
+            )
+            .into_iter()
+            .map(|(id, k)| (id, zeroize::Zeroizing::new(k)))
+            .collect();
+            if outcome.responder == self.identity.account() {
+                match self
+                    .keys
+                    .kme_keep(&self.store, &grant.slave_sae, &grant.master_sae, &keys)
+                {
+                    Ok(()) => tracing::info!(
+                        "KME: {} keys of {} bits from {} ({who}) kept for SAE {}",
+                        grant.number,
+                        grant.size_bits,
+                        grant.master_sae,
+                        grant.slave_sae
+                    ),
+                    Err(e) => {
+                        tracing::error!("KME keys agreed with {who} could not be stored: {e:#}");
+                        shown.phase = SessionPhase::Aborted;
+                        shown.abort_reason = Some(format!("keys not stored: {e}"));
+                    }
+                }
+            } else {
+                for_master = Some(keys);
+            }
+        } else if let Some(key) = outcome.key {
             let record = KeyRecord {
                 key_id: key.id(),
                 peer: *peer,
@@ -158,7 +236,7 @@ impl AgreeEnv {
                 tracing::warn!("key agreement with {who} ended without a key: {reason}");
             }
         }
-        shown
+        (shown, for_master)
     }
 }
 
@@ -177,9 +255,9 @@ pub(super) async fn initiate(
         progress: progress.clone(),
         sent: false,
     };
-    let result = run_initiator(&env, peer, link, &progress).await;
+    let result = run_initiator(&env, peer, link, Purpose::Messaging, &progress).await;
     let audit = match result {
-        Ok((info, audit)) => {
+        Ok((info, audit, _)) => {
             end.send(Ok(info));
             Some(audit)
         }
@@ -189,11 +267,45 @@ pub(super) async fn initiate(
         }
     };
     // The waiters have their answer; the audit goes to the chain after.
-    if let Some(audit) = audit
-        && let Err(e) = env.pool.submit(TxKind::AuditKeySession(audit)).await
-    {
-        let who = env.contacts.label(&peer);
+    if let Some(audit) = audit {
+        submit_audit(&env, &peer, audit).await;
+    }
+}
+
+async fn submit_audit(env: &AgreeEnv, peer: &AccountId, audit: KeySessionAudit) {
+    if let Err(e) = env.pool.submit(TxKind::AuditKeySession(audit)).await {
+        let who = env.contacts.label(peer);
         tracing::warn!("the audit of key session with {who} was not submitted: {e:#}");
+    }
+}
+
+/// Runs one KME session as initiator with `peer` for `grant` and answers
+/// its keys (for this node's master SAE) on `reply`; the audit goes to the
+/// chain after.
+pub(super) async fn initiate_kme(
+    env: Arc<AgreeEnv>,
+    peer: AccountId,
+    link: LinkModel,
+    grant: KmeGrant,
+    progress: mpsc::UnboundedSender<Progress>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<KmeKey>, KeyUnavailable>>,
+) {
+    let who = env.contacts.label(&peer);
+    match run_initiator(&env, peer, link, Purpose::Kme(grant), &progress).await {
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+        Ok((info, audit, keys)) => {
+            let _ = reply.send(keys.ok_or_else(|| {
+                KeyUnavailable::Aborted {
+                    peer: who,
+                    reason: info
+                        .abort_reason
+                        .unwrap_or_else(|| "the session gave no key".into()),
+                }
+            }));
+            submit_audit(&env, &peer, audit).await;
+        }
     }
 }
 
@@ -229,8 +341,9 @@ async fn run_initiator(
     env: &Arc<AgreeEnv>,
     peer: AccountId,
     link: LinkModel,
+    purpose: Purpose,
     progress: &mpsc::UnboundedSender<Progress>,
-) -> Result<(KeySessionInfo, KeySessionAudit), KeyUnavailable> {
+) -> Result<(KeySessionInfo, KeySessionAudit, Option<Vec<KmeKey>>), KeyUnavailable> {
     let who = env.contacts.label(&peer);
     let failed = |reason: String| KeyUnavailable::Failed {
         peer: who.clone(),
@@ -241,10 +354,29 @@ async fn run_initiator(
     }
     let peer_id = peer_id_from_account(&peer).map_err(|e| failed(e.to_string()))?;
     let started_ms = now_ms();
+    // A link keyed by a KME takes its QKD key from there (KME sessions
+    // themselves always run BB84: they make the KME's keys).
+    let external = match (&purpose, env.kme_sources.get(&peer)) {
+        (Purpose::Messaging, Some(source)) => Some(
+            source
+                .new_key()
+                .await
+                .map_err(|e| failed(format!("KME: {e}")))?,
+        ),
+        _ => None,
+    };
     let (mut init, open) = {
         let mut rng = rand::rng();
-        Initiator::new(&env.identity, peer, env.config.protocol(), link, &mut rng)
-            .map_err(|e| failed(e.to_string()))?
+        Initiator::new(
+            &env.identity,
+            peer,
+            env.config.protocol(),
+            link,
+            purpose,
+            external,
+            &mut rng,
+        )
+        .map_err(|e| failed(e.to_string()))?
     };
     let session = init.session();
     tracing::info!(
@@ -259,7 +391,7 @@ async fn run_initiator(
         &peer,
         started_ms,
         SessionPhase::Handshake,
-        init.report(),
+        &init.report(),
     );
     publish(&shown);
     let deadline = Instant::now() + SESSION_TIMEOUT;
@@ -310,7 +442,7 @@ async fn run_initiator(
             InitiatorStep::Send(next) => {
                 let phase = api_phase(init.phase());
                 if phase != shown.phase {
-                    shown = env.info(&session, &peer, started_ms, phase, init.report());
+                    shown = env.info(&session, &peer, started_ms, phase, &init.report());
                     publish(&shown);
                 }
                 request = next;
@@ -325,7 +457,7 @@ async fn run_initiator(
         SessionPhase::Done,
         &outcome.report,
     );
-    let shown = env.finish(&peer, outcome, last);
+    let (shown, keys) = env.finish(&peer, outcome, last);
     publish(&shown);
-    Ok((shown, audit))
+    Ok((shown, audit, keys))
 }

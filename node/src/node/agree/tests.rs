@@ -108,6 +108,8 @@ async fn responder_sessions_are_bounded_per_peer_and_in_all_and_a_session_opens_
             b.ctx.account,
             b.ctx.config.key_agreement.protocol(),
             b.ctx.config.key_agreement.link(),
+            qward_core::keyagree::Purpose::Messaging,
+            None,
             &mut rng,
         )
         .expect("an initiator");
