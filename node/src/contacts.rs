@@ -116,6 +116,28 @@ impl Contacts {
         anyhow::bail!("'{who}' is not a known name, an account (64 hex digits) or a peer id")
     }
 
+    /// Removes the entry named `name`; answers its account.
+    pub fn remove(&mut self, name: &str) -> Option<AccountId> {
+        let account = self.by_name.remove(&name.trim().to_ascii_lowercase())?;
+        self.by_account.remove(&account);
+        Some(account)
+    }
+
+    /// Every entry, by name.
+    pub fn entries(&self) -> Vec<Contact> {
+        let mut all: Vec<Contact> = self
+            .by_account
+            .iter()
+            .map(|(a, (n, r))| Contact {
+                name: n.clone(),
+                account: a.to_hex(),
+                role: *r,
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     pub fn len(&self) -> usize {
         self.by_account.len()
     }

@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 
 pub use crate::logging::LogFormat;
 
+pub mod about;
 pub mod audit;
 pub mod chain;
 pub mod consent;
+pub mod contacts;
 pub mod devnet;
 pub mod emergency;
 pub mod genesis;
@@ -36,7 +38,14 @@ pub mod users;
 #[derive(Debug, Parser)]
 #[command(
     name = "qward",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("QWARD_COMMIT"),
+        ", ",
+        env!("QWARD_PROFILE"),
+        ")"
+    ),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -117,6 +126,20 @@ pub enum Command {
     /// ETSI GS QKD 014: serve agreed keys to local applications, make certificates.
     #[command(subcommand)]
     Kme(kme::KmeCommand),
+    /// Names for accounts on this node (`--to st-marys`): add, list, remove.
+    #[command(subcommand)]
+    Contacts(contacts::ContactsCommand),
+    /// This node's identity, read from its data directory (no node needed).
+    #[command(subcommand)]
+    Id(contacts::IdCommand),
+    /// The settings this data directory's node runs with.
+    #[command(subcommand)]
+    Config(about::ConfigCommand),
+    /// The version, commit and build profile of this binary.
+    Version {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -211,5 +234,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit::run(cmd, cli.data_dir),
         Command::Users(cmd) => users::run(cmd, cli.data_dir),
         Command::Kme(cmd) => kme::run(cmd, cli.data_dir),
+        Command::Contacts(cmd) => contacts::contacts(cmd, cli.data_dir),
+        Command::Id(cmd) => contacts::id(cmd, cli.data_dir),
+        Command::Config(cmd) => about::config(cmd, cli.data_dir),
+        Command::Version { json } => about::version(json),
     }
 }

@@ -5,6 +5,7 @@
 mod api;
 mod chain;
 mod init;
+mod operator;
 mod qkd;
 
 use std::path::Path;

@@ -1,0 +1,124 @@
+//! The commands an operator reaches for on day one, without a running node:
+//! `id show` (this node's account and peer id to hand to others), `contacts
+//! add|list|remove` (names for accounts, so `--to st-marys` works outside a
+//! devnet), `config show` (the settings with their defaults) and `version`
+//! (with the commit and profile it was built from).
+
+use qward_node::contacts::Contacts;
+use qward_node::datadir::DataDir;
+
+use crate::{qward, stderr, stdout};
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn id_contacts_config_and_version_work_on_a_data_directory_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    for (dir, role, name) in [(&a, "hospital", "st-marys"), (&b, "doctor", "dr-okafor")] {
+        let o = qward(dir, &["init", "--role", role, "--name", name]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    // id show: the same account as the identity file, and its peer id.
+    let id_b = json(&qward(&b, &["id", "show", "--json"]));
+    let account_b = DataDir::new(&b).load_identity().unwrap().account().to_hex();
+    assert_eq!(id_b["account"], account_b.as_str());
+    assert_eq!(id_b["name"], "dr-okafor");
+    assert_eq!(id_b["role"], "doctor");
+    assert!(id_b["peer_id"].as_str().unwrap().starts_with("12D3Koo"));
+
+    // contacts add, then the name resolves as any command resolves it.
+    let o = qward(
+        &a,
+        &["contacts", "add", "okafor", &account_b, "--role", "doctor"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let book = Contacts::load(&DataDir::new(&a).contacts_file()).unwrap();
+    assert_eq!(book.resolve("okafor").unwrap().to_hex(), account_b);
+    assert_eq!(book.resolve("OKAFOR").unwrap().to_hex(), account_b);
+    let listed = json(&qward(&a, &["contacts", "list", "--json"]));
+    assert_eq!(listed[0]["name"], "okafor");
+    assert_eq!(listed[0]["account"], account_b.as_str());
+
+    // A second name for the account, or the name for another account, is
+    // refused without --force (the book stays as it was); with it, renamed.
+    let o = qward(
+        &a,
+        &["contacts", "add", "dr-o", &account_b, "--role", "doctor"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("named okafor already"),
+        "{}",
+        stderr(&o)
+    );
+    let other = "ab".repeat(32);
+    let o = qward(
+        &a,
+        &["contacts", "add", "okafor", &other, "--role", "patient"],
+    );
+    assert!(
+        stderr(&o).contains("names another account"),
+        "{}",
+        stderr(&o)
+    );
+    let o = qward(
+        &a,
+        &[
+            "contacts", "add", "dr-o", &account_b, "--role", "doctor", "--force",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let book = Contacts::load(&DataDir::new(&a).contacts_file()).unwrap();
+    assert!(book.resolve("okafor").is_err(), "the old name is gone");
+    assert_eq!(book.name_of(&book.resolve("dr-o").unwrap()), Some("dr-o"));
+
+    // Bad input: a name that is an account, with spaces, a bad account.
+    for (name, account, words) in [
+        (other.as_str(), account_b.as_str(), "must not be an account"),
+        ("dr o", account_b.as_str(), "without spaces"),
+        ("x", "not-hex", "not an account"),
+    ] {
+        let o = qward(&a, &["contacts", "add", name, account, "--role", "doctor"]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(stderr(&o).contains(words), "{words}: {}", stderr(&o));
+    }
+    let o = qward(&a, &["contacts", "remove", "dr-o"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = qward(&a, &["contacts", "remove", "dr-o"]);
+    assert!(
+        stderr(&o).contains("no contact named dr-o"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        json(&qward(&a, &["contacts", "list", "--json"])),
+        serde_json::json!([])
+    );
+
+    // config show: the file's settings with the defaults filled in.
+    let config = json(&qward(&a, &["config", "show", "--json"]));
+    assert_eq!(config["name"], "st-marys");
+    assert_eq!(config["api_idle_logoff_s"], 900);
+    assert_eq!(config["key_agreement"]["max_qber"], 0.11);
+    let text = stdout(&qward(&a, &["config", "show"]));
+    assert!(text.contains("name = \"st-marys\""), "{text}");
+
+    // version: the commit and the profile it was built with.
+    let v = json(&qward(&a, &["version", "--json"]));
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["profile"], "debug");
+    let commit = v["commit"].as_str().unwrap();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    let long = stdout(&qward(&a, &["--version"]));
+    assert!(long.contains(commit), "{long}");
+}
