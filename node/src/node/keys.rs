@@ -39,6 +39,10 @@ fn kme_prefix(slave: &str, master: &str) -> Vec<u8> {
     k
 }
 
+/// How long a KME key waits for its slave SAE: a master that never passes
+/// the ids on must not leave the pair's slots full for good.
+pub const KME_KEY_TTL_MS: u64 = 60 * 60 * 1000;
+
 /// One KME key as the API hands it out: its id and bytes.
 pub type KmeKey = (qward_core::etsi014::KeyId, zeroize::Zeroizing<Vec<u8>>);
 
@@ -198,49 +202,75 @@ impl KeyStore {
         delete_from_disk(store, &erased)
     }
 
-    /// Adds a record's at-rest key to `batch`, wrapped by the data key.
     /// Keeps the keys of a KME session for `slave` to fetch (synced; each
-    /// wrapped by the data key under its own store key).
+    /// wrapped by the data key under its own store key, after the time it
+    /// was kept).
     pub fn kme_keep(
         &self,
         store: &RocksStore,
         slave: &str,
         master: &str,
         keys: &[KmeKey],
+        now_ms: u64,
     ) -> anyhow::Result<()> {
         let mut batch = WriteBatch::new();
         for (id, bytes) in keys {
             let mut label = kme_prefix(slave, master);
             label.extend_from_slice(&id.0);
-            let wrapped = self
-                .data_key
-                .wrap(&label, bytes.as_slice(), &mut rand::rng());
-            batch.put(Column::Keys, label, wrapped);
+            let mut value = now_ms.to_be_bytes().to_vec();
+            value.extend(
+                self.data_key
+                    .wrap(&label, bytes.as_slice(), &mut rand::rng()),
+            );
+            batch.put(Column::Keys, label, value);
         }
         batch.set_sync(true);
         store.write(batch)?;
         Ok(())
     }
 
-    /// How many KME keys wait for `slave` from `master`.
-    pub fn kme_count(&self, store: &RocksStore, slave: &str, master: &str) -> anyhow::Result<u32> {
+    /// How many KME keys wait for `slave` from `master`; keys kept longer
+    /// than [`KME_KEY_TTL_MS`] are deleted first.
+    pub fn kme_count(
+        &self,
+        store: &RocksStore,
+        slave: &str,
+        master: &str,
+        now_ms: u64,
+    ) -> anyhow::Result<u32> {
+        let _held = self.kme.lock().unwrap_or_else(|p| p.into_inner());
         let held = store.prefix(
             Column::Keys,
             &kme_prefix(slave, master),
             qward_core::etsi014::MAX_KEY_COUNT as usize * 2,
         )?;
-        Ok(held.len() as u32)
+        let mut batch = WriteBatch::new();
+        let mut live = 0u32;
+        for (k, v) in held {
+            if kme_expired(&v, now_ms) {
+                batch.delete(Column::Keys, k);
+            } else {
+                live += 1;
+            }
+        }
+        if !batch.is_empty() {
+            batch.set_sync(true);
+            store.write(batch)?;
+        }
+        Ok(live)
     }
 
     /// Takes the KME keys `ids` kept for `slave` from `master`, all or
     /// none: they are deleted (synced) as they are handed out, so each is
-    /// delivered once. `Ok(Err(id))` names an id not kept here.
+    /// delivered once. `Ok(Err(id))` names an id not kept here (or kept
+    /// past its time).
     pub fn kme_take(
         &self,
         store: &RocksStore,
         slave: &str,
         master: &str,
         ids: &[qward_core::etsi014::KeyId],
+        now_ms: u64,
     ) -> anyhow::Result<Result<Vec<KmeKey>, qward_core::etsi014::KeyId>> {
         let _held = self.kme.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys = Vec::with_capacity(ids.len());
@@ -248,12 +278,15 @@ impl KeyStore {
         for id in ids {
             let mut label = kme_prefix(slave, master);
             label.extend_from_slice(&id.0);
-            let Some(wrapped) = store.get(Column::Keys, &label)? else {
+            let Some(value) = store.get(Column::Keys, &label)? else {
                 return Ok(Err(*id));
             };
+            if kme_expired(&value, now_ms) {
+                return Ok(Err(*id));
+            }
             let bytes = self
                 .data_key
-                .unwrap(&label, &wrapped)
+                .unwrap(&label, &value[8..])
                 .with_context(|| format!("KME key {id}"))?;
             keys.push((*id, bytes));
             batch.delete(Column::Keys, label);
@@ -263,6 +296,7 @@ impl KeyStore {
         Ok(Ok(keys))
     }
 
+    /// Adds a record's at-rest key to `batch`, wrapped by the data key.
     pub fn put_at_rest(&self, batch: &mut WriteBatch, slot: RecordSlot<'_>, k: &AtRestKey) {
         let label = slot.key();
         let wrapped = self
@@ -289,6 +323,16 @@ impl KeyStore {
             anyhow::anyhow!("at-rest key of record {} is not 32 bytes", slot.record())
         })?;
         Ok(Some(AtRestKey::from_bytes(arr)))
+    }
+}
+
+/// Whether a kept KME key (its stored value: the time it was kept, then
+/// the wrapped key) is past [`KME_KEY_TTL_MS`]; a value too short to hold
+/// the time counts as expired.
+fn kme_expired(value: &[u8], now_ms: u64) -> bool {
+    match value.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+        Some(t) => now_ms.saturating_sub(u64::from_be_bytes(t)) > KME_KEY_TTL_MS,
+        None => true,
     }
 }
 
@@ -461,6 +505,57 @@ mod tests {
         );
         let got = ks.at_rest(&store, received).unwrap();
         assert_eq!(got.map(|k| *k.to_bytes()), Some([2; 32]));
+    }
+
+    #[test]
+    fn kme_keys_are_taken_once_all_or_none_and_expire() {
+        use qward_core::etsi014::KeyId as KmeId;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::create(&dir.path().join("db")).unwrap();
+        let keys = KeyStore::load(
+            &store,
+            RotationPolicy::default(),
+            DataKey::random(&mut rand::rng()),
+        )
+        .unwrap();
+        let key = |i: u8| (KmeId([i; 16]), zeroize::Zeroizing::new(vec![0x40 + i; 32]));
+        keys.kme_keep(&store, "b", "a", &[key(1), key(2)], 1_000)
+            .unwrap();
+        keys.kme_keep(&store, "c", "a", &[key(3)], 1_000).unwrap();
+        assert_eq!(keys.kme_count(&store, "b", "a", 1_000).unwrap(), 2);
+        // The stored values hold no key in the clear.
+        for (_, v) in store.prefix(Column::Keys, &[KME], 10).unwrap() {
+            for i in 1..=3u8 {
+                assert!(!v.windows(8).any(|w| w == [0x40 + i; 8]));
+            }
+        }
+        // One id another slave's (or unknown): nothing is taken.
+        let mixed = keys
+            .kme_take(&store, "b", "a", &[KmeId([1; 16]), KmeId([3; 16])], 1_000)
+            .unwrap();
+        assert_eq!(mixed.unwrap_err(), KmeId([3; 16]));
+        assert_eq!(keys.kme_count(&store, "b", "a", 1_000).unwrap(), 2);
+        let got = keys
+            .kme_take(&store, "b", "a", &[KmeId([2; 16])], 1_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got[0].1.as_slice(), &[0x42; 32]);
+        let again = keys
+            .kme_take(&store, "b", "a", &[KmeId([2; 16])], 1_000)
+            .unwrap();
+        assert!(again.is_err(), "delivered once");
+        // Past its time a key is gone, and its slot is free.
+        let later = 1_000 + KME_KEY_TTL_MS + 1;
+        let late = keys
+            .kme_take(&store, "b", "a", &[KmeId([1; 16])], later)
+            .unwrap();
+        assert!(late.is_err());
+        assert_eq!(keys.kme_count(&store, "b", "a", later).unwrap(), 0);
+        let left = store
+            .prefix(Column::Keys, &kme_prefix("b", "a"), 10)
+            .unwrap();
+        assert!(left.is_empty());
+        assert_eq!(keys.kme_count(&store, "c", "a", 1_000).unwrap(), 1);
     }
 
     #[test]

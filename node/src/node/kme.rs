@@ -21,6 +21,7 @@ use qward_core::etsi014::{
 use qward_core::identity::AccountId;
 use qward_core::keyagree::KmeGrant;
 
+use super::clock::now_ms;
 use super::context::Ctx;
 use super::keys::KmeKey;
 use crate::kme::KmeSettings;
@@ -76,7 +77,7 @@ pub async fn status(ctx: &Ctx, caller: &str, slave: &str) -> Result<Status, Etsi
     let peer = pair(kme, caller, slave)?;
     let stored = ctx
         .keys
-        .kme_count(&ctx.store, caller, slave)
+        .kme_count(&ctx.store, caller, slave, now_ms())
         .map_err(internal)?;
     Ok(Status {
         source_KME_ID: ctx.account.to_hex(),
@@ -145,7 +146,7 @@ pub async fn dec_keys(
     .checked()?;
     match ctx
         .keys
-        .kme_take(&ctx.store, caller, master, &ids)
+        .kme_take(&ctx.store, caller, master, &ids, now_ms())
         .map_err(internal)?
     {
         Ok(keys) => {

@@ -130,7 +130,7 @@ impl AgreeEnv {
         }
         let held = self
             .keys
-            .kme_count(&self.store, &grant.slave_sae, &grant.master_sae)
+            .kme_count(&self.store, &grant.slave_sae, &grant.master_sae, now_ms())
             .map_err(|e| format!("counting KME keys: {e:#}"))?;
         if held + grant.number > MAX_KEY_COUNT {
             return Err(format!(
@@ -182,10 +182,13 @@ impl AgreeEnv {
             .map(|(id, k)| (id, zeroize::Zeroizing::new(k)))
             .collect();
             if outcome.responder == self.identity.account() {
-                match self
-                    .keys
-                    .kme_keep(&self.store, &grant.slave_sae, &grant.master_sae, &keys)
-                {
+                match self.keys.kme_keep(
+                    &self.store,
+                    &grant.slave_sae,
+                    &grant.master_sae,
+                    &keys,
+                    now_ms(),
+                ) {
                     Ok(()) => tracing::info!(
                         "KME: {} keys of {} bits from {} ({who}) kept for SAE {}",
                         grant.number,
