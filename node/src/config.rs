@@ -32,6 +32,11 @@ pub struct Config {
     /// libp2p listen addresses.
     #[serde(default = "default_listen", deserialize_with = "one_or_many")]
     pub listen: Vec<String>,
+    /// Addresses other members reach this node at, when not the listen
+    /// addresses (a host name, NAT, a container network): announced to
+    /// members in their place. `/dns4/st-marys.example/tcp/7400` works.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_addresses: Vec<String>,
     /// Peers dialled at start and redialled when disconnected.
     #[serde(default)]
     pub bootstrap: Vec<BootstrapPeer>,
@@ -251,6 +256,7 @@ impl Config {
             name: name.to_string(),
             role,
             listen: default_listen(),
+            external_addresses: Vec::new(),
             bootstrap: Vec::new(),
             api_port: DEFAULT_API_PORT,
             block_interval_ms: DEFAULT_BLOCK_INTERVAL_MS,
@@ -300,6 +306,7 @@ impl Config {
         for addr in self
             .listen
             .iter()
+            .chain(&self.external_addresses)
             .chain(self.bootstrap.iter().map(|b| &b.addr))
         {
             if !addr.starts_with('/') {
@@ -378,6 +385,16 @@ impl Config {
         out.push_str(&format!("role = {}\n\n", quote(self.role.as_str())));
         out.push_str("# libp2p listen addresses (multiaddrs).\n");
         out.push_str(&format!("listen = [{}]\n\n", listen.join(", ")));
+        out.push_str(
+            "# Where other members reach this node, when not at the listen addresses\n\
+             # (a host name, NAT, a container network); announced in their place.\n",
+        );
+        if self.external_addresses.is_empty() {
+            out.push_str("# external_addresses = [\"/dns4/st-marys.example/tcp/7400\"]\n\n");
+        } else {
+            let ext: Vec<String> = self.external_addresses.iter().map(|a| quote(a)).collect();
+            out.push_str(&format!("external_addresses = [{}]\n\n", ext.join(", ")));
+        }
         out.push_str("# Port of the control API, served on 127.0.0.1 only (auth: api.cookie).\n");
         out.push_str(&format!("api_port = {}\n\n", self.api_port));
         out.push_str(
@@ -511,6 +528,7 @@ mod tests {
             addr: "/ip4/127.0.0.1/tcp/7401".into(),
         });
         c.metrics_port = Some(9400);
+        c.external_addresses = vec!["/dns4/st-marys.example/tcp/7400".into()];
         c.account = Some("cd".repeat(32));
         c.genesis = Some("genesis.toml".into());
         c.kme = Some(KmeConfig {

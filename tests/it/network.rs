@@ -305,3 +305,92 @@ async fn admitting_a_hospital_needs_votes_of_more_than_two_thirds_of_the_power()
         "{shown}"
     );
 }
+
+/// Members named by host: a doctor dials its hospital at
+/// `/dns4/localhost/...`, and the hospital, whose `external_addresses` say
+/// where to reach it, is reached by a patient that was given no address of
+/// it at all (only the doctor's): the patient dials what the hospital
+/// announced, a DNS address, so both the resolver and the announcement of
+/// external addresses are in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_reach_each_other_by_host_name_and_announced_external_addresses() {
+    use qward_node::config::{BootstrapPeer, Config};
+    use qward_node::datadir::DataDir;
+    let mut net = TestNet::create(1, 1, 1, 0, 200).expect("devnet");
+    let load = |net: &TestNet, n: &str| {
+        let node = net.nodes.iter().find(|x| x.name == n).unwrap();
+        (
+            node.dir.clone(),
+            DataDir::new(&node.dir).load_config().unwrap(),
+        )
+    };
+    let save = |dir: &std::path::Path, c: &Config| {
+        std::fs::write(DataDir::new(dir).config_file(), c.to_documented_toml()).unwrap();
+    };
+    let by_name = |addr: &str| addr.replace("/ip4/127.0.0.1/", "/dns4/localhost/");
+    let (h_dir, mut h) = load(&net, "hospital-1");
+    let (d_dir, mut d) = load(&net, "doctor-1");
+    let (p_dir, mut p) = load(&net, "patient-1");
+    // Nobody dials the patient or the doctor: the hospital has no bootstrap.
+    h.bootstrap.clear();
+    h.external_addresses = h.listen.iter().map(|a| by_name(a)).collect();
+    for b in &mut d.bootstrap {
+        b.addr = by_name(&b.addr);
+    }
+    assert!(
+        d.bootstrap
+            .iter()
+            .all(|b| b.addr.starts_with("/dns4/localhost/"))
+    );
+    // The patient announces an address where nothing listens, so the
+    // hospital cannot be the one that dials.
+    p.external_addresses = vec!["/ip4/127.0.0.1/tcp/1".into()];
+    p.bootstrap = vec![BootstrapPeer {
+        account: d.account.clone().expect("the doctor's account"),
+        addr: by_name(&d.listen[0]),
+    }];
+    save(&h_dir, &h);
+    save(&d_dir, &d);
+    save(&p_dir, &p);
+    start_all(&mut net, &["hospital-1", "doctor-1", "patient-1"]);
+    let patient = net.nodes.iter().find(|x| x.name == "patient-1").unwrap();
+    let doctor = net.nodes.iter().find(|x| x.name == "doctor-1").unwrap();
+    wait_for(
+        "the doctor to reach the hospital by name",
+        Duration::from_secs(60),
+        || async {
+            let st = doctor.status().await?;
+            Ok((st.height >= 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", doctor.log_tail(30)));
+    // The patient knows the hospital only from its announcement (a DNS
+    // name): a key agreement makes it dial there.
+    let api = patient.client(Duration::from_secs(30)).await.expect("api");
+    let agreed = wait_for(
+        "the patient to reach the hospital",
+        Duration::from_secs(60),
+        || async {
+            Ok(api
+                .key_agree("hospital-1".into(), Some(true))
+                .await
+                .ok()
+                .flatten())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", patient.log_tail(30)));
+    assert_eq!(
+        agreed.phase,
+        qward_core::api::SessionPhase::Done,
+        "{agreed:?}"
+    );
+    let peers = patient.peers().await.expect("peers");
+    assert!(
+        peers
+            .iter()
+            .any(|x| x.name.as_deref() == Some("hospital-1")),
+        "{peers:?}"
+    );
+}

@@ -476,6 +476,7 @@ impl Impostor {
         }
         let config = NetworkConfig {
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            external_addrs: Vec::new(),
             bootstrap,
             members,
             request_timeout: Duration::from_secs(30),

@@ -20,6 +20,23 @@ pub struct RunArgs {
     pub byzantine: Option<crate::node::byzantine::Strategy>,
     #[command(flatten)]
     pub passphrase: crate::vault::PassphraseArgs,
+    /// Listen on this address instead of config.toml's `listen` (repeatable).
+    #[arg(
+        long = "listen",
+        value_name = "MULTIADDR",
+        env = "QWARD_LISTEN",
+        value_delimiter = ','
+    )]
+    pub listen: Vec<String>,
+    /// Announce this address to members instead of config.toml's
+    /// `external_addresses`, e.g. /dns4/st-marys.example/tcp/7400 (repeatable).
+    #[arg(
+        long = "external-address",
+        value_name = "MULTIADDR",
+        env = "QWARD_EXTERNAL_ADDRESSES",
+        value_delimiter = ','
+    )]
+    pub external_addresses: Vec<String>,
 }
 
 pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -46,6 +63,8 @@ pub fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode>
         RunOptions {
             metrics: args.metrics,
             byzantine: args.byzantine,
+            listen: args.listen,
+            external_addresses: args.external_addresses,
         },
         data_key,
     ))?;

@@ -50,6 +50,10 @@ impl MessageLimits {
 pub struct NetworkConfig {
     /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/7400` (`tcp/0` picks a free port).
     pub listen_addrs: Vec<Multiaddr>,
+    /// Addresses others reach this node at (a host name behind NAT or in a
+    /// container network), announced to members and told by identify in
+    /// place of guesses; empty: the listen addresses.
+    pub external_addrs: Vec<Multiaddr>,
     /// Peers to keep connected to, redialled with bounded backoff while disconnected.
     /// Include `/p2p/<peer id>` when known.
     pub bootstrap: Vec<Multiaddr>,
@@ -92,6 +96,7 @@ impl Default for NetworkConfig {
     fn default() -> Self {
         NetworkConfig {
             listen_addrs: Vec::new(),
+            external_addrs: Vec::new(),
             bootstrap: Vec::new(),
             members: HashSet::new(),
             limits: MessageLimits::default(),

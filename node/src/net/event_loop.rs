@@ -7,6 +7,7 @@
 //! request left unanswered) rather than stalling every connection.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,11 @@ use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, InboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, noise, ping, tcp, yamux};
+
+/// The system resolver's configuration, which DNS addresses need.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -78,18 +83,37 @@ impl Network {
         let behaviour = QwardBehaviour::new(&keypair, &config, &counters)?;
         let local_peer_id = keypair.public().to_peer_id();
         let idle = config.idle_connection_timeout;
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        let transport_error = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
+        let tcp_phase = SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
                 yamux::Config::default,
             )
-            .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build();
+            .map_err(|e| transport_error(&e))?;
+        // `/dns4/`, `/dns6/` and `/dns/` addresses resolve with the system's
+        // resolver (and hosts file), so peers can be named by host; without
+        // a resolver configuration the node still runs on IP addresses.
+        let mut swarm = if Path::new(RESOLV_CONF).exists() {
+            tcp_phase
+                .with_dns()
+                .map_err(|e| transport_error(&format!("DNS resolver ({RESOLV_CONF}): {e}")))?
+                .with_behaviour(|_| behaviour)
+                .map_err(|e| transport_error(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        } else {
+            tracing::warn!("no {RESOLV_CONF}: peers can be dialled by IP address only");
+            tcp_phase
+                .with_behaviour(|_| behaviour)
+                .map_err(|e| transport_error(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        };
+        for addr in &config.external_addrs {
+            swarm.add_external_address(addr.clone());
+        }
         for addr in &config.listen_addrs {
             swarm
                 .listen_on(addr.clone())

@@ -64,13 +64,7 @@ pub async fn run(ctx: Ctx) {
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             _ = tokio::time::sleep(pause) => {
-                let addrs: Vec<String> = ctx
-                    .listen
-                    .borrow()
-                    .iter()
-                    .take(MAX_ADDRS)
-                    .map(ToString::to_string)
-                    .collect();
+                let addrs = announced(&ctx.config.external_addresses, &ctx.listen.borrow());
                 if addrs.is_empty() {
                     continue;
                 }
@@ -82,6 +76,21 @@ pub async fn run(ctx: Ctx) {
                 }
             }
         }
+    }
+}
+
+/// What a node announces: where others reach it, its external addresses
+/// if it has any (a listen address inside a container or behind NAT is no
+/// use to them), else where it listens; at most [`MAX_ADDRS`].
+fn announced(external: &[String], listen: &[Multiaddr]) -> Vec<String> {
+    if external.is_empty() {
+        listen
+            .iter()
+            .take(MAX_ADDRS)
+            .map(ToString::to_string)
+            .collect()
+    } else {
+        external.iter().take(MAX_ADDRS).cloned().collect()
     }
 }
 
@@ -97,6 +106,18 @@ mod tests {
             .await
             .expect("the node asks the network in time")
             .expect("the fake network runs")
+    }
+
+    #[test]
+    fn external_addresses_are_announced_in_place_of_listen_addresses() {
+        let listen: Vec<Multiaddr> = vec!["/ip4/172.17.0.2/tcp/7400".parse().unwrap()];
+        assert_eq!(announced(&[], &listen), vec!["/ip4/172.17.0.2/tcp/7400"]);
+        let external = vec!["/dns4/st-marys.example/tcp/7400".to_string()];
+        assert_eq!(announced(&external, &listen), external);
+        let many: Vec<String> = (0..MAX_ADDRS + 3)
+            .map(|i| format!("/dns4/h{i}.example/tcp/7400"))
+            .collect();
+        assert_eq!(announced(&many, &listen).len(), MAX_ADDRS);
     }
 
     #[tokio::test]

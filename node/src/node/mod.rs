@@ -55,6 +55,10 @@ pub struct RunOptions {
     pub metrics: bool,
     /// Test-only: misbehave as a Byzantine validator (see `byzantine.rs`).
     pub byzantine: Option<byzantine::Strategy>,
+    /// Listen addresses in place of config.toml's (`run --listen`).
+    pub listen: Vec<String>,
+    /// External addresses in place of config.toml's (`run --external-address`).
+    pub external_addresses: Vec<String>,
 }
 
 /// Opens the database and makes sure the chain is initialised from the data
@@ -84,7 +88,13 @@ pub async fn run(
     opts: RunOptions,
     data_key: qward_core::vault::DataKey,
 ) -> anyhow::Result<()> {
-    let config = dir.load_config()?;
+    let mut config = dir.load_config()?;
+    if !opts.listen.is_empty() {
+        config.listen = opts.listen.clone();
+    }
+    if !opts.external_addresses.is_empty() {
+        config.external_addresses = opts.external_addresses.clone();
+    }
     let identity = dir.load_identity()?;
     let store = Arc::new(open_chain(&dir)?);
     let view = ChainView::load(&store)?;
@@ -96,6 +106,7 @@ pub async fn run(
     let peer_id = keypair.public().to_peer_id();
     let mut net_config = NetworkConfig {
         listen_addrs: parse_addrs(&config.listen, "listen")?,
+        external_addrs: parse_addrs(&config.external_addresses, "external")?,
         members: view
             .state
             .members

@@ -40,6 +40,7 @@ pub(super) fn members(ids: &[u8]) -> HashSet<PeerId> {
 pub(super) fn test_config(member_ids: &[u8]) -> NetworkConfig {
     NetworkConfig {
         listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+        external_addrs: Vec::new(),
         members: members(member_ids),
         gossip_heartbeat: Duration::from_millis(100),
         ping_interval: Duration::from_millis(500),
