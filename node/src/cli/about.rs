@@ -1,6 +1,7 @@
-//! `qward version` (the build: version, commit, profile) and `qward config
+//! `qward version` (the build: version, commit, profile), `qward config
 //! show` (the settings a node in this data directory runs with: its
-//! config.toml with every default filled in).
+//! config.toml with every default filled in), and the shell completions
+//! and man pages made from the command line's own definition.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,4 +52,55 @@ pub fn config(cmd: ConfigCommand, data_dir: Option<PathBuf>) -> anyhow::Result<E
         print!("{}", toml::to_string(&config)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the completion script of `shell` for `qward`.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut cmd = <super::Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "qward", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `qward.1` and one page per subcommand (`qward-kme-serve.1`, ...)
+/// into `out`.
+pub fn man(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let cmd = <super::Cli as clap::CommandFactory>::command();
+    let mut written = 0usize;
+    write_pages(&cmd, "qward", "qward", out, &mut written)?;
+    println!("{written} man pages in {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the page of `cmd` as `<file>.1` (`bin` is how it is typed:
+/// `qward records request-erasure`), then its subcommands'.
+fn write_pages(
+    cmd: &clap::Command,
+    file: &str,
+    bin: &str,
+    out: &std::path::Path,
+    written: &mut usize,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let page = cmd
+        .clone()
+        .display_name(file.to_string())
+        .bin_name(bin.to_string());
+    let mut bytes = Vec::new();
+    clap_mangen::Man::new(page).render(&mut bytes)?;
+    let path = out.join(format!("{file}.1"));
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    *written += 1;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_name();
+        write_pages(
+            sub,
+            &format!("{file}-{name}"),
+            &format!("{bin} {name}"),
+            out,
+            written,
+        )?;
+    }
+    Ok(())
 }

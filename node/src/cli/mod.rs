@@ -140,6 +140,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (e.g. `qward completions bash > /etc/bash_completion.d/qward`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for qward and every subcommand into a directory.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// Runs the command line and turns errors into a one-line message and exit code 1.
@@ -238,5 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Id(cmd) => contacts::id(cmd, cli.data_dir),
         Command::Config(cmd) => about::config(cmd, cli.data_dir),
         Command::Version { json } => about::version(json),
+        Command::Completions { shell } => about::completions(shell),
+        Command::Man { out } => about::man(&out),
     }
 }

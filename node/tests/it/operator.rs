@@ -122,3 +122,28 @@ fn id_contacts_config_and_version_work_on_a_data_directory_alone() {
     let long = stdout(&qward(&a, &["--version"]));
     assert!(long.contains(commit), "{long}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("unused");
+    for shell in ["bash", "zsh", "fish"] {
+        let o = qward(&dir, &["completions", shell]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let script = stdout(&o);
+        for word in ["qward", "kme", "contacts", "emergency"] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+    }
+    let o = qward(&dir, &["completions", "cmd.exe"]);
+    assert_eq!(o.status.code(), Some(2), "clap refuses an unknown shell");
+    let man = tmp.path().join("man");
+    let o = qward(&dir, &["man", "--out", man.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let top = std::fs::read_to_string(man.join("qward.1")).unwrap();
+    assert!(top.starts_with(".ie") || top.contains(".TH"), "{top}");
+    assert!(top.contains("qward"));
+    let serve = std::fs::read_to_string(man.join("qward-kme-serve.1")).unwrap();
+    assert!(serve.contains("listen"), "{serve}");
+    assert!(man.join("qward-contacts-add.1").exists());
+}
