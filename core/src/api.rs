@@ -210,6 +210,25 @@ pub struct NodeStatus {
     /// While set, this node signs no consensus message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_twin: Option<String>,
+    /// Where consensus is, to explain a stall (none before it starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusInfo>,
+}
+
+/// Where this node's consensus is: the height it works on, its round and
+/// step, the validators it has heard nothing from in this round (by name
+/// where known), how old the newest block is, and the height it is
+/// syncing to when the network is ahead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusInfo {
+    pub height: u64,
+    pub round: u32,
+    /// `propose`, `prevote`, `precommit`, or `decided`.
+    pub step: String,
+    pub waiting_for: Vec<String>,
+    pub newest_block_age_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syncing_to: Option<u64>,
 }
 
 /// One connected peer, from `peers`.

@@ -99,6 +99,22 @@ async fn validators_survive_one_crash_and_stall_safely_with_two_down() {
         still <= stalled + 1,
         "finalized without a 2/3 quorum: {stalled} -> {still}"
     );
+    // The stall explains itself: the round and step it is stuck in, the
+    // two validators it has heard nothing from, the newest block's age.
+    let st = net.nodes[0].status().await.expect("status");
+    assert_eq!(st.name, "hospital-1");
+    let c = st.consensus.expect("consensus status");
+    assert_eq!(c.height, still + 1, "{c:?}");
+    assert_ne!(c.step, "decided", "{c:?}");
+    let mut waiting = c.waiting_for.clone();
+    waiting.sort();
+    assert_eq!(waiting, vec!["hospital-3", "hospital-4"], "{c:?}");
+    assert!(c.newest_block_age_ms >= 5_000, "{c:?}");
+    let text = qward_ok(&["--data-dir", &path_str(&net.nodes[0].dir), "status"]).expect("status");
+    assert!(
+        text.contains("waiting for     hospital-3, hospital-4"),
+        "{text}"
+    );
     let h2 = height(&net, "hospital-2").await.expect("height");
     // ...and none is lost: both survivors keep every block they had.
     for h in 1..=still.min(h2) {

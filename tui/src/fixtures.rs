@@ -57,6 +57,7 @@ pub fn status() -> NodeStatus {
         uptime_ms: 3_723_000,
         version: "0.1.0".into(),
         key_twin: None,
+        consensus: None,
     }
 }
 

@@ -288,6 +288,15 @@ impl Consensus {
         self.step
     }
 
+    /// The validators heard from in the current round (a proposal or a
+    /// vote): the rest are who a stalled round waits for.
+    pub fn heard_this_round(&self) -> Vec<AccountId> {
+        self.rounds
+            .get(&self.round)
+            .map(|rs| rs.senders.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether this height is decided (waiting for `start_height`).
     pub fn is_decided(&self) -> bool {
         self.decided

@@ -86,6 +86,25 @@ pub fn status(args: QueryArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Exit
             println!("mempool         {}", s.mempool);
             println!("listening on    {}", s.listen.join(", "));
             println!("uptime          {}s", s.uptime_ms / 1000);
+            if let Some(c) = &s.consensus {
+                println!(
+                    "newest block    {:.1} s ago",
+                    c.newest_block_age_ms as f64 / 1000.0
+                );
+                println!(
+                    "consensus       height {} round {} step {}",
+                    c.height, c.round, c.step
+                );
+                if !c.waiting_for.is_empty() {
+                    println!(
+                        "waiting for     {} (nothing heard this round)",
+                        c.waiting_for.join(", ")
+                    );
+                }
+                if let Some(h) = c.syncing_to {
+                    println!("syncing         to height {h} (the network is ahead)");
+                }
+            }
             if let Some(why) = &s.key_twin {
                 println!();
                 println!("WARNING         another process runs with this node's key: {why}");

@@ -58,6 +58,8 @@ pub struct NodeHandles {
     pub twin: Arc<super::twin::TwinAlarm>,
     /// The SAEs this node's ETSI GS QKD 014 KME serves (`[kme]`).
     pub kme: Option<Arc<crate::kme::KmeSettings>>,
+    /// Where the driver's consensus machine is.
+    pub consensus: watch::Receiver<super::progress::ConsensusProgress>,
     /// When this process started, in unix milliseconds.
     pub started_ms: u64,
 }

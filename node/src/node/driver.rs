@@ -105,6 +105,8 @@ struct Driver {
     byzantine: Option<super::byzantine::Byzantine>,
     /// The machine's scheduled timeouts, waited on as one deadline.
     timers: super::timers::ConsensusTimers,
+    /// Where the machine is, for `status`.
+    progress: watch::Sender<super::progress::ConsensusProgress>,
     /// The first height this process ran consensus on: only blocks from
     /// there on can prove another signer of this key (older certificates
     /// and evidence may be this key's own past, replayed by anyone).
@@ -115,6 +117,7 @@ struct Driver {
 pub async fn run(
     ctx: Ctx,
     views: watch::Sender<Arc<ChainView>>,
+    progress: watch::Sender<super::progress::ConsensusProgress>,
     mut inputs: mpsc::Receiver<DriverInput>,
     inputs_tx: mpsc::Sender<DriverInput>,
     byzantine: Option<super::byzantine::Strategy>,
@@ -170,6 +173,7 @@ pub async fn run(
                 .map(|id| super::byzantine::Byzantine::new(strategy, id))
         }),
         timers: super::timers::ConsensusTimers::default(),
+        progress,
         started_height: next_height,
     };
     driver.update_members().await;
@@ -178,6 +182,7 @@ pub async fn run(
         .machine
         .start_height(next_height, validators, &mut driver.app);
     driver.handle(out).await;
+    driver.publish_progress();
 
     let mut shutdown = ctx.shutdown.subscribe();
     loop {
@@ -188,17 +193,40 @@ pub async fn run(
             input = inputs.recv() => {
                 let Some(input) = input else { break };
                 driver.on_input(input).await;
+                driver.publish_progress();
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                 for timeout in driver.timers.take_due(tokio::time::Instant::now()) {
                     driver.on_input(DriverInput::Timeout(timeout)).await;
                 }
+                driver.publish_progress();
             }
         }
     }
 }
 
 impl Driver {
+    /// Publishes where the machine is (only when that changed).
+    fn publish_progress(&self) {
+        let m = &self.machine;
+        let now = super::progress::ConsensusProgress {
+            started: true,
+            height: m.height(),
+            round: m.round(),
+            step: Some(m.step()),
+            decided: m.is_decided(),
+            heard: m.heard_this_round(),
+            sync_target: m.sync_target(),
+        };
+        self.progress.send_if_modified(|p| {
+            let changed = *p != now;
+            if changed {
+                *p = now;
+            }
+            changed
+        });
+    }
+
     async fn on_input(&mut self, input: DriverInput) {
         match input {
             DriverInput::Gossip(msg) => {

@@ -40,11 +40,13 @@ fn block_1(node: &TestNode, signers: &[&Identity]) -> CommittedBlock {
 
 async fn start(node: &mut TestNode) {
     let views = node.views.take().expect("the view sender");
+    let progress = node.consensus.take().expect("the progress sender");
     let (_, placeholder) = mpsc::channel(1);
     let inputs = std::mem::replace(&mut node.driver, placeholder);
     tokio::spawn(run(
         node.ctx.clone(),
         views,
+        progress,
         inputs,
         node.driver_tx.clone(),
         None,

@@ -17,6 +17,7 @@ pub mod mempool;
 pub mod messages;
 pub mod peer_protocols;
 pub mod pool;
+pub mod progress;
 pub mod ready;
 pub mod rpc;
 pub mod sync;
@@ -178,6 +179,7 @@ pub async fn run(
     let Wired {
         ctx,
         view_tx,
+        consensus_tx,
         listen_tx,
         index,
         notes,
@@ -212,6 +214,7 @@ pub async fn run(
         tokio::spawn(driver::run(
             ctx.clone(),
             view_tx,
+            consensus_tx,
             driver_rx,
             driver_tx,
             opts.byzantine,
@@ -279,6 +282,8 @@ pub(crate) struct Wired {
     pub ctx: Ctx,
     /// The view sender, for the driver (the only one that publishes views).
     pub view_tx: watch::Sender<Arc<ChainView>>,
+    /// Where consensus is, for the driver to publish.
+    pub consensus_tx: watch::Sender<progress::ConsensusProgress>,
     /// Where the network listens, for the dispatcher to fill.
     pub listen_tx: watch::Sender<Vec<Multiaddr>>,
     /// The messaging index and its notes, for the delivery task.
@@ -348,6 +353,7 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         access::spawn(p.store.clone(), pool.clone(), p.shutdown.subscribe())
             .context("opening the access log")?;
     let (listen_tx, listen) = watch::channel(Vec::new());
+    let (consensus_tx, consensus) = watch::channel(progress::ConsensusProgress::default());
     let ctx = Arc::new(NodeHandles {
         identity: p.identity,
         account,
@@ -372,11 +378,13 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         access,
         twin,
         kme,
+        consensus,
         started_ms: clock::now_ms(),
     });
     Ok(Wired {
         ctx,
         view_tx,
+        consensus_tx,
         listen_tx,
         index,
         notes,

@@ -6,10 +6,11 @@ use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::server::PendingSubscriptionSink;
 use jsonrpsee::types::ErrorObjectOwned;
 use qward_core::api::{
-    AccessEntryInfo, AuditVerifyReport, BlockSummary, ConsentInfo, DeliveryProof, EmergencyInfo,
-    ErasureInfo, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo, MessageInfo, NodeStatus,
-    OutboxDetail, PeerSummary, Principal, RecordContent, RecordKindName, RpcError, Topic,
-    TxRequest, TxStatus, TxSubmitted, TxSummary, UserCreated, UserInfo, UserRole, VerifyReport,
+    AccessEntryInfo, AuditVerifyReport, BlockSummary, ConsensusInfo, ConsentInfo, DeliveryProof,
+    EmergencyInfo, ErasureInfo, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
+    MessageInfo, NodeStatus, OutboxDetail, PeerSummary, Principal, RecordContent, RecordKindName,
+    RpcError, Topic, TxRequest, TxStatus, TxSubmitted, TxSummary, UserCreated, UserInfo, UserRole,
+    VerifyReport,
 };
 use qward_core::chain::{
     ChainStore, CommittedBlock, ConsentGrant, ConsentScope, EmergencyAccess, Hash,
@@ -526,7 +527,38 @@ fn status(ctx: &Ctx) -> NodeStatus {
         uptime_ms: ctx.started.elapsed().as_millis() as u64,
         version: env!("CARGO_PKG_VERSION").to_string(),
         key_twin: ctx.twin.reason(),
+        consensus: consensus_info(ctx, &v),
     }
+}
+
+/// Where consensus is and, in a stall, whom it waits for.
+fn consensus_info(ctx: &Ctx, v: &super::view::ChainView) -> Option<ConsensusInfo> {
+    let p = ctx.consensus.borrow().clone();
+    if !p.started {
+        return None;
+    }
+    let waiting_for = if p.decided {
+        Vec::new()
+    } else {
+        v.state
+            .validators
+            .validators()
+            .iter()
+            .map(|val| val.account)
+            .filter(|a| *a != ctx.account && !p.heard.contains(a))
+            .map(|a| ctx.contacts.label(&a))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    Some(ConsensusInfo {
+        height: p.height,
+        round: p.round,
+        step: p.step_name().to_string(),
+        waiting_for,
+        newest_block_age_ms: now_ms().saturating_sub(v.tip.time_ms),
+        syncing_to: p.sync_target,
+    })
 }
 
 async fn peers(ctx: &Ctx) -> Result<Vec<PeerSummary>, RpcError> {

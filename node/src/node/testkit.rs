@@ -39,6 +39,8 @@ pub struct TestNode {
     pub network: mpsc::Receiver<Command>,
     /// The view sender the driver would own.
     pub views: Option<watch::Sender<Arc<ChainView>>>,
+    /// The consensus progress sender the driver would own.
+    pub consensus: Option<watch::Sender<super::progress::ConsensusProgress>>,
     /// What was sent to the driver.
     pub driver: mpsc::Receiver<DriverInput>,
     pub driver_tx: mpsc::Sender<DriverInput>,
@@ -118,6 +120,7 @@ fn member(chain: TestChain, identity: Identity, role: Role, name: &str) -> TestN
         chain,
         network,
         views: Some(wired.view_tx),
+        consensus: Some(wired.consensus_tx),
         index: Some(wired.index),
         notes: Some(wired.notes),
         listen: wired.listen_tx,
