@@ -17,6 +17,10 @@ fn field<'a>(state: &State, name: &str, value: impl Into<String>) -> Line<'a> {
     ])
 }
 
+/// How old the newest block must be before the overview calls it a stall
+/// (a few block intervals).
+const STALL_ALERT_MS: u64 = 10_000;
+
 fn uptime(ms: u64) -> String {
     let s = ms / 1000;
     format!("{}h {:02}m {:02}s", s / 3600, (s / 60) % 60, s % 60)
@@ -99,6 +103,24 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
             format!("node unreachable: {reason}"),
             t.error,
         )));
+    }
+    if let Some(c) = state.status.as_ref().and_then(|s| s.consensus.as_ref())
+        && c.newest_block_age_ms >= STALL_ALERT_MS
+    {
+        let mut text = format!(
+            "no block for {} s: consensus at height {} round {} ({})",
+            c.newest_block_age_ms / 1000,
+            c.height,
+            c.round,
+            c.step
+        );
+        if !c.waiting_for.is_empty() {
+            text.push_str(&format!(", waiting for {}", c.waiting_for.join(", ")));
+        }
+        if let Some(h) = c.syncing_to {
+            text.push_str(&format!(", syncing to height {h}"));
+        }
+        alerts.push(Line::from(Span::styled(text, t.warn)));
     }
     let failed = state.failed_deliveries();
     if failed > 0 {

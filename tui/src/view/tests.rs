@@ -323,6 +323,33 @@ fn this_nodes_key_running_twice_is_a_banner_on_every_screen() {
 }
 
 #[test]
+fn a_stalled_chain_says_where_consensus_waits_and_for_whom() {
+    let mut s = full_state();
+    let consensus = |age_ms| qward_core::api::ConsensusInfo {
+        height: 41,
+        round: 3,
+        step: "prevote".into(),
+        waiting_for: vec!["hospital-3".into(), "hospital-4".into()],
+        newest_block_age_ms: age_ms,
+        syncing_to: None,
+    };
+    if let Some(status) = s.status.as_mut() {
+        status.consensus = Some(consensus(1_000));
+    }
+    let calm = render(&on(s.clone(), Screen::Overview), 120, 40);
+    assert!(!calm.contains("no block for"), "{calm}");
+    if let Some(status) = s.status.as_mut() {
+        status.consensus = Some(consensus(42_000));
+    }
+    let text = render(&on(s, Screen::Overview), 120, 40);
+    assert!(
+        text.contains("no block for 42 s: consensus at height 41 round 3 (prevote), waiting for"),
+        "{text}"
+    );
+    assert!(text.contains("hospital-3, hospital-4"), "{text}");
+}
+
+#[test]
 fn a_locked_screen_shows_nothing_of_the_node_only_what_unlocks_it() {
     let mut s = record_state(false);
     assert!(render(&s, 80, 24).contains("Amara Nwosu"));
