@@ -170,7 +170,7 @@ pub fn blocks() -> Vec<BlockSummary> {
                     id: "tx1".into(),
                     kind: "grant_consent".into(),
                     author: "amara".into(),
-                    detail: "grant consent to dr-okafor for phr until 2026-12-18".into(),
+                    detail: "grant consent to dr-okafor for records until 2026-12-18".into(),
                 }]
             } else {
                 Vec::new()
@@ -186,7 +186,7 @@ pub fn consents() -> Vec<ConsentInfo> {
             patient_name: Some("amara".into()),
             grantee: DOCTOR.into(),
             grantee_name: Some("dr-okafor".into()),
-            scope: "phr".into(),
+            scope: "records".into(),
             expires_at_ms: Some(NOW_MS + 30 * 86_400_000),
             active: true,
         },
@@ -195,7 +195,7 @@ pub fn consents() -> Vec<ConsentInfo> {
             patient_name: Some("amara".into()),
             grantee: HOSPITAL.into(),
             grantee_name: Some("st-marys".into()),
-            scope: "phr".into(),
+            scope: "records".into(),
             // Revoked grants leave the chain; an inactive one has expired.
             expires_at_ms: Some(NOW_MS - 86_400_000),
             active: false,

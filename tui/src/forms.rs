@@ -112,8 +112,8 @@ impl Default for GrantForm {
     fn default() -> Self {
         GrantForm {
             grantee: 0,
-            scope: "phr".to_string(),
-            expires_days: "30".to_string(),
+            scope: "records".to_string(),
+            expires_days: "365".to_string(),
             field: GrantField::Grantee,
             error: None,
         }

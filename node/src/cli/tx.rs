@@ -42,25 +42,6 @@ pub enum TxCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Grant consent (patients only): GRANTEE may receive SCOPE (records, reports, all).
-    GrantConsent {
-        grantee: String,
-        #[arg(long, default_value = "records")]
-        scope: String,
-        /// Expiry as unix milliseconds (default: one year).
-        #[arg(long)]
-        expires_at_ms: Option<u64>,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
-    /// Revoke consent (patients only).
-    RevokeConsent {
-        grantee: String,
-        #[arg(long, default_value = "records")]
-        scope: String,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,24 +69,6 @@ impl TxCommand {
             TxCommand::RemoveValidator { member, wait } => {
                 (TxRequest::RemoveValidator { member }, wait)
             }
-            TxCommand::GrantConsent {
-                grantee,
-                scope,
-                expires_at_ms,
-                wait,
-            } => (
-                TxRequest::GrantConsent {
-                    grantee,
-                    scope,
-                    expires_at_ms,
-                },
-                wait,
-            ),
-            TxCommand::RevokeConsent {
-                grantee,
-                scope,
-                wait,
-            } => (TxRequest::RevokeConsent { grantee, scope }, wait),
         }
     }
 }

@@ -596,7 +596,7 @@ fn resolve(ctx: &Ctx, who: &str) -> Result<AccountId, RpcError> {
 
 fn scope(s: &str) -> Result<ConsentScope, RpcError> {
     match s.to_ascii_lowercase().as_str() {
-        "records" | "phr" => Ok(ConsentScope::Records),
+        "records" => Ok(ConsentScope::Records),
         "reports" | "report" => Ok(ConsentScope::Reports),
         "all" => Ok(ConsentScope::All),
         other => Err(RpcError::invalid_params(format!(

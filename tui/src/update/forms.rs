@@ -251,7 +251,7 @@ fn submit_grant(state: &mut State) -> Vec<Effect> {
     };
     let scope = form.scope.trim().to_string();
     if scope.is_empty() {
-        form.error = Some("the scope is empty (use phr)".into());
+        form.error = Some("the scope is empty (records, reports or all)".into());
         return Vec::new();
     }
     let days = match parse_expiry_days(&form.expires_days) {

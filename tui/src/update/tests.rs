@@ -615,8 +615,8 @@ fn consent_grant_and_revoke_produce_their_transactions() {
         params,
         ConsentParams {
             grantee: DOCTOR.into(),
-            scope: "phr".into(),
-            expires_at_ms: Some(NOW_MS + 30 * 86_400_000)
+            scope: "records".into(),
+            expires_at_ms: Some(NOW_MS + 365 * 86_400_000)
         }
     );
     let effects = update(
@@ -637,7 +637,7 @@ fn consent_grant_and_revoke_produce_their_transactions() {
         serde_json::from_value(params_of(&effects, "consent_revoke").clone()).expect("params");
     assert_eq!(
         (params.grantee.as_str(), params.scope.as_str()),
-        (DOCTOR, "phr")
+        (DOCTOR, "records")
     );
     key(&mut s, KeyCode::Down);
     assert!(
@@ -652,8 +652,9 @@ fn consent_grant_form_checks_its_fields() {
     key(&mut s, KeyCode::Char('6'));
     key(&mut s, KeyCode::Char('g'));
     key(&mut s, KeyCode::Up); // days
-    key(&mut s, KeyCode::Backspace);
-    key(&mut s, KeyCode::Backspace);
+    for _ in 0.."365".len() {
+        key(&mut s, KeyCode::Backspace);
+    }
     typed(&mut s, "x0"); // letters are ignored in the days field
     assert!(key(&mut s, KeyCode::Enter).is_empty());
     assert!(

@@ -175,7 +175,7 @@ fn grant_form() {
         text.contains("dr-okafor") || text.contains("st-marys"),
         "{text}"
     );
-    assert!(text.contains("until 2026-12-18"), "{text}");
+    assert!(text.contains("until 2027-11-18"), "{text}");
     insta::assert_snapshot!("consent_grant_80x24", text);
 }
 
