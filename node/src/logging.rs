@@ -26,7 +26,7 @@ pub fn buffer() -> LogBuffer {
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level '{level}': {e}"))?;
-    let ansi = std::env::var_os("NO_COLOR").is_none()
+    let ansi = !qward_tui::theme::no_color_requested()
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

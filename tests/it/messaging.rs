@@ -82,12 +82,15 @@ async fn start_net(hospitals_up: &[&str], others: &[&str], net: &mut TestNet) {
 }
 
 fn export(net: &TestNet, node: &str, record: &str, out: &Path) -> Vec<u8> {
-    cli(
+    let said: serde_json::Value = json_of(&cli(
         net,
         node,
-        &["inbox", "export", record, "--out", &path_str(out)],
-    );
-    std::fs::read(out).expect("exported file")
+        &["inbox", "export", record, "--out", &path_str(out), "--json"],
+    ));
+    let bytes = std::fs::read(out).expect("exported file");
+    assert_eq!(said["record_id"], record);
+    assert_eq!(said["bytes"], bytes.len());
+    bytes
 }
 
 fn inbox(net: &TestNet, node: &str) -> Vec<MessageInfo> {
@@ -442,11 +445,12 @@ async fn an_eavesdropper_aborts_the_session_and_nothing_is_sealed_under_its_key(
     .expect("audits");
 
     // Eve leaves: the next session succeeds and the record goes through.
-    cli(
+    let link: serde_json::Value = json_of(&cli(
         &net,
         "hospital-1",
-        &["link", "set", "patient-1", "--eve", "0"],
-    );
+        &["link", "set", "patient-1", "--eve", "0", "--json"],
+    ));
+    assert_eq!(link["eve_fraction"], 0.0, "{link}");
     wait_for(
         "the queued record to arrive",
         Duration::from_secs(90),

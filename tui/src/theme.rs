@@ -86,8 +86,19 @@ impl Theme {
 
     /// From the environment: plain when `NO_COLOR` is set and non-empty.
     pub fn from_env() -> Theme {
-        Theme::for_no_color(std::env::var("NO_COLOR").ok().as_deref())
+        if no_color_requested() {
+            Theme::plain()
+        } else {
+            Theme::colored()
+        }
     }
+}
+
+/// Whether the environment asks for no colour: `NO_COLOR` set and not
+/// empty (<https://no-color.org>). The one rule the TUI and the node's log
+/// lines both follow.
+pub fn no_color_requested() -> bool {
+    std::env::var("NO_COLOR").is_ok_and(|v| !v.is_empty())
 }
 
 impl Default for Theme {

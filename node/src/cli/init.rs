@@ -26,6 +26,9 @@ pub struct InitArgs {
     /// least 10 characters). Without it: QWARD_PASSPHRASE, or asked twice.
     #[arg(long, env = "QWARD_PASSPHRASE_FILE", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Print the new node (name, role, directory, account, peer id) in JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
@@ -62,6 +65,20 @@ pub fn run(args: InitArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode
     };
     let outcome = crate::datadir::init(&dir, &opts, &mut rng)?;
     let account = outcome.identity.account();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": args.name,
+                "role": args.role.as_str(),
+                "data_dir": dir.root().display().to_string(),
+                "account": account.to_hex(),
+                "peer_id": peer_id_of(&account)?.to_string(),
+                "backup": outcome.backup.as_ref().map(|b| b.display().to_string()),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(backup) = &outcome.backup {
         println!("moved the previous data directory to {}", backup.display());
     }

@@ -63,6 +63,9 @@ pub enum LinkCommand {
         dark_count_prob: Option<f64>,
         #[arg(long)]
         misalignment: Option<f64>,
+        /// Print the link as set, in JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -162,7 +165,7 @@ pub fn link(cmd: LinkCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         let client = connect(data_dir).await?;
         let (peer, json_out) = match &cmd {
             LinkCommand::Show { peer, json } => (peer.clone(), *json),
-            LinkCommand::Set { peer, .. } => (peer.clone(), false),
+            LinkCommand::Set { peer, json, .. } => (peer.clone(), *json),
         };
         let mut link = client.link_get(peer).await?;
         if let LinkCommand::Set {

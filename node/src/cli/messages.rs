@@ -84,6 +84,9 @@ pub enum InboxCommand {
         record: String,
         #[arg(long)]
         out: PathBuf,
+        /// Print what was written (path, bytes, record), in JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -245,10 +248,21 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                     print!("{}", crate::cli::record_view::render(&c));
                 }
             }
-            Some(InboxCommand::Export { record, out }) => {
+            Some(InboxCommand::Export { record, out, json }) => {
                 let c = client.record(record, Some("export".into())).await?;
                 write_private(&out, c.fhir_json.as_bytes())?;
-                println!("wrote {} ({} bytes)", out.display(), c.fhir_json.len());
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "path": out.display().to_string(),
+                            "bytes": c.fhir_json.len(),
+                            "record_id": c.info.record_id,
+                        })
+                    );
+                } else {
+                    println!("wrote {} ({} bytes)", out.display(), c.fhir_json.len());
+                }
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -19,11 +19,18 @@ fn id_contacts_config_and_version_work_on_a_data_directory_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    for (dir, role, name) in [(&a, "hospital", "st-marys"), (&b, "doctor", "dr-okafor")] {
-        let o = qward(dir, &["init", "--role", role, "--name", name]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    let made = json(&qward(
+        &a,
+        &["init", "--role", "hospital", "--name", "st-marys", "--json"],
+    ));
+    assert_eq!(made["name"], "st-marys");
+    assert_eq!(made["role"], "hospital");
+    let o = qward(&b, &["init", "--role", "doctor", "--name", "dr-okafor"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
+    let account_a = DataDir::new(&a).load_identity().unwrap().account().to_hex();
+    assert_eq!(made["account"], account_a.as_str());
+    assert!(made["peer_id"].as_str().unwrap().starts_with("12D3Koo"));
     // id show: the same account as the identity file, and its peer id.
     let id_b = json(&qward(&b, &["id", "show", "--json"]));
     let account_b = DataDir::new(&b).load_identity().unwrap().account().to_hex();
