@@ -379,6 +379,12 @@ impl<'a> ChainStore<'a> {
     /// hashes, certificate, proposer, validator set, transactions and roots,
     /// then the stored state against the recomputed one.
     pub fn verify_chain(&self) -> VerifyReport {
+        self.verify_chain_with(&mut |_, _| {})
+    }
+
+    /// [`ChainStore::verify_chain`], telling `progress` (height verified,
+    /// stored height) after every block, for a progress bar.
+    pub fn verify_chain_with(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
         let mut report = VerifyReport {
             ok: false,
             height: 0,
@@ -438,6 +444,7 @@ impl<'a> ChainStore<'a> {
             }
             report.blocks_verified += 1;
             report.txs_verified += committed.block.txs.len() as u64;
+            progress(height, stored_tip.height);
         }
         if tip != stored_tip {
             return fail(
