@@ -55,15 +55,7 @@ impl Contacts {
     /// Writes the book to `path`.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let file = File {
-            contact: self
-                .by_account
-                .iter()
-                .map(|(a, (n, r))| Contact {
-                    name: n.clone(),
-                    account: a.to_hex(),
-                    role: *r,
-                })
-                .collect(),
+            contact: self.entries(),
         };
         let text = format!(
             "# Names for accounts, kept on this node only.\n{}",

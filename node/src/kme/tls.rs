@@ -55,6 +55,14 @@ fn roots(path: &Path) -> anyhow::Result<Arc<RootCertStore>> {
 }
 
 impl TlsFiles {
+    fn not_a_pair(&self) -> String {
+        format!(
+            "{} and {} do not make a certificate and its key",
+            self.cert.display(),
+            self.key.display()
+        )
+    }
+
     /// The KME's side: its certificate, and every client must present one
     /// signed by the CA.
     pub fn server_config(&self) -> anyhow::Result<Arc<ServerConfig>> {
@@ -66,13 +74,7 @@ impl TlsFiles {
             .context("TLS versions")?
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs(&self.cert)?, key(&self.key)?)
-            .with_context(|| {
-                format!(
-                    "{} and {} do not make a certificate and its key",
-                    self.cert.display(),
-                    self.key.display()
-                )
-            })?;
+            .with_context(|| self.not_a_pair())?;
         Ok(Arc::new(config))
     }
 
@@ -84,13 +86,7 @@ impl TlsFiles {
             .context("TLS versions")?
             .with_root_certificates(roots(&self.ca)?)
             .with_client_auth_cert(certs(&self.cert)?, key(&self.key)?)
-            .with_context(|| {
-                format!(
-                    "{} and {} do not make a certificate and its key",
-                    self.cert.display(),
-                    self.key.display()
-                )
-            })?;
+            .with_context(|| self.not_a_pair())?;
         Ok(Arc::new(config))
     }
 }
