@@ -162,7 +162,7 @@ async fn patient_hospital_doctor_flow_under_consent_is_byte_identical_and_anchor
         &path_str(&bad),
     ])
     .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "invalid input: refused");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("$.entry") && err.contains("not sent"), "{err}");
     let outbox: Vec<MessageInfo> = json_of(&cli(&net, "patient-1", &["outbox", "--json"]));

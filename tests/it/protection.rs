@@ -342,7 +342,7 @@ async fn break_glass_erasure_and_the_access_log_end_to_end() {
         Duration::from_secs(60),
         || async {
             let out = cli_out(&net, "hospital-1", &["audit", "verify", "--json"], &[]);
-            Ok((out.status.code() == Some(3)).then_some(out))
+            Ok((out.status.code() == Some(2)).then_some(out))
         },
     )
     .await

@@ -39,6 +39,18 @@ impl Deref for ApiClient {
     }
 }
 
+/// The node's API could not be reached (not running, wrong port, no
+/// cookie): the CLI exits 3 on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+/// Something waited for did not happen in time (a `--wait`): the CLI exits
+/// 4 on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TimedOut(pub String);
+
 impl ApiClient {
     /// Connects to `ws://127.0.0.1:<port>` with the cookie read from `cookie_file`.
     pub async fn connect_with_cookie_file(port: u16, cookie_file: &Path) -> anyhow::Result<Self> {
@@ -92,7 +104,9 @@ impl ApiClient {
             .build(parsed)
             .await
             .map_err(|e| {
-                anyhow!("cannot connect to the node's API at {url}: {e} (is the node running?)")
+                Unreachable(format!(
+                    "cannot connect to the node's API at {url}: {e} (is the node running?)"
+                ))
             })?;
         let client = ClientBuilder::default()
             .request_timeout(call_timeout)

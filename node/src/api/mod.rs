@@ -11,7 +11,7 @@ pub mod gate;
 pub mod rpc;
 pub mod server;
 
-pub use client::{ApiClient, call_error, error_code, error_text};
+pub use client::{ApiClient, TimedOut, Unreachable, call_error, error_code, error_text};
 pub use cookie::Cookie;
 pub use gate::ReadyCheck;
 pub use rpc::{QwardApiClient, QwardApiServer};

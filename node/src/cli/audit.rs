@@ -23,7 +23,7 @@ pub enum AuditCommand {
         json: bool,
     },
     /// Re-check the whole log: every hash, the sequence, the head and the
-    /// anchors on the chain. Exit code 3 when it does not verify.
+    /// anchors on the chain. Exit code 2 when it does not verify.
     Verify {
         #[arg(long)]
         json: bool,
@@ -74,7 +74,7 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                 Ok(if r.ok {
                     ExitCode::SUCCESS
                 } else {
-                    ExitCode::from(3)
+                    ExitCode::from(super::exit::REFUSED)
                 })
             }
         }

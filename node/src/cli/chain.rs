@@ -11,7 +11,7 @@ use qward_core::chain::{ChainStore, Hash};
 use crate::chain::{data_dir_or_default, open_chain_db};
 
 /// Exit code of `chain verify` when the chain is invalid.
-pub const EXIT_INVALID_CHAIN: u8 = 2;
+pub const EXIT_INVALID_CHAIN: u8 = super::exit::REFUSED;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ChainCommand {

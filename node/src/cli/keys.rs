@@ -136,7 +136,7 @@ pub fn keys(args: KeysArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
                 // 2 means an eavesdropper (QBER above the threshold); a
                 // session cut short for any other reason is a failure (1).
                 Ok(if s.eve_detected {
-                    ExitCode::from(2)
+                    ExitCode::from(super::exit::REFUSED)
                 } else if s.abort_reason.is_some() {
                     ExitCode::FAILURE
                 } else {

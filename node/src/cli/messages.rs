@@ -178,7 +178,7 @@ async fn follow(
         );
     }
     Ok(if info.state == DeliveryState::Failed {
-        ExitCode::from(2)
+        ExitCode::from(super::exit::REFUSED)
     } else {
         ExitCode::SUCCESS
     })

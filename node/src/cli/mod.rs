@@ -165,9 +165,61 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
-            ExitCode::FAILURE
+            ExitCode::from(exit_code_of(&e))
         }
     }
+}
+
+/// The exit codes every command uses (README, "Exit codes").
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Failed: anything else (storage, a file or name this command cannot
+    /// use).
+    pub const ERROR: u8 = 1;
+    /// Refused or invalid: a usage error (clap's own code), a request the
+    /// node refused or found invalid, or a check that found a problem (a
+    /// verify, an eavesdropper, a failed delivery).
+    pub const REFUSED: u8 = 2;
+    /// The node could not be reached.
+    pub const UNREACHABLE: u8 = 3;
+    /// Something waited for did not happen in time.
+    pub const TIMEOUT: u8 = 4;
+}
+
+/// The exit code of a command that failed with `e`.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    use jsonrpsee::core::ClientError;
+    use qward_core::api::RpcError;
+    for cause in e.chain() {
+        if cause.downcast_ref::<crate::api::Unreachable>().is_some() {
+            return exit::UNREACHABLE;
+        }
+        if cause.downcast_ref::<crate::api::TimedOut>().is_some() {
+            return exit::TIMEOUT;
+        }
+        match cause.downcast_ref::<ClientError>() {
+            Some(ClientError::RequestTimeout) => return exit::TIMEOUT,
+            Some(ClientError::Transport(_) | ClientError::RestartNeeded(_)) => {
+                return exit::UNREACHABLE;
+            }
+            Some(ClientError::Call(obj)) => {
+                let refused = [
+                    RpcError::REFUSED,
+                    RpcError::INVALID_PARAMS,
+                    RpcError::KME_BAD_REQUEST,
+                    RpcError::KME_UNAUTHORIZED,
+                ];
+                return if refused.contains(&i64::from(obj.code())) {
+                    exit::REFUSED
+                } else {
+                    exit::ERROR
+                };
+            }
+            _ => {}
+        }
+    }
+    exit::ERROR
 }
 
 /// An error and its causes on one line, each cause once: a cause whose

@@ -259,7 +259,7 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     if !all_ok {
         eprintln!("error: a round finished with unequal keys (seed {seed})");
-        return Ok(ExitCode::from(2));
+        return Ok(ExitCode::from(super::exit::REFUSED));
     }
     Ok(ExitCode::SUCCESS)
 }

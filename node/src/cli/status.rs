@@ -31,7 +31,10 @@ pub async fn connect_waiting(
         let login = crate::api::client::login(config.api_port, &credential).await?;
         return ApiClient::connect_with_session(&url, &login.session, call_timeout).await;
     }
-    let cookie = crate::api::Cookie::read(&dir.cookie_file())?;
+    // The node writes its cookie when it starts and removes it when it
+    // stops: no cookie, no node to reach.
+    let cookie = crate::api::Cookie::read(&dir.cookie_file())
+        .map_err(|e| crate::api::Unreachable(format!("{e:#}")))?;
     ApiClient::connect_with_timeout(&url, &cookie, call_timeout).await
 }
 

@@ -139,10 +139,11 @@ pub async fn report(
                 );
             }
             if Instant::now() > deadline {
-                anyhow::bail!(
+                return Err(crate::api::TimedOut(format!(
                     "transaction {} not final after 60 s; it is still pending",
                     sub.id
-                );
+                ))
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -154,3 +154,27 @@ fn completions_and_man_pages_come_from_the_command_line_itself() {
     assert!(serve.contains("listen"), "{serve}");
     assert!(man.join("qward-contacts-add.1").exists());
 }
+
+#[test]
+fn a_node_that_is_not_running_is_exit_code_3_and_bad_input_is_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n");
+    let o = qward(&dir, &["init", "--role", "patient", "--name", "p"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for args in [&["status"][..], &["inbox"], &["keys", "agree", "someone"]] {
+        let o = qward(&dir, args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("is the node running?"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = qward(
+        &dir,
+        &["contacts", "add", "x", "not-hex", "--role", "doctor"],
+    );
+    assert_eq!(o.status.code(), Some(1), "a failure of this command's own");
+    let o = qward(&dir, &["consent", "grant"]);
+    assert_eq!(o.status.code(), Some(2), "a usage error (clap)");
+}
