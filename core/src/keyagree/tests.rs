@@ -31,6 +31,26 @@ struct Run {
     requests: usize,
 }
 
+/// A messaging session from `from` to `to` on the default link, simulated
+/// BB84: the initiator and its `Open`.
+fn start(
+    from: &Identity,
+    to: &Identity,
+    params: ProtocolParams,
+    rng: &mut ChaCha12Rng,
+) -> (Initiator, AgreeRequest) {
+    Initiator::new(
+        from,
+        to.account(),
+        params,
+        LinkModel::default(),
+        Purpose::Messaging,
+        None,
+        rng,
+    )
+    .unwrap()
+}
+
 /// A responder with the default link and policy answering `open` from `from`.
 fn open_default(
     to: &Identity,
@@ -216,16 +236,7 @@ fn responder_refuses_a_laxer_threshold_and_foreign_sessions() {
     assert_start_refused_as_laxer(lax, &mut rng);
 
     // A message of another session is refused.
-    let (mut init2, open2) = Initiator::new(
-        &a,
-        b.account(),
-        params(),
-        LinkModel::default(),
-        Purpose::Messaging,
-        None,
-        &mut rng,
-    )
-    .unwrap();
+    let (mut init2, open2) = start(&a, &b, params(), &mut rng);
     let (mut resp2, opened2) = open_default(&b, &a, open2, &mut rng).unwrap();
     let InitiatorStep::Send(AgreeRequest::Qkd { msg, .. }) = init2.on_response(opened2, &mut rng)
     else {
@@ -246,16 +257,7 @@ fn an_offer_signed_by_someone_else_is_refused() {
     let b = Identity::generate(&mut rng);
     let mallory = Identity::generate(&mut rng);
     // Mallory opens a session claiming to be... herself, but the carrier says a.
-    let (_, open) = Initiator::new(
-        &mallory,
-        b.account(),
-        params(),
-        LinkModel::default(),
-        Purpose::Messaging,
-        None,
-        &mut rng,
-    )
-    .unwrap();
+    let (_, open) = start(&mallory, &b, params(), &mut rng);
     let err = open_default(&b, &a, open, &mut rng).unwrap_err();
     assert!(matches!(err, AgreeError::Hybrid(_)), "{err}");
 }
@@ -293,16 +295,7 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
     let mut rng = ChaCha12Rng::seed_from_u64(21);
     let a = Identity::generate(&mut rng);
     let b = Identity::generate(&mut rng);
-    let (init, open) = Initiator::new(
-        &a,
-        b.account(),
-        params(),
-        LinkModel::default(),
-        Purpose::Messaging,
-        None,
-        &mut rng,
-    )
-    .unwrap();
+    let (init, open) = start(&a, &b, params(), &mut rng);
     // The initiator's encapsulation key changed in transit: the responder
     // refuses the offer (its signature covers the key).
     let copy = AgreeRequest::decode(&open.encode().unwrap()).unwrap();
@@ -345,16 +338,7 @@ fn a_changed_ml_kem_key_or_ciphertext_on_the_wire_ends_the_session() {
 fn assert_start_refused_as_laxer(proposed: ProtocolParams, rng: &mut ChaCha12Rng) {
     let a = Identity::generate(rng);
     let b = Identity::generate(rng);
-    let (mut init, open) = Initiator::new(
-        &a,
-        b.account(),
-        proposed,
-        LinkModel::default(),
-        Purpose::Messaging,
-        None,
-        rng,
-    )
-    .unwrap();
+    let (mut init, open) = start(&a, &b, proposed, rng);
     let (mut resp, opened) = open_default(&b, &a, open, rng).unwrap();
     let InitiatorStep::Send(start) = init.on_response(opened, rng) else {
         panic!("expected Start");

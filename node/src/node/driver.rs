@@ -210,7 +210,6 @@ impl Driver {
     fn publish_progress(&self) {
         let m = &self.machine;
         let now = super::progress::ConsensusProgress {
-            started: true,
             height: m.height(),
             round: m.round(),
             step: Some(m.step()),

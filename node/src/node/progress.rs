@@ -8,9 +8,9 @@ use qward_core::identity::AccountId;
 /// One snapshot of the driver's consensus machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsensusProgress {
-    pub started: bool,
     pub height: u64,
     pub round: u32,
+    /// `None` until the driver has started its first height.
     pub step: Option<Step>,
     pub decided: bool,
     /// Validators heard from in this round.
@@ -23,7 +23,7 @@ impl ConsensusProgress {
     pub fn step_name(&self) -> &'static str {
         match (self.decided, self.step) {
             (true, _) => "decided",
-            (_, Some(Step::Propose)) | (_, None) => "propose",
+            (_, Some(Step::Propose) | None) => "propose",
             (_, Some(Step::Prevote)) => "prevote",
             (_, Some(Step::Precommit)) => "precommit",
         }

@@ -534,9 +534,7 @@ fn status(ctx: &Ctx) -> NodeStatus {
 /// Where consensus is and, in a stall, whom it waits for.
 fn consensus_info(ctx: &Ctx, v: &super::view::ChainView) -> Option<ConsensusInfo> {
     let p = ctx.consensus.borrow().clone();
-    if !p.started {
-        return None;
-    }
+    p.step?;
     let waiting_for = if p.decided {
         Vec::new()
     } else {
