@@ -223,12 +223,27 @@ pub struct NodeStatus {
 pub struct ConsensusInfo {
     pub height: u64,
     pub round: u32,
-    /// `propose`, `prevote`, `precommit`, or `decided`.
+    /// `propose`, `prevote`, `precommit`, `decided`, or `idle` (nothing to
+    /// commit: the next height waits for a transaction or the heartbeat).
     pub step: String,
+    /// Validators silent for longer than this round's propose timeout plus
+    /// 2 s (stopped, cut off, or far behind); empty while idle.
     pub waiting_for: Vec<String>,
     pub newest_block_age_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syncing_to: Option<u64>,
+    /// How long the current height has been running (or, when idle,
+    /// since the previous one started).
+    #[serde(default)]
+    pub height_age_ms: u64,
+    /// The chain's block timing, as of the newest block.
+    #[serde(default)]
+    pub block_time_ms: u64,
+    #[serde(default)]
+    pub empty_block_interval_ms: u64,
+    /// When idle: how soon the heartbeat (an empty block) is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_in_ms: Option<u64>,
 }
 
 /// One connected peer, from `peers`.
@@ -626,6 +641,11 @@ pub enum TxRequest {
         patient: String,
         reason: String,
         duration_ms: u64,
+    },
+    /// A validator's vote to change the chain's block timing.
+    SetBlockTiming {
+        block_time_ms: u64,
+        empty_block_interval_ms: u64,
     },
 }
 

@@ -31,6 +31,13 @@ pub struct ConsensusSpec {
     /// revoke another hospital's member) stays open for votes.
     #[serde(default = "d_proposal_ttl")]
     pub proposal_ttl_blocks: u64,
+    /// Time between blocks while there are transactions to commit.
+    #[serde(default = "d_block_time")]
+    pub block_time_ms: u64,
+    /// With nothing to commit, the longest time without a block (the
+    /// heartbeat); equal to `block_time_ms` for a block every block time.
+    #[serde(default = "d_empty_interval")]
+    pub empty_block_interval_ms: u64,
 }
 
 fn d_propose() -> u64 {
@@ -50,6 +57,14 @@ fn d_max_txs() -> u32 {
 }
 fn d_proposal_ttl() -> u64 {
     ConsensusParams::default().proposal_ttl_blocks
+}
+fn d_block_time() -> u64 {
+    ConsensusParams::default().block_timing.block_time_ms
+}
+fn d_empty_interval() -> u64 {
+    ConsensusParams::default()
+        .block_timing
+        .empty_block_interval_ms
 }
 fn d_power() -> u64 {
     1
@@ -73,6 +88,8 @@ impl From<&ConsensusParams> for ConsensusSpec {
             timeout_delta_ms: p.timeout_delta_ms,
             max_block_txs: p.max_block_txs,
             proposal_ttl_blocks: p.proposal_ttl_blocks,
+            block_time_ms: p.block_timing.block_time_ms,
+            empty_block_interval_ms: p.block_timing.empty_block_interval_ms,
         }
     }
 }
@@ -86,6 +103,10 @@ impl From<&ConsensusSpec> for ConsensusParams {
             timeout_delta_ms: s.timeout_delta_ms,
             max_block_txs: s.max_block_txs,
             proposal_ttl_blocks: s.proposal_ttl_blocks,
+            block_timing: qward_core::consensus::BlockTiming {
+                block_time_ms: s.block_time_ms,
+                empty_block_interval_ms: s.empty_block_interval_ms,
+            },
         }
     }
 }

@@ -10,8 +10,6 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_P2P_PORT: u16 = 7400;
 /// Default port of the local control API (127.0.0.1 only).
 pub const DEFAULT_API_PORT: u16 = 7500;
-/// Default target time between blocks.
-pub const DEFAULT_BLOCK_INTERVAL_MS: u64 = 1000;
 
 /// A peer to dial at start: its chain account (ed25519 public key, hex) and address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +41,19 @@ pub struct Config {
     /// Port of the control API on 127.0.0.1.
     #[serde(default = "default_api_port")]
     pub api_port: u16,
-    /// Target time between blocks, for validators.
-    #[serde(default = "default_block_interval_ms")]
-    pub block_interval_ms: u64,
-    /// Port of the Prometheus metrics endpoint on 127.0.0.1 (served with `run --metrics`).
+    /// Ignored: the block timing is on the chain (genesis `[consensus]`,
+    /// changed by a validators' vote). Read so that older files still load;
+    /// `run` warns while it is there.
+    #[serde(default, skip_serializing)]
+    pub block_interval_ms: Option<u64>,
+    /// Serve Prometheus metrics, `/health` and `/ready` (`run --metrics`).
+    #[serde(default)]
+    pub metrics: bool,
+    /// The address the metrics endpoint binds (127.0.0.1 unless a scraper
+    /// on another host must reach it).
+    #[serde(default = "default_metrics_bind")]
+    pub metrics_bind: std::net::IpAddr,
+    /// Port of the metrics endpoint (default: the API port + 1000).
     #[serde(default)]
     pub metrics_port: Option<u16>,
     /// This node's account (public key, hex), for people reading the file.
@@ -218,8 +225,8 @@ fn default_listen() -> Vec<String> {
 fn default_api_port() -> u16 {
     DEFAULT_API_PORT
 }
-fn default_block_interval_ms() -> u64 {
-    DEFAULT_BLOCK_INTERVAL_MS
+fn default_metrics_bind() -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -249,7 +256,58 @@ pub enum ConfigError {
     Invalid { path: String, reason: String },
 }
 
+/// Settings given as `qward run` flags or `QWARD_*` environment variables,
+/// which take precedence over config.toml (a flag over its variable: clap
+/// reads the variable only when the flag is absent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub api_port: Option<u16>,
+    pub listen: Vec<String>,
+    pub external_addresses: Vec<String>,
+    pub metrics: Option<bool>,
+    pub metrics_bind: Option<std::net::IpAddr>,
+    pub metrics_port: Option<u16>,
+    pub passphrase_file: Option<String>,
+}
+
 impl Config {
+    /// Applies `overrides` over the file's settings and checks the result
+    /// as a loaded file is checked.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), ConfigError> {
+        let o = overrides.clone();
+        if let Some(port) = o.api_port {
+            self.api_port = port;
+        }
+        if !o.listen.is_empty() {
+            self.listen = o.listen;
+        }
+        if !o.external_addresses.is_empty() {
+            self.external_addresses = o.external_addresses;
+        }
+        if let Some(on) = o.metrics {
+            self.metrics = on;
+        }
+        if let Some(ip) = o.metrics_bind {
+            self.metrics_bind = ip;
+        }
+        if o.metrics_port.is_some() {
+            self.metrics_port = o.metrics_port;
+        }
+        if o.passphrase_file.is_some() {
+            self.passphrase_file = o.passphrase_file;
+        }
+        self.validate("the command line and environment")
+    }
+
+    /// Where the metrics endpoint listens: `metrics_bind`, on
+    /// `metrics_port` or the API port + 1000.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        let port = self
+            .metrics_port
+            .unwrap_or(self.api_port.saturating_add(1000));
+        std::net::SocketAddr::new(self.metrics_bind, port)
+    }
+
     /// A new node's configuration with every default.
     pub fn new(name: &str, role: Role) -> Self {
         Config {
@@ -259,7 +317,9 @@ impl Config {
             external_addresses: Vec::new(),
             bootstrap: Vec::new(),
             api_port: DEFAULT_API_PORT,
-            block_interval_ms: DEFAULT_BLOCK_INTERVAL_MS,
+            block_interval_ms: None,
+            metrics: false,
+            metrics_bind: default_metrics_bind(),
             metrics_port: None,
             account: None,
             genesis: None,
@@ -333,10 +393,14 @@ impl Config {
         if self.api_port == 0 {
             return Err(invalid("api_port must not be 0".into()));
         }
-        if !(50..=600_000).contains(&self.block_interval_ms) {
-            return Err(invalid(
-                "block_interval_ms must be between 50 and 600000".into(),
-            ));
+        if self.metrics_port == Some(0) {
+            return Err(invalid("metrics_port must not be 0".into()));
+        }
+        if self.metrics && self.metrics_addr().port() == self.api_port {
+            return Err(invalid(format!(
+                "metrics_port and api_port are both {}",
+                self.api_port
+            )));
         }
         self.key_agreement.validate().map_err(invalid)?;
         let sae = |id: &str| qward_core::etsi014::check_sae_id(id).map_err(|e| invalid(e.message));
@@ -412,17 +476,19 @@ impl Config {
             "erase_on_patient_request = {}\n\n",
             self.erase_on_patient_request
         ));
-        out.push_str("# Target time between blocks, in milliseconds (validators only).\n");
-        out.push_str(&format!(
-            "block_interval_ms = {}\n\n",
-            self.block_interval_ms
-        ));
         out.push_str(
-            "# Prometheus metrics on 127.0.0.1:<port>; leave commented out to keep it off.\n",
+            "# Prometheus metrics (/metrics), /health and /ready over HTTP (run --metrics).\n\
+             # They hold counts, heights and timings, never health data; bind another\n\
+             # address than 127.0.0.1 only for a scraper you trust (docs/operations.md).\n",
         );
+        out.push_str(&format!("metrics = {}\n", self.metrics));
+        out.push_str(&format!(
+            "metrics_bind = {}\n",
+            quote(&self.metrics_bind.to_string())
+        ));
         match self.metrics_port {
             Some(p) => out.push_str(&format!("metrics_port = {p}\n\n")),
-            None => out.push_str("# metrics_port = 9400\n\n"),
+            None => out.push_str("# metrics_port = 8500 (default: api_port + 1000)\n\n"),
         }
         if let Some(a) = &self.account {
             out.push_str(

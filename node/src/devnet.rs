@@ -208,10 +208,12 @@ pub fn wait_until_ready(
     members: &[Member],
     running: &mut Running,
     timeout: Duration,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut waiting: Vec<&Member> = members.iter().collect();
     while !waiting.is_empty() {
+        progress(members.len() - waiting.len(), members.len());
         let exited = running.exited();
         if !exited.is_empty() {
             bail!(
@@ -229,5 +231,6 @@ pub fn wait_until_ready(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    progress(members.len(), members.len());
     Ok(())
 }

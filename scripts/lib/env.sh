@@ -15,6 +15,8 @@ qward_say() { printf 'qward: %s\n' "$*" >&2; }
 #   tmux                 the terminal UI's end-to-end test
 #   curl                 the control API conformance test (JSON-RPC over HTTP)
 #   fonts-dejavu-core    text in the PNG plots of `qward qkd sweep`
+#   prometheus           a real Prometheus server scrapes a node's /metrics
+#   python3-venv         the Grafana dashboard check's virtualenv
 qward_ensure_system_packages() {
   local missing=()
   command -v clang >/dev/null 2>&1 || missing+=(clang)
@@ -25,6 +27,8 @@ qward_ensure_system_packages() {
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
 
   local sudo=""
@@ -41,6 +45,20 @@ qward_ensure_system_packages() {
   qward_say "installing ${missing[*]} (apt-get)"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Grafana's dashboard models (grafana-foundation-sdk, from PyPI) in a
+# virtualenv beside the target directory: the dashboard test checks
+# deploy/grafana/*.json against them.
+export QWARD_VENV="${QWARD_VENV:-$HOME/.cache/qward/venv}"
+QWARD_GRAFANA_SDK="grafana-foundation-sdk==1769699998!10.1.0"
+qward_ensure_dashboard_checker() {
+  if "$QWARD_VENV/bin/python" -c 'import grafana_foundation_sdk' >/dev/null 2>&1; then
+    return 0
+  fi
+  qward_say "installing $QWARD_GRAFANA_SDK into $QWARD_VENV"
+  python3 -m venv "$QWARD_VENV"
+  "$QWARD_VENV/bin/pip" install --quiet --disable-pip-version-check "$QWARD_GRAFANA_SDK"
 }
 
 qward_ensure_cargo() {

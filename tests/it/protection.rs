@@ -142,7 +142,19 @@ async fn break_glass_erasure_and_the_access_log_end_to_end() {
     };
     let refused = forward(&net);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("no emergency declared"));
+    // With --json the refusal is one JSON object on stdout.
+    let error: serde_json::Value = serde_json::from_slice(&refused.stdout).expect("a JSON error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no emergency declared")),
+        "{error}"
+    );
+    assert_eq!(
+        error["error"]["exit"],
+        refused.status.code().unwrap_or(-1),
+        "{error}"
+    );
 
     // The doctor breaks the glass for 25 s (the API takes milliseconds; the
     // command line whole minutes).

@@ -140,14 +140,31 @@ pub struct TestNode {
 }
 
 impl TestNet {
-    /// Creates a devnet with `qward genesis devnet` and sets every node's block
-    /// interval to `block_interval_ms`. Nothing is started.
+    /// Creates a devnet with `qward genesis devnet` whose chain makes a block
+    /// every `block_interval_ms`, empty or not. Nothing is started.
     pub fn create(
         hospitals: u32,
         doctors: u32,
         patients: u32,
         auditors: u32,
         block_interval_ms: u64,
+    ) -> anyhow::Result<Self> {
+        Self::create_with_timing(
+            hospitals,
+            doctors,
+            patients,
+            auditors,
+            qward_core::consensus::BlockTiming::every(block_interval_ms),
+        )
+    }
+
+    /// [`TestNet::create`] with the chain's block timing in full.
+    pub fn create_with_timing(
+        hospitals: u32,
+        doctors: u32,
+        patients: u32,
+        auditors: u32,
+        timing: qward_core::consensus::BlockTiming,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("net");
@@ -175,8 +192,10 @@ impl TestNet {
             &a,
             "--base-port",
             &base,
-            "--block-interval-ms",
-            &block_interval_ms.to_string(),
+            "--block-time-ms",
+            &timing.block_time_ms.to_string(),
+            "--empty-block-interval-ms",
+            &timing.empty_block_interval_ms.to_string(),
         ])?;
         let members = qward_node::devnet::members(&out)?;
         let mut nodes = Vec::new();
@@ -344,13 +363,10 @@ impl TestNode {
     /// `metrics_port`, or API port + 1000), as name -> value.
     pub async fn metrics(&self) -> anyhow::Result<std::collections::HashMap<String, f64>> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let port = DataDir::new(&self.dir)
-            .load_config()?
-            .metrics_port
-            .unwrap_or(self.api_port.saturating_add(1000));
+        let addr = DataDir::new(&self.dir).load_config()?.metrics_addr();
         let fetch = async {
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 .await?;
             let mut body = String::new();
             s.read_to_string(&mut body).await?;

@@ -65,6 +65,10 @@ pub enum TxError {
     ValidatorNotHospital(AccountId),
     #[error("validator power must be between 1 and {max}, got {found}")]
     BadPower { found: u64, max: u64 },
+    #[error("block timing: {0}")]
+    BadBlockTiming(String),
+    #[error("the chain already has this block timing")]
+    BlockTimingUnchanged,
     #[error("removing {0} would leave no validator")]
     LastValidator(AccountId),
     #[error("{0} already voted for this proposal")]

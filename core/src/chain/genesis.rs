@@ -109,6 +109,7 @@ impl Genesis {
         let set = ValidatorSet::new(self.validators.clone())?;
         let mut state = ChainState::new(self.chain_id, self.hash(), set);
         state.proposal_ttl_blocks = self.params.proposal_ttl_blocks;
+        state.block_timing = self.params.block_timing;
         for m in &self.members {
             state.put_member(
                 m.account,

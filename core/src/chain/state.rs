@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::consensus::BlockTiming;
 use crate::identity::{AccountId, Role};
 
 use super::error::TxError;
@@ -61,16 +62,19 @@ pub enum GovernanceAction {
     SetValidator { account: AccountId, power: u64 },
     /// Remove a validator.
     RemoveValidator { account: AccountId },
+    /// Change the chain's block timing.
+    SetBlockTiming(BlockTiming),
 }
 
 impl GovernanceAction {
-    /// The account the action is about.
-    pub fn account(&self) -> AccountId {
+    /// The account the action is about (none for the chain's parameters).
+    pub fn account(&self) -> Option<AccountId> {
         match *self {
             GovernanceAction::AdmitHospital { account }
             | GovernanceAction::RevokeMember { account }
             | GovernanceAction::SetValidator { account, .. }
-            | GovernanceAction::RemoveValidator { account } => account,
+            | GovernanceAction::RemoveValidator { account } => Some(account),
+            GovernanceAction::SetBlockTiming(_) => None,
         }
     }
 
@@ -87,6 +91,10 @@ impl GovernanceAction {
             GovernanceAction::RemoveValidator { account } => {
                 format!("remove validator {}", account.short())
             }
+            GovernanceAction::SetBlockTiming(t) => format!(
+                "set the block time to {} ms and the empty-block interval to {} ms",
+                t.block_time_ms, t.empty_block_interval_ms
+            ),
         }
     }
 }
@@ -176,6 +184,8 @@ pub struct ChainState {
     pub genesis_hash: Hash,
     /// Blocks a governance proposal stays open.
     pub proposal_ttl_blocks: u64,
+    /// When validators start the next height (set in genesis, changed by vote).
+    pub block_timing: BlockTiming,
     pub members: BTreeMap<AccountId, Member>,
     pub validators: ValidatorSet,
     /// Open governance proposals and their votes.
@@ -207,6 +217,7 @@ impl ChainState {
             chain_id,
             genesis_hash,
             proposal_ttl_blocks: DEFAULT_PROPOSAL_TTL_BLOCKS,
+            block_timing: BlockTiming::default(),
             members: BTreeMap::new(),
             validators,
             proposals: BTreeMap::new(),
@@ -293,6 +304,7 @@ impl ChainState {
             TxKind::RemoveValidator { account } => {
                 Some(GovernanceAction::RemoveValidator { account })
             }
+            TxKind::SetBlockTiming(timing) => Some(GovernanceAction::SetBlockTiming(timing)),
             _ => None,
         }
     }
@@ -325,6 +337,7 @@ impl ChainState {
                     GovernanceAction::RemoveValidator { account } => {
                         !self.validators.contains(&account)
                     }
+                    GovernanceAction::SetBlockTiming(timing) => self.block_timing == timing,
                 };
                 (if holds { "passed" } else { "expired" }, 0, None)
             }
@@ -522,6 +535,7 @@ impl ChainState {
                     self.validators = next;
                 }
             }
+            GovernanceAction::SetBlockTiming(timing) => self.block_timing = timing,
         }
     }
 
@@ -626,6 +640,14 @@ impl ChainState {
                     GovernanceAction::RemoveValidator { account: *account },
                     tx.author,
                 )
+            }
+            TxKind::SetBlockTiming(timing) => {
+                need(Role::Hospital, "voting on the block timing")?;
+                timing.validate().map_err(TxError::BadBlockTiming)?;
+                if self.block_timing == *timing {
+                    return Err(TxError::BlockTimingUnchanged);
+                }
+                self.vote(GovernanceAction::SetBlockTiming(*timing), tx.author)
             }
             TxKind::GrantConsent(grant) => {
                 need(Role::Patient, "granting consent")?;

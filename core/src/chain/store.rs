@@ -219,6 +219,7 @@ impl<'a> ChainStore<'a> {
             codec::decode(&b, MAX_META_BYTES).map_err(decode_err("chain state meta"))?;
         let mut state = ChainState::new(meta.chain_id, meta.genesis_hash, meta.validators);
         state.proposal_ttl_blocks = meta.proposal_ttl_blocks;
+        state.block_timing = meta.block_timing;
         state.anchors = meta.anchors;
         state.audits = meta.audits;
         state.log_hash = meta.log_hash;

@@ -331,6 +331,81 @@ fn validator_set_changes_by_vote_of_more_than_two_thirds_of_the_power_and_verifi
     );
 }
 
+#[test]
+fn block_timing_changes_only_by_a_vote_of_more_than_two_thirds_and_is_in_the_state_root() {
+    use crate::consensus::BlockTiming;
+    let mut chain = TestChain::new(5, 4);
+    let store = MemStore::new();
+    let cs = ChainStore::new(&store);
+    cs.init(&chain.genesis).unwrap();
+    assert_eq!(chain.state.block_timing, BlockTiming::default());
+    let slower = BlockTiming {
+        block_time_ms: 2_000,
+        empty_block_interval_ms: 60_000,
+    };
+    // Out of range, or what the chain already has: refused, whoever votes.
+    for (bad, why) in [
+        (
+            BlockTiming {
+                block_time_ms: 10,
+                empty_block_interval_ms: 60_000,
+            },
+            "block_time_ms",
+        ),
+        (
+            BlockTiming {
+                block_time_ms: 2_000,
+                empty_block_interval_ms: 1_000,
+            },
+            "empty_block_interval_ms",
+        ),
+        (
+            BlockTiming {
+                block_time_ms: 2_000,
+                empty_block_interval_ms: 7_200_000,
+            },
+            "empty_block_interval_ms",
+        ),
+    ] {
+        let tx = chain.sign_by(0, TxKind::SetBlockTiming(bad));
+        match chain.apply_one(tx) {
+            Err(TxError::BadBlockTiming(msg)) => assert!(msg.contains(why), "{msg}"),
+            other => panic!("{bad:?} was not refused: {other:?}"),
+        }
+    }
+    let same = chain.sign_by(0, TxKind::SetBlockTiming(BlockTiming::default()));
+    assert_eq!(chain.apply_one(same), Err(TxError::BlockTimingUnchanged));
+    // A patient has no vote.
+    let patient = Identity::from_secret_bytes(chain.patient.secret_bytes().as_slice()).unwrap();
+    let tx = chain.sign(&patient, TxKind::SetBlockTiming(slower));
+    assert!(matches!(
+        chain.apply_one(tx),
+        Err(TxError::WrongRole { .. })
+    ));
+    // Two of four validators (1/2 of the power): open, not in effect.
+    let root_before = chain.state.root();
+    let votes: Vec<_> = (0..2)
+        .map(|i| chain.sign_by(i, TxKind::SetBlockTiming(slower)))
+        .collect();
+    let cb = chain.commit(votes).clone();
+    cs.import(&cb).unwrap();
+    assert_eq!(chain.state.block_timing, BlockTiming::default());
+    let action = GovernanceAction::SetBlockTiming(slower);
+    assert_eq!(chain.state.proposal_status(&action).state, "pending");
+    // The third (3/4 > 2/3) puts it in effect, in the state and its root.
+    let vote = chain.sign_by(2, TxKind::SetBlockTiming(slower));
+    let cb = chain.commit(vec![vote]).clone();
+    cs.import(&cb).unwrap();
+    assert_eq!(chain.state.block_timing, slower);
+    assert_eq!(chain.state.proposal_status(&action).state, "passed");
+    assert_ne!(chain.state.root(), root_before);
+    // The stored state reads back with it, and an auditor's verify agrees.
+    assert_eq!(cs.state().unwrap().block_timing, slower);
+    assert_eq!(cs.state().unwrap().root(), chain.state.root());
+    let report = cs.verify_chain();
+    assert!(report.ok, "{report:?}");
+}
+
 fn store_state_before(chain: &TestChain, index: usize) -> ChainState {
     let mut state = chain.genesis.initial_state().unwrap();
     let mut tip = chain.genesis.tip();

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
-use crate::consensus::Evidence;
+use crate::consensus::{BlockTiming, Evidence};
 use crate::identity::{self, AccountId, Identity, Role, Sig};
 
 use super::hash::Hash;
@@ -196,6 +196,9 @@ pub enum TxKind {
     RequestErasure(ErasureRequest),
     /// A member anchors the head of its access log.
     AnchorAccessLog(AccessLogAnchor),
+    /// A validator's vote to change the chain's block timing (same
+    /// threshold as the other votes).
+    SetBlockTiming(BlockTiming),
 }
 
 impl TxKind {
@@ -215,6 +218,7 @@ impl TxKind {
             TxKind::EraseRecord(_) => "erase-record",
             TxKind::RequestErasure(_) => "request-erasure",
             TxKind::AnchorAccessLog(_) => "anchor-access-log",
+            TxKind::SetBlockTiming(_) => "set-block-timing",
         }
     }
 }

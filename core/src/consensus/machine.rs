@@ -288,18 +288,25 @@ impl Consensus {
         self.step
     }
 
-    /// The validators heard from in the current round (a proposal or a
-    /// vote): the rest are who a stalled round waits for.
-    pub fn heard_this_round(&self) -> Vec<AccountId> {
-        self.rounds
-            .get(&self.round)
-            .map(|rs| rs.senders.keys().copied().collect())
-            .unwrap_or_default()
-    }
-
     /// Whether this height is decided (waiting for `start_height`).
     pub fn is_decided(&self) -> bool {
         self.decided
+    }
+
+    /// Whether validators holding more than a third of the power have sent
+    /// verified messages for `height` or later, so at least one correct
+    /// validator has started it. A node holding `height` back for want of
+    /// transactions starts it then; one faulty validator (a third of the
+    /// power or less) cannot make the others start early.
+    pub fn started_elsewhere(&self, height: u64) -> bool {
+        let power = self
+            .later
+            .seen
+            .iter()
+            .filter(|(_, h)| **h >= height)
+            .filter_map(|(a, _)| self.validators.power_of(a))
+            .fold(0u64, u64::saturating_add);
+        self.validators.is_one_third(power)
     }
 
     /// Whether this node is behind: `Some(h)` with `h > height()` means the

@@ -17,7 +17,7 @@ mod sim_tests;
 
 pub use machine::{Consensus, ConsensusApp, Output, Step};
 pub use safety::{SafetyState, SafetyStoreError, load_safety, save_safety};
-pub use timeouts::{ConsensusParams, Timeout, TimeoutStep};
+pub use timeouts::{BlockTiming, ConsensusParams, Timeout, TimeoutStep};
 pub use types::{
     ConsensusMessage, Evidence, EvidenceError, MAX_MESSAGE_BYTES, MessageError, PROPOSAL_DOMAIN,
     Proposal, SignedProposal, SignedVote, VOTE_DOMAIN, Vote, VoteStep, polka_digest,

@@ -16,10 +16,72 @@ pub struct ConsensusParams {
     /// Blocks a governance proposal stays open before it expires unpassed.
     #[serde(default = "default_proposal_ttl_blocks")]
     pub proposal_ttl_blocks: u64,
+    /// The chain's first block timing; validators change it by vote
+    /// (`ChainState::block_timing`).
+    #[serde(default)]
+    pub block_timing: BlockTiming,
 }
 
 fn default_proposal_ttl_blocks() -> u64 {
     crate::chain::state::DEFAULT_PROPOSAL_TTL_BLOCKS
+}
+
+/// When validators start the next height: `block_time_ms` after the last
+/// block when there are transactions to commit, and with nothing to commit,
+/// only once `empty_block_interval_ms` has passed (the heartbeat that shows
+/// the chain is alive). Equal values make a block every block time, empty
+/// or not. On the chain: set in genesis, changed by a validators' vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BlockTiming {
+    pub block_time_ms: u64,
+    pub empty_block_interval_ms: u64,
+}
+
+/// The shortest block time.
+pub const MIN_BLOCK_TIME_MS: u64 = 50;
+/// The longest block time, and the longest empty-block interval.
+pub const MAX_BLOCK_INTERVAL_MS: u64 = 3_600_000;
+
+impl Default for BlockTiming {
+    fn default() -> Self {
+        BlockTiming {
+            block_time_ms: 1_000,
+            empty_block_interval_ms: 10_000,
+        }
+    }
+}
+
+impl BlockTiming {
+    /// A block every `block_time_ms`, empty or not.
+    pub fn every(block_time_ms: u64) -> Self {
+        BlockTiming {
+            block_time_ms,
+            empty_block_interval_ms: block_time_ms,
+        }
+    }
+
+    /// Checks the ranges: a block time of 50 ms to 1 h, and an empty-block
+    /// interval from the block time to 1 h.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(MIN_BLOCK_TIME_MS..=MAX_BLOCK_INTERVAL_MS).contains(&self.block_time_ms) {
+            return Err(format!(
+                "block_time_ms must be between {MIN_BLOCK_TIME_MS} and {MAX_BLOCK_INTERVAL_MS}, not {}",
+                self.block_time_ms
+            ));
+        }
+        if !(self.block_time_ms..=MAX_BLOCK_INTERVAL_MS).contains(&self.empty_block_interval_ms) {
+            return Err(format!(
+                "empty_block_interval_ms must be between block_time_ms ({}) and {MAX_BLOCK_INTERVAL_MS}, not {}",
+                self.block_time_ms, self.empty_block_interval_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether empty blocks wait for the heartbeat.
+    pub fn skips_empty_blocks(&self) -> bool {
+        self.empty_block_interval_ms > self.block_time_ms
+    }
 }
 
 impl Default for ConsensusParams {
@@ -31,6 +93,7 @@ impl Default for ConsensusParams {
             timeout_delta_ms: 500,
             max_block_txs: 2000,
             proposal_ttl_blocks: default_proposal_ttl_blocks(),
+            block_timing: BlockTiming::default(),
         }
     }
 }
@@ -49,6 +112,7 @@ impl ConsensusParams {
         if self.timeout_delta_ms > 600_000 {
             return Err("timeout_delta_ms must be at most 600000".into());
         }
+        self.block_timing.validate()?;
         if self.proposal_ttl_blocks == 0 {
             return Err("proposal_ttl_blocks must be at least 1".into());
         }

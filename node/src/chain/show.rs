@@ -18,7 +18,7 @@ pub fn validators_json(state: &ChainState) -> Value {
         .map(|(action, open)| {
             json!({
                 "change": action.describe(),
-                "account": action.account().to_hex(),
+                "account": action.account().map(|a| a.to_hex()),
                 "opened_at_height": open.opened_at,
                 "expires_at_height": open.opened_at.saturating_add(state.proposal_ttl_blocks),
                 "voting_power": state.tally_power(&open.voters),
@@ -27,6 +27,8 @@ pub fn validators_json(state: &ChainState) -> Value {
         })
         .collect();
     json!({
+        "block_time_ms": state.block_timing.block_time_ms,
+        "empty_block_interval_ms": state.block_timing.empty_block_interval_ms,
         "total_power": state.validators.total_power(),
         "validator_set_hash": state.validators.hash().to_hex(),
         "validators": validators,
@@ -71,6 +73,10 @@ pub fn tx_json(tx: &SignedTransaction, height: u64, index: u32) -> Value {
         TxKind::AddValidator { account, power } => {
             json!({ "account": account.to_hex(), "power": power })
         }
+        TxKind::SetBlockTiming(t) => json!({
+            "block_time_ms": t.block_time_ms,
+            "empty_block_interval_ms": t.empty_block_interval_ms,
+        }),
         TxKind::GrantConsent(g) => json!({
             "grantee": g.grantee.to_hex(),
             "scope": g.scope.as_str(),

@@ -1,6 +1,7 @@
 //! `qward version` (the build: version, commit, profile), `qward config
 //! show` (the settings a node in this data directory runs with: its
-//! config.toml with every default filled in), and the shell completions
+//! config.toml with every default filled in, under the same flags and
+//! variables as `run`), and the shell completions
 //! and man pages made from the command line's own definition.
 
 use std::path::PathBuf;
@@ -35,17 +36,27 @@ pub fn version(json: bool) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the effective configuration (config.toml with the defaults).
+    /// Print the effective configuration: config.toml with the defaults,
+    /// under the `QWARD_*` variables set and the `run` flags given here.
     Show {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        passphrase: crate::vault::PassphraseArgs,
+        #[command(flatten)]
+        settings: super::run::SettingArgs,
     },
 }
 
 pub fn config(cmd: ConfigCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let ConfigCommand::Show { json } = cmd;
+    let ConfigCommand::Show {
+        json,
+        passphrase,
+        settings,
+    } = cmd;
     let dir = DataDir::resolve(data_dir)?;
-    let config = dir.load_config()?;
+    let mut config = dir.load_config()?;
+    config.apply(&settings.overrides(&passphrase))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&config)?);
     } else {

@@ -58,18 +58,7 @@ fn verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let db = open_chain_db(dir)?;
     let chain = ChainStore::new(&db);
     let started = Instant::now();
-    // A bar on a terminal (stderr), nothing otherwise: scripts and --json
-    // read stdout, which the bar never touches.
-    let bar = indicatif::ProgressBar::with_draw_target(
-        None,
-        indicatif::ProgressDrawTarget::stderr_with_hz(4),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "verifying {bar:30} {pos}/{len} blocks, {eta} left",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = super::progress_bar("verifying {bar:30} {pos}/{len} blocks, {eta} left");
     let mut report = chain.verify_chain_with(&mut |height, total| {
         if bar.length() != Some(total) {
             bar.set_length(total);

@@ -26,6 +26,8 @@ pub enum DevnetCommand {
     Down {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -55,6 +57,10 @@ pub struct UpArgs {
     /// Delete an existing devnet in DIR and create a new one.
     #[arg(long)]
     pub fresh: bool,
+    /// Print the running devnet as one JSON object (with --detach, or
+    /// before waiting for Ctrl-C).
+    #[arg(long, conflicts_with = "tui")]
+    pub json: bool,
 }
 
 fn default_dir() -> anyhow::Result<PathBuf> {
@@ -65,13 +71,17 @@ fn default_dir() -> anyhow::Result<PathBuf> {
 
 pub fn run(args: DevnetArgs, log_level: &str) -> anyhow::Result<ExitCode> {
     match args.command {
-        Some(DevnetCommand::Down { dir }) => {
+        Some(DevnetCommand::Down { dir, json }) => {
             let dir = match dir {
                 Some(d) => d,
                 None => default_dir()?,
             };
             let n = devnet::down(&dir)?;
-            println!("stopped {n} node{}", if n == 1 { "" } else { "s" });
+            if json {
+                println!("{}", serde_json::json!({ "dir": dir, "stopped": n }));
+            } else {
+                println!("stopped {n} node{}", if n == 1 { "" } else { "s" });
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => up(args.up, log_level),
@@ -94,7 +104,9 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     if !dir.join("spec.toml").exists() {
-        println!("creating a devnet in {}", dir.display());
+        if !args.json {
+            println!("creating a devnet in {}", dir.display());
+        }
         let opts = qward_genesis::DevnetOptions {
             hospitals: args.hospitals as usize,
             doctors: args.doctors as usize,
@@ -104,7 +116,7 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
             api_base_port: args.base_port.saturating_add(100),
             ..qward_genesis::DevnetOptions::new(crate::node::clock::now_ms())
         };
-        super::genesis::write_devnet(&dir, &opts, crate::config::DEFAULT_BLOCK_INTERVAL_MS, None)?;
+        super::genesis::write_devnet(&dir, &opts, None)?;
     }
     let members = devnet::members(&dir)?;
     if members.is_empty() {
@@ -114,15 +126,32 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
         );
     }
     let mut running = devnet::start(&dir, &members, log_level)?;
-    devnet::wait_until_ready(&members, &mut running, Duration::from_secs(60))?;
-    print_table(&dir, &members);
+    let bar = super::progress_bar("starting {bar:20} {pos}/{len} nodes up, {elapsed}");
+    let started = devnet::wait_until_ready(
+        &members,
+        &mut running,
+        Duration::from_secs(60),
+        &mut |up, total| {
+            bar.set_length(total as u64);
+            bar.set_position(up as u64);
+        },
+    );
+    bar.finish_and_clear();
+    started?;
+    if args.json {
+        print_json(&dir, &members, args.detach);
+    } else {
+        print_table(&dir, &members);
+    }
 
     if args.detach {
         running.detach();
-        println!(
-            "\nrunning in the background; stop with: qward devnet down --dir {}",
-            dir.display()
-        );
+        if !args.json {
+            println!(
+                "\nrunning in the background; stop with: qward devnet down --dir {}",
+                dir.display()
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(name) = &args.tui {
@@ -135,11 +164,34 @@ fn up(args: UpArgs, log_level: &str) -> anyhow::Result<ExitCode> {
         result?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("\nCtrl-C stops every node.");
+    if !args.json {
+        println!("\nCtrl-C stops every node.");
+    }
     wait_for_ctrl_c(&mut running)?;
-    println!("stopping the devnet");
+    if !args.json {
+        println!("stopping the devnet");
+    }
     running.stop(Duration::from_secs(10));
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(dir: &Path, members: &[devnet::Member], detached: bool) {
+    let nodes: Vec<_> = members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "role": m.role.to_string(),
+                "listen": m.config.listen,
+                "api_port": m.config.api_port,
+                "data_dir": m.dir,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({ "dir": dir, "detached": detached, "nodes": nodes })
+    );
 }
 
 fn print_table(dir: &Path, members: &[devnet::Member]) {

@@ -23,6 +23,8 @@ pub enum GenesisCommand {
         /// Where to write the genesis file.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Generate a local network: per participant a data directory with keys,
     /// genesis, config.toml and an initialised database.
@@ -49,20 +51,32 @@ pub enum GenesisCommand {
         /// default: base port + 100).
         #[arg(long)]
         api_base_port: Option<u16>,
-        /// Target time between blocks written to every node's config.toml.
-        #[arg(long, default_value_t = crate::config::DEFAULT_BLOCK_INTERVAL_MS)]
-        block_interval_ms: u64,
+        /// Time between blocks while there are transactions (genesis
+        /// `[consensus] block_time_ms`).
+        #[arg(long, alias = "block-interval-ms", default_value_t = qward_core::consensus::BlockTiming::default().block_time_ms)]
+        block_time_ms: u64,
+        /// With nothing to commit, the longest time without a block (default:
+        /// 10 s, or the block time if longer); the block time itself makes a
+        /// block every block time, empty or not.
+        #[arg(long)]
+        empty_block_interval_ms: Option<u64>,
         /// Derive keys from this seed (reproducible, for tests only: the keys are not secret).
         #[arg(long)]
         insecure_seed: Option<u64>,
+        #[arg(long)]
+        json: bool,
     },
     /// Print a genesis file's hash and summary after checking it.
-    Inspect { file: PathBuf },
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        GenesisCommand::Build { spec, out } => build(&spec, &out),
+        GenesisCommand::Build { spec, out, json } => build(&spec, &out, json),
         GenesisCommand::Devnet {
             out,
             hospitals,
@@ -73,14 +87,27 @@ pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
             chain_id,
             base_port,
             api_base_port,
-            block_interval_ms,
+            block_time_ms,
+            empty_block_interval_ms,
             insecure_seed,
+            json,
         } => {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .context("the system clock is before 1970")?
                 .as_millis() as u64;
-            let opts = DevnetOptions {
+            let block_timing = qward_core::consensus::BlockTiming {
+                block_time_ms,
+                empty_block_interval_ms: empty_block_interval_ms.unwrap_or(
+                    qward_core::consensus::BlockTiming::default()
+                        .empty_block_interval_ms
+                        .max(block_time_ms),
+                ),
+            };
+            block_timing
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{e} (--block-time-ms, --empty-block-interval-ms)"))?;
+            let mut opts = DevnetOptions {
                 network,
                 chain_id,
                 hospitals,
@@ -91,7 +118,33 @@ pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
                 api_base_port: api_base_port.unwrap_or(base_port.saturating_add(100)),
                 ..DevnetOptions::new(now_ms)
             };
-            let plan = write_devnet(&out, &opts, block_interval_ms, insecure_seed)?;
+            opts.params.block_timing = block_timing;
+            let plan = write_devnet(&out, &opts, insecure_seed)?;
+            if json {
+                let participants: Vec<_> = plan
+                    .participants
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "name": p.name,
+                            "role": p.role.to_string(),
+                            "account": p.identity.account().to_hex(),
+                            "listen": p.listen_addr(),
+                            "api_port": p.api_port,
+                            "data_dir": out.join(&p.name),
+                        })
+                    })
+                    .collect();
+                let summary = serde_json::json!({
+                    "network": plan.genesis.network,
+                    "chain_id": plan.genesis.chain_id,
+                    "genesis_hash": plan.genesis.hash().to_string(),
+                    "dir": out,
+                    "participants": participants,
+                });
+                println!("{summary}");
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "devnet '{}' written to {}: genesis {}",
                 plan.genesis.network,
@@ -110,9 +163,13 @@ pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        GenesisCommand::Inspect { file } => {
+        GenesisCommand::Inspect { file, json } => {
             let g = qward_genesis::load_genesis(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
+            if json {
+                println!("{}", genesis_summary(&g));
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "genesis {} ok: network {}, chain id {}, {} validators, {} members",
                 g.hash(),
@@ -126,7 +183,20 @@ pub fn run(cmd: GenesisCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn build(spec_path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+/// A genesis for scripts: its hash, names, parameters and sizes.
+fn genesis_summary(g: &Genesis) -> serde_json::Value {
+    serde_json::json!({
+        "genesis_hash": g.hash().to_string(),
+        "network": g.network,
+        "chain_id": g.chain_id,
+        "genesis_time_ms": g.genesis_time_ms,
+        "params": g.params,
+        "validators": g.validators.len(),
+        "members": g.members.len(),
+    })
+}
+
+fn build(spec_path: &Path, out: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("reading the spec {}", spec_path.display()))?;
     let spec = GenesisSpec::from_toml(&text)
@@ -163,7 +233,13 @@ fn build(spec_path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
-    println!("genesis {} written to {}", genesis.hash(), out.display());
+    if json {
+        let mut summary = genesis_summary(&genesis);
+        summary["file"] = serde_json::json!(out);
+        println!("{summary}");
+    } else {
+        println!("genesis {} written to {}", genesis.hash(), out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -187,7 +263,7 @@ fn init_db(path: &Path, genesis: &Genesis) -> Result<(), String> {
 }
 
 /// Writes a devnet to `out`: keys, genesis, per-participant data directories
-/// with config.toml (with `block_interval_ms`), an initialised database, a
+/// with config.toml, an initialised database, a
 /// data key, a `logs/` folder and an address book naming every participant.
 /// A devnet runs unattended: every node's data key is sealed under one
 /// random passphrase kept in `out/passphrase` (mode 0600), which each
@@ -196,7 +272,6 @@ fn init_db(path: &Path, genesis: &Genesis) -> Result<(), String> {
 pub fn write_devnet(
     out: &Path,
     opts: &DevnetOptions,
-    block_interval_ms: u64,
     insecure_seed: Option<u64>,
 ) -> anyhow::Result<devnet::DevnetPlan> {
     let plan = match insecure_seed {
@@ -217,7 +292,6 @@ pub fn write_devnet(
             .with_context(|| format!("cannot restrict {}", dir.root().display()))?;
         crate::vault::create(&dir, &passphrase, &mut rand::rng())?;
         let mut config = dir.load_config()?;
-        config.block_interval_ms = block_interval_ms;
         config.passphrase_file = Some(format!("../{DEVNET_PASSPHRASE_FILE}"));
         std::fs::write(dir.config_file(), config.to_documented_toml())
             .with_context(|| format!("cannot write {}", dir.config_file().display()))?;

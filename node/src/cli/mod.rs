@@ -152,9 +152,19 @@ pub enum Command {
     },
 }
 
-/// Runs the command line and turns errors into a one-line message and exit code 1.
+/// Runs the command line. A failure is one line on stderr, or with
+/// `--json` one JSON object on stdout ([`error_json`]); either way the exit
+/// code says what kind of failure it was ([`exit`]).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = Cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Ok((wants_json(&m), Cli::from_arg_matches(&m)?)));
+    let (json, cli) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return usage_error(&e, &args),
+    };
     if !matches!(
         cli.command,
         Command::Run(_) | Command::Devnet(_) | Command::Tui(_)
@@ -164,10 +174,92 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
-            ExitCode::from(exit_code_of(&e))
+            let code = exit_code_of(&e);
+            if json {
+                println!("{}", error_json(error_code_name(code), code, &describe(&e)));
+            } else {
+                eprintln!("error: {}", describe(&e));
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// A progress bar drawn on stderr when it is a terminal, and nowhere
+/// otherwise: scripts and `--json` read stdout, which a bar never touches.
+pub fn progress_bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        None,
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Whether the command given asked for `--json`.
+fn wants_json(matches: &clap::ArgMatches) -> bool {
+    let mut leaf = matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    matches!(leaf.try_get_one::<bool>("json"), Ok(Some(true)))
+}
+
+/// A command line clap refused: its own report (help and version included),
+/// or with `--json` among the arguments, one JSON object.
+fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let json = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    if informational || !json {
+        e.exit();
+    }
+    let message = e.kind().as_str().map_or_else(
+        || e.to_string(),
+        |kind| {
+            let text = e.to_string();
+            let detail = text
+                .lines()
+                .next()
+                .unwrap_or(kind)
+                .trim_start_matches("error: ");
+            detail.to_string()
+        },
+    );
+    println!("{}", error_json("usage", exit::REFUSED, &message));
+    ExitCode::from(exit::REFUSED)
+}
+
+/// The stable name of an exit code, the `code` of a JSON error.
+pub fn error_code_name(exit_code: u8) -> &'static str {
+    match exit_code {
+        exit::REFUSED => "refused",
+        exit::UNREACHABLE => "unreachable",
+        exit::TIMEOUT => "timeout",
+        _ => "error",
+    }
+}
+
+/// The one JSON object a failed `--json` command prints: a stable `code`
+/// (`error`, `refused`, `unreachable`, `timeout`, or `usage` for a command
+/// line that does not parse), the exit status, and the message.
+pub fn error_json(code: &str, exit_code: u8, message: &str) -> String {
+    serde_json::json!({
+        "error": { "code": code, "exit": exit_code, "message": message }
+    })
+    .to_string()
 }
 
 /// The exit codes every command uses (README, "Exit codes").

@@ -136,6 +136,9 @@ pub struct SweepArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Print one JSON object naming the files written.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +165,9 @@ pub struct PaperArgs {
     /// Monte Carlo trials per point of the detection curve.
     #[arg(long, default_value_t = 2000)]
     pub trials: u64,
+    /// Print one JSON object: the files written and the observations.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(cmd: QkdCommand) -> anyhow::Result<ExitCode> {
@@ -272,6 +278,7 @@ fn linspace(lo: f64, hi: f64, points: u32) -> Vec<f64> {
 }
 
 fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
+    let mut written = Vec::new();
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut rng = StdRng::seed_from_u64(a.seed);
@@ -294,7 +301,14 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                     a.max_distance_km
                 );
             }
-            let pts = distance_sweep(&base, &linspace(0.0, a.max_distance_km, a.points), &mut rng)?;
+            // Point by point (the same draws as one call) for the bar.
+            let bar = sweep_bar(u64::from(a.points));
+            let mut pts = Vec::new();
+            for d in linspace(0.0, a.max_distance_km, a.points) {
+                pts.extend(distance_sweep(&base, &[d], &mut rng)?);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
             let mut csv = String::from(
                 "distance_km,qubits_sent,final_key_bits,key_rate,qber,aborted,theory_asymptotic,\
                  theory_decoy,theory_gllp,plob",
@@ -323,7 +337,7 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 }
                 csv.push('\n');
             }
-            write_file(&a.out.join("key_rate_vs_distance.csv"), &csv)?;
+            write_file(&mut written, &a.out.join("key_rate_vs_distance.csv"), &csv)?;
             let mut series = vec![Series::points(
                 format!("simulated, {} pulses", a.qubits),
                 pts.iter().map(|p| (p.distance_km, p.key_rate)).collect(),
@@ -353,6 +367,7 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
             }));
             series.push(curve("PLOB bound -log2(1 - eta)", |p| p.plob));
             plot(
+                &mut written,
                 &a.out.join("key_rate_vs_distance.png"),
                 "Secret key rate against distance",
                 "distance (km)",
@@ -362,7 +377,13 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         SweepOver::Eve => {
-            let pts = eve_sweep(&base, &linspace(0.0, 1.0, a.points), &mut rng)?;
+            let bar = sweep_bar(u64::from(a.points));
+            let mut pts = Vec::new();
+            for f in linspace(0.0, 1.0, a.points) {
+                pts.extend(eve_sweep(&base, &[f], &mut rng)?);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
             let mut csv = String::from(
                 "eve_fraction,qber,qber_upper_bound,theory_qber,theory_p_over_4,eve_detected,final_key_bits\n",
             );
@@ -379,7 +400,7 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                     p.final_key_bits
                 )?;
             }
-            write_file(&a.out.join("qber_vs_eve.csv"), &csv)?;
+            write_file(&mut written, &a.out.join("qber_vs_eve.csv"), &csv)?;
             let series = vec![
                 Series::points(
                     "simulated (sample QBER)",
@@ -399,6 +420,7 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 ),
             ];
             plot(
+                &mut written,
                 &a.out.join("qber_vs_eve.png"),
                 "QBER against Eve's intercept fraction",
                 "fraction intercepted",
@@ -412,10 +434,12 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
             let mut csv =
                 String::from("qber,block_bits,trials,efficiency,frame_error_rate,mean_rounds\n");
             let mut series = Vec::new();
+            let bar = sweep_bar(2 * u64::from(a.points));
             for n in [10_000usize, 100_000] {
                 let mut line = Vec::new();
                 for q in linspace(0.01, 0.10, a.points) {
                     let p = cascade_point(q, n, a.trials, &cfg, &mut rng)?;
+                    bar.inc(1);
                     writeln!(
                         csv,
                         "{},{},{},{},{},{}",
@@ -430,8 +454,14 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 }
                 series.push(Series::line(format!("Cascade, n = {n}"), line));
             }
-            write_file(&a.out.join("cascade_efficiency_vs_qber.csv"), &csv)?;
+            bar.finish_and_clear();
+            write_file(
+                &mut written,
+                &a.out.join("cascade_efficiency_vs_qber.csv"),
+                &csv,
+            )?;
             plot(
+                &mut written,
                 &a.out.join("cascade_efficiency_vs_qber.png"),
                 "Cascade efficiency f = leaked / (n h(Q))",
                 "QBER",
@@ -441,7 +471,7 @@ fn run_sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    println!("wrote {}", a.out.display());
+    report_written(&a.out, &written, a.json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -518,6 +548,7 @@ fn run_bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
+    let mut written = Vec::new();
     if a.max_compared == 0 || a.trials == 0 {
         bail!("--max-compared and --trials must be at least 1");
     }
@@ -543,13 +574,14 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
             o.qward_detected
         )?;
     }
-    write_file(&a.out.join("paper_observations.csv"), &csv)?;
+    write_file(&mut written, &a.out.join("paper_observations.csv"), &csv)?;
     let x = |f: &dyn Fn(&qward_core::qkd::paper::Observation) -> f64| -> Vec<(f64, f64)> {
         obs.iter()
             .map(|o| (f64::from(o.observation), f(o)))
             .collect()
     };
     plot(
+        &mut written,
         &a.out.join("fig1_matching_bases.png"),
         "Matching bases per observation (20 qubits)",
         "observation",
@@ -561,6 +593,7 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
         false,
     )?;
     plot(
+        &mut written,
         &a.out.join("fig2_error_rate.png"),
         "Error rate per observation (Eve in 1, 5, 8, 10, 12)",
         "observation",
@@ -576,6 +609,7 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
         false,
     )?;
     plot(
+        &mut written,
         &a.out.join("fig3_eve_detected.png"),
         "Eavesdropper detected (1 = yes): paper rule vs qward rule",
         "observation",
@@ -609,7 +643,7 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
             p.simulated_paper_rule
         )?;
     }
-    write_file(&a.out.join("detection_probability.csv"), &csv)?;
+    write_file(&mut written, &a.out.join("detection_probability.csv"), &csv)?;
     let c = |f: &dyn Fn(&qward_core::qkd::paper::DetectionPoint) -> f64| -> Vec<(f64, f64)> {
         curve
             .iter()
@@ -617,6 +651,7 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
             .collect()
     };
     plot(
+        &mut written,
         &a.out.join("fig4_detection_probability.png"),
         "P(detect full intercept-resend) vs compared bits",
         "compared bits",
@@ -630,6 +665,13 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
         ],
         false,
     )?;
+    if a.json {
+        println!(
+            "{}",
+            json!({ "dir": a.out, "files": written, "observations": obs })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     for o in &obs {
         println!(
             "observation {:2}: eve {:3}  matching {:2}  errors {:2}  rate {:5.1}%  paper rule {:3}  qward rule {:3}",
@@ -642,7 +684,7 @@ fn run_paper(a: &PaperArgs) -> anyhow::Result<ExitCode> {
             yes(o.qward_detected)
         );
     }
-    println!("wrote {}", a.out.display());
+    report_written(&a.out, &written, false);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -650,8 +692,28 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+/// The bar of a sweep's points (on a terminal only).
+fn sweep_bar(points: u64) -> indicatif::ProgressBar {
+    let bar = super::progress_bar("sweeping {bar:30} {pos}/{len} points, {eta} left");
+    bar.set_length(points);
+    bar
+}
+
+/// Writes `text` to `path` and notes the file among those written.
+fn write_file(written: &mut Vec<PathBuf>, path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    written.push(path.to_path_buf());
+    Ok(())
+}
+
+/// What a sweep or the paper's figures wrote: the directory and each file,
+/// as one line, or with `--json` one object.
+fn report_written(out: &Path, written: &[PathBuf], json: bool) {
+    if json {
+        println!("{}", json!({ "dir": out, "files": written }));
+    } else {
+        println!("wrote {}", out.display());
+    }
 }
 
 struct Series {
@@ -703,6 +765,7 @@ fn register_font() -> anyhow::Result<()> {
 }
 
 fn plot(
+    written: &mut Vec<PathBuf>,
     path: &Path,
     title: &str,
     xlabel: &str,
@@ -800,5 +863,6 @@ fn plot(
         body!(chart, |_y: f64| true);
     }
     root.present().map_err(|e| draw(&e))?;
+    written.push(path.to_path_buf());
     Ok(())
 }

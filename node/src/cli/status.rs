@@ -94,13 +94,25 @@ pub fn status(args: QueryArgs, data_dir: Option<PathBuf>) -> anyhow::Result<Exit
                     "newest block    {:.1} s ago",
                     c.newest_block_age_ms as f64 / 1000.0
                 );
+                if c.step == "idle" {
+                    println!(
+                        "consensus       idle at height {}: nothing to commit; a block comes with the next transaction, or an empty one in {:.1} s",
+                        c.height,
+                        c.heartbeat_in_ms.unwrap_or(0) as f64 / 1000.0
+                    );
+                } else {
+                    println!(
+                        "consensus       height {} round {} step {}",
+                        c.height, c.round, c.step
+                    );
+                }
                 println!(
-                    "consensus       height {} round {} step {}",
-                    c.height, c.round, c.step
+                    "block timing    {} ms between blocks; with nothing to commit, one every {} ms",
+                    c.block_time_ms, c.empty_block_interval_ms
                 );
                 if !c.waiting_for.is_empty() {
                     println!(
-                        "waiting for     {} (nothing heard this round)",
+                        "waiting for     {} (no consensus message from them lately)",
                         c.waiting_for.join(", ")
                     );
                 }

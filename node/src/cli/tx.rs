@@ -42,6 +42,20 @@ pub enum TxCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Vote to change the chain's block timing (takes effect above 2/3 of
+    /// the voting power; `qward chain show validators` shows the current one).
+    SetBlockTiming {
+        /// Time between blocks while there are transactions, 50 ms to 1 h.
+        #[arg(long, value_name = "MS")]
+        block_time_ms: u64,
+        /// With nothing to commit, the longest time without a block (the
+        /// heartbeat), from the block time to 1 h; equal to the block time
+        /// for a block every block time, empty or not.
+        #[arg(long, value_name = "MS")]
+        empty_block_interval_ms: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +83,17 @@ impl TxCommand {
             TxCommand::RemoveValidator { member, wait } => {
                 (TxRequest::RemoveValidator { member }, wait)
             }
+            TxCommand::SetBlockTiming {
+                block_time_ms,
+                empty_block_interval_ms,
+                wait,
+            } => (
+                TxRequest::SetBlockTiming {
+                    block_time_ms,
+                    empty_block_interval_ms,
+                },
+                wait,
+            ),
         }
     }
 }

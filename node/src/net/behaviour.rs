@@ -47,6 +47,7 @@ impl QwardBehaviour {
         keypair: &Keypair,
         config: &NetworkConfig,
         counters: &Arc<Counters>,
+        registry: Option<&mut prometheus_client::registry::Registry>,
     ) -> Result<Self, NetError> {
         let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
         for peer in &config.members {
@@ -67,7 +68,15 @@ impl QwardBehaviour {
 
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval));
 
-        let gossipsub = gossip(keypair, config)?;
+        let mut gossipsub = gossip(keypair, config)?;
+        if let Some(registry) = registry {
+            // Mesh sizes, scores and message counts per topic (a handful of
+            // topics per chain; the default caps them).
+            gossipsub = gossipsub.with_metrics(
+                registry.sub_registry_with_prefix("libp2p_gossipsub"),
+                gossipsub::MetricsConfig::default(),
+            );
+        }
 
         let rr = |protocol: RequestProtocol| {
             request_response::Behaviour::with_codec(
@@ -173,7 +182,7 @@ mod tests {
         peer_score_params().validate().expect("peer score params");
         topic_score_params().validate().expect("topic score params");
         let keypair = super::super::keypair_from_seed(&[9; 32]).expect("seed");
-        QwardBehaviour::new(&keypair, &NetworkConfig::default(), &Arc::default())
+        QwardBehaviour::new(&keypair, &NetworkConfig::default(), &Arc::default(), None)
             .expect("behaviour builds");
     }
 

@@ -58,6 +58,9 @@ pub struct Network {
     pub(crate) pending_in: HashMap<InboundRequestId, ResponseChannel<Vec<u8>>>,
     pub(crate) bootstrap: Bootstrap,
     pub(crate) config: NetworkConfig,
+    /// libp2p's own metrics (connections, identify, ping, gossipsub), when
+    /// the node exports metrics.
+    pub(crate) libp2p_metrics: Option<libp2p::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Network {
@@ -78,9 +81,26 @@ impl Network {
         keypair: Keypair,
         config: NetworkConfig,
     ) -> Result<(Network, NetworkClient, mpsc::Receiver<NetworkEvent>), NetError> {
+        Self::new_with_metrics(keypair, config, None)
+    }
+
+    /// [`Network::new`], with the network's counters and libp2p's metrics
+    /// registered in `registry` when given.
+    pub fn new_with_metrics(
+        keypair: Keypair,
+        config: NetworkConfig,
+        mut registry: Option<&mut prometheus_client::registry::Registry>,
+    ) -> Result<(Network, NetworkClient, mpsc::Receiver<NetworkEvent>), NetError> {
         config.validate()?;
         let counters = Arc::new(Counters::default());
-        let behaviour = QwardBehaviour::new(&keypair, &config, &counters)?;
+        let behaviour = QwardBehaviour::new(&keypair, &config, &counters, registry.as_deref_mut())?;
+        let libp2p_metrics = registry.map(|r| {
+            r.sub_registry_with_prefix("qward_net")
+                .register_collector(Box::new(super::metrics::CountersCollector(
+                    counters.clone(),
+                )));
+            libp2p::metrics::Metrics::new(r)
+        });
         let local_peer_id = keypair.public().to_peer_id();
         let idle = config.idle_connection_timeout;
         let transport_error = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
@@ -147,6 +167,7 @@ impl Network {
                 Instant::now(),
             ),
             config,
+            libp2p_metrics,
         };
         Ok((network, client, event_rx))
     }
@@ -156,7 +177,16 @@ impl Network {
         keypair: Keypair,
         config: NetworkConfig,
     ) -> Result<(NetworkClient, mpsc::Receiver<NetworkEvent>, JoinHandle<()>), NetError> {
-        let (network, client, events) = Network::new(keypair, config)?;
+        Self::spawn_with_metrics(keypair, config, None)
+    }
+
+    /// [`Network::new_with_metrics`], then spawns the loop.
+    pub fn spawn_with_metrics(
+        keypair: Keypair,
+        config: NetworkConfig,
+        registry: Option<&mut prometheus_client::registry::Registry>,
+    ) -> Result<(NetworkClient, mpsc::Receiver<NetworkEvent>, JoinHandle<()>), NetError> {
+        let (network, client, events) = Network::new_with_metrics(keypair, config, registry)?;
         Ok((client, events, tokio::spawn(network.run())))
     }
 
@@ -237,6 +267,9 @@ impl Network {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<QwardBehaviourEvent>) {
+        if let Some(m) = &self.libp2p_metrics {
+            record_libp2p(m, &event);
+        }
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -522,4 +555,17 @@ fn event_kind(event: &NetworkEvent) -> &'static str {
         NetworkEvent::Gossip { .. } => "gossip",
         NetworkEvent::InboundRequest { .. } => "inbound-request",
     }
+}
+
+/// Hands a swarm event, and the behaviour events libp2p's metrics know, to
+/// those metrics.
+fn record_libp2p(m: &libp2p::metrics::Metrics, event: &SwarmEvent<QwardBehaviourEvent>) {
+    use libp2p::metrics::Recorder;
+    match event {
+        SwarmEvent::Behaviour(QwardBehaviourEvent::Identify(e)) => m.record(e),
+        SwarmEvent::Behaviour(QwardBehaviourEvent::Ping(e)) => m.record(e),
+        SwarmEvent::Behaviour(QwardBehaviourEvent::Gossipsub(e)) => m.record(e),
+        _ => {}
+    }
+    m.record(event);
 }

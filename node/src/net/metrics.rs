@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// The live counters, shared between the event loop and every client.
         #[derive(Debug, Default)]
         pub(crate) struct Counters {
@@ -17,7 +17,7 @@ macro_rules! counters {
         /// `peers_connected`, which is a gauge).
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct NetworkMetrics {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
         }
 
         impl Counters {
@@ -25,6 +25,13 @@ macro_rules! counters {
                 NetworkMetrics {
                     $($name: self.$name.load(Ordering::Relaxed),)*
                 }
+            }
+        }
+
+        impl NetworkMetrics {
+            /// Each counter's name, its doc line and its value.
+            pub fn rows(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), concat!($($doc,)*).trim(), self.$name),)*]
             }
         }
     };
@@ -63,6 +70,33 @@ counters! {
     events_dropped,
     /// Peers currently connected (gauge).
     peers_connected,
+}
+
+/// Renders the network's counters at every scrape, under `qward_net_`.
+#[derive(Debug)]
+pub(crate) struct CountersCollector(pub(crate) std::sync::Arc<Counters>);
+
+impl prometheus_client::collector::Collector for CountersCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        for (name, help, value) in self.0.snapshot().rows() {
+            if name == "peers_connected" {
+                let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+                let m = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+                gauge.encode(m)?;
+            } else {
+                let counter = ConstCounter::new(value);
+                let m = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+                counter.encode(m)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Counters {

@@ -43,6 +43,9 @@ pub struct NodeHandles {
     /// Wakes the sync task at once: consensus saw the network ahead of this
     /// node, or a decided block failed to import.
     pub sync_wake: tokio::sync::Notify,
+    /// Notified by the pool when a transaction becomes a block candidate:
+    /// wakes a driver that holds the next height back for want of work.
+    pub tx_ready: Arc<tokio::sync::Notify>,
     pub shutdown: watch::Sender<bool>,
     /// Where this node listens, as the network reports it.
     pub listen: watch::Receiver<Vec<Multiaddr>>,

@@ -111,6 +111,15 @@ struct Driver {
     /// there on can prove another signer of this key (older certificates
     /// and evidence may be this key's own past, replayed by anyone).
     started_height: u64,
+    /// The next height and when its heartbeat is due, while this node holds
+    /// it back because there is nothing to commit (the chain's empty-block
+    /// interval).
+    idle: Option<(u64, u64)>,
+    /// When the machine's current height started (unix ms), for `status`.
+    height_started_ms: u64,
+    /// When each validator's newest consensus message arrived, for `status`.
+    last_heard: std::collections::BTreeMap<AccountId, u64>,
+    driver_started_ms: u64,
 }
 
 /// Runs the driver until shutdown.
@@ -147,14 +156,7 @@ pub async fn run(
     } else {
         None
     };
-    let machine = Consensus::new(
-        chain_id,
-        genesis_hash,
-        params,
-        validators.clone(),
-        identity,
-        safety,
-    );
+    let machine = Consensus::new(chain_id, genesis_hash, params, validators, identity, safety);
     let mut driver = Driver {
         app: App {
             view,
@@ -175,13 +177,13 @@ pub async fn run(
         timers: super::timers::ConsensusTimers::default(),
         progress,
         started_height: next_height,
+        idle: None,
+        height_started_ms: now_ms(),
+        last_heard: std::collections::BTreeMap::new(),
+        driver_started_ms: now_ms(),
     };
     driver.update_members().await;
-    driver.refresh_candidates(next_height, 0).await;
-    let out = driver
-        .machine
-        .start_height(next_height, validators, &mut driver.app);
-    driver.handle(out).await;
+    driver.start_if_due(next_height).await;
     driver.publish_progress();
 
     let mut shutdown = ctx.shutdown.subscribe();
@@ -201,6 +203,12 @@ pub async fn run(
                 }
                 driver.publish_progress();
             }
+            _ = ctx.tx_ready.notified(), if driver.idle.is_some() => {
+                if let Some((height, _)) = driver.idle {
+                    driver.start_if_due(height).await;
+                    driver.publish_progress();
+                }
+            }
         }
     }
 }
@@ -210,12 +218,22 @@ impl Driver {
     fn publish_progress(&self) {
         let m = &self.machine;
         let now = super::progress::ConsensusProgress {
-            height: m.height(),
+            height: self.idle.map_or(m.height(), |(h, _)| h),
             round: m.round(),
             step: Some(m.step()),
             decided: m.is_decided(),
-            heard: m.heard_this_round(),
+            last_heard: self.last_heard.iter().map(|(a, t)| (*a, *t)).collect(),
+            quiet_after_ms: self
+                .app
+                .view
+                .genesis
+                .params
+                .timeout_ms(qward_core::consensus::TimeoutStep::Propose, m.round())
+                .saturating_add(2_000),
+            driver_started_ms: self.driver_started_ms,
             sync_target: m.sync_target(),
+            idle_until_ms: self.idle.map(|(_, heartbeat)| heartbeat),
+            height_started_ms: self.height_started_ms,
         };
         self.progress.send_if_modified(|p| {
             let changed = *p != now;
@@ -229,6 +247,10 @@ impl Driver {
     async fn on_input(&mut self, input: DriverInput) {
         match input {
             DriverInput::Gossip(msg) => {
+                let signer = msg.signer();
+                if self.app.view.state.validators.contains(&signer) {
+                    self.last_heard.insert(signer, now_ms());
+                }
                 if self.byzantine.is_none()
                     && msg.signer() == self.ctx.account
                     && self.machine.safety().is_foreign(&msg)
@@ -248,6 +270,11 @@ impl Driver {
                 let out = self.machine.on_verified_message(*msg, &mut self.app);
                 self.handle(out).await;
                 self.wake_sync_if_behind();
+                if let Some((height, _)) = self.idle
+                    && self.machine.started_elsewhere(height)
+                {
+                    self.start_if_due(height).await;
+                }
             }
             DriverInput::Timeout(t) => {
                 // A timeout may move the machine to the next round, which
@@ -274,10 +301,48 @@ impl Driver {
         if tip + 1 != height || (self.machine.height() == height && !self.machine.is_decided()) {
             return;
         }
+        if self.holds_back(height).await {
+            return;
+        }
+        self.idle = None;
+        self.height_started_ms = now_ms();
         Metrics::inc(&self.ctx.metrics.consensus_rounds);
         self.refresh_candidates(height, 0).await;
         let out = self.machine.start_height(height, validators, &mut self.app);
         self.handle(out).await;
+    }
+
+    /// Whether `height` waits because there is nothing to commit: the
+    /// chain skips empty blocks (its empty-block interval is longer than
+    /// its block time), the heartbeat is not due, no transaction is ready
+    /// here, and validators with more than a third of the power have not
+    /// started it. The wait ends at the heartbeat (a timer), when the pool
+    /// admits a transaction (`tx_ready`), or on others' messages for it.
+    async fn holds_back(&mut self, height: u64) -> bool {
+        let timing = self.app.view.state.block_timing;
+        if !timing.skips_empty_blocks() || self.machine.started_elsewhere(height) {
+            return false;
+        }
+        let heartbeat = self
+            .app
+            .view
+            .tip
+            .time_ms
+            .saturating_add(timing.empty_block_interval_ms);
+        let now = now_ms();
+        if now >= heartbeat || !self.ctx.pool.candidates(1).await.is_empty() {
+            return false;
+        }
+        if self.idle.map(|(h, _)| h) != Some(height) {
+            self.idle = Some((height, heartbeat));
+            let inputs = self.inputs.clone();
+            let wait = Duration::from_millis(heartbeat - now);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = inputs.send(DriverInput::StartNext(height)).await;
+            });
+        }
+        true
     }
 
     async fn handle(&mut self, outputs: Vec<Output>) {
@@ -427,8 +492,7 @@ impl Driver {
         Metrics::set(&m.height, tip.height);
         Metrics::set(&m.finalized_height, tip.height);
         Metrics::inc(&m.blocks_finalized);
-        m.txs_finalized
-            .fetch_add(block.txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Metrics::add(&m.txs_finalized, block.txs.len() as u64);
         let hash = block.hash();
         tracing::info!(
             "finalized block {} {} txs={} round={} signers={}",
@@ -548,8 +612,9 @@ impl Driver {
         }
     }
 
+    /// Starts `height` one block time (the chain's) after the last block.
     fn schedule_next(&self, height: u64, last_block_time_ms: u64) {
-        let interval = self.ctx.config.block_interval_ms;
+        let interval = self.app.view.state.block_timing.block_time_ms;
         let elapsed = now_ms().saturating_sub(last_block_time_ms);
         let wait = interval.saturating_sub(elapsed).min(interval);
         let tx = self.inputs.clone();
@@ -581,6 +646,8 @@ impl Driver {
             self.after_import().await;
             let next = self.app.view.tip.height + 1;
             if self.machine.height() < next {
+                self.idle = None;
+                self.height_started_ms = now_ms();
                 let validators = self.app.view.state.validators.clone();
                 self.refresh_candidates(next, 0).await;
                 let out = self.machine.start_height(next, validators, &mut self.app);

@@ -365,11 +365,15 @@ impl Mempool {
     /// never be included, and would block the author's later ones), and
     /// parked transactions older than the TTL at `time_ms` (the time the next
     /// block may carry, within the allowed clock drift of this node's).
-    pub fn prune(&mut self, state: &ChainState, next_height: u64, time_ms: u64) {
+    ///
+    /// Returns the arrival times of the transactions whose nonce the chain
+    /// used (included, or another of the author's with that nonce).
+    pub fn prune(&mut self, state: &ChainState, next_height: u64, time_ms: u64) -> Vec<u64> {
+        let mut settled = Vec::new();
         let authors: Vec<AccountId> = self.authors.keys().copied().collect();
         for author in authors {
             match state.members.get(&author).filter(|m| m.active) {
-                Some(m) => self.settle_author(author, m.next_nonce),
+                Some(m) => settled.extend(self.settle_author(author, m.next_nonce)),
                 None => {
                     let nonces: Vec<u64> = self.nonces_of(&author).collect();
                     for nonce in nonces {
@@ -397,6 +401,7 @@ impl Mempool {
             }
         }
         self.expire(time_ms);
+        settled
     }
 
     /// Drops parked transactions that arrived `parked_ttl_ms` or more before
@@ -459,31 +464,32 @@ impl Mempool {
 
     /// Records `author`'s next nonce on chain as `chain_next`, drops its
     /// transactions below it and reclassifies the rest.
-    fn settle_author(&mut self, author: AccountId, chain_next: u64) {
+    fn settle_author(&mut self, author: AccountId, chain_next: u64) -> Vec<u64> {
         let used: Vec<u64> = self
             .nonces_of(&author)
             .take_while(|n| *n < chain_next)
             .collect();
-        for nonce in used {
-            self.remove_entry(&author, nonce);
-        }
+        let arrivals = used
+            .into_iter()
+            .filter_map(|nonce| self.remove_entry(&author, nonce))
+            .collect();
         if let Some(q) = self.authors.get_mut(&author) {
             q.chain_next = chain_next;
         }
         self.reclassify(author);
+        arrivals
     }
 
     /// Removes one transaction from the maps and the expiry index; the
     /// caller reclassifies its author.
-    fn remove_entry(&mut self, author: &AccountId, nonce: u64) {
-        let Some(id) = self.by_author.remove(&(*author, nonce)) else {
-            return;
-        };
-        if let Some(p) = self.by_id.remove(&id)
-            && p.parked
-        {
+    /// Returns the removed transaction's arrival time.
+    fn remove_entry(&mut self, author: &AccountId, nonce: u64) -> Option<u64> {
+        let id = self.by_author.remove(&(*author, nonce))?;
+        let p = self.by_id.remove(&id)?;
+        if p.parked {
             self.parked_by_arrival.remove(&(p.arrival_ms, id));
         }
+        Some(p.arrival_ms)
     }
 
     /// Recomputes which of `author`'s transactions are ready and parked, and

@@ -49,17 +49,13 @@ use crate::db::RocksStore;
 use crate::metrics::Metrics;
 use crate::net::{Multiaddr, Network, NetworkClient, NetworkConfig, peer_id_from_account};
 
-/// Options of `qward run` that are not in config.toml.
+/// Options of `qward run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Serve Prometheus metrics (on `metrics_port`, or API port + 1000).
-    pub metrics: bool,
     /// Test-only: misbehave as a Byzantine validator (see `byzantine.rs`).
     pub byzantine: Option<byzantine::Strategy>,
-    /// Listen addresses in place of config.toml's (`run --listen`).
-    pub listen: Vec<String>,
-    /// External addresses in place of config.toml's (`run --external-address`).
-    pub external_addresses: Vec<String>,
+    /// Settings given by flag or environment, over config.toml's.
+    pub overrides: crate::config::Overrides,
 }
 
 /// Opens the database and makes sure the chain is initialised from the data
@@ -90,12 +86,7 @@ pub async fn run(
     data_key: qward_core::vault::DataKey,
 ) -> anyhow::Result<()> {
     let mut config = dir.load_config()?;
-    if !opts.listen.is_empty() {
-        config.listen = opts.listen.clone();
-    }
-    if !opts.external_addresses.is_empty() {
-        config.external_addresses = opts.external_addresses.clone();
-    }
+    config.apply(&opts.overrides)?;
     let identity = dir.load_identity()?;
     let store = Arc::new(open_chain(&dir)?);
     let view = ChainView::load(&store)?;
@@ -131,13 +122,15 @@ pub async fn run(
             .with_context(|| format!("bootstrap address {} is not a multiaddr", b.addr))?;
         net_config.bootstrap.push(addr);
     }
-    let (net, net_events, net_task) = Network::spawn(keypair, net_config)?;
+    let metrics = Metrics::new();
+    let (net, net_events, net_task) = metrics.with_registry(|registry| {
+        Network::spawn_with_metrics(keypair, net_config, config.metrics.then_some(registry))
+    })?;
 
     let (events, _) = broadcast::channel(4096);
     crate::logging::buffer().attach_events(events.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (driver_tx, driver_rx) = mpsc::channel(4096);
-    let metrics = Metrics::new();
     Metrics::set(&metrics.height, view.tip.height);
     Metrics::set(&metrics.finalized_height, view.tip.height);
 
@@ -149,14 +142,17 @@ pub async fn run(
                 config.api_port
             )
         })?;
-    let metrics_listener = if opts.metrics {
-        let port = config
-            .metrics_port
-            .unwrap_or(config.api_port.saturating_add(1000));
-        let l = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .with_context(|| format!("cannot open the metrics endpoint on 127.0.0.1:{port}"))?;
-        tracing::info!("metrics on http://127.0.0.1:{port}/metrics");
+    let metrics_listener = if config.metrics {
+        let addr = config.metrics_addr();
+        let l = crate::metrics::bind(addr).await?;
+        if addr.ip().is_loopback() {
+            tracing::info!("metrics on http://{addr}/metrics");
+        } else {
+            tracing::warn!(
+                "metrics on http://{addr}/metrics, reachable from other hosts: counts, heights \
+                 and timings of this node (no health data) for anyone who can connect"
+            );
+        }
         Some(l)
     } else {
         None
@@ -201,6 +197,7 @@ pub async fn run(
     let access = Some(ctx.access.clone());
     let ready_ctx = ctx.clone();
     let ready: crate::api::ReadyCheck = Arc::new(move || ready::is_ready(&ready_ctx));
+    let metrics_ready = ready.clone();
     let api_shutdown = shutdown_rx.clone();
     let mut tasks = vec![
         tokio::spawn(async move {
@@ -232,6 +229,7 @@ pub async fn run(
         tasks.push(tokio::spawn(crate::metrics::serve(
             l,
             metrics,
+            metrics_ready,
             shutdown_rx.clone(),
         )));
     }
@@ -302,14 +300,18 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
     let peer_id = p.net.local_peer_id();
     let (view_tx, views) = view::channel(p.view);
     let twin = Arc::new(twin::TwinAlarm::default());
+    let tx_ready = Arc::new(tokio::sync::Notify::new());
     let (pool, pool_task) = pool::spawn(
         mempool::Mempool::new(),
         copy(&p.identity)?,
         twin.clone(),
         views.clone(),
-        p.net.clone(),
-        p.events.clone(),
-        p.metrics.clone(),
+        pool::PoolOutlets {
+            net: p.net.clone(),
+            events: p.events.clone(),
+            metrics: p.metrics.clone(),
+            tx_ready: tx_ready.clone(),
+        },
     );
     let keys = Arc::new(p.keys);
     let kme = match &p.config.kme {
@@ -370,6 +372,7 @@ pub(crate) fn wire(p: Parts) -> anyhow::Result<Wired> {
         started: Instant::now(),
         driver: p.driver,
         sync_wake: tokio::sync::Notify::new(),
+        tx_ready,
         shutdown: p.shutdown,
         listen,
         keys,

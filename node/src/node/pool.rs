@@ -184,6 +184,20 @@ struct Pool {
     twin: Arc<TwinAlarm>,
     view: Arc<ChainView>,
     metrics: Arc<Metrics>,
+    /// Notified when a transaction is admitted (the driver may be waiting
+    /// for one to start the next height).
+    tx_ready: Arc<tokio::sync::Notify>,
+}
+
+/// Where the pool's news goes: transactions gossiped on the network,
+/// events for the API, counts and timings for metrics, and the driver's
+/// wake-up when a transaction becomes a block candidate.
+#[derive(Debug)]
+pub struct PoolOutlets {
+    pub net: NetworkClient,
+    pub events: broadcast::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    pub tx_ready: Arc<tokio::sync::Notify>,
 }
 
 /// Starts the pool task for `identity` (this node's key, which signs its own
@@ -194,10 +208,14 @@ pub fn spawn(
     identity: Identity,
     twin: Arc<TwinAlarm>,
     views: watch::Receiver<Arc<ChainView>>,
-    net: NetworkClient,
-    events: broadcast::Sender<Event>,
-    metrics: Arc<Metrics>,
+    outlets: PoolOutlets,
 ) -> (PoolHandle, tokio::task::JoinHandle<()>) {
+    let PoolOutlets {
+        net,
+        events,
+        metrics,
+        tx_ready,
+    } = outlets;
     let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
     let tx_topic = views.borrow().tx_topic();
     let pool = Pool {
@@ -206,6 +224,7 @@ pub fn spawn(
         twin,
         view: views.borrow().clone(),
         metrics,
+        tx_ready,
     };
     let task = tokio::spawn(pool.run(rx, views));
     let handle = PoolHandle {
@@ -252,8 +271,13 @@ impl Pool {
 
     /// Prunes against a newly imported view.
     fn advance(&mut self, view: Arc<ChainView>) {
-        self.mempool
+        let settled = self
+            .mempool
             .prune(&view.state, view.tip.height + 1, view.tip.time_ms + 1);
+        let now = now_ms();
+        for arrival in settled {
+            Metrics::observe_ms(&self.metrics.finality_seconds, now.saturating_sub(arrival));
+        }
         self.view = view;
         self.gauge();
     }
@@ -269,6 +293,7 @@ impl Pool {
                 if result.is_ok() {
                     Metrics::inc(&self.metrics.txs_submitted);
                     self.gauge();
+                    self.tx_ready.notify_one();
                 }
                 let _ = reply.send(result);
             }
@@ -276,6 +301,7 @@ impl Pool {
                 let result = self.mempool.insert(*tx, &self.view.state, now_ms());
                 if result.is_ok() {
                     self.gauge();
+                    self.tx_ready.notify_one();
                 }
                 let _ = reply.send(result);
             }

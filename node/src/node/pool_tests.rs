@@ -52,9 +52,12 @@ fn harness() -> Harness {
         identity,
         twin.clone(),
         rx,
-        net,
-        events,
-        metrics.clone(),
+        super::PoolOutlets {
+            net,
+            events,
+            metrics: metrics.clone(),
+            tx_ready: Arc::new(tokio::sync::Notify::new()),
+        },
     );
     Harness {
         chain,
@@ -104,12 +107,7 @@ async fn own_transactions_take_consecutive_nonces_and_are_gossiped() {
     assert_eq!(h.next_gossiped().await.id(), second.id);
     assert!(h.pool.contains(first.id).await);
     assert_eq!(h.pool.pending().await, 2);
-    assert_eq!(
-        h.metrics
-            .mempool_size
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(h.metrics.mempool_size.get(), 2);
 }
 
 /// The race the old lock order guarded: a block lands between two

@@ -4,7 +4,6 @@
 //! proofs: a claim above this node's height counts only once that peer has
 //! delivered blocks that imported, and every claim expires.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::context::NodeHandles;
@@ -102,9 +101,9 @@ pub fn is_ready(ctx: &NodeHandles) -> bool {
     let m = &ctx.metrics;
     decide(ReadyInputs {
         height,
-        network_height: m.network_height.load(Ordering::Relaxed),
-        heard_from_peers: m.network_height_claims.load(Ordering::Relaxed) > 0,
-        peers: m.peers.load(Ordering::Relaxed),
+        network_height: m.network_height.get(),
+        heard_from_peers: m.network_height_claims.get() > 0,
+        peers: m.peers.get(),
         other_members,
     })
 }

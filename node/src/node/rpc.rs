@@ -511,13 +511,10 @@ fn status(ctx: &Ctx) -> NodeStatus {
         chain_id: format!("{} ({})", v.genesis.network, v.state.chain_id),
         height: v.tip.height,
         finalized_height: v.tip.height,
-        peers: ctx.metrics.peers.load(std::sync::atomic::Ordering::Relaxed) as usize,
+        peers: ctx.metrics.peers.get() as usize,
         is_validator: v.state.validators.contains(&ctx.account),
         validators: v.state.validators.len(),
-        mempool: ctx
-            .metrics
-            .mempool_size
-            .load(std::sync::atomic::Ordering::Relaxed) as usize,
+        mempool: ctx.metrics.mempool_size.get() as usize,
         listen: ctx
             .listen
             .borrow()
@@ -535,7 +532,16 @@ fn status(ctx: &Ctx) -> NodeStatus {
 fn consensus_info(ctx: &Ctx, v: &super::view::ChainView) -> Option<ConsensusInfo> {
     let p = ctx.consensus.borrow().clone();
     p.step?;
-    let waiting_for = if p.decided {
+    let now = now_ms();
+    let silent = |a: &AccountId| {
+        let since = p
+            .last_heard
+            .iter()
+            .find(|(who, _)| who == a)
+            .map_or(p.driver_started_ms, |(_, at)| *at);
+        now.saturating_sub(since) > p.quiet_after_ms
+    };
+    let waiting_for = if p.idle_until_ms.is_some() {
         Vec::new()
     } else {
         v.state
@@ -543,7 +549,7 @@ fn consensus_info(ctx: &Ctx, v: &super::view::ChainView) -> Option<ConsensusInfo
             .validators()
             .iter()
             .map(|val| val.account)
-            .filter(|a| *a != ctx.account && !p.heard.contains(a))
+            .filter(|a| *a != ctx.account && silent(a))
             .map(|a| ctx.contacts.label(&a))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -556,6 +562,10 @@ fn consensus_info(ctx: &Ctx, v: &super::view::ChainView) -> Option<ConsensusInfo
         waiting_for,
         newest_block_age_ms: now_ms().saturating_sub(v.tip.time_ms),
         syncing_to: p.sync_target,
+        height_age_ms: now_ms().saturating_sub(p.height_started_ms),
+        block_time_ms: v.state.block_timing.block_time_ms,
+        empty_block_interval_ms: v.state.block_timing.empty_block_interval_ms,
+        heartbeat_in_ms: p.idle_until_ms.map(|t| t.saturating_sub(now_ms())),
     })
 }
 
@@ -650,6 +660,17 @@ pub fn tx_kind(ctx: &Ctx, req: TxRequest) -> Result<TxKind, RpcError> {
                 expires_at_ms: now_ms().saturating_add(duration_ms),
             })
         }
+        TxRequest::SetBlockTiming {
+            block_time_ms,
+            empty_block_interval_ms,
+        } => {
+            let timing = qward_core::consensus::BlockTiming {
+                block_time_ms,
+                empty_block_interval_ms,
+            };
+            timing.validate().map_err(RpcError::invalid_params)?;
+            TxKind::SetBlockTiming(timing)
+        }
     })
 }
 
@@ -717,6 +738,10 @@ pub fn describe(ctx: &Ctx, kind: &TxKind) -> String {
             "access log anchored at {} entries ({})",
             a.entries,
             a.head.short()
+        ),
+        TxKind::SetBlockTiming(t) => format!(
+            "vote to set the block time to {} ms and the empty-block interval to {} ms",
+            t.block_time_ms, t.empty_block_interval_ms
         ),
     }
 }

@@ -231,7 +231,6 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::node::testkit;
@@ -269,14 +268,7 @@ mod tests {
         assert_eq!(blocks, ahead.chain.blocks, "the blocks as committed");
         let _ = reply.send(Ok(3));
         behind.ctx.request_shutdown();
-        assert!(
-            behind
-                .ctx
-                .metrics
-                .peer_heights_heard
-                .load(Ordering::Relaxed)
-                >= 1
-        );
+        assert!(behind.ctx.metrics.peer_heights_heard.get() >= 1);
     }
 
     #[test]
@@ -304,10 +296,7 @@ mod tests {
     }
 
     fn published(m: &Metrics) -> (u64, u64) {
-        (
-            m.network_height.load(Ordering::Relaxed),
-            m.network_height_claims.load(Ordering::Relaxed),
-        )
+        (m.network_height.get(), m.network_height_claims.get())
     }
 
     #[test]

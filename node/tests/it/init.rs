@@ -54,7 +54,7 @@ fn init_creates_identity_config_and_database() {
     assert_eq!(config.name, "st-marys");
     assert_eq!(config.role, qward_core::identity::Role::Hospital);
     let text = fs::read_to_string(dd.config_file()).unwrap();
-    assert!(text.contains("# ") && text.contains("api_port") && text.contains("block_interval_ms"));
+    assert!(text.contains("# ") && text.contains("api_port") && text.contains("metrics_bind"));
 
     // The data directory is the owner's alone, and its data key opens with
     // the passphrase only.

@@ -17,8 +17,9 @@ fn field<'a>(state: &State, name: &str, value: impl Into<String>) -> Line<'a> {
     ])
 }
 
-/// How old the newest block must be before the overview calls it a stall
-/// (a few block intervals).
+/// How long a height must run without a block before the overview calls it
+/// a stall (a few rounds). An idle chain (nothing to commit, waiting for
+/// its heartbeat) is not stalled however old its newest block.
 const STALL_ALERT_MS: u64 = 10_000;
 
 fn uptime(ms: u64) -> String {
@@ -105,7 +106,8 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
         )));
     }
     if let Some(c) = state.status.as_ref().and_then(|s| s.consensus.as_ref())
-        && c.newest_block_age_ms >= STALL_ALERT_MS
+        && c.step != "idle"
+        && c.height_age_ms >= STALL_ALERT_MS
     {
         let mut text = format!(
             "no block for {} s: consensus at height {} round {} ({})",

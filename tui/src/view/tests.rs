@@ -332,6 +332,10 @@ fn a_stalled_chain_says_where_consensus_waits_and_for_whom() {
         waiting_for: vec!["hospital-3".into(), "hospital-4".into()],
         newest_block_age_ms: age_ms,
         syncing_to: None,
+        height_age_ms: age_ms,
+        block_time_ms: 1_000,
+        empty_block_interval_ms: 10_000,
+        heartbeat_in_ms: None,
     };
     if let Some(status) = s.status.as_mut() {
         status.consensus = Some(consensus(1_000));
@@ -347,6 +351,27 @@ fn a_stalled_chain_says_where_consensus_waits_and_for_whom() {
         "{text}"
     );
     assert!(text.contains("hospital-3, hospital-4"), "{text}");
+}
+
+#[test]
+fn an_idle_chain_is_not_called_stalled_however_old_its_newest_block() {
+    let mut s = full_state();
+    if let Some(status) = s.status.as_mut() {
+        status.consensus = Some(qward_core::api::ConsensusInfo {
+            height: 41,
+            round: 0,
+            step: "idle".into(),
+            waiting_for: Vec::new(),
+            newest_block_age_ms: 55_000,
+            syncing_to: None,
+            height_age_ms: 55_000,
+            block_time_ms: 1_000,
+            empty_block_interval_ms: 60_000,
+            heartbeat_in_ms: Some(5_000),
+        });
+    }
+    let text = render(&on(s, Screen::Overview), 120, 40);
+    assert!(!text.contains("no block for"), "{text}");
 }
 
 #[test]

@@ -170,6 +170,15 @@ impl AgreeEnv {
         } else {
             &self.metrics.key_sessions_aborted
         });
+        if outcome.key.is_some() {
+            Metrics::observe_ms(
+                &self.metrics.key_agreement_seconds,
+                now_ms().saturating_sub(shown.started_ms),
+            );
+        }
+        if outcome.report.qber.is_finite() {
+            self.metrics.key_agreement_qber.observe(outcome.report.qber);
+        }
         let mut for_master = None;
         if let (Some(key), Purpose::Kme(grant)) = (&outcome.key, &outcome.purpose) {
             let keys: Vec<KmeKey> = etsi014::derive_keys(

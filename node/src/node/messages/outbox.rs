@@ -544,6 +544,10 @@ async fn attempt(ctx: &Messaging, record: &RecordId) -> anyhow::Result<()> {
             );
             advance_with(ctx, &mut entry, Happened::Receipt, batch)?;
             crate::metrics::Metrics::inc(&ctx.metrics.messages_sent);
+            crate::metrics::Metrics::observe_ms(
+                &ctx.metrics.delivery_seconds,
+                now_ms().saturating_sub(entry.created_ms),
+            );
             tracing::info!(
                 "{} {record} delivered to {}",
                 entry.kind,
