@@ -196,6 +196,12 @@ pub fn live_pids(dir: &Path) -> anyhow::Result<Vec<(u32, String)>> {
 
 /// `qward devnet down`: stops a devnet started in the background.
 pub fn down(dir: &Path) -> anyhow::Result<usize> {
+    if !dir.is_dir() {
+        bail!(
+            "no devnet in {}: the directory does not exist (--dir names the one `qward devnet` used)",
+            dir.display()
+        );
+    }
     let live = live_pids(dir)?;
     let pids: Vec<u32> = live.iter().map(|(p, _)| *p).collect();
     terminate(&pids, Duration::from_secs(15));

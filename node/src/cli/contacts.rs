@@ -28,6 +28,8 @@ pub enum ContactsCommand {
         /// Replace an entry with the same name or account.
         #[arg(long)]
         force: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// List the names.
     List {
@@ -35,7 +37,11 @@ pub enum ContactsCommand {
         json: bool,
     },
     /// Forget a name.
-    Remove { name: String },
+    Remove {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +65,12 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 pub fn contacts(cmd: ContactsCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = DataDir::resolve(data_dir)?;
+    if !dir.config_file().exists() {
+        bail!(
+            "{} is not a node's data directory (no config.toml); `qward init` makes one",
+            dir.root().display()
+        );
+    }
     let file = dir.contacts_file();
     let mut book = Contacts::load(&file)?;
     match cmd {
@@ -67,6 +79,7 @@ pub fn contacts(cmd: ContactsCommand, data_dir: Option<PathBuf>) -> anyhow::Resu
             account,
             role,
             force,
+            json,
         } => {
             check_name(&name)?;
             let account = AccountId::from_hex(account.trim())
@@ -89,6 +102,17 @@ pub fn contacts(cmd: ContactsCommand, data_dir: Option<PathBuf>) -> anyhow::Resu
             }
             book.insert(&name, account, role);
             book.save(&file)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "name": name,
+                        "account": account.to_hex(),
+                        "role": role.as_str(),
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "{name} = {} ({}); a running node reads it at its next start",
                 account.to_hex(),
@@ -107,12 +131,16 @@ pub fn contacts(cmd: ContactsCommand, data_dir: Option<PathBuf>) -> anyhow::Resu
                 }
             }
         }
-        ContactsCommand::Remove { name } => {
+        ContactsCommand::Remove { name, json } => {
             if book.remove(&name).is_none() {
                 bail!("no contact named {name}");
             }
             book.save(&file)?;
-            println!("{name} removed");
+            if json {
+                println!("{}", serde_json::json!({ "removed": name }));
+            } else {
+                println!("{name} removed");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -52,6 +52,9 @@ pub enum KmeCommand {
         /// Another host name or address for the KMEs' certificates (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Print the files written as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -62,8 +65,16 @@ pub fn run(cmd: KmeCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
             kmes,
             saes,
             hosts,
+            json,
         } => {
             let written = crate::kme::certs::make(&out, &kmes, &saes, &hosts)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "dir": out, "files": written.files })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             for f in written.files {
                 println!("{}", f.display());
             }

@@ -66,8 +66,8 @@ pub struct DeliveryWait {
 pub struct InboxArgs {
     #[command(subcommand)]
     pub command: Option<InboxCommand>,
-    /// Print JSON.
-    #[arg(long)]
+    /// Print JSON (`export`: what was written, path, bytes and record).
+    #[arg(long, global = true)]
     pub json: bool,
 }
 
@@ -84,9 +84,6 @@ pub enum InboxCommand {
         record: String,
         #[arg(long)]
         out: PathBuf,
-        /// Print what was written (path, bytes, record), in JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -248,10 +245,10 @@ pub fn inbox(args: InboxArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                     print!("{}", crate::cli::record_view::render(&c));
                 }
             }
-            Some(InboxCommand::Export { record, out, json }) => {
+            Some(InboxCommand::Export { record, out }) => {
                 let c = client.record(record, Some("export".into())).await?;
                 write_private(&out, c.fhir_json.as_bytes())?;
-                if json {
+                if args.json {
                     println!(
                         "{}",
                         serde_json::json!({

@@ -396,3 +396,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man { out } => about::man(&out),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Commands that print no result: they run until stopped (`run`, the
+    /// TUI, a KME server) or write a script or files for a shell
+    /// (`completions`, `man`).
+    const NO_JSON: [&str; 5] = ["run", "tui", "kme serve", "completions", "man"];
+
+    /// Every command that runs on its own (a leaf, or one with arguments of
+    /// its own beside subcommands), and whether it takes `--json` (its own,
+    /// or a parent's global one).
+    fn runnable(cmd: &clap::Command, path: &str, inherited: bool, out: &mut Vec<(String, bool)>) {
+        let has_args = cmd
+            .get_arguments()
+            .any(|a| !a.is_global_set() && a.get_id() != "help" && a.get_id() != "version");
+        let json = inherited || cmd.get_arguments().any(|a| a.get_id() == "json");
+        if !cmd.has_subcommands() || has_args {
+            out.push((path.trim().to_string(), json));
+        }
+        let global_json = cmd
+            .get_arguments()
+            .any(|a| a.get_id() == "json" && a.is_global_set());
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                let name = format!("{path} {}", sub.get_name());
+                runnable(sub, &name, inherited || global_json, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_that_prints_a_result_takes_json() {
+        let mut all = Vec::new();
+        runnable(&super::Cli::command(), "", false, &mut all);
+        let missing: Vec<&str> = all
+            .iter()
+            .filter(|(path, json)| !json && !NO_JSON.contains(&path.as_str()))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(missing.is_empty(), "commands without --json: {missing:?}");
+        assert!(all.len() > 40, "{all:?}");
+    }
+}

@@ -23,6 +23,8 @@ pub enum PassphraseCommand {
         /// characters). Else QWARD_NEW_PASSPHRASE, or asked twice.
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -31,6 +33,7 @@ pub fn run(cmd: PassphraseCommand, data_dir: Option<PathBuf>) -> anyhow::Result<
         PassphraseCommand::Change {
             current,
             new_passphrase_file,
+            json,
         } => {
             let dir = DataDir::resolve(data_dir)?;
             let config = dir.load_config().ok();
@@ -40,11 +43,23 @@ pub fn run(cmd: PassphraseCommand, data_dir: Option<PathBuf>) -> anyhow::Result<
             let new =
                 crate::vault::new_passphrase(new_passphrase_file.as_deref(), NEW_PASSPHRASE_ENV)?;
             crate::vault::change(&dir, &old, &new, &mut rand::rng())?;
+            let names_file = config.and_then(|c| c.passphrase_file).is_some();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "data_dir": dir.root(),
+                        "changed": true,
+                        "update_passphrase_file": names_file,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "the data key of {} is now sealed under the new passphrase",
                 dir.root().display()
             );
-            if config.and_then(|c| c.passphrase_file).is_some() {
+            if names_file {
                 println!(
                     "config.toml names a passphrase_file: put the new passphrase in it before the node restarts"
                 );

@@ -25,6 +25,9 @@ pub enum UsersCommand {
         /// printing it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Print one JSON object (the credential is in it unless --out).
+        #[arg(long)]
+        json: bool,
     },
     /// The node's users.
     List {
@@ -32,9 +35,16 @@ pub enum UsersCommand {
         json: bool,
     },
     /// Remove a user; their sessions end at once (admins only).
-    Remove { name: String },
+    Remove {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Who this command line is to the node.
-    Whoami,
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_role(s: &str) -> Result<UserRole, String> {
@@ -45,8 +55,26 @@ pub fn run(cmd: UsersCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     block_on(async move {
         let client = connect(data_dir).await?;
         match cmd {
-            UsersCommand::Add { name, role, out } => {
+            UsersCommand::Add {
+                name,
+                role,
+                out,
+                json,
+            } => {
                 let made = client.user_add(name, role).await?;
+                if json {
+                    let mut v =
+                        serde_json::json!({ "name": made.name, "role": made.role.as_str() });
+                    match &out {
+                        Some(path) => {
+                            crate::datadir::write_secret_file(path, made.credential.as_bytes())?;
+                            v["credential_file"] = serde_json::json!(path);
+                        }
+                        None => v["credential"] = serde_json::json!(made.credential),
+                    }
+                    println!("{v}");
+                    return Ok(ExitCode::SUCCESS);
+                }
                 match out {
                     Some(path) => {
                         crate::datadir::write_secret_file(&path, made.credential.as_bytes())?;
@@ -83,12 +111,20 @@ pub fn run(cmd: UsersCommand, data_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                     }
                 }
             }
-            UsersCommand::Remove { name } => {
+            UsersCommand::Remove { name, json } => {
                 client.user_remove(name.clone()).await?;
-                println!("removed {name}; their sessions are ended");
+                if json {
+                    println!("{}", serde_json::json!({ "removed": name }));
+                } else {
+                    println!("removed {name}; their sessions are ended");
+                }
             }
-            UsersCommand::Whoami => {
+            UsersCommand::Whoami { json } => {
                 let me = client.whoami().await?;
+                if json {
+                    println!("{}", serde_json::to_string(&me)?);
+                    return Ok(ExitCode::SUCCESS);
+                }
                 println!(
                     "{} ({}){}",
                     me.user,

@@ -87,6 +87,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut config = dir.load_config()?;
     config.apply(&opts.overrides)?;
+    if config.block_interval_ms.is_some() {
+        tracing::warn!(
+            "config.toml's block_interval_ms is ignored: the block timing is on the chain \
+             (genesis [consensus] block_time_ms, empty_block_interval_ms; changed by a \
+             validators' vote, `qward tx set-block-timing`)"
+        );
+    }
     let identity = dir.load_identity()?;
     let store = Arc::new(open_chain(&dir)?);
     let view = ChainView::load(&store)?;

@@ -178,3 +178,89 @@ fn a_node_that_is_not_running_is_exit_code_3_and_bad_input_is_2() {
     let o = qward(&dir, &["consent", "grant"]);
     assert_eq!(o.status.code(), Some(2), "a usage error (clap)");
 }
+
+#[test]
+fn a_run_setting_comes_from_the_flag_then_the_environment_then_config_toml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n");
+    let o = qward(&dir, &["init", "--role", "hospital", "--name", "st-marys"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut config = DataDir::new(&dir).load_config().unwrap();
+    config.api_port = 7600;
+    config.metrics_port = Some(9100);
+    std::fs::write(
+        DataDir::new(&dir).config_file(),
+        config.to_documented_toml(),
+    )
+    .unwrap();
+    let show = |env: &[(&str, &str)], flags: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_qward"));
+        cmd.arg("--data-dir")
+            .arg(&dir)
+            .args(["config", "show", "--json"]);
+        cmd.args(flags)
+            .env_remove("QWARD_DATA_DIR")
+            .stdin(std::process::Stdio::null());
+        for var in [
+            "QWARD_API_PORT",
+            "QWARD_METRICS",
+            "QWARD_METRICS_BIND",
+            "QWARD_METRICS_PORT",
+        ] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        json(&cmd.output().unwrap())
+    };
+    // The file alone.
+    let c = show(&[], &[]);
+    assert_eq!(
+        (c["api_port"].as_u64(), c["metrics_port"].as_u64()),
+        (Some(7600), Some(9100))
+    );
+    assert_eq!(c["metrics"], false);
+    assert_eq!(c["metrics_bind"], "127.0.0.1");
+    // The environment over the file.
+    let env = [
+        ("QWARD_API_PORT", "7700"),
+        ("QWARD_METRICS", "true"),
+        ("QWARD_METRICS_BIND", "0.0.0.0"),
+    ];
+    let c = show(&env, &[]);
+    assert_eq!(c["api_port"], 7700);
+    assert_eq!(c["metrics"], true);
+    assert_eq!(c["metrics_bind"], "0.0.0.0");
+    assert_eq!(c["metrics_port"], 9100);
+    // A flag over the environment.
+    let c = show(
+        &env,
+        &[
+            "--api-port",
+            "7800",
+            "--metrics=false",
+            "--metrics-port",
+            "9200",
+        ],
+    );
+    assert_eq!(c["api_port"], 7800);
+    assert_eq!(c["metrics"], false);
+    assert_eq!(c["metrics_port"], 9200);
+    assert_eq!(c["metrics_bind"], "0.0.0.0");
+    // A bad value names what to fix and changes nothing.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_qward"));
+    let o = cmd
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["config", "show", "--metrics", "--metrics-port", "7600"])
+        .env_remove("QWARD_DATA_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("metrics_port and api_port are both 7600"),
+        "{}",
+        stderr(&o)
+    );
+}
