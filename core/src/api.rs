@@ -169,6 +169,12 @@ pub enum Event {
     },
     /// A finalized block holds an emergency (break-glass) declaration.
     Emergency(EmergencyInfo),
+    /// How far a `chain_verify` has come: `verified` of `total` blocks
+    /// (a few times a second, and at the end).
+    VerifyProgress {
+        verified: u64,
+        total: u64,
+    },
 }
 
 impl Event {
@@ -181,7 +187,7 @@ impl Event {
             Event::KeySession(_) => Topic::KeySessions,
             Event::Message(_) => Topic::Messages,
             Event::Log { .. } => Topic::Logs,
-            Event::Emergency(_) => Topic::Blocks,
+            Event::Emergency(_) | Event::VerifyProgress { .. } => Topic::Blocks,
         }
     }
 }

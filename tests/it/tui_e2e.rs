@@ -517,3 +517,104 @@ async fn an_idle_tui_locks_and_asks_for_the_passphrase_again() {
             && line_with(s, "name ").is_some_and(|l| l.contains("hospital-1"))
     });
 }
+
+/// Appends `blocks` empty blocks, certified by the devnet's only validator,
+/// to the (stopped) node's database: a long chain in seconds. Unsynced
+/// writes: the database is closed, and so flushed, before the node starts.
+fn grow_chain(node_dir: &Path, blocks: u64) {
+    use qward_core::chain::testkit::certify;
+    use qward_core::chain::{ChainStore, CommittedBlock, build_block, verify::tip_of};
+    use qward_core::storage::Store;
+    // The files a node's database gets: readable by its owner only (the
+    // node refuses to start on others). nextest runs each test in its own
+    // process, so the umask is this test's alone.
+    qward_node::vault::private_umask();
+    let dir = qward_node::datadir::DataDir::new(node_dir);
+    let validator = dir.load_identity().expect("identity");
+    let store = qward_node::db::RocksStore::open(&dir.db_dir()).expect("db");
+    let chain = ChainStore::new(&store);
+    let mut state = chain.state().expect("state");
+    let mut tip = chain.tip().expect("tip");
+    for _ in 0..blocks {
+        let (block, next) = build_block(&state, &tip, 0, tip.time_ms + 1, Vec::new(), 1);
+        let cert = certify(
+            &state.genesis_hash,
+            state.chain_id,
+            &block,
+            0,
+            &[&validator],
+        );
+        let committed = CommittedBlock { block, cert };
+        let mut batch = ChainStore::import_batch(&committed, &next);
+        batch.set_sync(false);
+        store.write(batch).expect("import");
+        tip = tip_of(&committed.block);
+        state = next;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tui_verifies_a_chain_of_50000_blocks_with_a_progress_bar() {
+    if !Tmux::installed() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/lib/env.sh installs it; CI has it)");
+        return;
+    }
+    // One validator that makes no empty block for an hour: the chain stays
+    // at the height written here while the UI verifies it.
+    let mut net = TestNet::create_with_timing(
+        1,
+        0,
+        0,
+        0,
+        qward_core::consensus::BlockTiming {
+            block_time_ms: 200,
+            empty_block_interval_ms: 3_600_000,
+        },
+    )
+    .expect("devnet");
+    const BLOCKS: u64 = 50_000;
+    let dir = net.nodes[0].dir.clone();
+    grow_chain(&dir, BLOCKS);
+    net.node("hospital-1").start().expect("start");
+    let tmux = Tmux::start(
+        net.dir.path(),
+        100,
+        30,
+        "hospital",
+        &tui_cmd(&net, "hospital-1"),
+    )
+    .expect("tmux");
+    macro_rules! expect_screen {
+        ($window:expr, $timeout:expr, $what:expr, $check:expr) => {
+            match tmux.wait($window, $what, $timeout, $check).await {
+                Ok(screen) => screen,
+                Err(screen) => fail(&net, $what, &screen),
+            }
+        };
+    }
+    expect_screen!("hospital", NET_TIMEOUT, "the node's identity", |s| {
+        line_with(s, "name ").is_some_and(|l| l.contains("hospital-1"))
+    });
+    tmux.key("hospital", "5");
+    expect_screen!("hospital", UI_TIMEOUT, "the chain screen", |s| s
+        .contains("press v to re-check"));
+    tmux.key("hospital", "v");
+    // The bar moves: some blocks of the 50000 verified, not all.
+    let moving = expect_screen!("hospital", NET_TIMEOUT, "the verify progress bar", |s| {
+        line_with(s, "/50000 (").is_some_and(|l| l.contains('░')) && !s.contains("chain OK")
+    });
+    assert!(moving.contains("verifying the chain"), "{moving}");
+    // ... and the verify completes, however long it takes past the usual
+    // call timeout.
+    let done = expect_screen!(
+        "hospital",
+        Duration::from_secs(600),
+        "the verify's result",
+        |s| s.contains("chain OK up to height 50000") || s.contains("CHAIN INVALID")
+    );
+    assert!(done.contains("chain OK up to height 50000"), "{done}");
+    assert!(
+        done.contains("50000 blocks, 0 transactions verified"),
+        "{done}"
+    );
+}

@@ -94,6 +94,7 @@ where
     B::Error: Into<io::Error>,
 {
     let mut state = State::new(options.theme);
+    state.zone = jiff::tz::TimeZone::system();
     if let Ok(size) = terminal.size() {
         state.size = (size.width, size.height);
     }

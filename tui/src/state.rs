@@ -199,7 +199,11 @@ pub struct LockScreen {
 /// The outcome of `chain_verify`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerifyState {
-    Running,
+    /// Asked for; `verified` of `total` blocks so far, as the node reports.
+    Running {
+        verified: u64,
+        total: u64,
+    },
     Done(VerifyReport),
     Failed(String),
 }
@@ -230,6 +234,9 @@ pub struct State {
     pub show_help: bool,
     pub connection: Connection,
     pub now_ms: u64,
+    /// The zone times are shown in: the system's (TZ, /etc/localtime) in
+    /// a terminal, UTC in tests.
+    pub zone: jiff::tz::TimeZone,
     /// Last time status and peers were refreshed by the tick.
     pub last_poll_ms: u64,
     pub size: (u16, u16),
@@ -295,6 +302,7 @@ impl State {
             show_help: false,
             connection: Connection::Connecting,
             now_ms: 0,
+            zone: jiff::tz::TimeZone::UTC,
             last_poll_ms: 0,
             size: (80, 24),
             status: None,

@@ -98,7 +98,9 @@ impl Endpoint {
         let url = self.url()?;
         // The node writes a fresh cookie at each start: read it every time.
         let cookie = Cookie::read(&self.cookie_file)?;
-        let client = ApiClient::connect(&url, &cookie).await?;
+        // The client waits as long as the longest call may take (a verify
+        // of a long chain); `call` bounds every other call itself.
+        let client = ApiClient::connect_with_timeout(&url, &cookie, LONGEST_CALL).await?;
         let events = subscribe(&client).await?;
         Ok((client, events))
     }
@@ -130,13 +132,23 @@ fn incoming_event(value: Value) -> Incoming {
     }
 }
 
+/// How long `chain_verify` may take: a whole chain, reported as it goes
+/// by `verify_progress` events.
+const LONGEST_CALL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// Makes one of the UI's calls through the typed client; a failure reads
-/// as the node's message, and a timeout names the call.
+/// as the node's message, and a timeout names the call. Every call but
+/// `chain_verify` gets the usual call timeout.
 async fn call(client: &ApiClient, call: Call) -> Result<Reply, String> {
     let name = call.method();
-    answer(client, call)
-        .await
-        .map_err(|e| call_failure(name, &e))
+    let limit = match call {
+        Call::ChainVerify => LONGEST_CALL,
+        _ => crate::api::client::DEFAULT_CALL_TIMEOUT,
+    };
+    match tokio::time::timeout(limit, answer(client, call)).await {
+        Ok(result) => result.map_err(|e| call_failure(name, &e)),
+        Err(_) => Err(call_failure(name, &ClientError::RequestTimeout)),
+    }
 }
 
 /// What the UI shows for a failed call of `method`.

@@ -7,7 +7,7 @@ use jsonrpsee::server::PendingSubscriptionSink;
 use jsonrpsee::types::ErrorObjectOwned;
 use qward_core::api::{
     AccessEntryInfo, AuditVerifyReport, BlockSummary, ConsensusInfo, ConsentInfo, DeliveryProof,
-    EmergencyInfo, ErasureInfo, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
+    EmergencyInfo, ErasureInfo, Event, KeyInfo, KeySessionInfo, LinkParams, LogLine, MemberInfo,
     MessageInfo, NodeStatus, OutboxDetail, PeerSummary, Principal, RecordContent, RecordKindName,
     RpcError, Topic, TxRequest, TxStatus, TxSubmitted, TxSummary, UserCreated, UserInfo, UserRole,
     VerifyReport,
@@ -35,13 +35,23 @@ use crate::api::auth::Auth;
 pub struct RpcHandler {
     ctx: Ctx,
     auth: Arc<Auth>,
+    /// Held while a `chain_verify` runs: one at a time, so callers cannot
+    /// stack whole-chain verifications on the node's cores.
+    verifying: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RpcHandler {
     pub fn new(ctx: Ctx, auth: Arc<Auth>) -> Self {
-        RpcHandler { ctx, auth }
+        RpcHandler {
+            ctx,
+            auth,
+            verifying: Arc::default(),
+        }
     }
 }
+
+/// How often a running `chain_verify` reports its progress, at most.
+const VERIFY_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A refusal or failure as the JSON-RPC error object it is sent as.
 fn rpc(e: RpcError) -> ErrorObjectOwned {
@@ -150,10 +160,25 @@ impl QwardApiServer for RpcHandler {
     }
 
     async fn chain_verify(&self) -> RpcResult<VerifyReport> {
+        let Ok(running) = self.verifying.clone().try_lock_owned() else {
+            return Err(rpc(RpcError::refused(
+                "a chain verify is already running on this node; its progress is on the blocks topic",
+            )));
+        };
         let store = self.ctx.store.clone();
-        let report = tokio::task::spawn_blocking(move || ChainStore::new(&*store).verify_chain())
-            .await
-            .map_err(|e| rpc(internal(e)))?;
+        let events = self.ctx.events.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            let mut last: Option<std::time::Instant> = None;
+            ChainStore::new(&*store).verify_chain_with(&mut |verified, total| {
+                if verified == total || last.is_none_or(|t| t.elapsed() >= VERIFY_PROGRESS_EVERY) {
+                    last = Some(std::time::Instant::now());
+                    let _ = events.send(Event::VerifyProgress { verified, total });
+                }
+            })
+        })
+        .await
+        .map_err(|e| rpc(internal(e)))?;
         Ok(VerifyReport {
             ok: report.ok,
             height: report.height,

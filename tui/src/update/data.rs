@@ -318,6 +318,12 @@ pub(super) fn on_event(state: &mut State, event: Event) -> Vec<Effect> {
             }
             effects
         }
+        Event::VerifyProgress { verified, total } => {
+            if let Some(VerifyState::Running { .. }) = state.verify {
+                state.verify = Some(VerifyState::Running { verified, total });
+            }
+            Vec::new()
+        }
         Event::Emergency(e) => {
             if state.my_account() == Some(e.patient.as_str()) {
                 let who = e

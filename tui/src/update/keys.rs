@@ -266,7 +266,13 @@ fn chain_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     }
     match key.code {
         KeyCode::Char('v') => {
-            state.verify = Some(VerifyState::Running);
+            if matches!(state.verify, Some(VerifyState::Running { .. })) {
+                return Vec::new();
+            }
+            state.verify = Some(VerifyState::Running {
+                verified: 0,
+                total: 0,
+            });
             vec![Effect::Call(Call::ChainVerify)]
         }
         _ => Vec::new(),

@@ -97,7 +97,10 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
         Message::Disconnected(reason) => {
             state.connection = Connection::Down(reason);
             state.pending_eve_toggle = None;
-            if state.verify == Some(crate::state::VerifyState::Running) {
+            if matches!(
+                state.verify,
+                Some(crate::state::VerifyState::Running { .. })
+            ) {
                 state.verify = None;
             }
             Vec::new()

@@ -125,7 +125,10 @@ fn connecting_asks_for_everything_and_status_brings_the_recent_blocks() {
 #[test]
 fn reconnect_marks_the_node_down_then_refreshes_everything() {
     let mut s = full_state();
-    s.verify = Some(VerifyState::Running);
+    s.verify = Some(VerifyState::Running {
+        verified: 0,
+        total: 0,
+    });
     assert!(update(&mut s, Message::Disconnected("connection refused".into())).is_empty());
     assert_eq!(s.connection, Connection::Down("connection refused".into()));
     assert_eq!(s.verify, None, "a verify in flight is forgotten");
@@ -731,7 +734,29 @@ fn v_verifies_the_chain_and_keeps_the_report() {
         methods(&key(&mut s, KeyCode::Char('v'))),
         vec!["chain_verify"]
     );
-    assert_eq!(s.verify, Some(VerifyState::Running));
+    assert_eq!(
+        s.verify,
+        Some(VerifyState::Running {
+            verified: 0,
+            total: 0
+        })
+    );
+    // The node's progress events move the bar; a second v waits for the first.
+    update(
+        &mut s,
+        Message::Event(Event::VerifyProgress {
+            verified: 20,
+            total: 43,
+        }),
+    );
+    assert_eq!(
+        s.verify,
+        Some(VerifyState::Running {
+            verified: 20,
+            total: 43
+        })
+    );
+    assert!(key(&mut s, KeyCode::Char('v')).is_empty());
     let report = VerifyReport {
         ok: true,
         height: 42,

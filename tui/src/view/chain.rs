@@ -168,7 +168,22 @@ fn draw_verify(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let lines = match &state.verify {
         None => vec![dim_line("press v to re-check every block from genesis", t)],
-        Some(VerifyState::Running) => {
+        Some(VerifyState::Running { verified, total }) if *total > 0 => {
+            let width = 20u64;
+            let filled = (verified.saturating_mul(width) / total).min(width) as usize;
+            vec![
+                Line::from(Span::styled("verifying the chain… (blocks)", t.warn)),
+                Line::from(vec![
+                    Span::styled("█".repeat(filled), t.ok),
+                    Span::styled("░".repeat(width as usize - filled), t.dim),
+                    Span::raw(format!(
+                        " {verified}/{total} ({}%)",
+                        verified.saturating_mul(100) / total
+                    )),
+                ]),
+            ]
+        }
+        Some(VerifyState::Running { .. }) => {
             vec![Line::from(Span::styled("verifying the chain…", t.warn))]
         }
         Some(VerifyState::Failed(e)) => vec![Line::from(Span::styled(

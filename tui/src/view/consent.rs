@@ -57,7 +57,10 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
                 .grantee_name
                 .clone()
                 .unwrap_or_else(|| state.name_of(&c.grantee));
-            let expires = c.expires_at_ms.map(date).unwrap_or_else(|| "never".into());
+            let expires = c
+                .expires_at_ms
+                .map(|ms| date(&state.zone, ms))
+                .unwrap_or_else(|| "never".into());
             let expired = c
                 .expires_at_ms
                 .is_some_and(|e| state.now_ms > 0 && e <= state.now_ms);

@@ -55,7 +55,7 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
             Level::Info => t.normal,
         };
         lines.push(Line::from(vec![
-            Span::styled(format!("{} ", clock(l.time_ms)), t.dim),
+            Span::styled(format!("{} ", clock(&state.zone, l.time_ms)), t.dim),
             Span::styled(format!("{:<5} ", level.name().to_uppercase()), style),
             Span::styled(log_message(&l.line), style),
         ]));

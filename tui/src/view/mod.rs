@@ -110,8 +110,8 @@ fn banner_lines(state: &State) -> Vec<Line<'static>> {
             .unwrap_or_else(|| state.name_of(&e.declarer));
         lines.push(Line::from(Span::styled(
             format!(
-                " ⚠ EMERGENCY ACCESS to your records by {who} until {} UTC: {}",
-                widgets::utc_time(e.expires_at_ms),
+                " ⚠ EMERGENCY ACCESS to your records by {who} until {}: {}",
+                widgets::local_time(&state.zone, e.expires_at_ms),
                 e.reason
             ),
             t.alarm,

@@ -147,7 +147,10 @@ pub(super) fn draw_grant(state: &State, frame: &mut Frame, area: Rect) {
     let expiry = match parse_expiry_days(&form.expires_days) {
         Ok(Some(d)) if state.now_ms > 0 => format!(
             "until {}",
-            date(state.now_ms.saturating_add(d.saturating_mul(DAY_MS)))
+            date(
+                &state.zone,
+                state.now_ms.saturating_add(d.saturating_mul(DAY_MS))
+            )
         ),
         Ok(Some(_)) => String::new(),
         Ok(None) => "no expiry".into(),

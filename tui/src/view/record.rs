@@ -102,8 +102,9 @@ pub(super) fn draw(state: &State, frame: &mut Frame, area: Rect) {
                 .unwrap_or_else(|| state.name_of(&info.to));
             lines.push(Line::from(Span::styled(
                 format!(
-                    "from {from} to {to}, {} UTC, {} bytes",
-                    date(info.created_ms),
+                    "from {from} to {to}, {} {}, {} bytes",
+                    date(&state.zone, info.created_ms),
+                    super::widgets::zone_name(&state.zone, info.created_ms),
                     info.bytes
                 ),
                 t.dim,

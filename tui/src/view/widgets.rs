@@ -27,10 +27,24 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// A UTC wall-clock time of day, `HH:MM:SS`.
-pub fn clock(ms: u64) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+/// `ms` (unix milliseconds) in `zone`, with the offset in force then.
+fn zoned(zone: &jiff::tz::TimeZone, ms: u64) -> Option<jiff::Zoned> {
+    let ts = jiff::Timestamp::from_millisecond(i64::try_from(ms).ok()?).ok()?;
+    Some(ts.to_zoned(zone.clone()))
+}
+
+fn format_in(zone: &jiff::tz::TimeZone, ms: u64, pattern: &str) -> String {
+    zoned(zone, ms).map_or_else(|| "—".into(), |z| z.strftime(pattern).to_string())
+}
+
+/// A wall-clock time of day in the UI's zone, `HH:MM:SS`.
+pub fn clock(zone: &jiff::tz::TimeZone, ms: u64) -> String {
+    format_in(zone, ms, "%H:%M:%S")
+}
+
+/// The zone's abbreviation at `ms` ("UTC", "CET", "CEST", or an offset).
+pub fn zone_name(zone: &jiff::tz::TimeZone, ms: u64) -> String {
+    format_in(zone, ms, "%Z")
 }
 
 /// How long ago `then_ms` was, from `now_ms`: "12s ago", "5m ago", "3h ago", "2d ago".
@@ -47,14 +61,14 @@ pub fn ago(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
-/// A UTC date and time, `YYYY-MM-DD HH:MM:SS`.
-pub fn utc_time(ms: u64) -> String {
-    format!("{} {}", date(ms), clock(ms))
+/// A date and time in the UI's zone, `YYYY-MM-DD HH:MM:SS ZONE`.
+pub fn local_time(zone: &jiff::tz::TimeZone, ms: u64) -> String {
+    format_in(zone, ms, "%Y-%m-%d %H:%M:%S %Z")
 }
 
-/// A civil date (UTC) `YYYY-MM-DD` for Unix milliseconds.
-pub fn date(ms: u64) -> String {
-    qward_core::calendar::utc_date(ms)
+/// A civil date `YYYY-MM-DD` in the UI's zone for Unix milliseconds.
+pub fn date(zone: &jiff::tz::TimeZone, ms: u64) -> String {
+    format_in(zone, ms, "%Y-%m-%d")
 }
 
 /// A fraction as a percentage with one decimal: `0.031` → `3.1%`.
@@ -109,11 +123,22 @@ mod tests {
 
     #[test]
     fn times_and_fractions_format_for_people() {
-        assert_eq!(clock(3_723_000), "01:02:03");
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(clock(&utc, 3_723_000), "01:02:03");
+        // Another zone shows its own wall clock, and names itself.
+        let plus2 = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        assert_eq!(clock(&plus2, 3_723_000), "03:02:03");
+        assert_eq!(local_time(&utc, 3_723_000), "1970-01-01 01:02:03 UTC");
+        assert_eq!(zone_name(&plus2, 0), "+02");
+        // Daylight saving time is the one in force at that instant.
+        if let Ok(berlin) = jiff::tz::TimeZone::get("Europe/Berlin") {
+            assert_eq!(zone_name(&berlin, 1_767_225_600_000), "CET"); // 2026-01-01
+            assert_eq!(zone_name(&berlin, 1_782_864_000_000), "CEST"); // 2026-07-01
+        }
         assert_eq!(ago(100_000, 40_000), "1m ago");
         assert_eq!(ago(0, 40_000), "—");
-        assert_eq!(date(1_795_000_000_000), "2026-11-18");
-        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(&utc, 1_795_000_000_000), "2026-11-18");
+        assert_eq!(date(&utc, 0), "1970-01-01");
         assert_eq!(pct(0.031), "3.1%");
         assert_eq!(unit_ratio(f64::NAN), 0.0);
         assert_eq!(unit_ratio(3.0), 1.0);
