@@ -33,6 +33,10 @@ pub enum Message {
     Disconnected(String),
     /// The terminal was resized.
     Resize { width: u16, height: u16 },
+    /// The left mouse button was pressed at a cell (0-based).
+    Click { column: u16, row: u16 },
+    /// The mouse wheel turned: up (towards the top of a list) or down.
+    Scroll { up: bool },
     /// A file asked for by the compose form was read (or not).
     FileRead {
         path: PathBuf,

@@ -74,7 +74,11 @@ pub fn run(bridge: Bridge, options: Options) -> io::Result<()> {
             return Err(e);
         }
     };
+    // Clicks and the wheel come as events; the terminal's own selection
+    // then needs Shift held (as in most terminal programs).
+    let _ = crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture);
     let result = event_loop(&mut terminal, bridge, options);
+    let _ = crossterm::execute!(io::stdout(), crossterm::event::DisableMouseCapture);
     let restored = ratatui::try_restore();
     result.and(restored)
 }
@@ -127,6 +131,22 @@ where
                 TermEvent::Key(key) => queue.push_back(Message::Key(key)),
                 TermEvent::Resize(width, height) => {
                     queue.push_back(Message::Resize { width, height })
+                }
+                TermEvent::Mouse(m) => {
+                    use crossterm::event::{MouseButton, MouseEventKind};
+                    match m.kind {
+                        MouseEventKind::Down(MouseButton::Left) => {
+                            queue.push_back(Message::Click {
+                                column: m.column,
+                                row: m.row,
+                            })
+                        }
+                        MouseEventKind::ScrollUp => queue.push_back(Message::Scroll { up: true }),
+                        MouseEventKind::ScrollDown => {
+                            queue.push_back(Message::Scroll { up: false })
+                        }
+                        _ => {}
+                    }
                 }
                 _ => {}
             }

@@ -8,6 +8,7 @@ mod keys;
 
 pub use forms::kind_name;
 
+use crossterm::event::{KeyCode, KeyEvent};
 use qward_core::api::Call;
 
 use crate::effect::Effect;
@@ -30,6 +31,26 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
             state.lock.last_input_ms = state.now_ms;
             keys::on_key(state, key)
         }
+        // The mouse does what its keys do: the wheel moves the selection
+        // as the arrow keys do, a click on a tab presses its number. A
+        // locked UI takes no mouse input.
+        Message::Scroll { up } if state.lock.screen.is_none() => {
+            let code = if up { KeyCode::Up } else { KeyCode::Down };
+            update(state, Message::Key(KeyEvent::from(code)))
+        }
+        Message::Click { column, row } if state.lock.screen.is_none() => {
+            match crate::view::tab_at(column, row) {
+                Some(screen) if state.grant.is_none() && state.compose.is_none() => {
+                    let digit = char::from_digit(screen.number() as u32, 10).unwrap_or('1');
+                    update(state, Message::Key(KeyEvent::from(KeyCode::Char(digit))))
+                }
+                _ => {
+                    state.lock.last_input_ms = state.now_ms;
+                    Vec::new()
+                }
+            }
+        }
+        Message::Scroll { .. } | Message::Click { .. } => Vec::new(),
         Message::Unlocked(result) => match result {
             Ok(()) => {
                 state.lock.screen = None;

@@ -65,6 +65,29 @@ pub fn view(state: &State, frame: &mut Frame) {
     }
 }
 
+/// The tab bar's row, and each tab's columns as `draw_tabs` lays them out
+/// (a space either side of each title, `│` between them).
+const TABS_ROW: u16 = 0;
+
+/// The screen whose tab is at a cell, for a mouse click.
+pub fn tab_at(column: u16, row: u16) -> Option<Screen> {
+    if row != TABS_ROW {
+        return None;
+    }
+    let mut x = 0u16;
+    for screen in Screen::ALL {
+        let width = format!("{} {}", screen.number(), screen.tab())
+            .chars()
+            .count() as u16
+            + 2;
+        if (x..x + width).contains(&column) {
+            return Some(screen);
+        }
+        x += width + 1;
+    }
+    None
+}
+
 fn draw_tabs(state: &State, frame: &mut Frame, area: Rect) {
     let titles: Vec<Line> = Screen::ALL
         .iter()

@@ -411,3 +411,48 @@ fn a_locked_screen_shows_nothing_of_the_node_only_what_unlocks_it() {
     );
     insta::assert_snapshot!("locked_80x24", screen);
 }
+
+#[test]
+fn a_click_on_a_tab_opens_its_screen_and_the_wheel_moves_the_selection() {
+    let mut s = full_state();
+    s.size = (120, 40);
+    let screen = render(&s, 120, 40);
+    let top = screen.lines().next().expect("the tab bar");
+    for target in [Screen::Chain, Screen::Peers, Screen::Logs, Screen::Overview] {
+        let title = format!("{} {}", target.number(), target.tab());
+        let at = top.find(&title).expect("the tab is drawn");
+        let column = top[..at].chars().count() as u16 + 1;
+        update(&mut s, Message::Click { column, row: 0 });
+        assert_eq!(s.screen, target, "a click on {title:?} at column {column}");
+    }
+    // A click elsewhere changes nothing.
+    update(&mut s, Message::Click { column: 5, row: 7 });
+    assert_eq!(s.screen, Screen::Overview);
+    // The wheel moves the Chain screen's selection as the arrow keys do.
+    update(
+        &mut s,
+        Message::Click {
+            column: 1 + top[..top.find("5 Chain").unwrap()].chars().count() as u16,
+            row: 0,
+        },
+    );
+    assert_eq!(s.screen, Screen::Chain);
+    assert!(s.blocks.len() >= 2);
+    s.blocks_sel = 0;
+    update(&mut s, Message::Scroll { up: false });
+    assert_eq!(s.blocks_sel, 1);
+    update(&mut s, Message::Scroll { up: true });
+    assert_eq!(s.blocks_sel, 0);
+    // A locked UI takes no mouse input.
+    s.lock.screen = Some(Default::default());
+    let before = s.screen;
+    let title = top.find("2 Peers").unwrap();
+    update(
+        &mut s,
+        Message::Click {
+            column: top[..title].chars().count() as u16 + 1,
+            row: 0,
+        },
+    );
+    assert_eq!(s.screen, before);
+}
