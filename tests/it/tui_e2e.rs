@@ -576,6 +576,40 @@ async fn the_tui_verifies_a_chain_of_50000_blocks_with_a_progress_bar() {
     let dir = net.nodes[0].dir.clone();
     grow_chain(&dir, BLOCKS);
     net.node("hospital-1").start().expect("start");
+    // One verify at a time per node: a second, while the first runs, is
+    // refused at once instead of stacking another whole-chain pass.
+    {
+        use qward_node::api::QwardApiClient;
+        let node = &net.nodes[0];
+        let first = node.client(Duration::from_secs(60)).await.expect("client");
+        let second = node.client(Duration::from_secs(60)).await.expect("client");
+        let mut events = {
+            use jsonrpsee::core::client::SubscriptionClientT;
+            second
+                .subscribe::<serde_json::Value, _>(
+                    qward_core::api::method::SUBSCRIBE,
+                    jsonrpsee::rpc_params![vec![qward_core::api::Topic::Blocks]],
+                    qward_core::api::method::UNSUBSCRIBE,
+                )
+                .await
+                .expect("subscribe")
+        };
+        let running = tokio::spawn(async move { first.chain_verify().await });
+        // The first verify has started once its progress shows.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(Ok(e)) = events.next().await {
+                if e["type"] == "verify_progress" {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the first verify's progress");
+        let refused = second.chain_verify().await.expect_err("a second verify");
+        assert!(refused.to_string().contains("already running"), "{refused}");
+        let report = running.await.expect("task").expect("the first verify");
+        assert!(report.ok && report.height == BLOCKS, "{report:?}");
+    }
     let tmux = Tmux::start(
         net.dir.path(),
         100,

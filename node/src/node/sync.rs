@@ -216,9 +216,10 @@ async fn step(ctx: &Ctx, turn: &mut usize, heights: &mut PeerHeights) -> anyhow:
         Ok(Ok(n)) => {
             if n > 0 {
                 heights.delivered(&peer, last, full);
+                let now_at = ctx.view().tip.height;
                 tracing::info!(
-                    "synced {n} blocks from {peer}, now at {}",
-                    ctx.view().tip.height
+                    "synced {n} blocks from {peer}: now at {now_at} of {their_height} ({}%)",
+                    now_at.saturating_mul(100) / their_height.max(1)
                 );
             }
             Ok(n)
