@@ -233,7 +233,7 @@ pub struct ConsensusInfo {
     /// commit: the next height waits for a transaction or the heartbeat).
     pub step: String,
     /// Validators silent for longer than this round's propose timeout plus
-    /// 2 s (stopped, cut off, or far behind); empty while idle.
+    /// 1 s (stopped, cut off, or far behind); empty while idle.
     pub waiting_for: Vec<String>,
     pub newest_block_age_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -119,7 +119,8 @@ struct Driver {
     height_started_ms: u64,
     /// When each validator's newest consensus message arrived, for `status`.
     last_heard: std::collections::BTreeMap<AccountId, u64>,
-    driver_started_ms: u64,
+    /// Silence of validators counts from here (see `ConsensusProgress`).
+    counting_since_ms: u64,
 }
 
 /// Runs the driver until shutdown.
@@ -180,7 +181,7 @@ pub async fn run(
         idle: None,
         height_started_ms: now_ms(),
         last_heard: std::collections::BTreeMap::new(),
-        driver_started_ms: now_ms(),
+        counting_since_ms: now_ms(),
     };
     driver.update_members().await;
     driver.start_if_due(next_height).await;
@@ -229,8 +230,8 @@ impl Driver {
                 .genesis
                 .params
                 .timeout_ms(qward_core::consensus::TimeoutStep::Propose, m.round())
-                .saturating_add(2_000),
-            driver_started_ms: self.driver_started_ms,
+                .saturating_add(1_000),
+            counting_since_ms: self.counting_since_ms,
             sync_target: m.sync_target(),
             idle_until_ms: self.idle.map(|(_, heartbeat)| heartbeat),
             height_started_ms: self.height_started_ms,
@@ -304,7 +305,9 @@ impl Driver {
         if self.holds_back(height).await {
             return;
         }
-        self.idle = None;
+        if self.idle.take().is_some() {
+            self.counting_since_ms = now_ms();
+        }
         self.height_started_ms = now_ms();
         Metrics::inc(&self.ctx.metrics.consensus_rounds);
         self.refresh_candidates(height, 0).await;
@@ -646,7 +649,9 @@ impl Driver {
             self.after_import().await;
             let next = self.app.view.tip.height + 1;
             if self.machine.height() < next {
-                self.idle = None;
+                if self.idle.take().is_some() {
+                    self.counting_since_ms = now_ms();
+                }
                 self.height_started_ms = now_ms();
                 let validators = self.app.view.state.validators.clone();
                 self.refresh_candidates(next, 0).await;

@@ -558,14 +558,7 @@ fn consensus_info(ctx: &Ctx, v: &super::view::ChainView) -> Option<ConsensusInfo
     let p = ctx.consensus.borrow().clone();
     p.step?;
     let now = now_ms();
-    let silent = |a: &AccountId| {
-        let since = p
-            .last_heard
-            .iter()
-            .find(|(who, _)| who == a)
-            .map_or(p.driver_started_ms, |(_, at)| *at);
-        now.saturating_sub(since) > p.quiet_after_ms
-    };
+    let silent = |a: &AccountId| p.is_silent(a, now);
     let waiting_for = if p.idle_until_ms.is_some() {
         Vec::new()
     } else {
